@@ -1,0 +1,40 @@
+"""Dataset config keys (under ``DATASET``) shared by the AGIQA and AIGCIQA2023 loaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["add_dataset_config", "DEFAULT_LEVEL_NAMES"]
+
+# Upstream's six quality levels, worst to best; also the prompt class names.
+DEFAULT_LEVEL_NAMES = ["terrible", "bad", "poor", "average", "good", "perfect"]
+
+# key -> (default, meaning); the meaning doubles as the one-line comment of each key.
+_KEYS: dict[str, tuple[Any, str]] = {
+    "TASK": ("", "which MOS to predict; '' = the dataset default 'quality' "
+                 "(AGIQA: quality|alignment, AIGCIQA2023: quality|authenticity|correspondence)"),
+    "LEVEL_NAMES": (list(DEFAULT_LEVEL_NAMES), "ordered level (class) names, worst first"),
+    "LEVEL_THRESHOLDS": ([], "MOS cut points between levels, strictly increasing, "
+                             "len(LEVEL_NAMES) - 1 values; [] = dataset/task default"),
+    "SPLIT_SEED": (42, "random_state of the train/test (and train/val) split"),
+    "TEST_RATIO": (0.2, "fraction of all rows held out as the test split"),
+    "VAL_RATIO": (0.0, "fraction of the training split carved out as validation; 0 = no val"),
+    "CHECK_FILES": (True, "verify that every listed image exists before training"),
+}
+
+
+def add_dataset_config(cfg: Any) -> Any:
+    """Declare the dataset keys on ``cfg.DATASET`` (a yacs ``CfgNode``) and return ``cfg``.
+
+    Idempotent: keys that already exist keep their current value, so calling it twice, or after
+    a merge, changes nothing. Raises ``ValueError`` if ``cfg`` is frozen and a key is missing.
+    """
+    node = cfg.DATASET
+    for key, (default, _meaning) in _KEYS.items():
+        if key in node:
+            continue
+        if node.is_frozen():
+            raise ValueError(f"cannot add DATASET.{key}: the config is frozen; call "
+                             "add_dataset_config(cfg) before cfg.freeze()")
+        setattr(node, key, list(default) if isinstance(default, list) else default)
+    return cfg

@@ -1,0 +1,99 @@
+"""Dataset-independent assembly: config options -> split, levelled parts (no dassl import).
+
+Each dataset module reads its label table and finds its image folder; ``assemble`` then applies
+the configured split and MOS->level mapping and checks the images, producing a ``LevelledData``
+that the dassl-facing classes turn into ``Datum`` lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from .errors import DatasetError
+from .layout import check_images
+from .levels import mos_to_levels, resolve_thresholds, validate_levels
+from .splits import split_table
+
+__all__ = ["DatasetOptions", "LevelledData", "read_options", "resolve_task", "assemble"]
+
+PARTS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The ``DATASET.*`` values the loaders use (see ``datasets/config.py`` for their meaning)."""
+
+    root: str
+    task: str
+    level_names: tuple[str, ...]
+    level_thresholds: tuple[float, ...]
+    split_seed: int
+    test_ratio: float
+    val_ratio: float
+    check_files: bool
+
+
+@dataclass(frozen=True)
+class LevelledData:
+    """A dataset ready for ``Datum`` construction.
+
+    ``parts`` maps "train"/"val"/"test" to tables in split order with columns ``name`` (str),
+    ``mos`` (float64), ``label`` (int64 level index) and, where available, ``prompt``.
+    """
+
+    task: str
+    image_dir: Path
+    level_names: list[str]
+    thresholds: list[float]
+    parts: dict[str, pd.DataFrame]
+
+
+def read_options(cfg: Any) -> DatasetOptions:
+    """Collect the dataset options from ``cfg.DATASET`` (keys of ``add_dataset_config``)."""
+    node = cfg.DATASET
+    values = {}
+    for key in ("ROOT", "TASK", "LEVEL_NAMES", "LEVEL_THRESHOLDS", "SPLIT_SEED", "TEST_RATIO",
+                "VAL_RATIO", "CHECK_FILES"):
+        if key not in node:
+            raise DatasetError(f"config key DATASET.{key} is not declared: call "
+                               "datasets.add_dataset_config(cfg) before merging config files")
+        values[key] = node[key]
+    return DatasetOptions(
+        root=str(values["ROOT"]), task=str(values["TASK"]).strip().lower(),
+        level_names=tuple(values["LEVEL_NAMES"]),
+        level_thresholds=tuple(values["LEVEL_THRESHOLDS"]),
+        split_seed=int(values["SPLIT_SEED"]), test_ratio=float(values["TEST_RATIO"]),
+        val_ratio=float(values["VAL_RATIO"]), check_files=bool(values["CHECK_FILES"]),
+    )
+
+
+def resolve_task(task: str, known: Sequence[str], dataset: str) -> str:
+    """Return ``task`` (or the first known task when empty) after checking it is supported."""
+    task = task or known[0]
+    if task not in known:
+        raise DatasetError(f"DATASET.TASK {task!r} is not supported by {dataset}; "
+                           f"choose one of {list(known)}")
+    return task
+
+
+def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task: str,
+             default_thresholds: Mapping[str, Sequence[float]]) -> LevelledData:
+    """Split ``table``, attach level labels and (if ``options.check_files``) check the images.
+
+    ``default_thresholds`` maps each task to the thresholds used when
+    ``DATASET.LEVEL_THRESHOLDS`` is empty. Levels are computed per row, so they do not depend on
+    the split.
+    """
+    thresholds = resolve_thresholds(options.level_thresholds, default_thresholds[task])
+    names, thresholds = validate_levels(options.level_names, thresholds)
+    if options.check_files:
+        check_images(image_dir, table["name"].tolist())
+    labelled = table.copy()
+    labelled["label"] = mos_to_levels(labelled["mos"].to_numpy(), thresholds)
+    split = split_table(labelled, options.test_ratio, options.split_seed, options.val_ratio)
+    return LevelledData(task=task, image_dir=image_dir, level_names=names, thresholds=thresholds,
+                        parts=split.tables(labelled))

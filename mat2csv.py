@@ -1,0 +1,102 @@
+"""Convert AIGCIQA2023's MATLAB MOS files to ``name,mos`` CSV files, all tasks at once.
+
+    python mat2csv.py --mos-dir ROOT/AIGCIQA2023/MOS --out-dir ROOT/AIGCIQA2023
+
+reads ``mosz1.mat`` (quality), ``mosz2.mat`` (authenticity) and ``mosz3.mat`` (correspondence),
+each holding a variable ``MOSz`` of shape (N, 1), and writes ``mos_quality.csv``,
+``mos_authenticity.csv`` and ``mos_correspondence.csv`` with one row per image ``i.png``
+(i = 0 .. N-1). Values are written with Python's shortest round-trip repr, so reading the CSV
+back yields exactly the floats of the ``.mat``. Files are written atomically (temporary file,
+then rename). Missing ``.mat`` files are reported and skipped; exit status 1 when none exists
+or one cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+# (input .mat, output CSV) per task, in the database's numbering.
+CONVERSIONS = (
+    ("mosz1.mat", "mos_quality.csv"),
+    ("mosz2.mat", "mos_authenticity.csv"),
+    ("mosz3.mat", "mos_correspondence.csv"),
+)
+
+
+def convert(mat_path: Path, csv_path: Path) -> int:
+    """Write ``csv_path`` (columns ``name,mos``) from ``mat_path``; return the row count.
+
+    Raises ``datasets.DatasetError`` for an unreadable file or a missing/malformed ``MOSz``.
+    """
+    # Deferred: importing the datasets package loads dassl and torch (seconds), which --help
+    # and argument errors should not pay for.
+    from datasets.labels import MAT_VARIABLE, read_mat_table
+
+    table = read_mat_table(mat_path, MAT_VARIABLE)
+    lines = ["name,mos"] + [f"{n},{float(m)!r}" for n, m in zip(table["name"], table["mos"])]
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=csv_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the CSV is ordinary shared data
+        os.replace(tmp, csv_path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return len(table)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mat2csv.py",
+        description="Convert AIGCIQA2023 MOS/mosz{1,2,3}.mat (variable MOSz, shape (N, 1)) into "
+                    "mos_quality.csv, mos_authenticity.csv and mos_correspondence.csv "
+                    "(columns name,mos; rows 0.png .. N-1.png) for the AIGCIQA2023 loader.",
+    )
+    parser.add_argument("--mos-dir", required=True, type=Path,
+                        help="folder holding mosz1.mat / mosz2.mat / mosz3.mat "
+                             "(e.g. ROOT/AIGCIQA2023/MOS)")
+    parser.add_argument("--out-dir", required=True, type=Path,
+                        help="folder to write the CSV files into (e.g. ROOT/AIGCIQA2023, "
+                             "where the loader looks for them); created if missing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the conversion; return the process exit status (0 = at least one file written)."""
+    args = build_parser().parse_args(argv)
+    if not args.mos_dir.is_dir():
+        print(f"error: --mos-dir {args.mos_dir} is not a folder", file=sys.stderr)
+        return 1
+    from datasets.errors import DatasetError  # deferred for the same reason as in convert()
+
+    written, missing = 0, []
+    for mat_name, csv_name in CONVERSIONS:
+        mat_path = args.mos_dir / mat_name
+        if not mat_path.is_file():
+            missing.append(mat_name)
+            continue
+        try:
+            rows = convert(mat_path, args.out_dir / csv_name)
+        except DatasetError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out_dir / csv_name} ({rows} rows) from {mat_path}")
+        written += 1
+    if missing:
+        print(f"missing in {args.mos_dir}, skipped: {', '.join(missing)}", file=sys.stderr)
+    if not written:
+        print(f"error: none of {[m for m, _ in CONVERSIONS]} found in {args.mos_dir}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

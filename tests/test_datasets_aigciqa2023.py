@@ -1,0 +1,145 @@
+"""AIGCIQA2023 loader on the real MOS files (mosz1/mosz2), paired with tiny placeholder images."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import loadmat, savemat
+from sklearn.model_selection import train_test_split
+
+from dassl.config import get_cfg_default
+from dassl.data.datasets import build_dataset
+from datasets import AIGCIQA2023, DatasetError, add_dataset_config
+from datasets.synthetic import write_placeholder_images
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aigciqa2023"
+pytestmark = pytest.mark.skipif(not (REAL / "mosz1.mat").is_file(), reason=f"{REAL} not available")
+
+N = 2400
+ALL_NAMES = [f"{i}.png" for i in range(N)]
+
+
+def make_cfg(root, **dataset):
+    cfg = add_dataset_config(get_cfg_default())
+    cfg.DATASET.NAME = "AIGCIQA2023"
+    cfg.DATASET.ROOT = str(root)
+    for key, value in dataset.items():
+        cfg.DATASET[key] = value
+    return cfg
+
+
+def real_mos(k):
+    return loadmat(REAL / f"mosz{k}.mat")["MOSz"][:, 0]
+
+
+def build_root(root, mats=(1, 2), image_dir="allimg", names=ALL_NAMES):
+    base = root / "AIGCIQA2023"
+    (base / "MOS").mkdir(parents=True)
+    for k in mats:
+        shutil.copy(REAL / f"mosz{k}.mat", base / "MOS" / f"mosz{k}.mat")
+    write_placeholder_images(base / image_dir, names)
+    return root
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return build_root(tmp_path_factory.mktemp("aigc_root"))
+
+
+@pytest.fixture(scope="module")
+def quality(root):
+    return AIGCIQA2023(make_cfg(root))
+
+
+def names(items):
+    return [d.name for d in items]
+
+
+def test_counts_split_and_fields(quality, root):
+    assert (len(quality.train_x), len(quality.test)) == (1920, 480)
+    assert quality.task == "quality" and quality.thresholds == [30.0, 40.0, 50.0, 60.0, 70.0]
+    ref_train, ref_test = train_test_split(np.arange(N), test_size=0.2, random_state=42)
+    assert names(quality.train_x) == [f"{i}.png" for i in ref_train]
+    assert names(quality.test) == [f"{i}.png" for i in ref_test]
+    mos = real_mos(1)
+    for d in quality.train_x[:100] + quality.test[:100]:
+        assert d.mos == float(mos[int(d.name[:-4])])
+        assert d.impath == str(root / "AIGCIQA2023" / "allimg" / d.name)
+        assert d.classname == quality.classnames[d.label]
+
+
+def test_level_counts_match_upstream(quality, root):
+    assert np.bincount([d.label for d in quality.train_x]).tolist() == [7, 338, 574, 686, 307, 8]
+    auth = AIGCIQA2023(make_cfg(root, TASK="authenticity"))
+    assert np.bincount([d.label for d in auth.train_x]).tolist() == [5, 228, 734, 742, 208, 3]
+
+
+def test_task_switch_keeps_the_split_and_changes_the_values(quality, root):
+    auth = build_dataset(make_cfg(root, TASK="authenticity"))
+    assert isinstance(auth, AIGCIQA2023) and auth.task == "authenticity"
+    assert names(auth.train_x) == names(quality.train_x)
+    mos2 = real_mos(2)
+    assert all(d.mos == float(mos2[int(d.name[:-4])]) for d in auth.train_x + auth.test)
+    assert [d.mos for d in auth.test] != [d.mos for d in quality.test]
+
+
+def test_split_identical_across_runs_and_val_ratio(quality, root):
+    again = AIGCIQA2023(make_cfg(root))
+    assert names(again.train_x) == names(quality.train_x)
+    with_val = AIGCIQA2023(make_cfg(root, VAL_RATIO=0.2))
+    assert (len(with_val.train_x), len(with_val.val), len(with_val.test)) == (1536, 384, 480)
+    ref_train, ref_val = train_test_split(names(quality.train_x), test_size=0.2, random_state=42)
+    assert names(with_val.train_x) == ref_train and names(with_val.val) == ref_val
+
+
+def test_missing_task_file_names_both_expected_sources(root):
+    with pytest.raises(DatasetError) as info:
+        AIGCIQA2023(make_cfg(root, TASK="correspondence"))
+    message = str(info.value)
+    assert "MOS/mosz3.mat" in message and "mos_correspondence.csv" in message
+    assert "mosz1.mat" in message  # what MOS/ holds instead
+
+
+def test_nested_image_folder_is_tolerated(tmp_path):
+    root = build_root(tmp_path, mats=(1,), image_dir="allimg/allimg")
+    ds = AIGCIQA2023(make_cfg(root))
+    assert ds.test[0].impath == str(root / "AIGCIQA2023" / "allimg" / "allimg" / ds.test[0].name)
+
+
+def test_missing_root_and_missing_images(tmp_path):
+    with pytest.raises(DatasetError, match=r"AIGCIQA2023 not found .*does not exist"):
+        AIGCIQA2023(make_cfg(tmp_path / "nowhere"))
+    root = build_root(tmp_path, mats=(1,), names=ALL_NAMES[:-3])
+    with pytest.raises(DatasetError, match=r"(?s)^3 of 2400 images .*2397.png"):
+        AIGCIQA2023(make_cfg(root))
+    assert len(AIGCIQA2023(make_cfg(root, CHECK_FILES=False)).test) == 480
+
+
+def test_mat_without_mosz_or_with_wrong_length(tmp_path):
+    root = build_root(tmp_path, mats=(), names=ALL_NAMES)
+    mat = root / "AIGCIQA2023" / "MOS" / "mosz1.mat"
+    savemat(mat, {"scores": real_mos(1)[:, None]})
+    with pytest.raises(DatasetError, match=r"no variable 'MOSz'; it holds \['scores'\]"):
+        AIGCIQA2023(make_cfg(root))
+    savemat(mat, {"MOSz": real_mos(1)[:-1, None]})
+    with pytest.raises(DatasetError, match=r"wrong MOS length: .*2399 rows .*2399.png"):
+        AIGCIQA2023(make_cfg(root))
+    savemat(mat, {"MOSz": np.stack([real_mos(1), real_mos(2)], axis=1)})
+    with pytest.raises(DatasetError, match=r"shape \(2400, 2\)"):
+        AIGCIQA2023(make_cfg(root))
+    bad = real_mos(1).copy()
+    bad[17] = np.nan
+    savemat(mat, {"MOSz": bad[:, None]})
+    with pytest.raises(DatasetError, match="row 17 .*'17.png'"):
+        AIGCIQA2023(make_cfg(root))
+
+
+def test_csv_source_is_used_when_no_mat_exists(tmp_path):
+    root = build_root(tmp_path, mats=(), names=["0.png", "1.png", "2.png", "3.png", "4.png"])
+    (root / "AIGCIQA2023" / "mos_authenticity.csv").write_text(
+        "name,mos\n0.png,25.5\n1.png,35\n2.png,45\n3.png,65\n4.png,75\n")
+    ds = AIGCIQA2023(make_cfg(root, TASK="authenticity"))
+    got = {d.name: (d.mos, d.label) for d in ds.train_x + ds.test}
+    assert got == {"0.png": (25.5, 0), "1.png": (35.0, 1), "2.png": (45.0, 2),
+                   "3.png": (65.0, 4), "4.png": (75.0, 5)}

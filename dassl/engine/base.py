@@ -1,0 +1,259 @@
+"""``TrainerBase``: registered models/optimizers/schedulers, checkpoints, TensorBoard, the loop.
+
+Registration order matters: it is the order of saving, loading and stepping, and the first
+model's optimizer supplies the logged learning rate.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, get_rng_state,
+                         load_checkpoint, read_checkpoint_pointer, save_checkpoint,
+                         set_rng_state, tolist_if_not)
+
+_PERIODIC_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
+
+
+def checkpoint_epoch(fname: str) -> Optional[int]:
+    """Epoch number of a ``model.pth.tar-<epoch>`` file name, None for other names."""
+    match = _PERIODIC_RE.match(fname)
+    return int(match.group(1)) if match else None
+
+
+class TrainerBase:
+    """Model registry, checkpoint I/O and the generic epoch loop (no data, no evaluation)."""
+
+    def __init__(self) -> None:
+        self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
+        self._optims: OrderedDict = OrderedDict()
+        self._scheds: OrderedDict = OrderedDict()
+        self._writer = None
+
+    # ----------------------------------------------------------------- model registry
+    def register_model(self, name: str = "model", model: Optional[nn.Module] = None,
+                       optim=None, sched=None) -> None:
+        """Register a module with its optimizer and scheduler (either may be None)."""
+        if self.__dict__.get("_models") is None:
+            raise AttributeError("Cannot assign model before super().__init__() call")
+        if name in self._models:
+            raise KeyError(f"Model name {name!r} is already registered")
+        if model is None:
+            raise ValueError(f"register_model({name!r}) needs a module")
+        self._models[name] = model
+        self._optims[name] = optim
+        self._scheds[name] = sched
+
+    def get_model_names(self, names=None) -> list[str]:
+        """All registered names, or the validated subset ``names`` (a str or list)."""
+        names_real = list(self._models.keys())
+        if names is None:
+            return names_real
+        names = tolist_if_not(names)
+        for name in names:
+            if name not in names_real:
+                raise KeyError(f"Model {name!r} is not registered; registered: {names_real}")
+        return names
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        """``"train"`` -> ``.train()``, ``"test"``/``"eval"`` -> ``.eval()`` on registered models."""
+        if mode not in ("train", "test", "eval"):
+            raise KeyError(f"Unknown model mode {mode!r}; expected train, test or eval")
+        for name in self.get_model_names(names):
+            self._models[name].train(mode == "train")
+
+    def update_lr(self, names=None) -> None:
+        """Step every registered scheduler once (called once per epoch by ``after_epoch``)."""
+        for name in self.get_model_names(names):
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def get_current_lr(self, names=None) -> float:
+        """LR of the first parameter group of the first selected model's optimizer."""
+        name = self.get_model_names(names)[0]
+        if self._optims[name] is None:
+            raise ValueError(f"Model {name!r} has no optimizer")
+        return self._optims[name].param_groups[0]["lr"]
+
+    # ----------------------------------------------------------------- optimisation
+    def detect_anomaly(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError("Loss is infinite or NaN!")
+
+    def model_zero_grad(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad()
+
+    def model_backward(self, loss: torch.Tensor) -> None:
+        self.detect_anomaly(loss)
+        loss.backward()
+
+    def model_update(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].step()
+
+    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
+        """zero_grad -> NaN/Inf check -> backward -> optimizer step, for the selected models."""
+        self.model_zero_grad(names)
+        self.model_backward(loss)
+        self.model_update(names)
+
+    # ----------------------------------------------------------------- checkpoints
+    def checkpoint_extra_state(self) -> dict:
+        """Plain-data trainer state stored in every checkpoint (RNG states here)."""
+        return {"rng_state": get_rng_state()}
+
+    def restore_extra_state(self, state: dict) -> None:
+        """Inverse of :meth:`checkpoint_extra_state`, called when resuming."""
+        if state.get("rng_state"):
+            set_rng_state(state["rng_state"])
+
+    def save_model(self, epoch: int, directory: str, is_best: bool = False,
+                   val_result: Optional[float] = None, model_name: str = "") -> None:
+        """Write ``directory/<name>/<file>`` per registered model (``epoch`` is 0-based; the
+        file stores ``epoch + 1``). Best files update ``checkpoint-best``, all others
+        ``checkpoint``."""
+        extra = self.checkpoint_extra_state()
+        pointer = BEST_POINTER if model_name == BEST_MODEL_NAME else LATEST_POINTER
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": self._models[name].state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": None if val_result is None else float(val_result),
+                "trainer_state": extra,
+            }
+            save_checkpoint(state, os.path.join(directory, name), is_best=is_best,
+                            model_name=model_name, pointer=pointer)
+
+    def _resume_file_name(self, directory: str, names: list[str]) -> Optional[str]:
+        """File to resume from, or None when some model has no ``checkpoint`` pointer."""
+        pointers = {n: read_checkpoint_pointer(os.path.join(directory, n)) for n in names}
+        if not names or any(p is None for p in pointers.values()):
+            return None
+        fnames = set(pointers.values())
+        if len(fnames) == 1:
+            return fnames.pop()
+        # A run killed between the per-model saves leaves models one epoch apart; the previous
+        # files are deleted only after all saves, so the oldest epoch exists for every model.
+        epochs = [checkpoint_epoch(f) for f in fnames]
+        if None in epochs:
+            raise RuntimeError(f"Inconsistent checkpoint pointers in {directory}: {pointers}")
+        fname = f"model.pth.tar-{min(epochs)}"
+        missing = [n for n in names if not os.path.isfile(os.path.join(directory, n, fname))]
+        if missing:
+            raise RuntimeError(f"Inconsistent checkpoints in {directory}: pointers {pointers}, "
+                               f"and {fname} is missing for {missing}")
+        print(f"Checkpoint pointers disagree ({pointers}); resuming all models from {fname}")
+        return fname
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Restore models, optimizers, schedulers and trainer state from the files named by the
+        ``checkpoint`` pointers under ``directory``; return the number of finished epochs
+        (0 when there is nothing to resume)."""
+        names = self.get_model_names()
+        fname = self._resume_file_name(directory, names)
+        if fname is None:
+            print("No checkpoint found, train from scratch")
+            return 0
+        start_epoch, extra = 0, {}
+        for name in names:
+            path = os.path.join(directory, name, fname)
+            print(f'Loading checkpoint from "{path}"')
+            checkpoint = load_checkpoint(path)
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+            if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
+                self._optims[name].load_state_dict(checkpoint["optimizer"])
+            if self._scheds[name] is not None and checkpoint.get("scheduler") is not None:
+                self._scheds[name].load_state_dict(checkpoint["scheduler"])
+            start_epoch = int(checkpoint["epoch"])
+            extra = checkpoint.get("trainer_state") or {}
+        self.restore_extra_state(extra)
+        print(f"Resumed after epoch {start_epoch}")
+        return start_epoch
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        """Load weights (strict) of ``model-best.pth.tar``, or ``model.pth.tar-<epoch>``."""
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        model_file = BEST_MODEL_NAME if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            model_path = os.path.join(directory, name, model_file)
+            if not os.path.exists(model_path):
+                raise FileNotFoundError(f'Model not found at "{model_path}"')
+            checkpoint = load_checkpoint(model_path)
+            val_result = checkpoint.get("val_result")
+            shown = "n/a" if val_result is None else f"{val_result:.4f}"
+            print(f'Load {model_path} to {name} (epoch={checkpoint["epoch"]}, val_result={shown})')
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+
+    # ----------------------------------------------------------------- tensorboard
+    def init_writer(self, log_dir: str) -> None:
+        if self.__dict__.get("_writer") is None:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, only when training
+
+            print(f"Initialize tensorboard (log_dir={log_dir})")
+            self._writer = SummaryWriter(log_dir=log_dir)
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def write_scalar(self, tag: str, scalar_value: float, global_step: Optional[int] = None) -> None:
+        """Add a TensorBoard scalar; silently dropped when no writer exists (e.g. eval-only)."""
+        if self._writer is not None:
+            self._writer.add_scalar(tag, scalar_value, global_step)
+
+    # ----------------------------------------------------------------- loop
+    def train(self, start_epoch: int, max_epoch: int) -> None:
+        """``before_train``; for each epoch ``before_epoch``, ``run_epoch``, ``after_epoch``;
+        ``after_train``. The range is read after ``before_train`` (which may resume)."""
+        self.start_epoch = start_epoch
+        self.max_epoch = max_epoch
+        self.before_train()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            self.before_epoch()
+            self.run_epoch()
+            self.after_epoch()
+        self.after_train()
+
+    def before_train(self) -> None:
+        pass
+
+    def after_train(self) -> None:
+        pass
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        pass
+
+    def run_epoch(self) -> None:
+        raise NotImplementedError
+
+    def test(self, split: Optional[str] = None):
+        raise NotImplementedError
+
+    def parse_batch_train(self, batch):
+        raise NotImplementedError
+
+    def parse_batch_test(self, batch):
+        raise NotImplementedError
+
+    def forward_backward(self, batch) -> dict:
+        raise NotImplementedError
+
+    def model_inference(self, input):
+        raise NotImplementedError

@@ -1,0 +1,321 @@
+"""``SimpleTrainer`` (data, evaluation, model selection, checkpoint policy) and ``TrainerX``
+(the labelled-data epoch loop). Method trainers subclass ``TrainerX`` and implement
+``build_model`` and ``forward_backward``.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import sys
+import time
+import warnings
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from dassl.data import DataManager
+from dassl.evaluation import build_evaluator
+from dassl.utils import (AverageMeter, BEST_MODEL_NAME, MetricMeter, mkdir_if_missing,
+                         read_checkpoint_pointer)
+
+from .base import TrainerBase, checkpoint_epoch
+
+_FINAL_MODELS = ("last_step", "best_val")
+
+
+def _is_better(value: float, best: float) -> bool:
+    """Strict improvement; NaN (undefined metric) never improves."""
+    return not math.isnan(value) and value > best
+
+
+def _format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+class SimpleTrainer(TrainerBase):
+    """Trainer with one data manager, one evaluator and Dassl's model-selection policy.
+
+    Construction: ``check_cfg`` -> device -> ``build_data_loader`` -> split files in
+    ``OUTPUT_DIR/splits`` -> ``build_model`` (subclass) -> evaluator.
+    """
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        if cfg.TEST.FINAL_MODEL not in _FINAL_MODELS:
+            raise ValueError(f"TEST.FINAL_MODEL must be one of {_FINAL_MODELS}, "
+                             f"got {cfg.TEST.FINAL_MODEL!r}")
+        if cfg.TEST.SPLIT not in ("val", "test"):
+            raise ValueError(f"TEST.SPLIT must be 'val' or 'test', got {cfg.TEST.SPLIT!r}")
+        self.check_cfg(cfg)
+        use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.output_dir = cfg.OUTPUT_DIR
+        self.cfg = cfg
+        # Model-selection state (persisted in checkpoints, restored on resume).
+        self.best_result = -math.inf
+        self.best_epoch: Optional[int] = None
+        self.best_split: Optional[str] = None
+        self.best_metrics: Optional[dict] = None
+        self.final_results: dict = {}
+        self.last_test_results: OrderedDict = OrderedDict()
+        self.last_test_split: Optional[str] = None
+        self._last_eval: Optional[dict] = None
+        self._finished_epochs = 0
+        self.build_data_loader()
+        self.dm.dataset.save_splits(os.path.join(cfg.OUTPUT_DIR, "splits"))
+        self.build_model()
+        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+
+    def check_cfg(self, cfg) -> None:
+        """Hook for method-specific config checks (raise on invalid values)."""
+
+    def build_data_loader(self) -> None:
+        """Create ``self.dm`` and expose its loaders and dataset facts as attributes."""
+        dm = DataManager(self.cfg)
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname
+        self.dm = dm
+
+    def build_model(self) -> None:
+        """Build ``self.model`` and ``register_model`` every trained module (subclass)."""
+        raise NotImplementedError("Trainers must implement build_model() and register their "
+                                  "modules with register_model()")
+
+    def train(self) -> None:
+        super().train(self.start_epoch, self.max_epoch)
+
+    # ----------------------------------------------------------------- selection policy
+    def selection_split(self) -> str:
+        """Split used to pick the best epoch with ``FINAL_MODEL best_val``: "val", or "test"
+        only when ``TEST.ALLOW_SELECTION_ON_TEST`` is set (raises otherwise)."""
+        if self.val_loader is not None:
+            return "val"
+        if self.cfg.TEST.ALLOW_SELECTION_ON_TEST:
+            return "test"
+        raise ValueError(
+            "TEST.FINAL_MODEL is 'best_val' but the dataset has no validation split, so the best "
+            "epoch would be selected on the test set. Create a validation split (e.g. "
+            "DATASET.VAL_RATIO > 0), use TEST.FINAL_MODEL last_step, or set "
+            "TEST.ALLOW_SELECTION_ON_TEST True to reproduce the original protocol knowingly.")
+
+    def checkpoint_extra_state(self) -> dict:
+        state = super().checkpoint_extra_state()
+        state.update(best_result=float(self.best_result), best_epoch=self.best_epoch,
+                     best_split=self.best_split, best_metrics=self.best_metrics)
+        return state
+
+    def restore_extra_state(self, state: dict) -> None:
+        super().restore_extra_state(state)
+        if "best_result" in state:
+            self.best_result = state["best_result"]
+            self.best_epoch = state["best_epoch"]
+            self.best_split = state["best_split"]
+            self.best_metrics = state["best_metrics"]
+
+    # ----------------------------------------------------------------- lifecycle
+    def before_train(self) -> None:
+        cfg = self.cfg
+        if cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST:
+            if self.selection_split() == "test":
+                warnings.warn(
+                    "TEST.ALLOW_SELECTION_ON_TEST is set and there is no validation split: the "
+                    "best epoch is SELECTED ON THE TEST SET (original CLIP-AGIQA protocol); the "
+                    "selected score is optimistic. The last-epoch test score is reported too.",
+                    UserWarning, stacklevel=2)
+        self.start_epoch = self.resume_model_if_exist(cfg.RESUME or self.output_dir)
+        self._finished_epochs = self.start_epoch
+        writer_dir = os.path.join(self.output_dir, "tensorboard")
+        mkdir_if_missing(writer_dir)
+        self.init_writer(writer_dir)
+        self.time_start = time.time()
+
+    def after_epoch(self) -> None:
+        """Step the schedulers, evaluate for model selection (best_val), save checkpoints."""
+        cfg = self.cfg
+        self.update_lr()
+        self._finished_epochs = self.epoch + 1
+        if cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST:
+            split = self.selection_split()
+            result = self.test(split=split)
+            self._last_eval = {"epoch": self.epoch + 1, "split": self.last_test_split,
+                               "metrics": dict(self.last_test_results)}
+            if _is_better(result, self.best_result):
+                self.best_result = result
+                self.best_epoch = self.epoch + 1
+                self.best_split = self.last_test_split
+                self.best_metrics = dict(self.last_test_results)
+                self.save_model(self.epoch, self.output_dir, val_result=result,
+                                model_name=BEST_MODEL_NAME)
+        self.save_latest_checkpoint(self.epoch)
+
+    def is_kept_checkpoint(self, fname: str) -> bool:
+        """Periodic files kept on disk: every ``CHECKPOINT_FREQ`` epochs and the last epoch."""
+        epoch = checkpoint_epoch(fname)
+        if epoch is None:
+            return True  # never delete files this policy did not create
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        return (freq > 0 and epoch % freq == 0) or epoch == self.max_epoch
+
+    def save_latest_checkpoint(self, epoch: int) -> None:
+        """Save the resumable ``model.pth.tar-<epoch+1>`` of every model, point ``checkpoint``
+        at it, then delete the previous one unless :meth:`is_kept_checkpoint`."""
+        names = self.get_model_names()
+        previous = {n: read_checkpoint_pointer(os.path.join(self.output_dir, n)) for n in names}
+        self.save_model(epoch, self.output_dir)
+        current = f"model.pth.tar-{epoch + 1}"
+        for name, prev in previous.items():
+            if prev and prev != current and not self.is_kept_checkpoint(prev):
+                path = os.path.join(self.output_dir, name, prev)
+                if os.path.isfile(path):
+                    os.remove(path)
+
+    def after_train(self) -> None:
+        print("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            self.final_results = self._final_evaluation()
+        elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
+        print(f"Elapsed: {elapsed}")
+        self.close_writer()
+
+    def _final_evaluation(self) -> dict:
+        """Test the last-epoch model and (best_val) the selected one; return ``final_results``."""
+        cfg = self.cfg
+        split = cfg.TEST.SPLIT
+        last_eval = self._last_eval
+        if (last_eval is not None and last_eval["epoch"] == self._finished_epochs
+                and last_eval["split"] == split):
+            last = dict(last_eval)  # already evaluated after the final epoch: no second pass
+        else:
+            print("Evaluate the last-epoch model")
+            self.test(split=split)
+            last = {"epoch": self._finished_epochs, "split": self.last_test_split,
+                    "metrics": dict(self.last_test_results)}
+        selected = dict(last, selected_on="last_epoch", selection_metric=None, selection_value=None)
+        if cfg.TEST.FINAL_MODEL == "best_val":
+            if self.best_epoch is None:
+                warnings.warn("No epoch improved the selection metric (undefined/NaN results); "
+                              "deploying the last-epoch model", UserWarning, stacklevel=2)
+            else:
+                print(f"Deploy the model with the best {self.best_split} performance "
+                      f"(epoch {self.best_epoch})")
+                self.load_model(self._best_model_dir())
+                self.test(split=split)
+                selected = {"epoch": self.best_epoch, "split": self.last_test_split,
+                            "metrics": dict(self.last_test_results),
+                            "selected_on": self.best_split,
+                            "selection_metric": next(iter(self.best_metrics or {}), None),
+                            "selection_value": float(self.best_result)}
+        else:
+            print("Deploy the last-epoch model")
+        print(f"* last-epoch model (epoch {last['epoch']}) on {last['split']}: "
+              f"{_format_metrics(last['metrics'])}")
+        print(f"* selected model (epoch {selected['epoch']}, selected on {selected['selected_on']}) "
+              f"on {selected['split']}: {_format_metrics(selected['metrics'])}")
+        return {"final_model": cfg.TEST.FINAL_MODEL, "last": last, "selected": selected}
+
+    def _best_model_dir(self) -> str:
+        """OUTPUT_DIR, or RESUME when the best epoch predates a resume into a new directory."""
+        first = self.get_model_names()[0]
+        if (self.cfg.RESUME and not os.path.isfile(
+                os.path.join(self.output_dir, first, BEST_MODEL_NAME))):
+            return self.cfg.RESUME
+        return self.output_dir
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None) -> float:
+        """Evaluate on ``split`` (default ``TEST.SPLIT``); return the first metric.
+
+        The full ordered result is kept in ``self.last_test_results`` and written to
+        TensorBoard as ``<split>/<metric>`` at step ``self.epoch``.
+        """
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        if split == "val" and self.val_loader is not None:
+            loader = self.val_loader
+        elif split == "val" and not self.cfg.TEST.ALLOW_SELECTION_ON_TEST:
+            raise ValueError("Asked to evaluate on the val split, but the dataset has none (set "
+                             "TEST.ALLOW_SELECTION_ON_TEST True to fall back to the test split)")
+        elif split in ("val", "test"):
+            split, loader = "test", self.test_loader
+        else:
+            raise ValueError(f"Unknown split {split!r}; expected 'val' or 'test'")
+        print(f"Evaluate on the *{split}* set")
+        for batch in tqdm(loader, disable=not sys.stderr.isatty()):
+            inputs, target = self.parse_batch_test(batch)
+            output = self.model_inference(inputs)
+            self.evaluator.process(output, target, names=batch.get("impath"))
+        results = self.evaluator.evaluate()
+        self.last_test_results = OrderedDict((k, float(v)) for k, v in results.items())
+        self.last_test_split = split
+        for key, value in self.last_test_results.items():
+            self.write_scalar(f"{split}/{key}", value, self.epoch)
+        return next(iter(self.last_test_results.values()))
+
+    def model_inference(self, input):
+        return self.model(input)
+
+    def parse_batch_test(self, batch: dict):
+        """``(images, target)`` on the device; target = ``mos`` (float32) if present, else label."""
+        inputs = batch["img"].to(self.device)
+        if "mos" in batch:
+            target = batch["mos"].to(self.device, dtype=torch.float32)
+        else:
+            target = batch["label"].to(self.device)
+        return inputs, target
+
+
+class TrainerX(SimpleTrainer):
+    """Trainer over labelled data only (``train_loader_x``)."""
+
+    def run_epoch(self) -> None:
+        """One pass over ``train_loader_x``: ``forward_backward`` per batch, log lines every
+        ``PRINT_FREQ`` batches, TensorBoard ``train/*`` scalars every batch."""
+        self.set_model_mode("train")
+        losses = MetricMeter()
+        batch_time = AverageMeter()
+        data_time = AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+        print_freq = self.cfg.TRAIN.PRINT_FREQ
+        end = time.time()
+        for self.batch_idx, batch in enumerate(self.train_loader_x):
+            data_time.update(time.time() - end)
+            loss_summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            losses.update(loss_summary)
+
+            if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
+                nb_remain = (self.num_batches - self.batch_idx - 1
+                             + (self.max_epoch - self.epoch - 1) * self.num_batches)
+                eta = str(datetime.timedelta(seconds=int(batch_time.avg * nb_remain)))
+                print(" ".join([
+                    f"epoch [{self.epoch + 1}/{self.max_epoch}]",
+                    f"batch [{self.batch_idx + 1}/{self.num_batches}]",
+                    f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
+                    f"data {data_time.val:.3f} ({data_time.avg:.3f})",
+                    f"{losses}",
+                    f"lr {self.get_current_lr():.4e}",
+                    f"eta {eta}",
+                ]))
+
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for name, meter in losses.meters.items():
+                self.write_scalar("train/" + name, meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            end = time.time()
+
+    def parse_batch_train(self, batch: dict):
+        """``(images, labels, domains)`` on the device."""
+        return (batch["img"].to(self.device), batch["label"].to(self.device),
+                batch["domain"].to(self.device))

@@ -1,0 +1,21 @@
+"""Utilities: logging, seeding, checkpoints, registries, meters, file helpers."""
+from .logger import buffer_early_output, setup_logger, teardown_logger
+from .meters import AverageMeter, MetricMeter
+from .registry import Registry, RegistryKeyError, check_availability
+from .reproducibility import (collect_env_info, configure_determinism, get_rng_state,
+                              set_random_seed, set_rng_state)
+from .tools import (atomic_write, atomic_write_text, check_isfile, listdir_nohidden,
+                    mkdir_if_missing, read_image, read_json, tolist_if_not, write_json)
+from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, load_checkpoint,
+                         load_pretrained_weights, read_checkpoint_pointer, resume_from_checkpoint,
+                         save_checkpoint)
+
+__all__ = [
+    "buffer_early_output", "setup_logger", "teardown_logger", "AverageMeter", "MetricMeter",
+    "Registry", "RegistryKeyError", "check_availability", "collect_env_info",
+    "configure_determinism", "get_rng_state", "set_random_seed", "set_rng_state", "atomic_write",
+    "atomic_write_text", "check_isfile", "listdir_nohidden", "mkdir_if_missing", "read_image",
+    "read_json", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
+    "LATEST_POINTER", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
+    "resume_from_checkpoint", "save_checkpoint",
+]

@@ -1,0 +1,84 @@
+"""Small file-system, JSON and image helpers."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable
+
+from PIL import Image
+
+
+def mkdir_if_missing(dirname: str) -> None:
+    """Create ``dirname`` (and parents) if it does not exist yet."""
+    if dirname:
+        os.makedirs(dirname, exist_ok=True)
+
+
+def check_isfile(fpath: str) -> bool:
+    """True if ``fpath`` is an existing regular file; otherwise warn and return False."""
+    isfile = os.path.isfile(fpath)
+    if not isfile:
+        print(f'No file found at "{fpath}"')
+    return isfile
+
+
+def atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
+    """Call ``write_fn(tmp_path)`` on a temporary file next to ``fpath``, then rename it over
+    ``fpath``, so readers never see a half-written file even if the process is killed."""
+    directory = os.path.dirname(os.path.abspath(fpath))
+    mkdir_if_missing(directory)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(fpath) + ".",
+                               suffix=".tmp")
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, fpath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(fpath: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``fpath`` atomically."""
+    def _write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    atomic_write(fpath, _write)
+
+
+def read_json(fpath: str) -> Any:
+    with open(fpath, "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(obj: Any, fpath: str) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write_text(fpath, json.dumps(obj, indent=4, separators=(",", ": ")) + "\n")
+
+
+def read_image(path: str) -> Image.Image:
+    """Read an image file as an RGB ``PIL.Image``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``OSError`` naming the file when it
+    exists but cannot be decoded.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except OSError as exc:
+        raise OSError(f"Cannot read image file {path}: {exc}") from exc
+
+
+def listdir_nohidden(path: str, sort: bool = False) -> list[str]:
+    """List entries of ``path`` that do not start with a dot."""
+    items = [f for f in os.listdir(path) if not f.startswith(".")]
+    return sorted(items) if sort else items
+
+
+def tolist_if_not(x: Any) -> list:
+    """Wrap a non-list value in a list."""
+    return x if isinstance(x, list) else [x]

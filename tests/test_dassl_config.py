@@ -1,0 +1,127 @@
+"""dassl.config: defaults, one declaration per key, merge order and yacs validation."""
+import os
+import re
+
+import pytest
+
+from dassl.config import get_cfg_default, merge_config
+
+DEFAULTS_FILE = os.path.join(os.path.dirname(__file__), os.pardir, "dassl", "config", "defaults.py")
+
+
+def test_public_defaults_of_the_reference():
+    cfg = get_cfg_default()
+    expected = {
+        "OUTPUT_DIR": "./output", "RESUME": "", "SEED": -1, "USE_CUDA": True, "VERBOSE": True,
+        "INPUT.SIZE": (224, 224), "INPUT.INTERPOLATION": "bilinear", "INPUT.TRANSFORMS": (),
+        "INPUT.NO_TRANSFORM": False, "INPUT.PIXEL_MEAN": [0.485, 0.456, 0.406],
+        "INPUT.PIXEL_STD": [0.229, 0.224, 0.225], "INPUT.RRCROP_SCALE": (0.08, 1.0),
+        "DATASET.ROOT": "", "DATASET.NAME": "", "DATASET.SOURCE_DOMAINS": (),
+        "DATASET.TARGET_DOMAINS": (), "DATASET.NUM_SHOTS": -1,
+        "DATALOADER.NUM_WORKERS": 4, "DATALOADER.K_TRANSFORMS": 1, "DATALOADER.RETURN_IMG0": False,
+        "DATALOADER.TRAIN_X.SAMPLER": "RandomSampler", "DATALOADER.TRAIN_X.BATCH_SIZE": 32,
+        "DATALOADER.TRAIN_X.N_DOMAIN": 0, "DATALOADER.TRAIN_X.N_INS": 16,
+        "DATALOADER.TEST.SAMPLER": "SequentialSampler", "DATALOADER.TEST.BATCH_SIZE": 32,
+        "MODEL.BACKBONE.NAME": "", "MODEL.INIT_WEIGHTS": "",
+        "OPTIM.NAME": "adam", "OPTIM.LR": 0.0003, "OPTIM.WEIGHT_DECAY": 5e-4, "OPTIM.MOMENTUM": 0.9,
+        "OPTIM.SGD_DAMPNING": 0, "OPTIM.SGD_NESTEROV": False, "OPTIM.RMSPROP_ALPHA": 0.99,
+        "OPTIM.ADAM_BETA1": 0.9, "OPTIM.ADAM_BETA2": 0.999, "OPTIM.STAGED_LR": False,
+        "OPTIM.NEW_LAYERS": (), "OPTIM.BASE_LR_MULT": 0.1, "OPTIM.LR_SCHEDULER": "single_step",
+        "OPTIM.STEPSIZE": (-1,), "OPTIM.GAMMA": 0.1, "OPTIM.MAX_EPOCH": 10,
+        "OPTIM.WARMUP_EPOCH": -1, "OPTIM.WARMUP_TYPE": "linear", "OPTIM.WARMUP_CONS_LR": 1e-5,
+        "OPTIM.WARMUP_MIN_LR": 1e-5, "OPTIM.WARMUP_RECOUNT": True,
+        "TRAIN.CHECKPOINT_FREQ": 0, "TRAIN.PRINT_FREQ": 10,
+        "TEST.EVALUATOR": "IQA", "TEST.PER_CLASS_RESULT": False, "TEST.COMPUTE_CMAT": False,
+        "TEST.NO_TEST": False, "TEST.SPLIT": "test", "TEST.FINAL_MODEL": "last_step",
+        "TEST.ALLOW_SELECTION_ON_TEST": False, "DETERMINISTIC": False, "TRAINER.NAME": "",
+    }
+    for key, value in expected.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value and type(node) is type(value), key
+
+
+def test_defaults_are_a_fresh_copy():
+    a = get_cfg_default()
+    a.OPTIM.LR = 1.0
+    assert get_cfg_default().OPTIM.LR == 0.0003
+
+
+def test_every_key_declared_once_with_a_comment():
+    with open(DEFAULTS_FILE, encoding="utf-8") as f:
+        lines = [ln for ln in f if ln.startswith("_C.")]
+    keys = []
+    for ln in lines:
+        m = re.match(r"_C\.([A-Z0-9_.]+) = (.*)$", ln.rstrip("\n"))
+        assert m, ln
+        if m.group(2).startswith("CN()"):
+            continue
+        assert "  # " in m.group(2), f"missing comment: {ln}"
+        keys.append(m.group(1))
+    assert len(keys) == len(set(keys))
+
+    def leaves(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from leaves(v, prefix + k + ".")
+            else:
+                yield prefix + k
+    assert sorted(leaves(get_cfg_default())) == sorted(keys)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_merge_order_defaults_dataset_method_cli_opts(tmp_path):
+    dataset_yaml = _write(tmp_path / "ds.yaml",
+                          'DATASET:\n  NAME: "AGIQA"\nOPTIM:\n  LR: 0.1\n  MAX_EPOCH: 7\n')
+    method_yaml = _write(tmp_path / "method.yaml", "\n".join([
+        "OPTIM:", '  NAME: "sgd"', "  LR: 0.002", "  MAX_EPOCH: 100", "  WARMUP_CONS_LR: 1e-5",
+        "INPUT:", '  SIZE: (224, 224)', '  TRANSFORMS: ["random_resized_crop", "random_flip", "normalize"]',
+        "  PIXEL_MEAN: [0.48145466, 0.4578275, 0.40821073]", ""]))
+    cfg = get_cfg_default()
+    merge_config(cfg, [dataset_yaml, method_yaml, ""])
+    assert cfg.DATASET.NAME == "AGIQA"  # dataset yaml only
+    assert cfg.OPTIM.LR == 0.002  # method yaml overrides dataset yaml
+    assert cfg.OPTIM.WARMUP_CONS_LR == 1e-5 and isinstance(cfg.OPTIM.WARMUP_CONS_LR, float)
+    assert cfg.INPUT.SIZE == (224, 224)
+    assert cfg.INPUT.TRANSFORMS == ("random_resized_crop", "random_flip", "normalize")
+    cfg.SEED = 0  # a CLI flag, applied between the files and the opts
+    cfg.OUTPUT_DIR = "from-cli"
+    merge_config(cfg, opts=["OPTIM.MAX_EPOCH", "5", "TEST.FINAL_MODEL", "best_val",
+                            "OUTPUT_DIR", "from-opts", "TEST.ALLOW_SELECTION_ON_TEST", "True"])
+    assert cfg.OPTIM.MAX_EPOCH == 5  # opts override the yaml files
+    assert cfg.TEST.FINAL_MODEL == "best_val"
+    assert cfg.OUTPUT_DIR == "from-opts"  # opts override CLI flags
+    assert cfg.TEST.ALLOW_SELECTION_ON_TEST is True
+    assert cfg.SEED == 0
+
+
+def test_unknown_keys_rejected(tmp_path):
+    cfg = get_cfg_default()
+    with pytest.raises(KeyError, match="OPTIM.LEARNING_RATE"):
+        merge_config(cfg, opts=["OPTIM.LEARNING_RATE", "0.1"])
+    bad = _write(tmp_path / "bad.yaml", "TRAINER:\n  COOP:\n    N_CTX: 8\n")
+    with pytest.raises(KeyError):
+        merge_config(get_cfg_default(), [bad])
+
+
+@pytest.mark.parametrize("opts", [
+    ["OPTIM.MAX_EPOCH", "abc"],  # str for int
+    ["TEST.NO_TEST", "yes"],  # str for bool
+    ["OPTIM.SGD_DAMPNING", "0.0"],  # float for int
+    ["INPUT.SIZE", "224"],  # int for tuple
+])
+def test_wrong_types_rejected(opts):
+    with pytest.raises(ValueError):
+        merge_config(get_cfg_default(), opts=opts)
+
+
+def test_merge_helper_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        merge_config(get_cfg_default(), [str(tmp_path / "missing.yaml")])
+    with pytest.raises(ValueError, match="KEY VALUE"):
+        merge_config(get_cfg_default(), opts=["OPTIM.LR"])

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Evaluate a CLIP-AGIQA run trained by scripts/main.sh (same arguments, same output layout).
+#
+# Usage: bash scripts/eval.sh DATASET CFG CTP NCTX SHOTS CSC [SEED] [LOAD_EPOCH]
+#   SEED        seed of the trained run (default: 1)
+#   LOAD_EPOCH  evaluate model.pth.tar-LOAD_EPOCH instead of model-best.pth.tar
+# Environment: DATA (dataset root, default ./data), PYTHON (default python3).
+# Reads   output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
+# Writes  output/evaluation/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
+#         (log.txt, results.json, predictions.csv)
+set -euo pipefail
+
+if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
+    sed -n '2,10p' "$0" >&2
+    exit 2
+fi
+
+DATA=${DATA:-./data}
+PYTHON=${PYTHON:-python3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TRAINER=CLIP_AGIQA
+
+DATASET=$1
+CFG=$2
+CTP=$3
+NCTX=$4
+SHOTS=$5
+CSC=$6
+SEED=${7:-1}
+LOAD_EPOCH=${8:-}
+
+RUN=${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
+MODEL_DIR=output/${RUN}
+OUT_DIR=output/evaluation/${RUN}
+if [ ! -d "${MODEL_DIR}" ]; then
+    echo "No trained run at ${MODEL_DIR}; train it with scripts/main.sh first" >&2
+    exit 1
+fi
+EPOCH_ARGS=()
+if [ -n "${LOAD_EPOCH}" ]; then
+    EPOCH_ARGS=(--load-epoch "${LOAD_EPOCH}")
+fi
+
+"$PYTHON" "${REPO}/train.py" \
+    --root "${DATA}" \
+    --seed "${SEED}" \
+    --trainer "${TRAINER}" \
+    --dataset-config-file "${REPO}/configs/datasets/${DATASET}.yaml" \
+    --config-file "${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml" \
+    --output-dir "${OUT_DIR}" \
+    --model-dir "${MODEL_DIR}" \
+    "${EPOCH_ARGS[@]}" \
+    --eval-only \
+    TRAINER.CLIP_AGIQA.N_CTX "${NCTX}" \
+    TRAINER.CLIP_AGIQA.CSC "${CSC}" \
+    TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}" \
+    DATASET.NUM_SHOTS "${SHOTS}"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Train CLIP-AGIQA with the paper's protocol, once per seed.
+#
+# Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...]
+#   DATASET  AGIQA | AIGCIQA2023 (configs/datasets/DATASET.yaml)
+#   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml)
+#   CTP      class token position: end | middle | front
+#   NCTX     number of context tokens, e.g. 16
+#   SHOTS    DATASET.NUM_SHOTS (kept for the CoOp output layout; the IQA datasets use all images)
+#   CSC      class-specific context: True | False
+#   SEEDS    one or more seeds (default: 1)
+# Environment: DATA (dataset root, default ./data), PYTHON (default python3). The GPU is chosen
+# by your environment (e.g. CUDA_VISIBLE_DEVICES), not by this script.
+#
+# Protocol of the paper: the best epoch is selected on the TEST split (TEST.FINAL_MODEL best_val
+# without a validation split, TEST.ALLOW_SELECTION_ON_TEST True); the log warns about it and
+# results.json reports the last-epoch metrics too.
+# Output: output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
+set -euo pipefail
+
+if [ "$#" -lt 6 ]; then
+    sed -n '2,13p' "$0" >&2
+    exit 2
+fi
+
+DATA=${DATA:-./data}
+PYTHON=${PYTHON:-python3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TRAINER=CLIP_AGIQA
+
+DATASET=$1
+CFG=$2
+CTP=$3
+NCTX=$4
+SHOTS=$5
+CSC=$6
+shift 6
+SEEDS=("$@")
+if [ "${#SEEDS[@]}" -eq 0 ]; then
+    SEEDS=(1)
+fi
+
+for SEED in "${SEEDS[@]}"; do
+    DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
+    echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
+    "$PYTHON" "${REPO}/train.py" \
+        --root "${DATA}" \
+        --seed "${SEED}" \
+        --trainer "${TRAINER}" \
+        --dataset-config-file "${REPO}/configs/datasets/${DATASET}.yaml" \
+        --config-file "${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml" \
+        --output-dir "${DIR}" \
+        TRAINER.CLIP_AGIQA.N_CTX "${NCTX}" \
+        TRAINER.CLIP_AGIQA.CSC "${CSC}" \
+        TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}" \
+        DATASET.NUM_SHOTS "${SHOTS}" \
+        TEST.FINAL_MODEL best_val \
+        TEST.ALLOW_SELECTION_ON_TEST True
+done

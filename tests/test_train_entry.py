@@ -1,0 +1,173 @@
+"""train.py end to end (tiny random CLIP, tiny synthetic AGIQA-3K), config merging, scripts."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import train
+from clip.random_weights import save_random_weights
+from datasets.synthetic import make_synthetic_agiqa
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET_YAML = str(REPO / "configs/datasets/AGIQA.yaml")
+METHOD_YAML = str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("entry")
+    make_synthetic_agiqa(root / "data", n_images=40, sizes=((48, 48),))
+    weights = save_random_weights(root / "tiny.pt", "tiny-vit")
+    return {"root": str(root / "data"), "weights": str(weights)}
+
+
+def base_args(assets, out_dir):
+    return ["--root", assets["root"], "--seed", "0", "--trainer", "CLIP_AGIQA",
+            "--dataset-config-file", DATASET_YAML, "--config-file", METHOD_YAML,
+            "--output-dir", str(out_dir)]
+
+
+def tiny_opts(assets):
+    return ["MODEL.BACKBONE.NAME", assets["weights"], "OPTIM.MAX_EPOCH", "2",
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
+            "DATALOADER.TEST.BATCH_SIZE", "16", "TRAINER.CLIP_AGIQA.N_CTX", "4"]
+
+
+@pytest.fixture(scope="module")
+def trained(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    results = train.main(base_args(assets, out) + tiny_opts(assets) + [
+        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True"])
+    return out, results
+
+
+def test_training_run_writes_everything(trained, assets):
+    out, results = trained
+    for path in ("log.txt", "results.json", "predictions.csv", "splits/train.csv",
+                 "splits/test.csv", "prompt_learner/model-best.pth.tar",
+                 "prompt_learner/model.pth.tar-2", "regression/model-best.pth.tar",
+                 "regression/model.pth.tar-2", "regression/checkpoint"):
+        assert (out / path).is_file(), path
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results))
+    assert on_disk["mode"] == "train" and on_disk["seed"] == 0
+    assert on_disk["last"]["epoch"] == 2 and on_disk["last"]["split"] == "test"
+    assert on_disk["selected"]["selected_on"] == "test"
+    assert on_disk["selected"]["epoch"] in (1, 2)
+    assert on_disk["final"]["metrics"] == on_disk["selected"]["metrics"]
+    assert on_disk["final"]["n_images"] == 8
+    rows = read_csv(out / "predictions.csv")
+    assert rows[0] == ["name", "mos", "pred"] and len(rows) == 9
+    test_split = read_csv(out / "splits/test.csv")
+    assert [r[0] for r in rows[1:]] == [r[0] for r in test_split[1:]]
+    assert [float(r[1]) for r in rows[1:]] == pytest.approx([float(r[1]) for r in test_split[1:]])
+    log = (out / "log.txt").read_text()
+    assert log.startswith("Setting fixed seed: 0")
+    assert "Deploy the model with the best test performance" in log
+    assert "selected on test)" in log and "Finish training" in log
+
+
+def test_eval_only_reproduces_the_reported_model(trained, assets, tmp_path):
+    out, results = trained
+    evaluated = train.main(base_args(assets, tmp_path / "eval") + [
+        "--eval-only", "--model-dir", str(out)] + tiny_opts(assets))
+    assert evaluated["mode"] == "eval_only"
+    assert evaluated["final"]["metrics"] == results["final"]["metrics"]
+    assert read_csv(tmp_path / "eval/predictions.csv") == read_csv(out / "predictions.csv")
+    checkpoint = evaluated["evaluated_checkpoint"]
+    assert checkpoint["file"] == "model-best.pth.tar"
+    assert checkpoint["modules"]["prompt_learner"]["epoch"] == results["selected"]["epoch"]
+
+    last = train.main(base_args(assets, tmp_path / "eval_last") + [
+        "--eval-only", "--model-dir", str(out), "--load-epoch", "2"] + tiny_opts(assets))
+    assert last["final"]["metrics"] == results["last"]["metrics"]
+    assert last["evaluated_checkpoint"]["modules"]["regression"]["epoch"] == 2
+
+
+def test_setup_cfg_merge_order(assets, tmp_path):
+    parser = train.build_parser()
+    args = parser.parse_args(base_args(assets, tmp_path) + [
+        "--backbone", "RN50", "OPTIM.MAX_EPOCH", "3", "TRAINER.CLIP_AGIQA.CSC", "True"])
+    cfg = train.setup_cfg(args)
+    assert cfg.is_frozen()
+    assert cfg.SEED == 0  # --seed 0 is honoured
+    assert cfg.MODEL.BACKBONE.NAME == "RN50"  # CLI flag beats the method yaml's ViT-B/16
+    assert cfg.OPTIM.MAX_EPOCH == 3  # opts beat the yaml's 100
+    assert cfg.OPTIM.LR == 0.002 and cfg.DATASET.NAME == "AGIQA"
+    assert cfg.TRAINER.CLIP_AGIQA.CSC is True and cfg.TRAINER.CLIP_AGIQA.N_CTX == 16
+    args = parser.parse_args(base_args(assets, tmp_path) + [
+        "--backbone", "RN50", "MODEL.BACKBONE.NAME", "RN101"])
+    assert train.setup_cfg(args).MODEL.BACKBONE.NAME == "RN101"  # opts beat CLI flags
+    with pytest.raises(KeyError):
+        train.setup_cfg(parser.parse_args(["TRAINER.CLIP_AGIQA.NOT_A_KEY", "1"]))
+
+
+@pytest.mark.parametrize("yaml_path", sorted((REPO / "configs/trainers").rglob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_trainer_yaml_loads(yaml_path):
+    args = train.build_parser().parse_args(["--dataset-config-file", DATASET_YAML,
+                                            "--config-file", str(yaml_path)])
+    cfg = train.setup_cfg(args)
+    assert cfg.MODEL.BACKBONE.NAME in ("ViT-B/16", "ViT-B/32", "RN50", "RN101")
+    assert cfg.TEST.EVALUATOR == "IQA" and cfg.OPTIM.NAME == "sgd"
+    assert tuple(cfg.INPUT.SIZE) == (224, 224) and cfg.OPTIM.WARMUP_CONS_LR == 1e-5
+    if "ctxv1" in yaml_path.name:
+        assert cfg.TRAINER.CLIP_AGIQA.CTX_INIT == "a photo of a"
+
+
+def _fake_python(tmp_path):
+    """A PYTHON stand-in that records its arguments (one per line) instead of training."""
+    record = tmp_path / "calls.txt"
+    fake = tmp_path / "fakepython"
+    fake.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "{record}"\necho "--" >> "{record}"\n')
+    fake.chmod(0o755)
+    return fake, record
+
+
+def test_main_sh_builds_the_paper_protocol_command(tmp_path):
+    fake, record = _fake_python(tmp_path)
+    env = dict(os.environ, PYTHON=str(fake), DATA="/datasets")
+    subprocess.run(["bash", str(REPO / "scripts/main.sh"), "AGIQA", "vit_b16_ep100", "end", "16",
+                    "1", "False", "1", "2"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    calls = record.read_text().split("--\n")[:-1]
+    assert len(calls) == 2
+    first = calls[0].splitlines()
+    assert first[0] == str(REPO / "train.py")
+    opts = dict(zip(first[1::2], first[2::2]))
+    assert opts["--root"] == "/datasets" and opts["--seed"] == "1"
+    assert opts["--output-dir"] == "output/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed1"
+    assert opts["TEST.FINAL_MODEL"] == "best_val"
+    assert opts["TEST.ALLOW_SELECTION_ON_TEST"] == "True"
+    assert opts["TRAINER.CLIP_AGIQA.N_CTX"] == "16" and opts["DATASET.NUM_SHOTS"] == "1"
+    assert "seed2" in calls[1]
+
+
+def test_eval_sh_reads_the_main_sh_layout(tmp_path):
+    fake, record = _fake_python(tmp_path)
+    run = tmp_path / "output/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed3"
+    run.mkdir(parents=True)
+    env = dict(os.environ, PYTHON=str(fake))
+    subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "vit_b16_ep100", "end", "16",
+                    "1", "False", "3", "100"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    args = record.read_text().splitlines()
+    assert "--eval-only" in args
+    assert args[args.index("--model-dir") + 1] == str(run.relative_to(tmp_path))
+    assert args[args.index("--output-dir") + 1] == (
+        "output/evaluation/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed3")
+    assert args[args.index("--load-epoch") + 1] == "100"
+    missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "x", "end", "16",
+                              "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert missing.returncode == 1 and "No trained run" in missing.stderr
+

@@ -1,0 +1,257 @@
+"""CustomCLIP / PromptLearner / TextEncoder on tiny random CLIP models (CPU, fp32)."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from clip import clip
+from clip.model import CLIP
+from clip.random_weights import PRESETS, random_state_dict
+from dassl.config import get_cfg_default
+from trainers.config import add_trainer_config
+from trainers.custom_clip import CustomCLIP, load_clip_to_cpu
+
+LEVELS = ["terrible", "bad", "poor", "average", "good", "perfect"]
+# Level names spanning several BPE tokens exercise the middle/front layouts.
+LONG_LEVELS = ["extremely_poor", "mediocre", "excellent quality"]
+
+
+def make_cfg(**trainer_opts):
+    cfg = get_cfg_default()
+    add_trainer_config(cfg)
+    for key, value in trainer_opts.items():
+        setattr(cfg.TRAINER.CLIP_AGIQA, key, value)
+    return cfg
+
+
+def tiny_clip(arch: str = "tiny-vit", **overrides) -> torch.nn.Module:
+    """fp32 random CLIP; `overrides` change the preset (e.g. embed_dim)."""
+    if overrides:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            state = CLIP(**dict(PRESETS[arch], **overrides)).state_dict()
+    else:
+        state = random_state_dict(arch)
+    return clip.build_model(state).float()
+
+
+def build(levels=LEVELS, arch="tiny-vit", seed=0, **trainer_opts) -> CustomCLIP:
+    torch.manual_seed(seed)
+    return CustomCLIP(make_cfg(**trainer_opts), levels, tiny_clip(arch)).eval()
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_clip() -> torch.nn.Module:
+    return tiny_clip()
+
+
+def token_rows(text: str) -> torch.Tensor:
+    """Token embeddings (77, D) of `text` with the (deterministic) tiny-vit embedding table."""
+    with torch.no_grad():
+        return _reference_clip().token_embedding(clip.tokenize(text))[0]
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+
+def test_shapes_and_normalisation(images):
+    model = build()
+    with torch.no_grad():
+        img = model.encode_image(images)
+        txt = model.text_features()
+        out = model(images)
+    assert img.shape == (3, 64) and img.dtype == torch.float32
+    assert txt.shape == (6, 64) and txt.dtype == torch.float32
+    torch.testing.assert_close(img.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(txt.norm(dim=-1), torch.ones(6))
+    assert out.shape == (3,) and out.dtype == torch.float32
+    assert model.regression[1].in_features == 64 * 7
+    assert model.regression[4].out_features == 1
+    assert set(model.prompt_learner.state_dict()) == {"ctx", "token_prefix", "token_suffix"}
+    assert set(model.regression.state_dict()) == {"1.weight", "1.bias", "4.weight", "4.bias"}
+    # forward = regress(encode_image, text_features), computed from scratch by hand too.
+    with torch.no_grad():
+        flat = torch.cat([img, txt.reshape(1, -1).expand(3, -1)], dim=1)
+        torch.testing.assert_close(out, model.regression(flat)[:, 0])
+
+
+def test_batched_head_equals_per_sample_in_eval(images):
+    model = build()
+    with torch.no_grad():
+        img, txt = model.encode_image(images), model.text_features()
+        batched = model.regress(img, txt)
+        singles = torch.stack([model.regression(torch.cat([img[i], txt.flatten()]))[0]
+                               for i in range(3)])
+    torch.testing.assert_close(batched, singles, rtol=1e-6, atol=1e-6)
+
+
+def test_batched_head_equals_per_sample_with_fixed_dropout_masks(images):
+    model = build().train()
+    masks = []
+    hooks = [model.regression[i].register_forward_hook(
+        lambda _m, inp, out: masks.append((out != 0) | (inp[0] == 0))) for i in (0, 3)]
+    with torch.no_grad():
+        img, txt = model.encode_image(images), model.text_features()
+        torch.manual_seed(123)
+        batched = model.regress(img, txt)
+    for hook in hooks:
+        hook.remove()
+    mask1, mask2 = (m.float() for m in masks)
+    assert 0.2 < mask1.mean() < 0.8  # dropout was really active
+    lin1, lin2 = model.regression[1], model.regression[4]
+    with torch.no_grad():
+        for i in range(3):
+            x = torch.cat([img[i], txt.flatten()]) * mask1[i] / 0.5
+            hidden = torch.relu(lin1(x)) * mask2[i] / 0.5
+            torch.testing.assert_close(batched[i], lin2(hidden)[0], rtol=1e-5, atol=1e-6)
+    # Same seed, same masks: the head is a deterministic function of the RNG state.
+    with torch.no_grad():
+        torch.manual_seed(123)
+        torch.testing.assert_close(model.regress(img, txt), batched)
+
+
+@pytest.mark.parametrize("position", ["end", "middle", "front"])
+def test_class_token_positions(position):
+    model = build(LONG_LEVELS, N_CTX=4, CLASS_TOKEN_POSITION=position)
+    pl = model.prompt_learner
+    with torch.no_grad():
+        prompts = pl()
+    assert prompts.shape == (3, 77, 64)
+    for i, name in enumerate(LONG_LEVELS):
+        name_tokens = token_rows(f"{name.replace('_', ' ')}.")
+        n_name = pl.name_lens[i]
+        assert n_name == int(clip.tokenize(name.replace("_", " "))[0].argmax()) - 1
+        name_rows = name_tokens[1 : 1 + n_name]
+        ctx = pl.ctx.detach()
+        if position == "end":
+            expected = [name_tokens[:1], ctx, name_rows]
+        elif position == "middle":
+            expected = [name_tokens[:1], ctx[:2], name_rows, ctx[2:]]
+        else:
+            expected = [name_tokens[:1], name_rows, ctx]
+        head = torch.cat(expected)
+        torch.testing.assert_close(prompts[i, : len(head)], head)
+        # "." and EOT follow, and the EOT index from tokenized_prompts points at the EOT row.
+        eot = int(pl.tokenized_prompts[i].argmax())
+        assert eot == 1 + 4 + n_name + 1
+        torch.testing.assert_close(prompts[i, eot], name_tokens[1 + n_name + 1])
+        torch.testing.assert_close(prompts[i, eot - 1], name_tokens[1 + n_name])
+    assert pl.tokenized_prompts.dtype == torch.int64
+    assert "tokenized_prompts" not in pl.state_dict()  # non-persistent buffer
+
+
+def test_class_specific_contexts():
+    model = build(N_CTX=5, CSC=True, CLASS_TOKEN_POSITION="middle")
+    pl = model.prompt_learner
+    assert pl.ctx.shape == (6, 5, 64)
+    with torch.no_grad():
+        pl.ctx[2].fill_(0.5)
+        prompts = pl()
+    assert torch.all(prompts[2, 1:3] == 0.5)  # first half of class 2's own context
+    assert not torch.any(prompts[1, 1:3] == 0.5)
+    shared = build(N_CTX=5)
+    assert shared.prompt_learner.ctx.shape == (5, 64)
+
+
+@pytest.mark.parametrize("ctx_init", ["a photo of a", "a_picture_of_an_aigc_render"])
+def test_ctx_init_counts_tokens_and_matches_the_sentence(ctx_init):
+    model = build(CTX_INIT=ctx_init, N_CTX=16)
+    pl = model.prompt_learner
+    words = ctx_init.replace("_", " ")
+    n_tokens = int(clip.tokenize(words)[0].argmax()) - 1
+    assert pl.n_ctx == n_tokens and pl.ctx.shape == (n_tokens, 64)
+    with torch.no_grad():
+        prompts = pl()
+        for i, name in enumerate(LEVELS):
+            torch.testing.assert_close(prompts[i], token_rows(f"{words} {name}."))
+    if ctx_init.count("_") == 5:
+        assert n_tokens > 6  # "aigc" is split into several BPE tokens, not counted as one word
+
+
+def test_resnet_backbone_head_follows_embed_dim(images):
+    torch.manual_seed(0)
+    levels = ["bad", "fair", "good", "great"]
+    model = CustomCLIP(make_cfg(N_CTX=3), levels, tiny_clip("tiny-rn", embed_dim=96)).eval()
+    assert model.regression[1].in_features == 96 * (1 + 4)
+    with torch.no_grad():
+        out = model(images[:2])
+        assert model.encode_image(images[:2]).shape == (2, 96)
+    assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_text_feature_cache():
+    model = build()
+    with torch.no_grad():
+        first = model.text_features()
+        assert model.text_features() is first  # cached in eval mode
+        model.prompt_learner.ctx.add_(0.1)  # in-place update invalidates
+        second = model.text_features()
+    assert second is not first and not torch.allclose(second, first)
+    model.train()
+    assert model._text_cache is None
+    assert not model.image_encoder.training and not model.text_encoder.training
+    assert model.regression.training
+    grad_features = model.text_features()
+    assert grad_features.requires_grad  # train mode: recomputed, differentiable
+    assert model.text_features() is not grad_features
+
+
+def test_config_validation_errors():
+    from trainers.config import check_trainer_config
+
+    with pytest.raises(ValueError, match="PREC"):
+        check_trainer_config(make_cfg(PREC="bf16"))
+    with pytest.raises(ValueError, match="CLASS_TOKEN_POSITION"):
+        check_trainer_config(make_cfg(CLASS_TOKEN_POSITION="start"))
+    with pytest.raises(ValueError, match="N_CTX"):
+        check_trainer_config(make_cfg(N_CTX=0))
+    check_trainer_config(make_cfg(N_CTX=73), LEVELS)  # 73 + 1 + 3 = 77 fits exactly
+    with pytest.raises(ValueError, match="78 tokens > context length 77"):
+        check_trainer_config(make_cfg(N_CTX=74), LEVELS)
+    cfg = make_cfg()
+    cfg.INPUT.SIZE = (256, 256)
+    with pytest.raises(ValueError, match="INPUT.SIZE"):
+        CustomCLIP(cfg, LEVELS, tiny_clip())
+
+
+def test_load_clip_to_cpu_reads_a_weights_file(tmp_path):
+    from clip.random_weights import save_random_weights
+
+    path = save_random_weights(tmp_path / "tiny.pt", "tiny-vit")
+    cfg = make_cfg()
+    cfg.MODEL.BACKBONE.NAME = str(path)
+    model = load_clip_to_cpu(cfg)
+    assert model.dtype == torch.float16 and not model.training  # upstream's mixed fp16
+    reference = random_state_dict("tiny-vit")
+    torch.testing.assert_close(model.token_embedding.weight, reference["token_embedding.weight"])
+    cfg.MODEL.BACKBONE.NAME = ""
+    with pytest.raises(ValueError, match="MODEL.BACKBONE.NAME"):
+        load_clip_to_cpu(cfg)
+    cfg.MODEL.BACKBONE.NAME = str(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_clip_to_cpu(cfg)
+
+
+def test_fp16_layout_matches_upstream_dtypes(images):
+    """Unconverted CLIP (mixed fp16): fp16 context and prompt buffers, fp32 head and output."""
+    torch.manual_seed(0)
+    half = CustomCLIP(make_cfg(N_CTX=4), LEVELS, clip.build_model(random_state_dict("tiny-vit")))
+    torch.manual_seed(0)
+    full = CustomCLIP(make_cfg(N_CTX=4), LEVELS, tiny_clip()).eval()
+    half.eval()
+    pl = half.prompt_learner
+    assert pl.ctx.dtype == pl.token_prefix.dtype == pl.token_suffix.dtype == torch.float16
+    assert half.regression[1].weight.dtype == torch.float32
+    with torch.no_grad():
+        full.prompt_learner.ctx.copy_(pl.ctx)  # same (fp16-representable) context
+        full.regression.load_state_dict(half.regression.state_dict())
+        out_half, out_full = half(images[:2]), full(images[:2])
+    assert out_half.dtype == torch.float32
+    torch.testing.assert_close(out_half, out_full, rtol=0.05, atol=0.02)
+    half.train()
+    half(images[:1]).sum().backward()
+    assert pl.ctx.grad is not None and pl.ctx.grad.dtype == torch.float16

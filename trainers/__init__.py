@@ -1,0 +1,7 @@
+"""CLIP-AGIQA method: importing this package registers the "CLIP_AGIQA" trainer in dassl's
+`TRAINER_REGISTRY`; `add_trainer_config(cfg)` declares its config keys."""
+
+from .config import add_trainer_config, check_trainer_config
+from .clip_agiqa import CLIP_AGIQA
+
+__all__ = ["add_trainer_config", "check_trainer_config", "CLIP_AGIQA"]

@@ -1,0 +1,191 @@
+"""The CLIP-AGIQA trainer: learns prompt contexts and a regression head to predict MOS.
+
+Registered in dassl's `TRAINER_REGISTRY` as "CLIP_AGIQA". Two modules are trained and
+registered in this order: `prompt_learner` (the context vectors) and `regression` (the MLP head);
+each has its own optimizer and LR scheduler built from `OPTIM`. The CLIP encoders are frozen.
+Loss: MSE between predicted and ground-truth MOS (float32, mean over the batch).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dassl.engine import TRAINER_REGISTRY, TrainerX
+from dassl.optim import build_lr_scheduler, build_optimizer
+
+from .checkpoint_compat import safe_load_checkpoint
+from .config import check_trainer_config
+from .custom_clip import CustomCLIP, load_clip_to_cpu
+from .prompt_learner import PromptLearner, TextEncoder
+
+__all__ = ["CLIP_AGIQA", "CustomCLIP", "PromptLearner", "TextEncoder", "load_clip_to_cpu",
+           "CheckpointMismatchError", "load_state_dict_checked"]
+
+# Module names in registration order (also the checkpoint sub-folders).
+MODULE_NAMES = ("prompt_learner", "regression")
+# Prompt buffers recomputed from the current level names; dropped from loaded checkpoints.
+RECOMPUTED_BUFFERS = frozenset({"token_prefix", "token_suffix"})
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's keys or shapes do not match the model they are loaded into."""
+
+
+def load_state_dict_checked(
+    module: nn.Module, state_dict: dict, ignore: frozenset = frozenset(), source: str = ""
+) -> None:
+    """Load `state_dict` into `module` strictly, except for the keys in `ignore`.
+
+    A leading `module.` (DataParallel) is stripped from the keys. Missing or unexpected keys and
+    shape mismatches raise `CheckpointMismatchError` naming `source` and the keys.
+    """
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    state = {k: v for k, v in state.items() if k not in ignore}
+    own = {k: v for k, v in module.state_dict().items() if k not in ignore}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointMismatchError(
+            f"Checkpoint {source!r} does not match the model: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
+    for key, value in state.items():
+        if not torch.is_tensor(value) or value.shape != own[key].shape:
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise CheckpointMismatchError(
+                f"Checkpoint {source!r}: {key} has shape {shape}, the model expects "
+                f"{tuple(own[key].shape)} (check N_CTX, CSC, CTX_INIT, the level names and the "
+                "backbone)"
+            )
+    module.load_state_dict(state, strict=False)
+
+
+@TRAINER_REGISTRY.register()
+class CLIP_AGIQA(TrainerX):
+    """CoOp-style prompt learning + MLP regression of MOS on frozen CLIP features."""
+
+    def check_cfg(self, cfg) -> None:
+        level_names = list(cfg.DATASET.get("LEVEL_NAMES", []) or [])
+        check_trainer_config(cfg, level_names or None)
+
+    def _resolve_precision(self) -> str:
+        prec = self.cfg.TRAINER.CLIP_AGIQA.PREC
+        if prec == "fp16" and self.device.type == "cpu":
+            # Half-precision CLIP is slow or unsupported on CPUs; keep the run usable.
+            warnings.warn(
+                "TRAINER.CLIP_AGIQA.PREC fp16 is not supported on the CPU: running in fp32",
+                stacklevel=2,
+            )
+            return "fp32"
+        return prec
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        classnames = list(self.dm.dataset.classnames)
+        self.prec = self._resolve_precision()
+
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        clip_model = load_clip_to_cpu(cfg)
+        if self.prec in ("fp32", "amp"):
+            clip_model.float()
+
+        print("Building custom CLIP")
+        self.model = CustomCLIP(cfg, classnames, clip_model)
+
+        print("Turning off gradients in both the image and the text encoder")
+        trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name.startswith(trainable_prefixes))
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                print(f"training paras:  {name}")
+        n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        print(f"# trainable parameters: {n_trainable:,}")
+
+        self.model.to(self.device)
+        for name in MODULE_NAMES:
+            module = getattr(self.model, name)
+            optim = build_optimizer(module, cfg.OPTIM)
+            sched = build_lr_scheduler(optim, cfg.OPTIM)
+            self.register_model(name, module, optim, sched)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        """Also switch the whole CustomCLIP, not only the registered modules (for all names)."""
+        super().set_model_mode(mode, names)
+        if names is None:
+            self.model.train(mode == "train")
+
+    def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return `(images (B, 3, H, W), mos (B,) float32)` on the trainer's device."""
+        if "mos" not in batch:
+            raise KeyError(
+                "CLIP_AGIQA needs MOS labels: the training batch has no 'mos' entry (keys: "
+                f"{sorted(batch)}); use a dataset whose Datum objects carry mos"
+            )
+        image = batch["img"].to(self.device)
+        mos = batch["mos"].to(self.device, dtype=torch.float32)
+        return image, mos
+
+    def forward_backward(self, batch: dict) -> dict[str, float]:
+        image, mos = self.parse_batch_train(batch)
+        if self.prec == "amp":
+            with torch.amp.autocast(self.device.type):
+                output = self.model(image)
+            loss = F.mse_loss(output.float(), mos)
+            self.model_zero_grad()
+            self.detect_anomaly(loss)
+            self.scaler.scale(loss).backward()
+            # Every registered optimizer goes through the scaler (upstream stepped only one).
+            for name in self.get_model_names():
+                self.scaler.step(self._optims[name])
+            self.scaler.update()
+        else:
+            output = self.model(image)
+            loss = F.mse_loss(output.float(), mos)
+            self.model_backward_and_update(loss)
+        return {"loss": loss.item()}
+
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
+        """Load `model-best.pth.tar` (or `model.pth.tar-<epoch>`) of every registered module.
+
+        Accepts checkpoints of this trainer and of the original implementation (whose files
+        embed pickled scheduler objects; they are read without executing any of that code).
+        Loading is strict except for the recomputed prompt buffers `token_prefix`/`token_suffix`.
+        Details of what was loaded are kept in `self.loaded_checkpoints`.
+        """
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        self.loaded_checkpoints = {}
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, model_file)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'Model not found at "{path}"')
+            checkpoint = safe_load_checkpoint(path)
+            state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+            if not isinstance(state_dict, dict):
+                raise CheckpointMismatchError(f'"{path}" holds no "state_dict" dictionary')
+            ignore = RECOMPUTED_BUFFERS if name == "prompt_learner" else frozenset()
+            load_state_dict_checked(self._models[name], state_dict, ignore, source=path)
+            loaded_epoch = checkpoint.get("epoch")
+            val_result = checkpoint.get("val_result")
+            self.loaded_checkpoints[name] = {
+                "path": os.path.abspath(path),
+                "epoch": int(loaded_epoch) if isinstance(loaded_epoch, (int, float)) else None,
+                "val_result": _as_float(val_result),
+            }
+            print(f'Loading weights to {name} from "{path}" (epoch = {loaded_epoch})')
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

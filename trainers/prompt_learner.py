@@ -1,0 +1,146 @@
+"""Learnable prompts (CoOp context vectors) and the frozen CLIP text encoder that reads them.
+
+Shapes: `n_cls` quality levels, `n_ctx` context tokens, `ctx_dim` = CLIP text width (512 for
+ViT-B/16), `L` = CLIP context length (77).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+from torch import nn
+from yacs.config import CfgNode
+
+from clip import clip
+
+from .config import check_trainer_config, count_bpe_tokens
+
+# Standard deviation of the random context initialisation (CoOp's choice).
+CTX_INIT_STD = 0.02
+
+
+class PromptLearner(nn.Module):
+    """Builds the `n_cls` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
+
+    Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_cls, n_ctx, ctx_dim)` (CSC), in the CLIP
+    dtype. Persistent buffers (kept in checkpoints for compatibility, recomputed on load):
+    `token_prefix` `(n_cls, 1, ctx_dim)` (SOT embedding) and `token_suffix`
+    `(n_cls, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:
+    `tokenized_prompts` `(n_cls, L)` int64, used to locate each prompt's EOT token.
+    """
+
+    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module) -> None:
+        super().__init__()
+        node = cfg.TRAINER.CLIP_AGIQA
+        dtype = clip_model.dtype
+        ctx_dim = clip_model.ln_final.weight.shape[0]
+        context_length = clip_model.positional_embedding.shape[0]
+        resolution = clip_model.visual.input_resolution
+        if int(cfg.INPUT.SIZE[0]) != resolution or int(cfg.INPUT.SIZE[1]) != resolution:
+            raise ValueError(
+                f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} must equal the CLIP input resolution "
+                f"({resolution}, {resolution}) of backbone {cfg.MODEL.BACKBONE.NAME!r}"
+            )
+        check_trainer_config(cfg, classnames, context_length)
+
+        self.n_cls = len(classnames)
+        self.class_token_position = node.CLASS_TOKEN_POSITION
+        embedding = clip_model.token_embedding
+        ctx_init = node.CTX_INIT.replace("_", " ").strip()
+        if ctx_init:
+            # Token count, not word count: a word may span several BPE tokens.
+            n_ctx = count_bpe_tokens(ctx_init)
+            tokens = clip.tokenize(ctx_init, context_length=context_length)
+            with torch.no_grad():
+                init_embedding = embedding(tokens).type(dtype)
+            ctx_vectors = init_embedding[0, 1 : 1 + n_ctx, :].clone()
+            prompt_prefix = ctx_init
+            if node.CSC:
+                warnings.warn(
+                    "TRAINER.CLIP_AGIQA.CSC is ignored when CTX_INIT is set: the initialised "
+                    "context is shared by all levels (upstream behaviour)",
+                    stacklevel=2,
+                )
+            print(f'Initial context: "{prompt_prefix}"')
+        else:
+            n_ctx = int(node.N_CTX)
+            shape = (self.n_cls, n_ctx, ctx_dim) if node.CSC else (n_ctx, ctx_dim)
+            ctx_vectors = torch.empty(shape, dtype=dtype)
+            nn.init.normal_(ctx_vectors, std=CTX_INIT_STD)
+            prompt_prefix = " ".join(["X"] * n_ctx)
+            kind = "class-specific" if node.CSC else "generic"
+            print(f"Initializing {kind} contexts")
+            print(f'Initial context: "{prompt_prefix}"')
+        print(f"Number of context words (tokens): {n_ctx}")
+        self.n_ctx = n_ctx
+        self.ctx = nn.Parameter(ctx_vectors)
+
+        names = [name.replace("_", " ") for name in classnames]
+        self.name_lens = [count_bpe_tokens(name) for name in names]
+        prompts = [f"{prompt_prefix} {name}." for name in names]
+        tokenized = torch.cat([clip.tokenize(p, context_length=context_length) for p in prompts])
+        with torch.no_grad():
+            prompt_embedding = embedding(tokenized).type(dtype)
+        self.register_buffer("token_prefix", prompt_embedding[:, :1, :].clone())
+        self.register_buffer("token_suffix", prompt_embedding[:, 1 + n_ctx :, :].clone())
+        self.register_buffer("tokenized_prompts", tokenized, persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        """Return the prompt embeddings `(n_cls, L, ctx_dim)` in the dtype of `ctx`."""
+        ctx = self.ctx
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
+        prefix, suffix = self.token_prefix, self.token_suffix
+        if self.class_token_position == "end":
+            return torch.cat([prefix, ctx, suffix], dim=1)
+
+        half = self.n_ctx // 2
+        prompts = []
+        for i, name_len in enumerate(self.name_lens):
+            prefix_i = prefix[i : i + 1]
+            ctx_i = ctx[i : i + 1]
+            name_i = suffix[i : i + 1, :name_len]
+            rest_i = suffix[i : i + 1, name_len:]
+            if self.class_token_position == "middle":
+                parts = [prefix_i, ctx_i[:, :half], name_i, ctx_i[:, half:], rest_i]
+            elif self.class_token_position == "front":
+                parts = [prefix_i, name_i, ctx_i, rest_i]
+            else:
+                raise ValueError(
+                    "TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION must be end/middle/front, got "
+                    f"{self.class_token_position!r}"
+                )
+            prompts.append(torch.cat(parts, dim=1))
+        return torch.cat(prompts, dim=0)
+
+
+class TextEncoder(nn.Module):
+    """CLIP's text tower applied to prompt embeddings instead of token ids.
+
+    `forward(prompts (n, L, width), tokenized_prompts (n, L) int64) -> (n, embed_dim)` in the
+    CLIP dtype; the feature is read at each prompt's EOT position (the largest token id).
+    """
+
+    def __init__(self, clip_model: nn.Module) -> None:
+        super().__init__()
+        self.transformer = clip_model.transformer
+        self.positional_embedding = clip_model.positional_embedding
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype of the tower (fp16 for upstream CLIP weights, fp32 after `.float()`)."""
+        return self.text_projection.dtype
+
+    def forward(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor) -> torch.Tensor:
+        dtype = self.dtype
+        x = prompts.type(dtype) + self.positional_embedding.type(dtype)
+        x = x.permute(1, 0, 2)  # the CLIP transformer is sequence-first: (L, n, width)
+        x = self.transformer(x)
+        x = x.permute(1, 0, 2)
+        x = self.ln_final(x).type(dtype)
+        eot = tokenized_prompts.argmax(dim=-1)
+        x = x[torch.arange(x.shape[0], device=x.device), eot]
+        return x @ self.text_projection

@@ -1,0 +1,115 @@
+"""Run reports: `OUTPUT_DIR/results.json` and `OUTPUT_DIR/predictions.csv`, written atomically.
+
+`results.json` (JSON, NaN written as null):
+- common: `mode` ("train" | "eval_only"), `trainer`, `dataset`, `task`, `backbone`, `seed`,
+  `precision` (effective, e.g. fp16 falls back to fp32 on CPU), `final_model`, `output_dir`;
+- `final`: `{split, metrics, n_images}` of the model whose predictions are in predictions.csv;
+- train mode: `last` and `selected` as filled by dassl's `after_train` (`epoch` 1-based, `split`,
+  `metrics`; `selected` also `selected_on`, `selection_metric`, `selection_value`);
+- eval-only mode: `evaluated_checkpoint` = `{model_dir, load_epoch, modules: {name: {path,
+  epoch, val_result}}}`.
+`predictions.csv`: header `name,mos,pred`, one row per test image in loader order (names and MOS
+as the label file gives them), floats in full precision (`repr`), so an evaluation run can be
+compared exactly with the training run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any, Iterable
+
+from dassl.utils import atomic_write_text, write_json
+
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, tuples -> lists, NumPy/torch scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
+    """`(name, mos, pred)` of the last `test()`, in loader order.
+
+    Names and MOS come from the dataset items (the label file's name and its exact MOS, not
+    the float32 copy the evaluator saw) when they line up with the evaluator's rows.
+    """
+    rows = list(trainer.evaluator.predictions())
+    split = getattr(trainer, "last_test_split", None) or trainer.cfg.TEST.SPLIT
+    dataset = trainer.dm.dataset
+    items = list((dataset.val if split == "val" else dataset.test) or [])
+    aligned = len(items) == len(rows) and all(
+        os.path.basename(item.impath) == os.path.basename(str(row[0]))
+        for item, row in zip(items, rows)
+    )
+    if not aligned or any(item.mos is None for item in items):
+        return rows
+    return [(item.name, item.mos, row[2]) for item, row in zip(items, rows)]
+
+
+def build_results(trainer: Any, mode: str, model_dir: str | None = None,
+                  load_epoch: int | None = None) -> dict:
+    """Collect the report of a finished `train()` (mode "train") or `test()` ("eval_only")."""
+    cfg = trainer.cfg
+    predictions = prediction_rows(trainer)
+    results: dict[str, Any] = {
+        "mode": mode,
+        "trainer": cfg.TRAINER.NAME,
+        "dataset": cfg.DATASET.NAME,
+        "task": cfg.DATASET.get("TASK", ""),
+        "backbone": cfg.MODEL.BACKBONE.NAME,
+        "seed": cfg.SEED,
+        "precision": getattr(trainer, "prec", cfg.TRAINER.CLIP_AGIQA.PREC),
+        "final_model": cfg.TEST.FINAL_MODEL,
+        "output_dir": os.path.abspath(cfg.OUTPUT_DIR),
+        "final": {
+            "split": getattr(trainer, "last_test_split", None) or cfg.TEST.SPLIT,
+            "metrics": dict(trainer.last_test_results or {}),
+            "n_images": len(predictions),
+        },
+    }
+    if mode == "train":
+        final_results = dict(getattr(trainer, "final_results", {}) or {})
+        results["last"] = final_results.get("last")
+        results["selected"] = final_results.get("selected")
+    else:
+        results["evaluated_checkpoint"] = {
+            "model_dir": os.path.abspath(model_dir) if model_dir else None,
+            "load_epoch": load_epoch,
+            "file": "model-best.pth.tar" if load_epoch is None else f"model.pth.tar-{load_epoch}",
+            "modules": dict(getattr(trainer, "loaded_checkpoints", {}) or {}),
+        }
+    return _clean(results)
+
+
+def predictions_csv(rows: Iterable[tuple[str, float, float]]) -> str:
+    """CSV text with header `name,mos,pred` for `(name, mos, pred)` rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "mos", "pred"])
+    for name, mos, pred in rows:
+        writer.writerow([name, repr(float(mos)), repr(float(pred))])
+    return buffer.getvalue()
+
+
+def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
+                  load_epoch: int | None = None) -> dict:
+    """Write results.json and predictions.csv into `OUTPUT_DIR`; return the results dict."""
+    output_dir = trainer.cfg.OUTPUT_DIR
+    results = build_results(trainer, mode, model_dir, load_epoch)
+    atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE),
+                      predictions_csv(prediction_rows(trainer)))
+    write_json(results, os.path.join(output_dir, RESULTS_FILE))
+    print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")
+    return results

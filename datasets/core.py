@@ -16,7 +16,8 @@ import pandas as pd
 from .errors import DatasetError
 from .layout import check_images
 from .levels import mos_to_levels, resolve_thresholds, validate_levels
-from .splits import split_table
+from .prompts import attach_prompts
+from .splits import SPLIT_MODES, split_table
 
 __all__ = ["DatasetOptions", "LevelledData", "read_options", "resolve_task", "assemble"]
 
@@ -35,6 +36,8 @@ class DatasetOptions:
     test_ratio: float
     val_ratio: float
     check_files: bool
+    split_mode: str = "random"
+    prompt_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,22 @@ def read_options(cfg: Any) -> DatasetOptions:
     node = cfg.DATASET
     values = {}
     for key in ("ROOT", "TASK", "LEVEL_NAMES", "LEVEL_THRESHOLDS", "SPLIT_SEED", "TEST_RATIO",
-                "VAL_RATIO", "CHECK_FILES"):
+                "VAL_RATIO", "CHECK_FILES", "SPLIT_MODE", "PROMPT_FILE"):
         if key not in node:
             raise DatasetError(f"config key DATASET.{key} is not declared: call "
                                "datasets.add_dataset_config(cfg) before merging config files")
         values[key] = node[key]
+    split_mode = str(values["SPLIT_MODE"]).strip().lower()
+    if split_mode not in SPLIT_MODES:
+        raise DatasetError(f"DATASET.SPLIT_MODE must be one of {list(SPLIT_MODES)}, "
+                           f"got {values['SPLIT_MODE']!r}")
     return DatasetOptions(
         root=str(values["ROOT"]), task=str(values["TASK"]).strip().lower(),
         level_names=tuple(values["LEVEL_NAMES"]),
         level_thresholds=tuple(values["LEVEL_THRESHOLDS"]),
         split_seed=int(values["SPLIT_SEED"]), test_ratio=float(values["TEST_RATIO"]),
         val_ratio=float(values["VAL_RATIO"]), check_files=bool(values["CHECK_FILES"]),
+        split_mode=split_mode, prompt_file=str(values["PROMPT_FILE"]).strip(),
     )
 
 
@@ -86,14 +94,18 @@ def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task
 
     ``default_thresholds`` maps each task to the thresholds used when
     ``DATASET.LEVEL_THRESHOLDS`` is empty. Levels are computed per row, so they do not depend on
-    the split.
+    the split. With ``options.split_mode == "prompt"`` the split is prompt-disjoint, using the
+    prompts of ``options.prompt_file`` when set, else the table's own ``prompt`` column.
     """
     thresholds = resolve_thresholds(options.level_thresholds, default_thresholds[task])
     names, thresholds = validate_levels(options.level_names, thresholds)
     if options.check_files:
         check_images(image_dir, table["name"].tolist())
     labelled = table.copy()
+    if options.split_mode == "prompt" and options.prompt_file:
+        labelled = attach_prompts(labelled, options.prompt_file)
     labelled["label"] = mos_to_levels(labelled["mos"].to_numpy(), thresholds)
-    split = split_table(labelled, options.test_ratio, options.split_seed, options.val_ratio)
+    split = split_table(labelled, options.test_ratio, options.split_seed, options.val_ratio,
+                        mode=options.split_mode)
     return LevelledData(task=task, image_dir=image_dir, level_names=names, thresholds=thresholds,
                         parts=split.tables(labelled))

@@ -1,0 +1,68 @@
+"""Image prompts from ``DATASET.PROMPT_FILE``, for prompt-disjoint splits.
+
+AGIQA-3K's ``data.csv`` carries each image's prompt; AIGCIQA2023's MOS files do not, so a
+prompt-disjoint split of it needs a user-supplied CSV with columns ``name`` (image name exactly
+as the label table has it, e.g. ``17.png``) and ``prompt``. Extra columns and extra rows are
+ignored; every image of the label table must be listed, with a non-empty prompt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DatasetError
+
+__all__ = ["read_prompt_file", "attach_prompts"]
+
+_SHOW_MISSING = 5  # how many unlisted image names an error message shows
+
+
+def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a prompt file into a ``(name, prompt)`` table (both str, file order).
+
+    Raises ``DatasetError`` naming the file for a missing file, missing columns, empty names or
+    prompts, and names listed twice.
+    """
+    path = Path(os.path.expanduser(str(path)))
+    if not path.is_file():
+        raise DatasetError(f"DATASET.PROMPT_FILE {path} not found (expected a CSV with columns "
+                           "name,prompt)")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot parse prompt file {path}: {exc}") from exc
+    missing = [c for c in ("name", "prompt") if c not in raw.columns]
+    if missing:
+        raise DatasetError(f"prompt file {path} lacks column(s) {missing}; it has columns "
+                           f"{list(raw.columns)}")
+    table = raw[["name", "prompt"]].reset_index(drop=True)
+    for column in ("name", "prompt"):
+        empty = table.index[table[column].str.strip() == ""]
+        if len(empty):
+            raise DatasetError(f"prompt file {path}: empty {column} at data row {empty[0]} "
+                               f"({len(empty)} such row(s))")
+    dup = table["name"][table["name"].duplicated()]
+    if len(dup):
+        raise DatasetError(f"prompt file {path}: image {dup.iloc[0]!r} is listed more than once "
+                           f"({dup.nunique()} duplicated name(s))")
+    return table
+
+
+def attach_prompts(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """Return a copy of the label ``table`` whose ``prompt`` column comes from the prompt file.
+
+    A prompt column the label file already had is replaced: the user's file wins.
+    """
+    prompts = read_prompt_file(path)
+    lookup = dict(zip(prompts["name"], prompts["prompt"]))
+    unlisted = [n for n in table["name"] if n not in lookup]
+    if unlisted:
+        shown = ", ".join(unlisted[:_SHOW_MISSING])
+        raise DatasetError(f"prompt file {path} lists no prompt for {len(unlisted)} of "
+                           f"{len(table)} images, e.g. {shown}")
+    attached = table.copy()
+    attached["prompt"] = [lookup[n] for n in table["name"]]
+    return attached

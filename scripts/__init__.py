@@ -1,0 +1,1 @@
+"""Helper packages of the command-line scripts (importable as `scripts.<name>`)."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run a CLIP-AGIQA sweep (seeds x split seeds x datasets x variants x protocols).
+#
+# Usage: bash scripts/sweep.sh [SPEC.yaml] [--datasets ...] [--variants ...] [--protocol ...]
+#            [--seeds ...] [--split-seeds ...] [--root DIR] [--output DIR] [--extra-opts K V ...]
+#            [--jobs N] [--dry-run] [--collect-only]
+# Example: bash scripts/sweep.sh configs/sweeps/example.yaml --dry-run
+# Environment: PYTHON (default python3). All arguments go to scripts/sweep.py (see its --help).
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+exec "$PYTHON" "${REPO}/scripts/sweep.py" "$@"

@@ -1,0 +1,9 @@
+"""Experiment orchestration on top of ``train.py``: named evaluation protocols and sweeps.
+
+- ``scripts.sweeps.spec``: sweep specifications (yaml or CLI) and protocol yamls -> planned runs.
+- ``scripts.sweeps.runner``: run status (done / resume / new), parallel execution of ``train.py``
+  (one process per GPU, sequential on CPU).
+- ``scripts.sweeps.tables``: ``results.csv`` / ``summary.csv`` from the runs' ``results.json``.
+
+Entry point: ``python scripts/sweep.py`` (``scripts/sweep.sh``).
+"""

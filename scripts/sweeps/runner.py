@@ -1,0 +1,200 @@
+"""Run status and parallel execution of sweep runs (one child process per run).
+
+A run folder is *done* when its ``results.json`` (written by ``train.py`` after training) is
+complete, *resume* when it holds a checkpoint pointer from an interrupted run (``train.py``
+resumes from ``OUTPUT_DIR`` by itself), else *new*. Before launching, the sweep writes
+``sweep_run.json`` (the run's identity, see ``Run.identity``); a folder whose stored identity
+differs is refused, so results of different experiments are never mixed or resumed into each
+other. Each child's stdout and stderr are appended to ``sweep.log`` in its run folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence
+
+from dassl.utils import atomic_write_text
+
+from .spec import SweepError
+
+__all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "Job", "read_results", "run_status",
+           "check_identity", "write_identity", "visible_gpus", "device_slots", "execute"]
+
+RESULTS_FILE = "results.json"
+RUN_FILE = "sweep_run.json"
+LOG_FILE = "sweep.log"
+REQUIRED_METRICS = ("srcc", "plcc", "krcc", "rmse")
+_TAIL_LINES = 8  # lines of a failed run's log shown on the console
+
+
+@dataclass(frozen=True)
+class Job:
+    """A command to run in ``output_dir`` (``argv[0]`` is the interpreter) and its identity."""
+
+    key: str
+    argv: tuple[str, ...]
+    output_dir: Path
+    identity: Mapping
+
+
+def read_results(run_dir: str | os.PathLike) -> Optional[dict]:
+    """The run's ``results.json`` if it is a complete training report, else None.
+
+    Complete: mode "train" and ``last`` / ``selected`` blocks whose ``metrics`` hold
+    SRCC/PLCC/KRCC/RMSE keys (values may be null = NaN). Unreadable JSON counts as incomplete.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(results, dict) or results.get("mode") != "train":
+        return None
+    for block in ("last", "selected"):
+        part = results.get(block)
+        metrics = part.get("metrics") if isinstance(part, dict) else None
+        if not isinstance(metrics, dict) or not all(k in metrics for k in REQUIRED_METRICS):
+            return None
+    return results
+
+
+def run_status(run_dir: str | os.PathLike) -> str:
+    """"done", "resume" (a ``<module>/checkpoint`` pointer exists) or "new"."""
+    run_dir = Path(run_dir)
+    if read_results(run_dir) is not None:
+        return "done"
+    if run_dir.is_dir() and any(run_dir.glob("*/checkpoint")):
+        return "resume"
+    return "new"
+
+
+def check_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
+    """Raise ``SweepError`` if ``run_dir`` holds a ``sweep_run.json`` of another experiment."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SweepError(f"{path} is not valid JSON ({exc}); delete it to reuse the folder") \
+            from exc
+    expected = json.loads(json.dumps(dict(identity)))  # tuples -> lists, as stored
+    differs = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+    if differs:
+        details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {expected.get(k)!r}"
+                            for k in differs)
+        raise SweepError(f"{run_dir} belongs to a different experiment ({details}); use another "
+                         "--output or delete the folder")
+
+
+def write_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(str(Path(run_dir) / RUN_FILE), json.dumps(dict(identity), indent=2) + "\n")
+
+
+def visible_gpus(env: Optional[Mapping[str, str]] = None,
+                 count: Optional[Callable[[], int]] = None) -> list[str]:
+    """GPU ids children may use: ``CUDA_VISIBLE_DEVICES`` entries when it is set (``""`` or
+    ``-1`` = none), else ``0 .. torch.cuda.device_count()-1``."""
+    env = os.environ if env is None else env
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids = [g.strip() for g in listed.split(",") if g.strip()]
+        # CUDA stops at the first invalid id, and -1 is the usual way to hide all GPUs.
+        return ids[:ids.index("-1")] if "-1" in ids else ids
+    if count is None:
+        import torch  # deferred: only needed when the environment does not list the GPUs
+        count = torch.cuda.device_count
+    return [str(i) for i in range(count())]
+
+
+def device_slots(gpus: Sequence[str], jobs: Optional[int] = None) -> list[Optional[str]]:
+    """Parallel slots: ``jobs`` (default one per GPU, 1 without GPUs) slots cycling over the
+    GPUs; None = leave ``CUDA_VISIBLE_DEVICES`` as it is (CPU)."""
+    n = jobs if jobs is not None else max(1, len(gpus))
+    if n < 1:
+        raise SweepError(f"--jobs must be at least 1, got {n}")
+    return [gpus[i % len(gpus)] if gpus else None for i in range(n)]
+
+
+def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _launch(job: Job, device: Optional[str]) -> tuple[subprocess.Popen, object]:
+    write_identity(job.output_dir, job.identity)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    log = open(job.output_dir / LOG_FILE, "a", encoding="utf-8")
+    log.write(f"\n===== sweep launch {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+              f"{' '.join(job.argv)}\n")
+    log.flush()
+    return subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env), log
+
+
+def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
+            echo: Callable[[str], None] = print, poll_s: float = 0.2) -> dict[str, bool]:
+    """Run ``jobs`` with at most ``len(slots)`` at a time; return ``{key: succeeded}``.
+
+    A job succeeded when it exited with 0 and left a complete ``results.json``. Failures are
+    reported (with the log's last lines) and do not stop the other jobs. On KeyboardInterrupt
+    the running children are terminated (their runs resume next time) and it is re-raised.
+    """
+    pending = list(jobs)
+    free = list(range(len(slots)))
+    active: dict[int, tuple[Job, subprocess.Popen, object, float]] = {}
+    outcome: dict[str, bool] = {}
+    total = len(pending)
+    try:
+        while pending or active:
+            while pending and free:
+                slot = free.pop(0)
+                job = pending.pop(0)
+                proc, log = _launch(job, slots[slot])
+                where = f" on GPU {slots[slot]}" if slots[slot] is not None else ""
+                echo(f"[{total - len(pending)}/{total}] start {job.key}{where}")
+                active[slot] = (job, proc, log, time.monotonic())
+            time.sleep(poll_s)
+            for slot, (job, proc, log, started) in list(active.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                log.close()
+                del active[slot]
+                free.append(slot)
+                results = read_results(job.output_dir) if code == 0 else None
+                outcome[job.key] = results is not None
+                took = time.monotonic() - started
+                if results is not None:
+                    selected = results["selected"]
+                    srcc = selected["metrics"].get("srcc")
+                    srcc = "nan" if srcc is None else f"{float(srcc):.4f}"
+                    echo(f"done  {job.key} in {took:.0f} s: selected epoch "
+                         f"{selected.get('epoch')} ({selected.get('selected_on')}), test SRCC "
+                         f"{srcc}")
+                else:
+                    echo(f"FAILED {job.key} (exit code {code}) after {took:.0f} s; log "
+                         f"{job.output_dir / LOG_FILE}:\n{_tail(job.output_dir / LOG_FILE)}")
+    except KeyboardInterrupt:
+        for job, proc, log, _started in active.values():
+            proc.terminate()
+        for job, proc, log, _started in active.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        print("sweep interrupted: run the same command again to resume", file=sys.stderr)
+        raise
+    return outcome

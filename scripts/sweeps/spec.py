@@ -1,0 +1,323 @@
+"""Sweep specifications and protocol yamls -> the list of planned ``train.py`` runs.
+
+A sweep is the product datasets x variants x protocols x split seeds x seeds. Its yaml file
+(all keys optional; CLI flags of ``scripts/sweep.py`` override them) reads::
+
+    root: ./data                  # DATASET.ROOT
+    output: output/sweeps/demo    # OUTPUT/<dataset>/<variant>/<protocol>/splitseedK/seedS
+    datasets: [AGIQA]             # entries, see below
+    variants: [vit_b16_ep100]     # entries, see below
+    protocols: [paper, val]       # configs/protocols/<name>.yaml or a yaml path
+    seeds: [1, 2, 3]              # --seed of train.py
+    split_seeds: [42]             # DATASET.SPLIT_SEED
+    extra_opts: []                # KEY VALUE pairs appended to every run
+
+A dataset or variant entry is a name (``configs/datasets/<name>.yaml``,
+``configs/trainers/CLIP_AGIQA/<name>.yaml``), a yaml path (name = file stem), or a mapping
+``{name, config, opts}`` (variants may add ``trainer``, default CLIP_AGIQA); ``opts`` is a
+``[KEY, VALUE, ...]`` list (string values are command-line text, passed verbatim, e.g.
+``"('normalize',)"``) or a ``{KEY: VALUE}`` mapping (typed yaml values, as in a config file).
+A protocol yaml is turned into opts (``yaml_to_opts``) placed after the dataset and variant
+opts, and no other opts may set its keys, so every run's evaluation protocol is the named one.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+__all__ = ["SweepError", "Entry", "Protocol", "Run", "SweepSpec", "REPO", "load_spec_file",
+           "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
+           "opt_keys", "RESERVED_KEYS", "NON_SEMANTIC_KEYS"]
+
+REPO = Path(__file__).resolve().parents[2]
+DATASET_DIR = REPO / "configs" / "datasets"
+METHOD_DIR = REPO / "configs" / "trainers" / "CLIP_AGIQA"
+PROTOCOL_DIR = REPO / "configs" / "protocols"
+DEFAULT_TRAINER = "CLIP_AGIQA"
+# Set by the sweep itself for every run; user opts must not override them.
+RESERVED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.SPLIT_SEED",
+                 "TRAINER.NAME")
+# Opts that may change between invocations of one experiment (where and how fast it runs, how
+# much it prints): left out of a run's identity, so e.g. --extra-opts DATALOADER.NUM_WORKERS 8
+# on another machine still skips / resumes the runs made before.
+NON_SEMANTIC_KEYS = ("DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA")
+SPEC_KEYS = ("root", "output", "datasets", "variants", "protocols", "seeds", "split_seeds",
+             "extra_opts")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # one safe path component
+
+
+class SweepError(ValueError):
+    """A sweep specification, protocol or run directory is inconsistent (message says where)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A dataset or method variant: a yaml file plus opts (``trainer`` is used by variants)."""
+
+    name: str
+    config: Path
+    opts: tuple[str, ...] = ()
+    trainer: str = DEFAULT_TRAINER
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named evaluation protocol: the yaml it comes from and its flattened opts."""
+
+    name: str
+    path: Path
+    opts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``train.py`` invocation of a sweep."""
+
+    dataset: Entry
+    variant: Entry
+    protocol: Protocol
+    split_seed: int
+    seed: int
+    output_dir: Path
+
+    @property
+    def key(self) -> str:
+        """``dataset/variant/protocol/splitseedK/seedS`` (the run's folder below the output)."""
+        return (f"{self.dataset.name}/{self.variant.name}/{self.protocol.name}/"
+                f"splitseed{self.split_seed}/seed{self.seed}")
+
+    def opts(self, extra_opts: Sequence[str] = ()) -> list[str]:
+        """Trailing KEY VALUE opts: dataset, variant, protocol, split seed, then extra opts."""
+        return [*self.dataset.opts, *self.variant.opts, *self.protocol.opts,
+                "DATASET.SPLIT_SEED", str(self.split_seed), *extra_opts]
+
+    def train_argv(self, root: str, extra_opts: Sequence[str] = ()) -> list[str]:
+        """Arguments of ``train.py`` (without the interpreter and script path)."""
+        return ["--root", str(root), "--seed", str(self.seed), "--trainer", self.variant.trainer,
+                "--dataset-config-file", str(self.dataset.config),
+                "--config-file", str(self.variant.config),
+                "--output-dir", str(self.output_dir), *self.opts(extra_opts)]
+
+    def identity(self, extra_opts: Sequence[str] = ()) -> dict:
+        """What makes two runs the same experiment (the data root and repo location do not)."""
+        return {"dataset": self.dataset.name, "dataset_config": _display(self.dataset.config),
+                "variant": self.variant.name, "variant_config": _display(self.variant.config),
+                "trainer": self.variant.trainer, "protocol": self.protocol.name,
+                "seed": self.seed, "split_seed": self.split_seed,
+                "opts": _semantic(self.opts(extra_opts))}
+
+
+@dataclass
+class SweepSpec:
+    """A resolved sweep; ``runs()`` lists its runs in loop order."""
+
+    datasets: list[Entry]
+    variants: list[Entry]
+    protocols: list[Protocol]
+    seeds: list[int]
+    split_seeds: list[int]
+    root: str
+    output: Path
+    extra_opts: tuple[str, ...] = field(default_factory=tuple)
+
+    def runs(self) -> list[Run]:
+        return [Run(d, v, p, k, s, self.output / d.name / v.name / p.name / f"splitseed{k}"
+                    / f"seed{s}")
+                for d in self.datasets for v in self.variants for p in self.protocols
+                for k in self.split_seeds for s in self.seeds]
+
+
+def _semantic(opts: Sequence[str]) -> list[str]:
+    """``opts`` without the ``NON_SEMANTIC_KEYS`` pairs."""
+    return [x for k, v in zip(opts[0::2], opts[1::2]) if k not in NON_SEMANTIC_KEYS
+            for x in (k, v)]
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the repository when inside it (stable if the repo moves)."""
+    try:
+        return Path(path).resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def _resolve_yaml(value: str, folder: Path, what: str) -> Path:
+    """A yaml path (absolute, cwd-relative or repo-relative) or a bare name in ``folder``."""
+    text = os.path.expanduser(str(value))
+    if text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
+        tried = [Path(text)] if os.path.isabs(text) else [Path.cwd() / text, REPO / text]
+    else:
+        tried = [folder / f"{text}.yaml"]
+    for path in tried:
+        if path.is_file():
+            return path.resolve()
+    raise SweepError(f"{what} {value!r}: no such yaml file (tried {', '.join(map(str, tried))})")
+
+
+def format_opt_value(value: Any) -> str:
+    """Text that yacs' ``merge_from_list`` (``ast.literal_eval``, else the raw string) turns
+    back into ``value``: strings that would parse as another literal are quoted."""
+    if value is None:
+        raise SweepError("opts cannot hold a null value")
+    if isinstance(value, str):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+        return value if isinstance(parsed, str) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return repr(list(value))
+    return repr(value)
+
+
+def yaml_to_opts(mapping: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Flatten a nested yaml mapping into a ``[KEY, VALUE, ...]`` opts list."""
+    opts: list[str] = []
+    for key, value in mapping.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            opts += yaml_to_opts(value, f"{full}.")
+        else:
+            opts += [full, format_opt_value(value)]
+    return opts
+
+
+def _as_opts(value: Any, what: str) -> tuple[str, ...]:
+    """A ``[KEY, VALUE, ...]`` list or ``{KEY: VALUE}`` mapping as a flat string tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        return tuple(yaml_to_opts(value))
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise SweepError(f"{what}: opts must be a list of KEY VALUE pairs or a mapping, "
+                         f"got {value!r}")
+    if len(value) % 2:
+        raise SweepError(f"{what}: opts need KEY VALUE pairs, got an odd count: {list(value)}")
+    # List values are command-line text (as after train.py's flags): strings pass verbatim.
+    return tuple(str(v) if i % 2 == 0 or isinstance(v, str) else format_opt_value(v)
+                 for i, v in enumerate(value))
+
+
+def opt_keys(opts: Sequence[str]) -> list[str]:
+    return list(opts[0::2])
+
+
+def _check_name(name: str, what: str) -> str:
+    if not _NAME.match(name):
+        raise SweepError(f"{what} name {name!r} must be one folder name "
+                         "(letters, digits, . _ + -)")
+    return name
+
+
+def parse_entry(item: Any, folder: Path, what: str) -> Entry:
+    """A dataset/variant entry from a string ``[NAME=]CONFIG`` or a mapping (see module doc)."""
+    if isinstance(item, str):
+        name, _, config = item.partition("=") if "=" in item else ("", "", item)
+        item = {"name": name or None, "config": config}
+    if not isinstance(item, Mapping) or ("config" not in item and "name" not in item):
+        raise SweepError(f"{what} entry {item!r}: give a name, a yaml path or a mapping with "
+                         "'config'")
+    unknown = set(item) - {"name", "config", "opts", "trainer"}
+    if unknown:
+        raise SweepError(f"{what} entry {dict(item)!r}: unknown field(s) {sorted(unknown)}")
+    config = _resolve_yaml(str(item.get("config") or item["name"]), folder, what)
+    name = _check_name(str(item.get("name") or config.stem), what)
+    return Entry(name, config, _as_opts(item.get("opts"), f"{what} {name}"),
+                 str(item.get("trainer") or DEFAULT_TRAINER))
+
+
+def load_protocol(value: str) -> Protocol:
+    """A protocol by name (``configs/protocols/<name>.yaml``) or yaml path."""
+    path = _resolve_yaml(value, PROTOCOL_DIR, "protocol")
+    with open(path, encoding="utf-8") as f:
+        content = yaml.safe_load(f) or {}
+    if not isinstance(content, Mapping) or not content:
+        raise SweepError(f"protocol {path} must be a non-empty yaml mapping of config keys")
+    opts = tuple(yaml_to_opts(content))
+    reserved = sorted(set(opt_keys(opts)) & set(RESERVED_KEYS))
+    if reserved:
+        raise SweepError(f"protocol {path} sets {reserved}, which the sweep sets per run")
+    return Protocol(_check_name(path.stem, "protocol"), path, opts)
+
+
+def load_spec_file(path: str | os.PathLike) -> dict:
+    """Read a sweep yaml; unknown top-level keys are an error (typos must not pass silently)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep spec {path} not found")
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, Mapping):
+        raise SweepError(f"sweep spec {path} must be a yaml mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    if unknown:
+        raise SweepError(f"sweep spec {path}: unknown key(s) {unknown}; known: {list(SPEC_KEYS)}")
+    return dict(raw)
+
+
+def _entries(cli: Sequence[str] | None, spec_items: Any, folder: Path, what: str) -> list[Entry]:
+    """Spec entries, or the CLI selection: spec entry names, else ``[NAME=]CONFIG`` strings."""
+    spec_entries = [parse_entry(i, folder, what) for i in _as_list(spec_items)]
+    by_name = {e.name: e for e in spec_entries}
+    entries = spec_entries if cli is None else [
+        by_name[c] if c in by_name else parse_entry(c, folder, what) for c in cli]
+    names = [e.name for e in entries]
+    if not entries:
+        raise SweepError(f"no {what}s given: use --{what}s or '{what}s:' in the spec")
+    if len(set(names)) != len(names):
+        raise SweepError(f"{what} names must be unique, got {names}")
+    return entries
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _ints(value: Any, what: str) -> list[int]:
+    items = _as_list(value)
+    if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
+        raise SweepError(f"{what} must be a non-empty list of integers, got {value!r}")
+    if len(set(items)) != len(items):
+        raise SweepError(f"{what} must not repeat values, got {items}")
+    return items
+
+
+def build_spec(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSpec:
+    """Combine a spec mapping with CLI ``overrides`` (same keys; None = not given).
+
+    ``overrides["extra_opts"]`` is appended to the spec's extra opts; every other given
+    override replaces the spec value. Defaults: root ``./data``, output ``output/sweep``,
+    protocol ``paper``, seed 1, split seed 42 (the reference split).
+    """
+    def pick(key: str, default: Any) -> Any:
+        given = overrides.get(key)
+        return given if given is not None else raw.get(key, default)
+
+    extra = _as_opts(raw.get("extra_opts"), "extra_opts") + _as_opts(
+        overrides.get("extra_opts"), "--extra-opts")
+    datasets = _entries(overrides.get("datasets"), raw.get("datasets"), DATASET_DIR, "dataset")
+    variants = _entries(overrides.get("variants"), raw.get("variants"), METHOD_DIR, "variant")
+    protocols = [load_protocol(str(p)) for p in _as_list(pick("protocols", ["paper"]))]
+    if len({p.name for p in protocols}) != len(protocols):
+        raise SweepError(f"protocol names must be unique, got {[p.name for p in protocols]}")
+    controlled = set(RESERVED_KEYS).union(*(opt_keys(p.opts) for p in protocols))
+    for what, opts in [(f"dataset {d.name}", d.opts) for d in datasets] + \
+            [(f"variant {v.name}", v.opts) for v in variants] + [("extra opts", extra)]:
+        clash = sorted(set(opt_keys(opts)) & controlled)
+        if clash:
+            raise SweepError(f"{what} sets {clash}: these keys are set by the sweep or its "
+                             "protocol; choose or add a protocol instead")
+    return SweepSpec(datasets=datasets, variants=variants, protocols=protocols,
+                     seeds=_ints(pick("seeds", [1]), "seeds"),
+                     split_seeds=_ints(pick("split_seeds", [42]), "split_seeds"),
+                     root=os.path.abspath(os.path.expanduser(str(pick("root", "./data")))),
+                     output=Path(os.path.abspath(str(pick("output", "output/sweep")))),
+                     extra_opts=extra)

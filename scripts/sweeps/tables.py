@@ -1,0 +1,104 @@
+"""Sweep tables from the runs' ``results.json`` files (never from logs).
+
+``results.csv``: one row per planned run (``RESULT_COLUMNS``): its identity, ``status``
+("done" or "missing"), the selected model's epoch, selection split and test metrics (bare
+metric names) and the last epoch's (``last_`` prefix). ``summary.csv``: one row per dataset x
+variant x protocol over the done runs (all seeds and split seeds): ``n``, ``n_missing`` and
+``<metric>_median``, ``_mean``, ``_std`` (sample std, ddof 1; NaN when n < 2) of SRCC, PLCC,
+KRCC, RMSE. A NaN metric of a run (e.g. constant predictions) propagates to its group's
+mean/median/std instead of being silently dropped.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterable, Mapping, Optional
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from dassl.utils import atomic_write_text
+
+__all__ = ["METRICS", "SUMMARY_METRICS", "GROUP_COLUMNS", "RESULT_COLUMNS", "result_row",
+           "results_table", "summary_table", "format_summary", "write_csv"]
+
+METRICS = ("srcc", "plcc", "krcc", "rmse", "plcc_fitted", "rmse_fitted")
+SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse")
+GROUP_COLUMNS = ("dataset", "variant", "protocol")
+ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
+RESULT_COLUMNS = (ID_COLUMNS + ("status", "output_dir", "final_model", "selected_on",
+                                "selected_epoch") + METRICS + ("last_epoch",)
+                  + tuple(f"last_{m}" for m in METRICS))
+
+
+def _number(value: Any) -> float:
+    """JSON metric -> float; null (NaN written by train.py) and junk -> NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def result_row(ids: Mapping[str, Any], output_dir: str, results: Optional[dict]) -> dict:
+    """One ``results.csv`` row; ``results`` is a complete results.json dict or None (missing)."""
+    row = {c: ids[c] for c in ID_COLUMNS}
+    row.update(status="missing" if results is None else "done", output_dir=str(output_dir))
+    row.update({c: None for c in RESULT_COLUMNS if c not in row})
+    if results is None:
+        return row
+    selected, last = results["selected"], results["last"]
+    row.update(final_model=results.get("final_model"), selected_on=selected.get("selected_on"),
+               selected_epoch=selected.get("epoch"), last_epoch=last.get("epoch"))
+    for metric in METRICS:
+        row[metric] = _number(selected["metrics"].get(metric))
+        row[f"last_{metric}"] = _number(last["metrics"].get(metric))
+    return row
+
+
+def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant, protocol), in first-seen order: counts and metric statistics."""
+    rows = []
+    for key, group in results.groupby(list(GROUP_COLUMNS), sort=False):
+        done = group[group["status"] == "done"]
+        row: dict[str, Any] = dict(zip(GROUP_COLUMNS, key))
+        row.update(n=len(done), n_missing=len(group) - len(done))
+        for metric in SUMMARY_METRICS:
+            values = done[metric].to_numpy(dtype=np.float64)
+            # np.median/mean propagate NaN; pandas would skip it and hide a broken run.
+            row[f"{metric}_median"] = float(np.median(values)) if values.size else math.nan
+            row[f"{metric}_mean"] = float(np.mean(values)) if values.size else math.nan
+            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+        rows.append(row)
+    columns = list(GROUP_COLUMNS) + ["n", "n_missing"] + [
+        f"{m}_{s}" for m in SUMMARY_METRICS for s in ("median", "mean", "std")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _cell(row: Mapping[str, Any], metric: str) -> str:
+    median, mean, std = (row[f"{metric}_{s}"] for s in ("median", "mean", "std"))
+    if row["n"] == 0:
+        return "-"
+    spread = f"±{std:.4f}" if math.isfinite(std) else ""
+    return f"{median:.4f} ({mean:.4f}{spread})"
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """Console table: one line per group, each metric as ``median (mean±std)``."""
+    headers = ["dataset", "variant", "protocol", "n"] + [m.upper() for m in SUMMARY_METRICS]
+    lines = []
+    for row in summary.to_dict("records"):
+        n = f"{row['n']}" + (f" (+{row['n_missing']} missing)" if row["n_missing"] else "")
+        lines.append([row["dataset"], row["variant"], row["protocol"], n]
+                     + [_cell(row, m) for m in SUMMARY_METRICS])
+    table = tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
+    return table + "\nmetrics: median (mean±std) over seeds x split seeds; test split"
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` without index (floats round-trip exactly), atomically."""
+    atomic_write_text(str(path), table.to_csv(index=False))

@@ -1,0 +1,307 @@
+"""Sweep runner: spec planning, skip/resume, parallel slots, tables, and one real sweep."""
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clip.random_weights import save_random_weights
+from datasets.synthetic import make_synthetic_agiqa
+from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, execute,
+                                read_results, run_status, visible_gpus)
+from scripts.sweeps.spec import SweepError, build_spec, load_spec_file
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "configs" / "sweeps" / "example.yaml"
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("sweep_cli", REPO / "scripts" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep = load_cli()
+
+# A stand-in for train.py: records how it was called and writes a results.json whose SRCC is
+# 0.8 (N_CTX 4) or 0.7 (N_CTX 8) plus 0.01 * seed; exits 3 when called with --fail.
+FAKE_TRAINER = textwrap.dedent("""
+    import json, os, sys
+    args = sys.argv[1:]
+    if "--fail" in args:
+        print("boom: deliberate failure")
+        sys.exit(3)
+    out = args[args.index("--output-dir") + 1]
+    seed = int(args[args.index("--seed") + 1])
+    opts = args[args.index("--output-dir") + 2:]
+    kv = dict(zip(opts[0::2], opts[1::2]))
+    os.makedirs(out, exist_ok=True)
+    record = {"seed": seed, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+              "resumed": os.path.exists(os.path.join(out, "prompt_learner", "checkpoint")),
+              "opts": kv}
+    with open(os.path.join(out, "invocations.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\\n")
+    srcc = (0.8 if kv.get("TRAINER.CLIP_AGIQA.N_CTX", "4") == "4" else 0.7) + 0.01 * seed
+    metrics = {"srcc": srcc, "plcc": srcc, "krcc": srcc - 0.2, "rmse": 1 - srcc,
+               "plcc_fitted": None, "rmse_fitted": None}
+    block = {"epoch": 2, "split": "test", "metrics": metrics}
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"mode": "train", "final_model": kv["TEST.FINAL_MODEL"], "last": block,
+                   "selected": dict(block, selected_on="test")}, f)
+""")
+
+
+@pytest.fixture
+def fake_trainer(tmp_path, monkeypatch):
+    path = tmp_path / "fake_train.py"
+    path.write_text(FAKE_TRAINER)
+    monkeypatch.setattr(sweep, "TRAIN_SCRIPT", path)
+    return path
+
+
+def results_json(srcc, plcc=0.5, krcc=0.4, rmse=0.6, mode="train"):
+    metrics = {"srcc": srcc, "plcc": plcc, "krcc": krcc, "rmse": rmse, "plcc_fitted": None,
+               "rmse_fitted": None}
+    return {"mode": mode, "final_model": "best_val",
+            "last": {"epoch": 5, "split": "test", "metrics": dict(metrics, srcc=0.1)},
+            "selected": {"epoch": 3, "split": "test", "metrics": metrics, "selected_on": "test",
+                         "selection_metric": "srcc", "selection_value": srcc}}
+
+
+def write_run(run_dir, results):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
+def two_by_two(output):
+    """CLI args of a 2 variants x 2 seeds sweep on AGIQA (paper protocol)."""
+    return ["--datasets", "AGIQA", "--variants", "nctx4=vit_b16_ep50", "nctx8=vit_b16_ep50",
+            "--seeds", "1", "2", "--output", str(output), "--root", str(output / "data")]
+
+
+def run_dir(output, variant, seed, protocol="paper"):
+    return output / "AGIQA" / variant / protocol / "splitseed42" / f"seed{seed}"
+
+
+# ----------------------------------------------------------------------------- planning
+def test_example_spec_plans_the_documented_runs():
+    spec = build_spec(load_spec_file(EXAMPLE), {})
+    runs = spec.runs()
+    assert len(runs) == 2 * 2 * 2 * 1 * 3
+    first, last = runs[0], runs[-1]
+    assert first.key == "AGIQA/vit_b16_ep100/paper/splitseed42/seed1"
+    assert last.key == "AIGCIQA2023/vit_b16_ep100_nctx8/val/splitseed42/seed3"
+    assert last.output_dir == spec.output / last.key
+    argv = last.train_argv(spec.root, spec.extra_opts)
+    assert argv[argv.index("--seed") + 1] == "3"
+    assert argv[argv.index("--config-file") + 1].endswith("CLIP_AGIQA/vit_b16_ep100.yaml")
+    opts = argv[argv.index("--output-dir") + 2:]
+    # variant opts, then the protocol's, then the split seed
+    assert opts == ["TRAINER.CLIP_AGIQA.N_CTX", "8", "DATASET.SPLIT_MODE", "random",
+                    "DATASET.VAL_RATIO", "0.1", "TEST.FINAL_MODEL", "best_val",
+                    "TEST.ALLOW_SELECTION_ON_TEST", "False", "DATASET.SPLIT_SEED", "42"]
+
+
+def test_cli_entries_and_overrides(tmp_path):
+    spec = build_spec(load_spec_file(EXAMPLE), {
+        "datasets": ["AGIQA"], "variants": ["vit_b16_ep100_nctx8", "mine=vit_b16_ep50",
+                                            "configs/trainers/CLIP_AGIQA/rn50_ep100.yaml"],
+        "protocols": ["last", str(REPO / "configs" / "protocols" / "prompt_disjoint.yaml")],
+        "seeds": [7], "split_seeds": [1, 2], "output": str(tmp_path),
+        "extra_opts": ["DATALOADER.NUM_WORKERS", "0"]})
+    assert [v.name for v in spec.variants] == ["vit_b16_ep100_nctx8", "mine", "rn50_ep100"]
+    assert spec.variants[0].opts == ("TRAINER.CLIP_AGIQA.N_CTX", "8")  # taken from the spec
+    assert [p.name for p in spec.protocols] == ["last", "prompt_disjoint"]
+    runs = spec.runs()
+    assert len(runs) == 3 * 2 * 2 and {r.split_seed for r in runs} == {1, 2}
+    assert runs[0].opts(spec.extra_opts)[-4:] == ["DATASET.SPLIT_SEED", "1",
+                                                  "DATALOADER.NUM_WORKERS", "0"]
+
+
+@pytest.mark.parametrize("raw, overrides, message", [
+    ({"seed": [1]}, {}, "unknown key"),
+    ({}, {"variants": ["vit_b16_ep50"]}, "no datasets given"),
+    ({"datasets": ["AGIQA"], "variants": [{"config": "vit_b16_ep50", "opts": ["SEED", 3]}]},
+     {}, "set by the sweep"),
+    ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"]},
+     {"extra_opts": ["DATASET.VAL_RATIO", "0.2"]}, "set by the sweep or its protocol"),
+    ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50", "vit_b16_ep50"]}, {}, "unique"),
+    ({"datasets": ["AGIQA"], "variants": ["nope"]}, {}, "no such yaml"),
+    ({"datasets": ["AGIQA"], "variants": [{"config": "vit_b16_ep50", "opts": ["A"]}]}, {},
+     "odd count"),
+    ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"], "seeds": ["1"]}, {}, "integers"),
+    ({"datasets": ["AGIQA"], "variants": ["bad/name=vit_b16_ep50"]}, {}, "one folder name"),
+])
+def test_spec_errors_are_clear(raw, overrides, message, tmp_path):
+    if "seed" in raw:
+        (tmp_path / "s.yaml").write_text("seed: [1]\n")
+        with pytest.raises(SweepError, match=message):
+            load_spec_file(tmp_path / "s.yaml")
+        return
+    with pytest.raises(SweepError, match=message):
+        build_spec(raw, overrides)
+
+
+def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert sweep.main(two_by_two(out) + ["--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "4 run(s): 0 done, 0 to resume, 4 new" in text
+    assert text.count("train.py --root") == 4 and "TEST.ALLOW_SELECTION_ON_TEST True" in text
+    assert not out.exists()
+    # A typo in a key is caught before anything runs.
+    assert sweep.main(two_by_two(out) + ["--dry-run", "--extra-opts", "OPTIM.LRR", "1"]) == 2
+    assert "OPTIM.LRR" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- status, tables
+def test_run_status_done_resume_new(tmp_path):
+    assert run_status(tmp_path / "absent") == "new"
+    write_run(tmp_path / "done", results_json(0.5))
+    assert run_status(tmp_path / "done") == "done"
+    write_run(tmp_path / "eval", results_json(0.5, mode="eval_only"))
+    broken = results_json(0.5)
+    del broken["selected"]["metrics"]["krcc"]
+    write_run(tmp_path / "broken", broken)
+    (tmp_path / "garbled").mkdir()
+    (tmp_path / "garbled" / "results.json").write_text("{not json")
+    for name in ("eval", "broken", "garbled"):
+        assert read_results(tmp_path / name) is None and run_status(tmp_path / name) == "new"
+    (tmp_path / "cut" / "prompt_learner").mkdir(parents=True)
+    (tmp_path / "cut" / "prompt_learner" / "checkpoint").write_text("model.pth.tar-3")
+    assert run_status(tmp_path / "cut") == "resume"
+
+
+def test_collect_only_builds_tables_from_results_json(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    values = {("nctx4", 1): 0.80, ("nctx4", 2): 0.90, ("nctx8", 1): 0.60}  # nctx8 seed2 missing
+    for (variant, seed), srcc in values.items():
+        write_run(run_dir(out, variant, seed), results_json(srcc, plcc=srcc / 2))
+    (run_dir(out, "nctx8", 2)).mkdir(parents=True)
+    (run_dir(out, "nctx8", 2) / "log.txt").write_text("srcc 0.99 (a log is never read)\n")
+    assert sweep.main(two_by_two(out) + ["--collect-only"]) == 1  # one run missing
+    printed = capsys.readouterr().out
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 and list(results["status"]) == ["done", "done", "done", "missing"]
+    assert results["srcc"].tolist()[:3] == [0.8, 0.9, 0.6] and np.isnan(results["srcc"][3])
+    assert results["last_srcc"].tolist()[:3] == [0.1] * 3
+    assert (results["selected_epoch"][:3] == 3).all() and (results["last_epoch"][:3] == 5).all()
+    assert results["output_dir"][0] == str(run_dir(out, "nctx4", 1))
+    summary = pd.read_csv(out / "summary.csv").set_index("variant")
+    assert summary.loc["nctx4", "n"] == 2 and summary.loc["nctx8", "n_missing"] == 1
+    assert summary.loc["nctx4", "srcc_mean"] == pytest.approx(0.85)
+    assert summary.loc["nctx4", "srcc_median"] == pytest.approx(0.85)
+    assert summary.loc["nctx4", "srcc_std"] == pytest.approx(np.std([0.8, 0.9], ddof=1))
+    assert summary.loc["nctx4", "plcc_mean"] == pytest.approx(0.425)
+    assert np.isnan(summary.loc["nctx8", "srcc_std"])  # one run: no spread
+    assert "0.8500 (0.8500±0.0707)" in printed and "1 (+1 missing)" in printed
+    assert (out / "boxplot.png").stat().st_size > 5000
+
+
+def test_identity_conflict_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    target = run_dir(out, "nctx4", 1)
+    target.mkdir(parents=True)
+    (target / RUN_FILE).write_text(json.dumps({"seed": 1, "protocol": "val"}))
+    assert sweep.main(two_by_two(out) + ["--collect-only"]) == 2
+    assert "belongs to a different experiment" in capsys.readouterr().err
+    with pytest.raises(SweepError, match="protocol: stored 'val', now 'paper'"):
+        check_identity(target, {"seed": 1, "protocol": "paper"})
+
+
+# ----------------------------------------------------------------------------- execution
+def test_sweep_skips_done_runs_and_resumes_interrupted_ones(tmp_path, fake_trainer, capsys):
+    out = tmp_path / "sweep"
+    write_run(run_dir(out, "nctx4", 1), results_json(0.123))  # finished earlier
+    cut = run_dir(out, "nctx8", 2) / "prompt_learner"
+    cut.mkdir(parents=True)
+    (cut / "checkpoint").write_text("model.pth.tar-1")  # interrupted earlier
+    args = two_by_two(out) + ["--extra-opts", "TRAINER.CLIP_AGIQA.PREC", "fp32"]
+    assert sweep.main(args + ["--jobs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "4 run(s): 1 done, 1 to resume, 2 new" in text
+    assert not (run_dir(out, "nctx4", 1) / "invocations.jsonl").exists()  # skipped
+    record = json.loads((run_dir(out, "nctx8", 2) / "invocations.jsonl").read_text())
+    assert record["resumed"] is True and record["seed"] == 2
+    assert record["opts"]["TRAINER.CLIP_AGIQA.PREC"] == "fp32"
+    assert record["opts"]["DATASET.SPLIT_SEED"] == "42"
+    results = pd.read_csv(out / "results.csv")
+    assert results["srcc"].tolist() == pytest.approx([0.123, 0.82, 0.81, 0.82])
+    stored = json.loads((run_dir(out, "nctx8", 2) / RUN_FILE).read_text())
+    assert stored["protocol"] == "paper" and stored["variant"] == "nctx8"
+    # Running again launches nothing, also with another number of data-loading workers...
+    assert sweep.main(args + ["DATALOADER.NUM_WORKERS", "3"]) == 0
+    assert "4 run(s): 4 done" in capsys.readouterr().out
+    assert len((run_dir(out, "nctx4", 2) / "invocations.jsonl").read_text().splitlines()) == 1
+    # ... but a setting that changes the experiment is refused instead of mixed in.
+    assert sweep.main(args + ["OPTIM.LR", "0.1"]) == 2
+    assert "OPTIM.LR" in capsys.readouterr().err
+
+
+def test_execute_uses_one_slot_per_gpu_and_survives_failures(tmp_path):
+    fake = tmp_path / "fake_train.py"
+    fake.write_text(FAKE_TRAINER)
+    jobs = []
+    for i in range(4):
+        out = tmp_path / f"run{i}"
+        argv = [sys.executable, str(fake), "--seed", str(i), "--output-dir", str(out),
+                "TEST.FINAL_MODEL", "best_val"] + (["--fail"] if i == 1 else [])
+        jobs.append(Job(f"run{i}", tuple(argv), out, {"i": i}))
+    messages = []
+    outcome = execute(jobs, device_slots(["3", "5"]), echo=messages.append, poll_s=0.05)
+    assert outcome == {"run0": True, "run1": False, "run2": True, "run3": True}
+    gpus = {json.loads((tmp_path / f"run{i}" / "invocations.jsonl").read_text())["cuda"]
+            for i in (0, 2, 3)}
+    assert gpus <= {"3", "5"} and len(gpus) == 2
+    failed = [m for m in messages if m.startswith("FAILED run1")]
+    assert failed and "exit code 3" in failed[0] and "boom: deliberate failure" in failed[0]
+    assert json.loads((tmp_path / "run1" / RUN_FILE).read_text()) == {"i": 1}
+
+
+def test_visible_gpus_and_slots():
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1,-1,2"}) == ["1"]
+    assert visible_gpus({}, count=lambda: 3) == ["0", "1", "2"]
+    assert device_slots([]) == [None]
+    assert device_slots(["0", "1"]) == ["0", "1"]
+    assert device_slots(["0", "1"], jobs=3) == ["0", "1", "0"]
+    assert device_slots([], jobs=2) == [None, None]
+    with pytest.raises(SweepError, match="at least 1"):
+        device_slots([], jobs=0)
+
+
+# ----------------------------------------------------------------------------- real train.py
+def test_real_sweep_end_to_end(tmp_path, capsys):
+    """2 variants x 1 seed of the real train.py: tiny random CLIP, 20 synthetic images."""
+    make_synthetic_agiqa(tmp_path / "data", n_images=20, sizes=((32, 32),))
+    weights = save_random_weights(tmp_path / "tiny.pt", "tiny-vit")
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA", "--variants", "nctx2=vit_b16_ep50", "nctx4=vit_b16_ep50",
+            "--seeds", "1", "--root", str(tmp_path / "data"), "--output", str(out),
+            "--jobs", "2", "--extra-opts", "MODEL.BACKBONE.NAME", str(weights),
+            "OPTIM.MAX_EPOCH", "1", "DATALOADER.NUM_WORKERS", "0",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "8",
+            "TRAINER.CLIP_AGIQA.PREC", "fp32", "INPUT.TRANSFORMS", "('normalize',)"]
+    assert sweep.main(args) == 0
+    capsys.readouterr()
+    results = pd.read_csv(out / "results.csv")
+    assert list(results["variant"]) == ["nctx2", "nctx4"]
+    assert (results["status"] == "done").all() and results["rmse"].notna().all()
+    assert (results["selected_on"] == "test").all() and (results["last_epoch"] == 1).all()
+    for variant in ("nctx2", "nctx4"):
+        folder = run_dir(out, variant, 1)
+        stored = json.loads((folder / "results.json").read_text())
+        assert results.set_index("variant").loc[variant, "rmse"] == pytest.approx(
+            stored["selected"]["metrics"]["rmse"])
+        assert pd.read_csv(folder / "predictions.csv").shape == (4, 3)
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["n"]) == [1, 1] and (out / "boxplot.png").is_file()
+    assert sweep.main(args) == 0  # everything done: skipped
+    assert "2 run(s): 2 done" in capsys.readouterr().out

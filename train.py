@@ -9,24 +9,62 @@ Examples:
 
 Config merge order: Dassl defaults -> dataset keys -> trainer keys -> dataset yaml -> method yaml
 -> CLI flags -> trailing `KEY VALUE` opts; then frozen. Every training or evaluation run writes
-`OUTPUT_DIR/results.json` and `OUTPUT_DIR/predictions.csv` (see trainers/reporting.py).
+`OUTPUT_DIR/config.yaml` and `OUTPUT_DIR/run_info.json` at its start (dassl/utils/run_record.py)
+and `OUTPUT_DIR/results.json` and `OUTPUT_DIR/predictions.csv` at its end
+(trainers/reporting.py).
+
+Reliability (exit status 0 = done, 2 = bad input, 130 = interrupted):
+- bad input (config, dataset files, images, weights, model directory) is found before training
+  and reported as one `error: <message>` line on stderr (and in log.txt), without a traceback;
+- an OUTPUT_DIR with finished results is not trained again: the stored results are returned
+  ("already finished"); `--force` moves the previous run's files into
+  `OUTPUT_DIR/previous-<time>/` (nothing is deleted) and starts from scratch. An interrupted
+  OUTPUT_DIR with the same config is resumed from its last end-of-epoch checkpoint; one with a
+  different config is refused;
+- Ctrl-C finishes the current step and exits keeping the last end-of-epoch checkpoint (see
+  dassl/engine/interrupt.py); a second Ctrl-C aborts at once.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
+import yaml
+
+from clip.checkpoint import CheckpointError
+from clip.clip import TextTooLongError
+from clip.weights import DownloadError, WeightsNotFoundError
 from dassl.config import get_cfg_default, merge_config
-from dassl.engine import build_trainer
-from dassl.utils import (buffer_early_output, collect_env_info, configure_determinism,
-                         set_random_seed, setup_logger, teardown_logger)
+from dassl.data.datasets import DATASET_REGISTRY
+from dassl.engine import TRAINER_REGISTRY, build_trainer
+from dassl.engine.interrupt import TrainingInterrupted
+from dassl.engine.trainer import check_test_cfg
+from dassl.utils import (BEST_MODEL_NAME, ConfigError, UserError, buffer_early_output,
+                         collect_env_info, configure_determinism, set_random_seed, setup_logger,
+                         teardown_logger)
+from dassl.utils.run_dir import (checkpoint_dirs, config_differences, flatten_config,
+                                 move_previous_run, read_config_file, read_results)
+from dassl.utils.run_record import CONFIG_FILE, write_run_record
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
-from trainers import add_trainer_config
-from trainers.reporting import write_reports
+from datasets.errors import describe_dir
+from datasets.levels import validate_levels
+from trainers import add_trainer_config, check_trainer_config
+from trainers.clip_agiqa import CheckpointMismatchError
+from trainers.reporting import RESULTS_FILE, write_reports
+
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
+# Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
+# listed one by one because clip imports nothing of ours.
+USER_ERRORS = (UserError, CheckpointMismatchError, CheckpointError, DownloadError,
+               WeightsNotFoundError, TextTooLongError, FileNotFoundError)
+_SHOW_DIFFS = 8  # config differences an error message lists
 
 # CLI flag (argparse dest) -> config key; applied when the flag is given (`is not None`).
 FLAG_TO_KEY = {
@@ -68,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-epoch", type=int, default=None,
                         help="load model.pth.tar-<epoch> instead of model-best.pth.tar")
     parser.add_argument("--no-train", action="store_true", help="build the trainer, do not train")
+    parser.add_argument("--force", action="store_true",
+                        help="run even if OUTPUT_DIR holds finished results: the previous run's "
+                             "files are moved into OUTPUT_DIR/previous-<time>/ first")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser
@@ -98,37 +139,190 @@ def setup_cfg(args: argparse.Namespace):
     return cfg
 
 
+def check_config(cfg, args: argparse.Namespace) -> None:
+    """Validate what can be checked without reading data, so typos fail in seconds.
+
+    Raises ``ConfigError`` (or a registry ``KeyError`` naming the unknown trainer/dataset).
+    """
+    TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    DATASET_REGISTRY.get(cfg.DATASET.NAME)
+    check_test_cfg(cfg)
+    levels = list(cfg.DATASET.LEVEL_NAMES)
+    if len(cfg.DATASET.LEVEL_THRESHOLDS):
+        validate_levels(levels, cfg.DATASET.LEVEL_THRESHOLDS)
+    if cfg.TRAINER.NAME == "CLIP_AGIQA":
+        check_trainer_config(cfg, levels or None)
+    if args.eval_only:
+        check_model_dir(args.model_dir, args.load_epoch)
+
+
+def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
+    """The ``--eval-only`` model directory must hold the requested checkpoint file."""
+    if not model_dir:
+        raise ConfigError("--eval-only needs --model-dir: the output directory of a training run")
+    if not os.path.isdir(model_dir):
+        raise UserError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
+    wanted = BEST_MODEL_NAME if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    found = {f for d in checkpoint_dirs(model_dir) for f in os.listdir(d) if f.startswith("model")}
+    if wanted not in found:
+        hint = (" (pass --load-epoch E to evaluate model.pth.tar-E)"
+                if load_epoch is None and found else "")
+        raise UserError(f"model directory {model_dir} has no {wanted} in its module folders; "
+                        f"checkpoint files found: {sorted(found) or 'none'}{hint}")
+
+
+def _plain(exc: BaseException) -> str:
+    """Message of an exception without KeyError's quotes."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
+
+
+def _default_config() -> dict:
+    cfg = get_cfg_default()
+    add_dataset_config(cfg)
+    add_trainer_config(cfg)
+    return flatten_config(cfg)
+
+
+def check_output_dir(cfg, args: argparse.Namespace) -> dict | None:
+    """Decide about an existing OUTPUT_DIR without writing anything.
+
+    Returns the stored results when this exact run already finished there; raises ``UserError``
+    when the directory holds results of another run, or an unfinished run of another config;
+    returns None when the run should go ahead (fresh, or resuming).
+    """
+    out = cfg.OUTPUT_DIR
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"OUTPUT_DIR {out} exists and is not a directory")
+    if args.force or not os.path.isdir(out):
+        return None
+    stored = read_config_file(os.path.join(out, CONFIG_FILE))
+    diffs = [] if stored is None else config_differences(stored, flatten_config(cfg),
+                                                         _default_config())
+    shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
+                                              if len(diffs) > _SHOW_DIFFS else "")
+    hint = ("use another --output-dir, or pass --force to move the previous files into "
+            f"{os.path.join(out, 'previous-<time>')} and run again")
+    results = read_results(out)
+    mode = "eval_only" if args.eval_only else "train"
+    if results is not None:
+        reason = ""
+        if results["mode"] != mode:
+            names = {"train": "a training run", "eval_only": "an --eval-only run"}
+            reason = (f"of {names.get(results['mode'], repr(results['mode']))}, not of "
+                      f"{names[mode]}")
+        elif diffs:
+            reason = f"of a run with a different config ({shown})"
+        elif args.eval_only:
+            reason = _other_evaluation(results, args)
+        if reason:
+            raise UserError(f"{out} already holds the results {reason}; {hint}")
+        if not (args.eval_only and _checkpoint_newer(args, out)):
+            action = "evaluate again" if args.eval_only else "retrain"
+            print(f"already finished: {out} holds the results of this run (results in "
+                  f"{os.path.join(out, RESULTS_FILE)}); pass --force to {action}")
+            return results
+        return None
+    if diffs and not args.eval_only and checkpoint_dirs(out):
+        raise UserError(f"{out} holds an unfinished run with a different config ({shown}); run "
+                        f"it with its own config to resume it, or {hint}")
+    return None
+
+
+def _other_evaluation(results: dict, args: argparse.Namespace) -> str:
+    """Why stored eval-only results are of another checkpoint ("" when they are of this one)."""
+    stored = results.get("evaluated_checkpoint") or {}
+    wanted = (os.path.abspath(args.model_dir), args.load_epoch)
+    found = (stored.get("model_dir"), stored.get("load_epoch"))
+    if found == wanted:
+        return ""
+    return (f"of another evaluation (model dir {found[0]}, load epoch {found[1]}; now "
+            f"{wanted[0]}, {wanted[1]})")
+
+
+def _checkpoint_newer(args: argparse.Namespace, out: str) -> bool:
+    """True when the evaluated checkpoint changed after the stored evaluation was written."""
+    written = os.path.getmtime(os.path.join(out, RESULTS_FILE))
+    wanted = BEST_MODEL_NAME if args.load_epoch is None else f"model.pth.tar-{args.load_epoch}"
+    files = [os.path.join(d, wanted) for d in checkpoint_dirs(args.model_dir)]
+    return any(os.path.isfile(f) and os.path.getmtime(f) > written for f in files)
+
+
+def _report(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> dict | None:
-    """Run one training or evaluation; returns the results dict (None with --no-train)."""
+    """Run one training or evaluation; returns the results dict (None with --no-train).
+
+    Bad input raises ``SystemExit(2)`` after printing ``error: <message>``; an interruption
+    raises ``SystemExit(130)``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     # Anything printed before the log file exists is kept and written at its top.
     buffer_early_output()
     try:
-        cfg = setup_cfg(args)
-        setup_logger(cfg.OUTPUT_DIR)
-        if cfg.SEED >= 0:
-            print(f"Setting fixed seed: {cfg.SEED}")
-            set_random_seed(cfg.SEED)
-        configure_determinism(cfg)
-        print("** Arguments **")
-        for key in sorted(vars(args)):
-            print(f"{key}: {getattr(args, key)}")
-        print("** Config **")
-        print(cfg)
-        print("Collecting env info ...")
-        print(collect_env_info())
-
-        trainer = build_trainer(cfg)
-        if args.eval_only:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
-            trainer.test()
-            return write_reports(trainer, "eval_only", args.model_dir, args.load_epoch)
-        if args.no_train:
-            return None
-        trainer.train()
-        return write_reports(trainer, "train")
+        return _run(args, argv)
+    except TrainingInterrupted as exc:
+        _report(f"interrupted: {exc}")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:
+        _report("interrupted (Ctrl-C): checkpoints are written atomically, so the last complete "
+                "one is intact; run the same command again to resume from it")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except USER_ERRORS as exc:
+        _report(f"error: {_plain(exc) or type(exc).__name__}")
+        raise SystemExit(EXIT_USER_ERROR) from None
     finally:
         teardown_logger()
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
+    misplaced = [o for o in args.opts or [] if o.startswith("--")]
+    if misplaced:
+        raise ConfigError(f"{misplaced[0]} comes after the KEY VALUE config options, which must "
+                          "end the command line; move it before them")
+    try:
+        cfg = setup_cfg(args)
+        check_config(cfg, args)
+    except UserError:
+        raise
+    except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"invalid config: {_plain(exc)}") from exc
+    finished = check_output_dir(cfg, args)
+    if finished is not None:
+        return finished
+    moved = move_previous_run(cfg.OUTPUT_DIR, include_checkpoints=not args.eval_only) \
+        if args.force else None
+    setup_logger(cfg.OUTPUT_DIR)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+    if moved:
+        print(f"--force: the previous run's files were moved to {moved}")
+    # Before anything touches the GPU: the deterministic cuBLAS setting is read at CUDA init.
+    configure_determinism(cfg)
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    write_run_record(cfg, argv, REPO_DIR)
+    print("** Arguments **")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("** Config **")
+    print(cfg)
+    print("Collecting env info ...")
+    print(collect_env_info())
+
+    trainer = build_trainer(cfg)
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+        return write_reports(trainer, "eval_only", args.model_dir, args.load_epoch)
+    if args.no_train:
+        return None
+    trainer.train()
+    return write_reports(trainer, "train")
 
 
 if __name__ == "__main__":

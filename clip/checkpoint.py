@@ -76,7 +76,9 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
+        # Only "Unsupported global" means real pickled objects; torch's weights-only unpickler
+        # reports random bytes (a corrupt file, an HTML error page) as "weights only" too.
+        if "unsupported global" not in str(err).lower():
             raise CheckpointError(f"cannot read CLIP weights from {path} (truncated or corrupt file?): "
                                   f"{err}") from err
         raise CheckpointError(f"{path} contains Python objects other than tensors and is not loaded "

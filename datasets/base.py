@@ -1,16 +1,23 @@
-"""Dassl-facing base class: turns a ``LevelledData`` into ``Datum`` lists on a ``DatasetBase``."""
+"""Dassl-facing base class: turns a ``LevelledData`` into ``Datum`` lists on a ``DatasetBase``,
+after checking that every image decodes (``DATASET.CHECK_FILES``)."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from dassl.data.datasets import DatasetBase, Datum
+from dassl.utils import find_unreadable_images, format_bad_images
 
 from .core import DatasetOptions, LevelledData, read_options
+from .errors import DatasetError
 
-__all__ = ["LevelDataset", "to_datums"]
+__all__ = ["LevelDataset", "to_datums", "drop_unreadable"]
+
+_SHOW_BAD = 10  # unreadable files an error message lists
 
 
 def to_datums(part: pd.DataFrame, data: LevelledData) -> list[Datum]:
@@ -28,22 +35,62 @@ def to_datums(part: pd.DataFrame, data: LevelledData) -> list[Datum]:
     ]
 
 
+def drop_unreadable(tables: dict[str, pd.DataFrame], image_dir: Path,
+                    skip: bool) -> tuple[dict[str, pd.DataFrame], list[tuple[str, str]]]:
+    """Decode-check every image of every part before training (see
+    ``dassl.utils.image_check``; about 2-5 ms per image, spread over a few threads).
+
+    ``skip`` False: any unreadable image raises one ``DatasetError`` naming the first ones.
+    ``skip`` True (``DATASET.SKIP_BAD_IMAGES``): they are removed from their part, after the
+    split, so every other image keeps its reference split; a warning with the count and the
+    files goes to the log. Returns the (filtered) tables and the ``(path, reason)`` list.
+    """
+    paths = [str(image_dir / name) for table in tables.values() for name in table["name"]]
+    bad = find_unreadable_images(paths)
+    if not bad:
+        return tables, []
+    listing = format_bad_images(bad, limit=len(bad) if skip else _SHOW_BAD)
+    if not skip:
+        raise DatasetError(
+            f"{len(bad)} of {len(paths)} images cannot be read (truncated or corrupt files):\n"
+            f"{listing}\nReplace them, or set DATASET.SKIP_BAD_IMAGES True to train without "
+            "them (they are then listed in the log)")
+    bad_paths = {path for path, _ in bad}
+    kept, dropped = {}, []
+    for part, table in tables.items():
+        mask = table["name"].map(lambda name: str(image_dir / name) in bad_paths).astype(bool)
+        kept[part] = table[~mask].reset_index(drop=True)
+        dropped.append(f"{part} {int(mask.sum())}")
+    message = (f"DATASET.SKIP_BAD_IMAGES: skipping {len(bad)} of {len(paths)} images that cannot "
+               f"be read ({', '.join(dropped)}):\n{listing}")
+    print(f"WARNING: {message}")
+    warnings.warn(message.split(":\n")[0], UserWarning, stacklevel=2)
+    return kept, bad
+
+
 class LevelDataset(DatasetBase):
     """A MOS dataset whose items carry a float ``mos`` and a quality-level label.
 
     Subclasses implement ``load(options) -> LevelledData``. Attributes after construction:
     ``task`` (str), ``thresholds`` (list of float, the MOS cut points used), ``dataset_dir``
     (the image folder), plus DatasetBase's ``train_x``/``val``/``test`` and ``classnames`` =
-    ``DATASET.LEVEL_NAMES``. Nothing is written to disk. Like upstream, ``DATASET.NUM_SHOTS`` is
-    not applied: the whole training split is used.
+    ``DATASET.LEVEL_NAMES``, and ``skipped_images`` (``(path, reason)`` of the unreadable images
+    left out, see ``drop_unreadable``). Nothing is written to disk. Like upstream,
+    ``DATASET.NUM_SHOTS`` is not applied: the whole training split is used.
     """
 
     def __init__(self, cfg: Any) -> None:
-        data = self.load(read_options(cfg))
+        options = read_options(cfg)
+        data = self.load(options)
         self.task = data.task
         self.thresholds = list(data.thresholds)
         self.dataset_dir = str(data.image_dir)
-        parts = {name: to_datums(table, data) for name, table in data.parts.items()}
+        tables = dict(data.parts)
+        self.skipped_images: list[tuple[str, str]] = []
+        if options.check_files:
+            skip = bool(cfg.DATASET.get("SKIP_BAD_IMAGES", False))
+            tables, self.skipped_images = drop_unreadable(tables, data.image_dir, skip)
+        parts = {name: to_datums(table, data) for name, table in tables.items()}
         super().__init__(train_x=parts["train"], val=parts["val"] or None, test=parts["test"],
                          classnames=list(data.level_names))
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dassl.utils.errors import UserError
+
 __all__ = ["DatasetError", "describe_dir"]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset cannot be built from what is on disk or from the config.
 
-    Subclasses ``ValueError`` so callers that already catch bad config values keep working; the
-    message alone says what was expected, where, and what was found instead.
+    Subclasses ``ValueError`` so callers that already catch bad config values keep working, and
+    dassl's ``UserError`` so ``train.py`` reports it as ``error: <message>`` without a
+    traceback; the message alone says what was expected, where, and what was found instead.
     """
 
 

@@ -1,6 +1,8 @@
-"""Trainers: registry, factory and the base classes."""
+"""Trainers: registry, factory, the base classes and graceful Ctrl-C handling."""
 from .base import TrainerBase
 from .build import TRAINER_REGISTRY, build_trainer
-from .trainer import SimpleTrainer, TrainerX
+from .interrupt import InterruptGuard, TrainingInterrupted
+from .trainer import SimpleTrainer, TrainerX, check_test_cfg
 
-__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX"]
+__all__ = ["TRAINER_REGISTRY", "build_trainer", "TrainerBase", "SimpleTrainer", "TrainerX",
+           "InterruptGuard", "TrainingInterrupted", "check_test_cfg"]

@@ -16,6 +16,9 @@ import torch.nn as nn
 from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, get_rng_state,
                          load_checkpoint, read_checkpoint_pointer, save_checkpoint,
                          set_rng_state, tolist_if_not)
+from dassl.utils.errors import CheckpointFileError
+
+from .interrupt import InterruptGuard, TrainingInterrupted, interruption_message
 
 _PERIODIC_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
 
@@ -170,12 +173,21 @@ class TrainerBase:
             path = os.path.join(directory, name, fname)
             print(f'Loading checkpoint from "{path}"')
             checkpoint = load_checkpoint(path)
-            self._models[name].load_state_dict(checkpoint["state_dict"])
-            if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
-                self._optims[name].load_state_dict(checkpoint["optimizer"])
-            if self._scheds[name] is not None and checkpoint.get("scheduler") is not None:
-                self._scheds[name].load_state_dict(checkpoint["scheduler"])
-            start_epoch = int(checkpoint["epoch"])
+            try:
+                self._models[name].load_state_dict(checkpoint["state_dict"])
+                if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
+                    self._optims[name].load_state_dict(checkpoint["optimizer"])
+                if self._scheds[name] is not None and checkpoint.get("scheduler") is not None:
+                    self._scheds[name].load_state_dict(checkpoint["scheduler"])
+                start_epoch = int(checkpoint["epoch"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                details = "; ".join(line.strip() for line in str(exc).splitlines()[:3]
+                                    if line.strip())
+                raise CheckpointFileError(
+                    f"Cannot resume from {path}: it does not fit the model of this run "
+                    f"({details}). It was probably written with another "
+                    f"config; use a new output directory, or move {directory}'s checkpoint "
+                    "folders away to train from scratch") from exc
             extra = checkpoint.get("trainer_state") or {}
         self.restore_extra_state(extra)
         print(f"Resumed after epoch {start_epoch}")
@@ -218,15 +230,52 @@ class TrainerBase:
     # ----------------------------------------------------------------- loop
     def train(self, start_epoch: int, max_epoch: int) -> None:
         """``before_train``; for each epoch ``before_epoch``, ``run_epoch``, ``after_epoch``;
-        ``after_train``. The range is read after ``before_train`` (which may resume)."""
+        ``after_train``. The range is read after ``before_train`` (which may resume).
+
+        Ctrl-C (see ``dassl.engine.interrupt``): ``run_epoch`` implementations poll
+        :meth:`stop_requested` after each step and, when it is True, set ``self.stopped_at =
+        (batches done, batches per epoch)`` and return; the cut-short epoch gets no
+        ``after_epoch`` (no scheduler step, no checkpoint), and ``TrainingInterrupted`` is
+        raised. A ``run_epoch`` that ignores the request completes its epoch, which is then
+        checkpointed as usual before stopping.
+        """
         self.start_epoch = start_epoch
         self.max_epoch = max_epoch
-        self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.before_epoch()
-            self.run_epoch()
-            self.after_epoch()
+        with InterruptGuard() as guard:
+            self._interrupt_guard = guard
+            try:
+                self.before_train()
+                for self.epoch in range(self.start_epoch, self.max_epoch):
+                    self.stopped_at = None
+                    self.before_epoch()
+                    self.run_epoch()
+                    if self.stopped_at is None:
+                        self.after_epoch()
+                    if guard.requested:
+                        self._stop_interrupted()
+            finally:
+                self._interrupt_guard = None
         self.after_train()
+
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C was pressed during :meth:`train`."""
+        guard = self.__dict__.get("_interrupt_guard")
+        return bool(guard is not None and guard.requested)
+
+    def _stop_interrupted(self) -> None:
+        """Close TensorBoard and raise ``TrainingInterrupted`` naming the resumable checkpoint."""
+        self.close_writer()
+        cfg = self.__dict__.get("cfg")
+        directory = (cfg.RESUME if cfg is not None else "") or self.__dict__.get("output_dir")
+        checkpoint, epochs = None, None
+        names = self.get_model_names()
+        if directory and names:
+            fname = read_checkpoint_pointer(os.path.join(directory, names[0]))
+            if fname is not None:
+                checkpoint = os.path.join(directory, names[0], fname)
+                epochs = checkpoint_epoch(fname)
+        raise TrainingInterrupted(interruption_message(
+            self.epoch + 1, self.max_epoch, self.stopped_at, checkpoint, epochs))
 
     def before_train(self) -> None:
         pass

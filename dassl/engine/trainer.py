@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import os
 import sys
@@ -18,8 +19,8 @@ from tqdm import tqdm
 
 from dassl.data import DataManager
 from dassl.evaluation import build_evaluator
-from dassl.utils import (AverageMeter, BEST_MODEL_NAME, MetricMeter, mkdir_if_missing,
-                         read_checkpoint_pointer)
+from dassl.utils import (AverageMeter, BEST_MODEL_NAME, ConfigError, MetricMeter,
+                         mkdir_if_missing, read_checkpoint_pointer)
 
 from .base import TrainerBase, checkpoint_epoch
 
@@ -29,6 +30,15 @@ _FINAL_MODELS = ("last_step", "best_val")
 def _is_better(value: float, best: float) -> bool:
     """Strict improvement; NaN (undefined metric) never improves."""
     return not math.isnan(value) and value > best
+
+
+def check_test_cfg(cfg) -> None:
+    """Raise ``ConfigError`` for an invalid ``TEST.FINAL_MODEL`` or ``TEST.SPLIT``."""
+    if cfg.TEST.FINAL_MODEL not in _FINAL_MODELS:
+        raise ConfigError(f"TEST.FINAL_MODEL must be one of {_FINAL_MODELS}, "
+                          f"got {cfg.TEST.FINAL_MODEL!r}")
+    if cfg.TEST.SPLIT not in ("val", "test"):
+        raise ConfigError(f"TEST.SPLIT must be 'val' or 'test', got {cfg.TEST.SPLIT!r}")
 
 
 def _format_metrics(metrics: dict) -> str:
@@ -44,11 +54,7 @@ class SimpleTrainer(TrainerBase):
 
     def __init__(self, cfg) -> None:
         super().__init__()
-        if cfg.TEST.FINAL_MODEL not in _FINAL_MODELS:
-            raise ValueError(f"TEST.FINAL_MODEL must be one of {_FINAL_MODELS}, "
-                             f"got {cfg.TEST.FINAL_MODEL!r}")
-        if cfg.TEST.SPLIT not in ("val", "test"):
-            raise ValueError(f"TEST.SPLIT must be 'val' or 'test', got {cfg.TEST.SPLIT!r}")
+        check_test_cfg(cfg)
         self.check_cfg(cfg)
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
         self.device = torch.device("cuda" if use_cuda else "cpu")
@@ -102,7 +108,7 @@ class SimpleTrainer(TrainerBase):
             return "val"
         if self.cfg.TEST.ALLOW_SELECTION_ON_TEST:
             return "test"
-        raise ValueError(
+        raise ConfigError(
             "TEST.FINAL_MODEL is 'best_val' but the dataset has no validation split, so the best "
             "epoch would be selected on the test set. Create a validation split (e.g. "
             "DATASET.VAL_RATIO > 0), use TEST.FINAL_MODEL last_step, or set "
@@ -245,8 +251,8 @@ class SimpleTrainer(TrainerBase):
         if split == "val" and self.val_loader is not None:
             loader = self.val_loader
         elif split == "val" and not self.cfg.TEST.ALLOW_SELECTION_ON_TEST:
-            raise ValueError("Asked to evaluate on the val split, but the dataset has none (set "
-                             "TEST.ALLOW_SELECTION_ON_TEST True to fall back to the test split)")
+            raise ConfigError("Asked to evaluate on the val split, but the dataset has none (set "
+                              "TEST.ALLOW_SELECTION_ON_TEST True to fall back to the test split)")
         elif split in ("val", "test"):
             split, loader = "test", self.test_loader
         else:
@@ -281,7 +287,8 @@ class TrainerX(SimpleTrainer):
 
     def run_epoch(self) -> None:
         """One pass over ``train_loader_x``: ``forward_backward`` per batch, log lines every
-        ``PRINT_FREQ`` batches, TensorBoard ``train/*`` scalars every batch."""
+        ``PRINT_FREQ`` batches, TensorBoard ``train/*`` scalars every batch; stops after the
+        current step on Ctrl-C (see ``TrainerBase.train``)."""
         self.set_model_mode("train")
         losses = MetricMeter()
         batch_time = AverageMeter()
@@ -289,7 +296,7 @@ class TrainerX(SimpleTrainer):
         self.num_batches = len(self.train_loader_x)
         print_freq = self.cfg.TRAIN.PRINT_FREQ
         end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for self.batch_idx, batch in enumerate(self._train_batches()):
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
@@ -313,7 +320,27 @@ class TrainerX(SimpleTrainer):
             for name, meter in losses.meters.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            if self.stop_requested():
+                self.stopped_at = (self.batch_idx + 1, self.num_batches)
+                return
             end = time.time()
+
+    def _train_batches(self):
+        """Batches of ``train_loader_x``; ends early (setting ``stopped_at``) when a fetch fails
+        after Ctrl-C: a terminal's Ctrl-C also reaches DataLoader workers, which then exit and
+        make the next fetch fail; that is the interruption, not a data error."""
+        batches = iter(self.train_loader_x)
+        for done in itertools.count():
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception:
+                if not self.stop_requested():
+                    raise
+                self.stopped_at = (done, self.num_batches)
+                return
+            yield batch
 
     def parse_batch_train(self, batch: dict):
         """``(images, labels, domains)`` on the device."""

@@ -1,4 +1,10 @@
-"""Utilities: logging, seeding, checkpoints, registries, meters, file helpers."""
+"""Utilities: logging, seeding, checkpoints, registries, meters, file helpers, user errors.
+
+Submodules imported on demand: ``run_record`` (config.yaml / run_info.json of a run) and
+``run_dir`` (inspecting an existing output directory).
+"""
+from .errors import CheckpointFileError, ConfigError, UserError
+from .image_check import find_unreadable_images, format_bad_images, image_problem
 from .logger import buffer_early_output, setup_logger, teardown_logger
 from .meters import AverageMeter, MetricMeter
 from .registry import Registry, RegistryKeyError, check_availability
@@ -17,5 +23,6 @@ __all__ = [
     "atomic_write_text", "check_isfile", "listdir_nohidden", "mkdir_if_missing", "read_image",
     "read_json", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
     "LATEST_POINTER", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
-    "resume_from_checkpoint", "save_checkpoint",
+    "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError",
+    "CheckpointFileError", "find_unreadable_images", "format_bad_images", "image_problem",
 ]

@@ -4,9 +4,15 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Iterable
 
+from .errors import UserError
 
-class RegistryKeyError(KeyError):
-    """A registry lookup or registration failed; ``str()`` gives the plain message."""
+
+class RegistryKeyError(UserError, KeyError):
+    """A registry lookup or registration failed; ``str()`` gives the plain message.
+
+    A ``UserError``: an unknown name almost always comes from a config value (e.g. a typo in
+    ``TRAINER.NAME``).
+    """
 
     def __str__(self) -> str:  # KeyError would otherwise repr-quote the message
         return str(self.args[0]) if self.args else ""

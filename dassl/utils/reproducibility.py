@@ -5,6 +5,7 @@ import os
 import platform
 import random
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,13 @@ def configure_determinism(cfg) -> None:
     """
     use_cuda = bool(cfg.USE_CUDA) and torch.cuda.is_available()
     if cfg.DETERMINISTIC:
-        # cuBLAS needs a fixed workspace configuration for deterministic GEMMs.
+        # cuBLAS needs a fixed workspace configuration for deterministic GEMMs; it is read when
+        # CUDA initialises, so call this before anything touches the GPU.
+        if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
+            warnings.warn("DETERMINISTIC is set but CUDA was initialised before "
+                          "configure_determinism(): export CUBLAS_WORKSPACE_CONFIG=:4096:8 "
+                          "before starting Python for deterministic cuBLAS", UserWarning,
+                          stacklevel=2)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True

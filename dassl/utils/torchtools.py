@@ -15,6 +15,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 
+from .errors import CheckpointFileError
 from .tools import atomic_write, atomic_write_text, mkdir_if_missing
 
 BEST_MODEL_NAME = "model-best.pth.tar"
@@ -83,12 +84,24 @@ def load_checkpoint(fpath: str, weights_only: bool = True) -> Any:
     try:
         return torch.load(fpath, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as exc:
-        if weights_only:
-            raise RuntimeError(
+        # torch's weights-only unpickler reports random bytes as "weights only" failures too;
+        # only "Unsupported global" means the file really holds pickled objects.
+        if weights_only and "unsupported global" in str(exc).lower():
+            raise CheckpointFileError(
                 f"Cannot load {fpath} with weights_only=True: it contains pickled Python objects "
                 "(e.g. an original-Dassl scheduler). Load it with weights_only=False only if you "
                 "trust the file.") from exc
-        raise
+        raise _unreadable(fpath, exc) from exc
+    except Exception as exc:
+        # torch reports a truncated zip archive as RuntimeError, an empty file as EOFError and
+        # random bytes as KeyError: every failure on an existing file means "unreadable".
+        raise _unreadable(fpath, exc) from exc
+
+
+def _unreadable(fpath: str, exc: BaseException) -> CheckpointFileError:
+    return CheckpointFileError(
+        f"Cannot read checkpoint {fpath} (truncated or corrupt file?): {type(exc).__name__}: "
+        f"{exc}")
 
 
 def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:

@@ -1,0 +1,138 @@
+"""What is already in an output directory, and moving a previous run aside.
+
+A run directory holds ``config.yaml`` (see ``run_record``), checkpoints under
+``<module>/checkpoint`` pointers and, once finished, ``results.json``. These helpers let the
+command line decide between "already finished", "resume" and "refuse" without writing anything.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from typing import Any, Iterable, Mapping, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .tools import read_json
+from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER
+
+__all__ = ["RESULTS_FILE", "IGNORED_KEYS", "flatten_config", "read_config_file",
+           "config_differences", "read_results", "checkpoint_dirs", "move_previous_run"]
+
+RESULTS_FILE = "results.json"
+# Keys that may differ between the runs of one experiment: where things are, how fast they load,
+# how much is printed, and the device (resuming a GPU run on a CPU is allowed).
+IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
+                          "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
+# Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
+_RUN_FILES = ("results.json", "predictions.csv", "scatter.png", "cmat.pt", "config.yaml",
+              "run_info.json", "splits", "tensorboard")
+_PREVIOUS_PREFIX = "previous-"
+
+
+def flatten_config(cfg: Any) -> dict[str, Any]:
+    """``{"A.B.C": value}`` of a yacs ``CfgNode`` or nested dict, values as plain YAML data
+    (tuples become lists), so a dumped-and-reloaded config compares equal to the original."""
+    if hasattr(cfg, "dump"):
+        cfg = yaml.safe_load(cfg.dump())
+    flat: dict[str, Any] = {}
+
+    def walk(node: Mapping, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+    walk(cfg or {}, "")
+    return flat
+
+
+def read_config_file(path: str) -> Optional[dict[str, Any]]:
+    """Flattened content of a stored ``config.yaml``; None when the file does not exist."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the stored config {path}: {exc}; delete it (or pass "
+                          "--force) to reuse the directory") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"the stored config {path} is not a YAML mapping")
+    return flatten_config(data)
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
+                       defaults: Optional[Mapping[str, Any]] = None,
+                       ignore: Iterable[str] = IGNORED_KEYS) -> list[str]:
+    """``"KEY: stored -> current"`` for every key whose value differs, sorted.
+
+    A key missing from ``stored`` (a config written before the key existed) counts as its value
+    in ``defaults``; keys in ``ignore`` are skipped.
+    """
+    defaults = defaults or {}
+    ignored = set(ignore)
+    missing = object()
+    lines = []
+    for key in sorted(set(stored) | set(current)):
+        if key in ignored:
+            continue
+        old = stored.get(key, defaults.get(key, missing))
+        new = current.get(key, missing)
+        if old != new:
+            shown_old = "(absent)" if old is missing else repr(old)
+            shown_new = "(absent)" if new is missing else repr(new)
+            lines.append(f"{key}: {shown_old} -> {shown_new}")
+    return lines
+
+
+def read_results(output_dir: str) -> Optional[dict]:
+    """``results.json`` of ``output_dir`` when it is a readable JSON object with a ``mode``."""
+    try:
+        results = read_json(os.path.join(output_dir, RESULTS_FILE))
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) and "mode" in results else None
+
+
+def checkpoint_dirs(output_dir: str) -> list[str]:
+    """Subfolders of ``output_dir`` holding checkpoints (a pointer or a model file), sorted."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for entry in sorted(os.listdir(output_dir)):
+        path = os.path.join(output_dir, entry)
+        if entry.startswith(_PREVIOUS_PREFIX) or not os.path.isdir(path):
+            continue
+        names = os.listdir(path)
+        if any(n in (LATEST_POINTER, BEST_POINTER, BEST_MODEL_NAME)
+               or n.startswith("model.pth.tar-") for n in names):
+            found.append(path)
+    return found
+
+
+def move_previous_run(output_dir: str, include_checkpoints: bool = True) -> Optional[str]:
+    """Move the files of an earlier run into ``output_dir/previous-YYYYmmdd-HHMMSS/``.
+
+    Moved: results, predictions, config and run record, split files, TensorBoard logs,
+    ``log*.txt`` and (``include_checkpoints``) every checkpoint folder. Nothing is deleted and
+    unrelated files stay. Returns the new folder, or None when there was nothing to move.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    entries = [e for e in _RUN_FILES if os.path.exists(os.path.join(output_dir, e))]
+    entries += [e for e in sorted(os.listdir(output_dir))
+                if e.startswith("log") and e.endswith(".txt")]
+    if include_checkpoints:
+        entries += [os.path.basename(p) for p in checkpoint_dirs(output_dir)]
+    if not entries:
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target, n = os.path.join(output_dir, _PREVIOUS_PREFIX + stamp), 1
+    while os.path.exists(target):
+        target, n = os.path.join(output_dir, f"{_PREVIOUS_PREFIX}{stamp}-{n}"), n + 1
+    os.makedirs(target)
+    for entry in entries:
+        shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
+    return target

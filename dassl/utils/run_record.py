@@ -1,0 +1,106 @@
+"""The record every run leaves in ``OUTPUT_DIR``: the full config and what it ran on.
+
+- ``config.yaml``: the frozen config (``cfg.dump()``), loadable with ``cfg.merge_from_file``
+  once the same keys are declared;
+- ``run_info.json``: ``argv``, ``start_time`` (ISO 8601, local time with offset), ``seed``,
+  ``python``, ``packages`` (name -> version or null), ``platform``, ``device``, ``git``
+  (``{commit, dirty}`` of the source checkout, or null outside a git checkout) and
+  ``previous_runs`` (the earlier entries of a resumed or repeated run, oldest first).
+Both are written atomically at the start of a run.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any, Optional, Sequence
+
+import torch
+
+from .tools import atomic_write_text, read_json, write_json
+
+__all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "PACKAGES", "package_versions", "git_state",
+           "device_name", "write_run_record"]
+
+CONFIG_FILE = "config.yaml"
+RUN_INFO_FILE = "run_info.json"
+# Distributions whose versions can change the numbers of a run.
+PACKAGES = ("torch", "torchvision", "numpy", "Pillow", "scipy", "pandas", "scikit-learn",
+            "yacs", "safetensors")
+_GIT_TIMEOUT_S = 10
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, Optional[str]]:
+    """Installed version of each distribution (None when it is not installed)."""
+    versions: dict[str, Optional[str]] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git(source_dir: str, *args: str) -> Optional[str]:
+    """Output of a read-only git command in ``source_dir``; None if git or the checkout is absent."""
+    try:
+        done = subprocess.run(["git", "-C", source_dir, *args], capture_output=True, text=True,
+                              timeout=_GIT_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(source_dir: str) -> Optional[dict[str, Any]]:
+    """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``source_dir``, else None.
+
+    ``dirty`` means tracked files differ from the commit (untracked files, e.g. outputs, do not
+    count).
+    """
+    commit = _git(source_dir, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(source_dir, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
+
+
+def device_name(cfg: Any) -> str:
+    """The device the run computes on, e.g. ``"cuda: NVIDIA H100"`` or ``"cpu: x86_64"``."""
+    if bool(cfg.USE_CUDA) and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(torch.cuda.current_device())}"
+    return f"cpu: {platform.processor() or platform.machine() or 'unknown'}"
+
+
+def write_run_record(cfg: Any, argv: Sequence[str], source_dir: str) -> dict[str, Any]:
+    """Write ``config.yaml`` and ``run_info.json`` into ``cfg.OUTPUT_DIR``; return the info."""
+    output_dir = cfg.OUTPUT_DIR
+    atomic_write_text(os.path.join(output_dir, CONFIG_FILE), cfg.dump())
+    info: dict[str, Any] = {
+        "argv": list(argv),
+        "start_time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "seed": int(cfg.SEED),
+        "python": sys.version.split()[0],
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "device": device_name(cfg),
+        "deterministic": bool(cfg.DETERMINISTIC),
+        "git": git_state(source_dir),
+    }
+    info["previous_runs"] = _previous_runs(os.path.join(output_dir, RUN_INFO_FILE))
+    write_json(info, os.path.join(output_dir, RUN_INFO_FILE))
+    return info
+
+
+def _previous_runs(path: str) -> list:
+    """Entries of an existing ``run_info.json`` (its own history first); [] if none/unreadable."""
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    history = old.pop("previous_runs", [])
+    return (history if isinstance(history, list) else []) + [old]

@@ -1,0 +1,98 @@
+"""Shared fixtures: a tiny synthetic AGIQA-3K, tiny random CLIP weights and train.py arguments.
+
+`tiny_assets` (session): 40 synthetic 48x48 AGIQA-3K images under `data/` and a "tiny-vit" CLIP
+state dict, made once per session. `tiny_args(out, *opts, epochs=1)` builds a train.py argument
+list for a CPU run that finishes in seconds (batch 4, N_CTX 4, no loader workers).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clip.random_weights import save_random_weights
+from datasets.synthetic import make_synthetic_agiqa
+
+REPO = Path(__file__).resolve().parents[1]
+AGIQA_YAML = str(REPO / "configs/datasets/AGIQA.yaml")
+METHOD_YAML = str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")
+TINY_IMAGES = 40
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory) -> dict:
+    """``{"root": DATASET.ROOT, "weights": tiny CLIP file}``; treat both as read-only."""
+    base = tmp_path_factory.mktemp("tiny_assets")
+    make_synthetic_agiqa(base / "data", n_images=TINY_IMAGES, sizes=((48, 48),))
+    weights = save_random_weights(base / "tiny-vit.pt", "tiny-vit")
+    return {"root": str(base / "data"), "weights": str(weights)}
+
+
+@pytest.fixture
+def tiny_data(tiny_assets, tmp_path) -> Path:
+    """A private, writable copy of the tiny dataset root (for tests that damage it)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_assets["root"], root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_args(tiny_assets):
+    """Factory: ``tiny_args(out, *opts, flags=(), root=None, epochs=1, weights=None,
+    dataset_yaml=AGIQA_YAML) -> list[str]``; ``flags`` (e.g. ``["--eval-only"]``) go before
+    the ``KEY VALUE`` opts, which end the command line."""
+
+    def build(out, *opts: str, flags=(), root=None, epochs: int = 1, weights=None,
+              dataset_yaml: str = AGIQA_YAML) -> list[str]:
+        return ["--root", str(root or tiny_assets["root"]), "--seed", "0",
+                "--trainer", "CLIP_AGIQA", "--dataset-config-file", dataset_yaml,
+                "--config-file", METHOD_YAML, "--output-dir", str(out), *flags,
+                "MODEL.BACKBONE.NAME", str(weights or tiny_assets["weights"]),
+                "OPTIM.MAX_EPOCH", str(epochs), "DATALOADER.NUM_WORKERS", "0",
+                "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "16",
+                "TRAINER.CLIP_AGIQA.N_CTX", "4", *opts]
+
+    return build
+
+
+@pytest.fixture
+def user_error(capsys):
+    """``user_error(argv) -> str``: run ``train.main(argv)``, require the clean bad-input exit
+    (``SystemExit(2)``, one ``error:`` message, no traceback) and return the message."""
+    import train
+
+    def run(argv: list[str]) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            train.main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2, err
+        assert "Traceback" not in err
+        assert sum(line.startswith("error: ") for line in err.splitlines()) == 1, err
+        return err[err.index("\nerror: " if not err.startswith("error: ") else "error: "):] \
+            .strip()[len("error: "):]
+
+    return run
+
+
+def file_state(paths) -> dict:
+    """``{path: (bytes, mtime_ns)}``: equal before and after means "not written over"."""
+    return {str(p): (Path(p).read_bytes(), Path(p).stat().st_mtime_ns) for p in paths}
+
+
+@pytest.fixture
+def sentinel():
+    """``sentinel(out) -> check()``: put a previous run's results and checkpoint into ``out``;
+    ``check()`` asserts that neither was modified."""
+
+    def make(out) -> callable:
+        out = Path(out)
+        (out / "prompt_learner").mkdir(parents=True, exist_ok=True)
+        files = [out / "predictions.csv", out / "prompt_learner" / "model.pth.tar-1"]
+        files[0].write_text("name,mos,pred\nold.jpg,1.0,2.0\n")
+        files[1].write_bytes(bytes(range(256)))
+        before = file_state(files)
+        return lambda: file_state(files) == before
+
+    return make

@@ -93,7 +93,8 @@ def test_only_context_and_head_get_gradients(assets, tmp_path):
 
 
 def test_loss_is_mse_on_mos(assets, tmp_path):
-    trainer = make_trainer(assets, tmp_path)
+    # Image batches (the fast pipeline's feature batches: tests/test_fast_pipeline.py).
+    trainer = make_trainer(assets, tmp_path, **{"TRAINER.CLIP_AGIQA.PIPELINE": "reference"})
     batch = next(iter(trainer.train_loader_x))
     trainer.set_model_mode("eval")  # no dropout: the loss is reproducible before the step
     with torch.no_grad():

@@ -4,15 +4,23 @@ Registered in dassl's `TRAINER_REGISTRY` as "CLIP_AGIQA". Two modules are traine
 registered in this order: `prompt_learner` (the context vectors) and `regression` (the MLP head);
 each has its own optimizer and LR scheduler built from `OPTIM`. The CLIP encoders are frozen.
 Loss: MSE between predicted and ground-truth MOS (float32, mean over the batch).
+
+`TRAINER.CLIP_AGIQA.PIPELINE` "fast" (default) replaces the image loaders with loaders of
+precomputed image features (`trainers.feature_loaders`): images are decoded once, augmented on
+the device and encoded in large no-grad batches, test features are computed once, and the
+training step runs only the prompt/text path and the head. The updates are those of the
+"reference" pipeline (dassl's per-batch loaders, as upstream): same batches, augmentation
+distribution, optimizer steps and per-epoch test. The hooks accept either batch kind: `img`
+`(B, 3, H, W)` images or `feat` `(B, D)` image features.
 """
 from __future__ import annotations
 
 import os
 import warnings
+from contextlib import nullcontext
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY, TrainerX
@@ -20,8 +28,10 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 
 from .checkpoint_compat import safe_load_checkpoint
 from .config import check_trainer_config
-from .custom_clip import CustomCLIP, load_clip_to_cpu
+from .custom_clip import CustomCLIP, load_clip_to_cpu, training_target_stats
+from .feature_loaders import CachedFeatureLoader, FeatureEpochLoader, ImageFeatureEncoder
 from .prompt_learner import PromptLearner, TextEncoder
+from .tensor_transforms import TensorTransform, unsupported_reason
 
 __all__ = ["CLIP_AGIQA", "CustomCLIP", "PromptLearner", "TextEncoder", "load_clip_to_cpu",
            "CheckpointMismatchError", "load_state_dict_checked"]
@@ -95,7 +105,8 @@ class CLIP_AGIQA(TrainerX):
             clip_model.float()
 
         print("Building custom CLIP")
-        self.model = CustomCLIP(cfg, classnames, clip_model)
+        self.model = CustomCLIP(cfg, classnames, clip_model,
+                                training_target_stats(cfg, self.dm.dataset.train_x))
 
         print("Turning off gradients in both the image and the text encoder")
         trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
@@ -115,40 +126,105 @@ class CLIP_AGIQA(TrainerX):
             self.register_model(name, module, optim, sched)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
 
+        self.pipeline = self._resolve_pipeline()
+        if self.pipeline == "fast":
+            self._use_feature_loaders()
+
+    def _resolve_pipeline(self) -> str:
+        """The configured PIPELINE, or "reference" when the fast one cannot reproduce the data
+        transforms of this config (said once in the log)."""
+        pipeline = self.cfg.TRAINER.CLIP_AGIQA.PIPELINE
+        if pipeline == "fast":
+            reason = unsupported_reason(self.cfg)
+            if reason is not None:
+                print(f"Fast pipeline unavailable ({reason}): using the reference pipeline")
+                return "reference"
+        return pipeline
+
+    def _use_feature_loaders(self) -> None:
+        """Swap the train/val/test image loaders for feature loaders over the same splits."""
+        cfg, node = self.cfg, self.cfg.TRAINER.CLIP_AGIQA
+        on_device = node.DECODED_ON == "device"
+        self.image_feature_encoder = ImageFeatureEncoder(
+            self.model, self.device, node.ENCODE_BATCH_SIZE, self._autocast)
+        test_transform = TensorTransform(cfg, is_train=False)
+        self.train_loader_x = FeatureEpochLoader(
+            self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
+            self.image_feature_encoder, on_device)
+        self.test_loader = CachedFeatureLoader(
+            self.dm.test_loader, test_transform, self.image_feature_encoder, on_device)
+        if self.val_loader is not None:
+            self.val_loader = CachedFeatureLoader(
+                self.dm.val_loader, test_transform, self.image_feature_encoder, on_device)
+        place = self.device if on_device else "cpu"
+        print(f"Pipeline: fast (images decoded once and kept on {place}, encoded in batches of "
+              f"{node.ENCODE_BATCH_SIZE}, test features cached)")
+
+    def _autocast(self):
+        """Autocast for amp (as the reference forward), a no-op context otherwise."""
+        return torch.amp.autocast(self.device.type) if self.prec == "amp" else nullcontext()
+
+    def _predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`(B,)` MOS from images `(B, 3, H, W)` or precomputed image features `(B, D)`."""
+        if inputs.dim() == 4:
+            return self.model(inputs)
+        return self.model.predict_from_features(inputs)
+
     def set_model_mode(self, mode: str = "train", names=None) -> None:
         """Also switch the whole CustomCLIP, not only the registered modules (for all names)."""
         super().set_model_mode(mode, names)
         if names is None:
             self.model.train(mode == "train")
 
+    def write_scalar(self, tag: str, scalar_value: float, global_step: int | None = None) -> None:
+        """Also log each module's own LR as `train/lr/<module>` next to dassl's `train/lr`."""
+        super().write_scalar(tag, scalar_value, global_step)
+        if tag == "train/lr":
+            for name in self.get_model_names():
+                super().write_scalar(f"train/lr/{name}", self.get_current_lr([name]), global_step)
+
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return `(images (B, 3, H, W), mos (B,) float32)` on the trainer's device."""
+        """Return `(inputs, mos (B,) float32)` on the trainer's device; `inputs` are the batch's
+        `feat` `(B, D)` if present, else its images `img` `(B, 3, H, W)`."""
         if "mos" not in batch:
             raise KeyError(
                 "CLIP_AGIQA needs MOS labels: the training batch has no 'mos' entry (keys: "
                 f"{sorted(batch)}); use a dataset whose Datum objects carry mos"
             )
-        image = batch["img"].to(self.device)
-        mos = batch["mos"].to(self.device, dtype=torch.float32)
-        return image, mos
+        inputs = batch["feat"] if "feat" in batch else batch["img"]
+        inputs = inputs.to(self.device, non_blocking=True)
+        mos = batch["mos"].to(self.device, dtype=torch.float32, non_blocking=True)
+        return inputs, mos
+
+    def parse_batch_test(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(inputs, target)` as `parse_batch_train`; target = `mos` float32, else `label`."""
+        inputs = batch["feat"] if "feat" in batch else batch["img"]
+        if "mos" in batch:
+            target = batch["mos"].to(self.device, dtype=torch.float32)
+        else:
+            target = batch["label"].to(self.device)
+        return inputs.to(self.device, non_blocking=True), target
+
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
+        return self._predict(input)
 
     def forward_backward(self, batch: dict) -> dict[str, float]:
-        image, mos = self.parse_batch_train(batch)
-        if self.prec == "amp":
-            with torch.amp.autocast(self.device.type):
-                output = self.model(image)
-            loss = F.mse_loss(output.float(), mos)
+        inputs, mos = self.parse_batch_train(batch)
+        with self._autocast():
+            output = self._predict(inputs)
+        loss = self.model.loss(output, mos)
+        if self.scaler is None:
+            self.model_backward_and_update(loss)
+        else:
             self.model_zero_grad()
             self.detect_anomaly(loss)
             self.scaler.scale(loss).backward()
             # Every registered optimizer goes through the scaler (upstream stepped only one).
             for name in self.get_model_names():
-                self.scaler.step(self._optims[name])
+                # HEAD_INPUT "image" leaves the prompts without gradients: the scaler refuses those.
+                if any(p.grad is not None for p in self._models[name].parameters()):
+                    self.scaler.step(self._optims[name])
             self.scaler.update()
-        else:
-            output = self.model(image)
-            loss = F.mse_loss(output.float(), mos)
-            self.model_backward_and_update(loss)
         return {"loss": loss.item()}
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:

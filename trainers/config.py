@@ -15,6 +15,7 @@ PRECISIONS = ("fp16", "fp32", "amp")
 PIPELINES = ("fast", "reference")
 DECODED_ON = ("device", "cpu")
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+HEAD_INPUTS = ("image_text", "image", "text")
 # Tokens of a prompt besides the context and the level name: SOT, the final "." and EOT.
 EXTRA_PROMPT_TOKENS = 3
 
@@ -26,10 +27,14 @@ _KEYS = {
     "CTX_INIT": ("", "words initialising the shared context, e.g. 'a photo of a'; '' = random init"),
     "PREC": ("fp16", "precision: fp16 (CLIP and ctx in half, as upstream; fp32 on CPU), fp32, amp"),
     "CLASS_TOKEN_POSITION": ("end", "level name position relative to the context: end/middle/front"),
-    "PIPELINE": ("fast", "fast: decode once, cached/batched frozen image features; reference: "
-                         "per-batch decode+encode as upstream (same training semantics)"),
+    "PIPELINE": ("fast", "fast: decode once, batch/cache the frozen image features; "
+                         "reference: per-batch decode + encode (same updates; parity checks)"),
     "ENCODE_BATCH_SIZE": (256, "fast pipeline: images per no-grad image-encoder call"),
-    "DECODED_ON": ("device", "fast pipeline: keep the decoded uint8 images on the 'device' or 'cpu'"),
+    "DECODED_ON": ("device", "fast pipeline: hold the decoded uint8 images on 'device' or 'cpu'"),
+    "HEAD_INPUT": ("image_text", "head input: image_text (upstream), image, or text (level-prompt "
+                                 "features scaled by their cosine similarity to the image)"),
+    "STANDARDIZE_TARGET": (False, "regress (MOS - mean) / std of the training split (MSE on that "
+                                  "scale); False = raw MOS (upstream); predictions stay in MOS"),
 }
 
 
@@ -97,6 +102,13 @@ def check_trainer_config(
         raise ValueError(
             f"TRAINER.CLIP_AGIQA.DECODED_ON must be one of {DECODED_ON}, got {node.DECODED_ON!r}"
         )
+    if node.HEAD_INPUT not in HEAD_INPUTS:
+        raise ValueError(
+            f"TRAINER.CLIP_AGIQA.HEAD_INPUT must be one of {HEAD_INPUTS}, got {node.HEAD_INPUT!r}"
+        )
+    if not isinstance(node.STANDARDIZE_TARGET, bool):
+        raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET must be True or False, got "
+                         f"{node.STANDARDIZE_TARGET!r}")
     if isinstance(node.ENCODE_BATCH_SIZE, bool) or int(node.ENCODE_BATCH_SIZE) < 1:
         raise ValueError("TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE must be a positive integer, got "
                          f"{node.ENCODE_BATCH_SIZE!r}")

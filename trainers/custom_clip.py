@@ -2,7 +2,9 @@
 
 The image encoding is separable from the rest (`encode_image`), so image features can be
 precomputed in large batches and fed to `regress` directly. Units: predictions are on the MOS
-scale of the training labels (unbounded regression output).
+scale of the training labels (unbounded regression output), also when the head is trained on
+standardised targets (`TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET`). What the head reads is set by
+`TRAINER.CLIP_AGIQA.HEAD_INPUT` (see `build_head_input`).
 """
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import os
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode
 
 from clip import clip
+from clip.checkpoint import model_from_file
 from clip.weights import resolve_weights
 
 from .prompt_learner import PromptLearner, TextEncoder
@@ -37,41 +41,127 @@ def load_clip_to_cpu(cfg: CfgNode) -> nn.Module:
             f"({', '.join(clip.available_models())}) or the path of a CLIP weights file"
         )
     path = resolve_weights(os.path.expanduser(name))
-    return clip.build_model(clip.read_state_dict(path)).eval()
+    # model_from_file reports a state dict of another architecture as clip's CheckpointError.
+    return model_from_file(path).eval()
 
 
-def build_regression_head(in_features: int) -> nn.Sequential:
-    """Dropout -> Linear(in, 512) -> ReLU -> Dropout -> Linear(512, 1), in fp32.
+def head_input_size(head_input: str, embed_dim: int, n_levels: int) -> int:
+    """Number of regression-head inputs for `TRAINER.CLIP_AGIQA.HEAD_INPUT`.
+
+    image_text: `embed_dim * (1 + n_levels)`; image: `embed_dim`; text: `embed_dim * n_levels`.
+    """
+    sizes = {"image_text": embed_dim * (1 + n_levels), "image": embed_dim,
+             "text": embed_dim * n_levels}
+    if head_input not in sizes:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.HEAD_INPUT must be one of {tuple(sizes)}, "
+                         f"got {head_input!r}")
+    return sizes[head_input]
+
+
+def build_head_input(head_input: str, image_features: torch.Tensor,
+                     text_features: torch.Tensor | None) -> torch.Tensor:
+    """Per-image head input `(B, head_input_size)` from `(B, D)` image and `(L, D)` text features.
+
+    - image_text: `[image | level_0 | ... | level_{L-1}]` (upstream);
+    - image: the image feature alone (the prompts play no part);
+    - text: `[s_0 * level_0 | ... | s_{L-1} * level_{L-1}]` with `s_l` the cosine similarity of the
+      image to level `l` (both L2-normalised). The level features alone are the same for every
+      image, so the image reaches the head only through these similarities.
+    """
+    if head_input == "image":
+        return image_features
+    if text_features is None:
+        raise ValueError(f"HEAD_INPUT {head_input!r} needs the level-prompt features")
+    text = text_features.to(image_features.dtype)
+    batch = image_features.shape[0]
+    if head_input == "image_text":
+        return torch.cat([image_features, text.reshape(1, -1).expand(batch, -1)], dim=1)
+    if head_input == "text":
+        similarity = image_features @ text.t()                       # (B, L)
+        return (similarity.unsqueeze(-1) * text.unsqueeze(0)).reshape(batch, -1)
+    raise ValueError(f"TRAINER.CLIP_AGIQA.HEAD_INPUT must be image_text, image or text, "
+                     f"got {head_input!r}")
+
+
+class RegressionHead(nn.Sequential):
+    """Dropout -> Linear(in, 512) -> ReLU -> Dropout -> Linear(512, 1) in fp32: `(B, in) -> (B, 1)`.
 
     Indices 1 and 4 hold the Linear layers, matching the upstream state-dict keys
-    `1.weight, 1.bias, 4.weight, 4.bias`.
+    `1.weight, 1.bias, 4.weight, 4.bias`. With `standardize=True` the Linear layers predict the
+    standardised target `z = (mos - mean) / std` and `forward` returns `z * std + mean` (MOS
+    units); `target_mean` and `target_std` (0-d float32, MOS units) are then buffers saved with
+    the head's checkpoint. Without it the state dict has exactly the four upstream keys.
     """
-    return nn.Sequential(
-        nn.Dropout(p=HEAD_DROPOUT),
-        nn.Linear(in_features, HEAD_HIDDEN),
-        nn.ReLU(inplace=True),
-        nn.Dropout(p=HEAD_DROPOUT),
-        nn.Linear(HEAD_HIDDEN, 1),
-    )
+
+    def __init__(self, in_features: int, standardize: bool = False,
+                 target_stats: tuple[float, float] | None = None) -> None:
+        super().__init__(
+            nn.Dropout(p=HEAD_DROPOUT),
+            nn.Linear(in_features, HEAD_HIDDEN),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=HEAD_DROPOUT),
+            nn.Linear(HEAD_HIDDEN, 1),
+        )
+        self.standardize = bool(standardize)
+        if self.standardize:
+            # NaN placeholders are overwritten by load_state_dict; training with them fails loudly.
+            mean, std = target_stats if target_stats is not None else (float("nan"),) * 2
+            self.register_buffer("target_mean", torch.tensor(float(mean)))
+            self.register_buffer("target_std", torch.tensor(float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.standardize:
+            out = out * self.target_std + self.target_mean
+        return out
+
+
+def training_target_stats(cfg: CfgNode, items: Sequence) -> tuple[float, float] | None:
+    """`(mean, std)` of the MOS of `items` (Datum-like, e.g. the training split), in MOS units.
+
+    None unless `TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET`. The std is the population one (ddof 0).
+    Raises `ValueError` when an item has no MOS, or fewer than two items / a constant MOS leave
+    the std undefined or zero.
+    """
+    if not cfg.TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET:
+        return None
+    values = [getattr(item, "mos", None) for item in items]
+    if any(v is None for v in values):
+        raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET needs a MOS for every training "
+                         "image, but some have none")
+    mos = torch.tensor(values, dtype=torch.float64)
+    std = float(mos.std(unbiased=False)) if mos.numel() else 0.0
+    if mos.numel() < 2 or not std > 0:
+        raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET: the training MOS have no spread "
+                         f"({mos.numel()} images, std {std}); cannot standardise")
+    return float(mos.mean()), std
 
 
 class CustomCLIP(nn.Module):
     """Predicts MOS from an image and the learnable quality-level prompts.
 
-    `forward(image (B, 3, H, W)) -> (B,)` float32 =
-    `regress(encode_image(image), text_features())`. The head sees, per image,
+    `forward(image (B, 3, H, W)) -> (B,)` float32 MOS =
+    `regress(encode_image(image), text_features())`. What the head sees per image is set by
+    `TRAINER.CLIP_AGIQA.HEAD_INPUT` (see `build_head_input`); upstream ("image_text") is
     `[image feature | level_0 feature | ... | level_{L-1} feature]` (all L2-normalised), i.e.
-    `embed_dim * (1 + n_levels)` inputs.
+    `embed_dim * (1 + n_levels)` inputs. `target_stats` `(mean, std)` of the training MOS is
+    required to train with `STANDARDIZE_TARGET` (see `training_target_stats`); without it the
+    head's statistics are NaN placeholders meant to be filled from a checkpoint.
     """
 
-    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module) -> None:
+    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module,
+                 target_stats: tuple[float, float] | None = None) -> None:
         super().__init__()
+        node = cfg.TRAINER.CLIP_AGIQA
         self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.embed_dim = int(clip_model.text_projection.shape[1])
         self.n_levels = len(classnames)
-        self.regression = build_regression_head(self.embed_dim * (1 + self.n_levels))
+        self.head_input = node.HEAD_INPUT
+        self.head_in_features = head_input_size(self.head_input, self.embed_dim, self.n_levels)
+        self.regression = RegressionHead(self.head_in_features, node.STANDARDIZE_TARGET,
+                                         target_stats)
         self._text_cache: tuple[tuple, torch.Tensor] | None = None
 
     @property
@@ -126,21 +216,41 @@ class CustomCLIP(nn.Module):
         if cacheable and self._text_cache is not None and self._text_cache[0] == key:
             return self._text_cache[1]
         prompts = self.prompt_learner()
-        features = self.text_encoder(prompts, self.prompt_learner.tokenized_prompts)
+        features = self.text_encoder(prompts, self.prompt_learner.tokenized_prompts,
+                                     self.prompt_learner.n_used_tokens)
         features = features / features.norm(dim=-1, keepdim=True)
         features = features.float()
         self._text_cache = (key, features) if cacheable else None
         return features
 
-    def regress(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    def regress(self, image_features: torch.Tensor,
+                text_features: torch.Tensor | None) -> torch.Tensor:
         """Head on `(B, D)` image and `(n_levels, D)` text features -> `(B,)` predicted MOS.
 
-        One batched concat `[image | text.flatten()]` per row instead of a per-sample loop.
+        One batched head input per call (`build_head_input`) instead of a per-sample loop;
+        `text_features` may be None for HEAD_INPUT "image".
         """
-        batch = image_features.shape[0]
-        flat_text = text_features.reshape(1, -1).expand(batch, -1)
-        head_input = torch.cat([image_features, flat_text.to(image_features.dtype)], dim=1)
+        head_input = build_head_input(self.head_input, image_features, text_features)
         return self.regression(head_input).squeeze(1)
 
+    def loss(self, pred_mos: torch.Tensor, mos: torch.Tensor) -> torch.Tensor:
+        """Training loss (0-d float32) of `(B,)` predictions against `(B,)` MOS, both in MOS units.
+
+        MSE on the raw MOS scale (upstream) or, with STANDARDIZE_TARGET, on the standardised
+        scale `(x - mean) / std` of the training split (= raw MSE / std**2).
+        """
+        pred, target = pred_mos.float(), mos.float()
+        head = self.regression
+        if head.standardize:
+            pred = (pred - head.target_mean) / head.target_std
+            target = (target - head.target_mean) / head.target_std
+        return F.mse_loss(pred, target)
+
+    def predict_from_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        """`(B, D)` precomputed image features (`encode_image`) -> `(B,)` predicted MOS."""
+        # The image-only head never reads the prompts: skip the text tower.
+        text_features = None if self.head_input == "image" else self.text_features()
+        return self.regress(image_features, text_features)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.regress(self.encode_image(image), self.text_features())
+        return self.predict_from_features(self.encode_image(image))

@@ -85,6 +85,9 @@ class PromptLearner(nn.Module):
         self.register_buffer("token_prefix", prompt_embedding[:, :1, :].clone())
         self.register_buffer("token_suffix", prompt_embedding[:, 1 + n_ctx :, :].clone())
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)
+        # Positions up to the last EOT token (the largest token id) are all the causal text tower
+        # needs; a Python int, so using it costs no device sync per step.
+        self.n_used_tokens = int(tokenized.argmax(dim=-1).max()) + 1
 
     def forward(self) -> torch.Tensor:
         """Return the prompt embeddings `(n_cls, L, ctx_dim)` in the dtype of `ctx`."""
@@ -118,8 +121,12 @@ class PromptLearner(nn.Module):
 class TextEncoder(nn.Module):
     """CLIP's text tower applied to prompt embeddings instead of token ids.
 
-    `forward(prompts (n, L, width), tokenized_prompts (n, L) int64) -> (n, embed_dim)` in the
-    CLIP dtype; the feature is read at each prompt's EOT position (the largest token id).
+    `forward(prompts (n, L, width), tokenized_prompts (n, L) int64, length=None) ->
+    (n, embed_dim)` in the CLIP dtype; the feature is read at each prompt's EOT position (the
+    largest token id). The tower is causal, so the positions after the last EOT cannot change any
+    feature: `length` (at least last EOT + 1) runs only the first `length` positions, with the
+    same result up to float rounding and, for 16 context tokens, about 4x fewer FLOPs forward and
+    backward.
     """
 
     def __init__(self, clip_model: nn.Module) -> None:
@@ -134,9 +141,11 @@ class TextEncoder(nn.Module):
         """Compute dtype of the tower (fp16 for upstream CLIP weights, fp32 after `.float()`)."""
         return self.text_projection.dtype
 
-    def forward(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor) -> torch.Tensor:
+    def forward(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor,
+                length: int | None = None) -> torch.Tensor:
         dtype = self.dtype
-        x = prompts.type(dtype) + self.positional_embedding.type(dtype)
+        length = prompts.shape[1] if length is None else length
+        x = prompts[:, :length].type(dtype) + self.positional_embedding[:length].type(dtype)
         x = x.permute(1, 0, 2)  # the CLIP transformer is sequence-first: (L, n, width)
         x = self.transformer(x)
         x = x.permute(1, 0, 2)

@@ -1,0 +1,132 @@
+"""Summary and table of a training benchmark (see bench_train.py for what is measured).
+
+Per pipeline: one-time costs (setup = weights + dataset check; decode; test-feature cache),
+epoch 1 and the steady epoch (mean of epochs 2+, or epoch 1 alone) split into train, per-epoch
+test and checkpoint writing, train/eval images per second, the projected 100-epoch time
+(one-time test cache + 100 steady epochs + the final evaluation; decoding excluded), peak host
+RSS and peak GPU memory.
+Speedups are reference time / fast time of the same run. Targets (from the speed issue) are
+checked against the numbers where they apply (GPU targets assume the full AGIQA-3K size).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+GIB = 1024 ** 3
+KEYS = ("train_s", "test_s", "checkpoint_s")
+
+
+def _steady(epochs: list[dict]) -> dict:
+    rows = epochs[1:] or epochs
+    steady = {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
+    steady["total_s"] = sum(steady[k] for k in KEYS)
+    return steady
+
+
+def _path_summary(r: dict) -> dict:
+    steady = _steady(r["epochs"])
+    first = dict(r["epochs"][0], total_s=sum(r["epochs"][0][k] for k in KEYS))
+    train_images = r["steps_per_epoch"] * r["batch_size"]
+    one_time = r.get("test_cache_s", 0.0)
+    out = {
+        "setup_s": r["setup_s"], "decode_s": r.get("decode_s"),
+        "decoded_gib": r["decoded_bytes"] / GIB if "decoded_bytes" in r else None,
+        "decoded_on": r.get("decoded_on"), "test_cache_s": r.get("test_cache_s"),
+        "epoch1": first, "steady": steady,
+        "train_images_per_s": train_images / steady["train_s"] if steady["train_s"] else None,
+        "final_evaluation_s": r.get("final_evaluation_s"),
+        "projected_100_epochs_s": one_time + 100 * steady["total_s"]
+        + r.get("final_evaluation_s", 0.0),
+        "peak_rss_gib": r["peak_rss_bytes"] / GIB,
+        "peak_gpu_gib": r["peak_gpu_bytes"] / GIB if "peak_gpu_bytes" in r else None,
+        "srcc_last": r.get("srcc_last"),
+    }
+    if "eval_s" in r:
+        out["eval_images_per_s"] = r["eval_images"] / r["eval_s"]
+    elif steady["test_s"]:
+        out["eval_images_per_s"] = r["n_test"] / steady["test_s"]  # a test pass from disk
+    return out
+
+
+def summarize(results: dict[str, dict], args: Any) -> dict:
+    """One JSON-able dict for all measured pipelines of a run."""
+    any_run = next(iter(results.values()))
+    summary = {
+        "benchmark": "clip_agiqa_train", "device": any_run["device"],
+        "gpu": any_run.get("gpu"), "prec": any_run["prec"], "threads": any_run["threads"],
+        "n_images": args.n_images, "n_train": any_run["n_train"], "n_test": any_run["n_test"],
+        "steps_per_epoch": any_run["steps_per_epoch"], "epochs_measured": args.epochs,
+        "paths": {name: _path_summary(r) for name, r in results.items()},
+    }
+    paths = summary["paths"]
+    if "fast" in paths and "reference" in paths:
+        fast, ref = paths["fast"]["steady"], paths["reference"]["steady"]
+        summary["speedup"] = {k: (ref[k] / fast[k] if fast[k] else None)
+                              for k in ("train_s", "test_s", "total_s")}
+    summary["targets"] = _targets(summary)
+    return summary
+
+
+def _targets(summary: dict) -> dict:
+    fast = summary["paths"].get("fast")
+    speedup = (summary.get("speedup") or {}).get("total_s")
+    if fast is None:
+        return {}
+    if summary["device"].startswith("cuda"):
+        host_decoded = fast["decoded_gib"] if fast["decoded_on"] == "cpu" else 0.0
+        return {
+            "100_epochs_le_60s": fast["projected_100_epochs_s"] <= 60.0,
+            "speedup_ge_20x": None if speedup is None else speedup >= 20.0,
+            "eval_ge_5000_images_per_s": fast.get("eval_images_per_s", 0.0) >= 5000.0,
+            "decoded_host_lt_12gib": host_decoded < 12.0,
+        }
+    return {"cpu_speedup_ge_2x": None if speedup is None else speedup >= 2.0}
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        return text + unit
+    return str(value) + unit
+
+
+def format_table(summary: dict) -> str:
+    """Readable side-by-side table of `summarize`'s result."""
+    names = list(summary["paths"])
+    rows = [
+        ("setup: weights + data check", lambda p: _fmt(p["setup_s"], " s")),
+        ("decode (once)", lambda p: _fmt(p["decode_s"], " s")),
+        ("decoded pixels", lambda p: "-" if p["decoded_gib"] is None
+         else f"{p['decoded_gib']:.2f} GiB on {p['decoded_on']}"),
+        ("test-feature cache (once)", lambda p: _fmt(p["test_cache_s"], " s")),
+        ("epoch 1: train / test / ckpt", lambda p: " / ".join(
+            _fmt(p["epoch1"][k]) for k in KEYS) + " s"),
+        ("steady epoch: train", lambda p: _fmt(p["steady"]["train_s"], " s")),
+        ("steady epoch: test", lambda p: _fmt(p["steady"]["test_s"], " s")),
+        ("steady epoch: checkpoints", lambda p: _fmt(p["steady"]["checkpoint_s"], " s")),
+        ("steady epoch: total", lambda p: _fmt(p["steady"]["total_s"], " s")),
+        ("train images/s", lambda p: _fmt(p["train_images_per_s"])),
+        ("eval images/s", lambda p: _fmt(p.get("eval_images_per_s"))),
+        ("final evaluation (after_train)", lambda p: _fmt(p["final_evaluation_s"], " s")),
+        ("projected 100 epochs", lambda p: _fmt(p["projected_100_epochs_s"], " s")),
+        ("peak host RSS", lambda p: _fmt(p["peak_rss_gib"], " GiB")),
+        ("peak GPU memory", lambda p: _fmt(p["peak_gpu_gib"], " GiB")),
+        ("SRCC after the last epoch", lambda p: _fmt(p["srcc_last"])),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    col = 26
+    head = (f"{summary['device']} {summary.get('gpu') or ''} prec={summary['prec']} "
+            f"threads={summary['threads']}: {summary['n_train']} train / {summary['n_test']} "
+            f"test images, {summary['steps_per_epoch']} steps/epoch, "
+            f"{summary['epochs_measured']} epochs measured")
+    lines = [head, "".ljust(width) + "".join(n.ljust(col) for n in names)]
+    for label, get in rows:
+        lines.append(label.ljust(width) + "".join(get(summary["paths"][n]).ljust(col)
+                                                  for n in names))
+    for key, value in (summary.get("speedup") or {}).items():
+        lines.append(f"speedup reference/fast ({key[:-2]}): {_fmt(value, 'x')}")
+    for key, value in summary["targets"].items():
+        lines.append(f"target {key}: {'PASS' if value else 'FAIL' if value is False else '-'}")
+    return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""Benchmark the fast and the reference training pipelines of CLIP-AGIQA side by side.
+
+    python benchmarks/bench_train.py --small                     # CPU, a few minutes
+    python benchmarks/bench_train.py --root /data/bench          # AGIQA-3K size, GPU if any
+
+Builds (once) a synthetic AGIQA-3K under `--root` and random ViT-B/16 weights, then measures
+each pipeline in its own subprocess (so peak memories are separate): setup (weights, dataset
+check), decoding (fast), the one-time test-feature cache (fast), `--epochs` epochs of the
+paper's protocol (train, per-epoch test, checkpoints) and the eval-only throughput. Prints a
+table and one JSON line (also written to `--out`). See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench_assets import FULL_SIZE, default_names_csv, ensure_dataset, ensure_weights  # noqa: E402
+from bench_report import format_table, summarize  # noqa: E402
+
+SMALL = {"n_images": 45, "epochs": 2}  # 36 train (one step of 32) / 9 test images
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root",
+                        default=os.path.join(tempfile.gettempdir(), "clip_agiqa_bench"),
+                        help="folder of the synthetic dataset and weights (built once, reused)")
+    parser.add_argument("--n-images", type=int, default=None,
+                        help=f"dataset size (default {FULL_SIZE}, the real AGIQA-3K)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per pipeline (default 2)")
+    parser.add_argument("--small", action="store_true",
+                        help=f"{SMALL['n_images']} images, {SMALL['epochs']} epochs: "
+                             "CPU in minutes")
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    parser.add_argument("--prec", choices=["fp16", "fp32", "amp"], default=None,
+                        help="TRAINER.CLIP_AGIQA.PREC (default fp16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--paths", default="fast,reference", help="pipelines to measure")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                        help="DATALOADER.NUM_WORKERS of the reference pipeline")
+    parser.add_argument("--encode-batch-size", type=int, default=256)
+    parser.add_argument("--decoded-on", choices=["device", "cpu"], default="device")
+    parser.add_argument("--out", default=None, help="also write the JSON summary here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _instrument(trainer, events: list) -> None:
+    """Record `(epoch, method, seconds, enclosing)` for every run_epoch / test / after_epoch /
+    after_train call, device-synchronised; `enclosing` tells a per-epoch test (inside
+    after_epoch) from the final evaluation (inside after_train)."""
+    stack: list[str] = []
+    for name in ("run_epoch", "test", "after_epoch", "after_train"):
+        method = getattr(trainer, name)
+
+        def timed(*args, _method=method, _name=name, **kwargs):
+            enclosing = stack[-1] if stack else None
+            stack.append(_name)
+            _sync(trainer.device)
+            start = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                _sync(trainer.device)
+                stack.pop()
+                events.append((trainer.epoch, _name, time.perf_counter() - start, enclosing))
+
+        setattr(trainer, name, timed)
+
+
+def _epoch_rows(events: list, n_epochs: int) -> list[dict]:
+    rows = []
+    for epoch in range(n_epochs):
+        def total(name, enclosing=None):
+            return sum(sec for e, n, sec, inside in events
+                       if e == epoch and n == name and (enclosing is None or inside == enclosing))
+        test = total("test", enclosing="after_epoch")
+        # The per-epoch test runs inside after_epoch; the rest of it is checkpoint I/O.
+        rows.append({"train_s": total("run_epoch"), "test_s": test,
+                     "checkpoint_s": max(0.0, total("after_epoch") - test)})
+    return rows
+
+
+def run_worker(args: argparse.Namespace) -> dict:
+    """Measure one pipeline (this process does nothing else, so its peak memory is its own)."""
+    import resource
+
+    import torch
+
+    import datasets  # noqa: F401  (registers AGIQA)
+    import trainers  # noqa: F401  (registers CLIP_AGIQA)
+    from dassl.config import get_cfg_default, merge_config
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+    from datasets import add_dataset_config
+    from trainers import add_trainer_config
+
+    cfg = add_trainer_config(add_dataset_config(get_cfg_default()))
+    merge_config(cfg, [str(REPO / "configs/datasets/AGIQA.yaml"),
+                       str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")], [
+        "TRAINER.NAME", "CLIP_AGIQA", "DATASET.ROOT", args.root,
+        "MODEL.BACKBONE.NAME", args.weights,
+        "OUTPUT_DIR", tempfile.mkdtemp(prefix=f"bench_{args.worker}_", dir=args.root),
+        "USE_CUDA", str(args.device == "cuda"), "TRAINER.CLIP_AGIQA.PREC", args.prec,
+        "TRAINER.CLIP_AGIQA.PIPELINE", args.worker,
+        "TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE", str(args.encode_batch_size),
+        "TRAINER.CLIP_AGIQA.DECODED_ON", args.decoded_on,
+        "DATALOADER.NUM_WORKERS", str(args.workers), "OPTIM.MAX_EPOCH", str(args.epochs),
+        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True", "SEED", "1"])
+    cfg.freeze()
+    set_random_seed(1)
+    start = time.perf_counter()
+    trainer = build_trainer(cfg)
+    out = {"path": trainer.pipeline, "setup_s": time.perf_counter() - start,
+           "device": str(trainer.device), "prec": trainer.prec,
+           "n_train": len(trainer.dm.dataset.train_x), "n_test": len(trainer.dm.dataset.test),
+           "steps_per_epoch": len(trainer.train_loader_x),
+           "batch_size": cfg.DATALOADER.TRAIN_X.BATCH_SIZE, "threads": torch.get_num_threads()}
+    if trainer.device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(trainer.device)
+        torch.cuda.reset_peak_memory_stats(trainer.device)
+    if trainer.pipeline == "fast":
+        train_images = trainer.train_loader_x.prepare()
+        test_images = trainer.test_loader.decoded()
+        out["decode_s"] = train_images.decode_seconds + test_images.decode_seconds
+        out["decoded_bytes"] = train_images.nbytes + test_images.nbytes
+        out["decoded_on"] = str(train_images.storage_device)
+        _sync(trainer.device)
+        start = time.perf_counter()
+        trainer.test_loader.features()
+        _sync(trainer.device)
+        out["test_cache_s"] = time.perf_counter() - start
+    events: list = []
+    _instrument(trainer, events)
+    start = time.perf_counter()
+    trainer.train()
+    out["train_call_s"] = time.perf_counter() - start
+    out["final_evaluation_s"] = sum(sec for _e, name, sec, _in in events if name == "after_train")
+    out["epochs"] = _epoch_rows(events, args.epochs)
+    out["srcc_last"] = trainer.final_results["last"]["metrics"]["srcc"]
+    if trainer.pipeline == "fast":
+        # Eval-only throughput from decoded images: test transform + encoder, no training.
+        encoder, transform = trainer.image_feature_encoder, trainer.test_loader.transform
+        _sync(trainer.device)
+        start = time.perf_counter()
+        encoder.encode(train_images, torch.arange(len(train_images)), transform)
+        _sync(trainer.device)
+        out["eval_images"] = len(train_images)
+        out["eval_s"] = time.perf_counter() - start
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if trainer.device.type == "cuda":
+        out["peak_gpu_bytes"] = torch.cuda.max_memory_allocated(trainer.device)
+    return out
+
+
+def _worker_argv(args: argparse.Namespace, path: str, result_file: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", path,
+            "--result-file", result_file, "--root", args.root, "--n-images", str(args.n_images),
+            "--epochs", str(args.epochs), "--device", args.device, "--prec", args.prec,
+            "--workers", str(args.workers), "--encode-batch-size", str(args.encode_batch_size),
+            "--decoded-on", args.decoded_on]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.n_images = args.n_images or (SMALL["n_images"] if args.small else FULL_SIZE)
+    args.epochs = args.epochs or SMALL["epochs"]
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.prec = args.prec or ("fp16" if args.device == "cuda" else "fp32")
+    args.weights = str(Path(args.root) / "random_ViT-B-16_seed0.pt")
+    if args.worker:
+        result = run_worker(args)
+        Path(args.result_file).write_text(json.dumps(result))
+        return 0
+
+    Path(args.root).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    names_csv = default_names_csv()
+    folder, reused = ensure_dataset(args.root, args.n_images, names_csv)
+    print(f"dataset: {folder} ({args.n_images} images, names from "
+          f"{names_csv or 'the AGIQA-3K pattern'}; {'reused' if reused else 'built'} in "
+          f"{time.perf_counter() - start:.1f} s)", flush=True)
+    weights, reused = ensure_weights(args.root)
+    print(f"weights: {weights} ({'reused' if reused else 'generated'})", flush=True)
+    results = {}
+    for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
+        if path not in ("fast", "reference"):
+            raise SystemExit(f"--paths: unknown pipeline {path!r} (fast, reference)")
+        log = Path(args.root) / f"bench_{path}.log"
+        result_file = Path(args.root) / f"bench_{path}.json"
+        print(f"measuring the {path} pipeline (log: {log}) ...", flush=True)
+        with open(log, "w") as handle:
+            proc = subprocess.run(_worker_argv(args, path, str(result_file)), stdout=handle,
+                                  stderr=subprocess.STDOUT, cwd=REPO)
+        if proc.returncode != 0:
+            raise SystemExit(f"the {path} run failed (exit {proc.returncode}); see {log}")
+        results[path] = json.loads(result_file.read_text())
+    summary = summarize(results, args)
+    print(format_table(summary))
+    line = json.dumps(summary, sort_keys=True)
+    print(line)
+    if args.out:
+        Path(args.out).write_text(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""benchmarks/: the synthetic AGIQA-3K builder and the summary/report arithmetic (CPU, tiny)."""
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from bench_assets import default_names_csv, ensure_dataset  # noqa: E402
+from bench_report import format_table, summarize  # noqa: E402
+from datasets.synthetic import AGIQA_APPROX_SIZES  # noqa: E402
+
+
+@pytest.mark.parametrize("real_names", [True, False])
+def test_dataset_has_the_agiqa_layout_real_sizes_and_is_reused(tmp_path, real_names):
+    names_csv = default_names_csv() if real_names else None
+    if real_names and names_csv is None:
+        pytest.skip("the real AGIQA-3K data.csv is not in this checkout")
+    folder, reused = ensure_dataset(tmp_path, 4, names_csv, workers=2)
+    assert not reused and folder == tmp_path / "AGIQA-3K"
+    table = pd.read_csv(folder / "data.csv")
+    assert len(table) == 4 and table["mos_quality"].between(0, 5).all()
+    if real_names:  # evenly spaced rows of the real file, in file order
+        real = pd.read_csv(names_csv)["name"]
+        assert table["name"].tolist() == [real[round(i * (len(real) - 1) / 3)] for i in range(4)]
+    for name in table["name"]:
+        with Image.open(folder / name) as img:
+            assert img.format == "JPEG"
+            assert img.size == AGIQA_APPROX_SIZES[name.split("_")[0]]
+    assert ensure_dataset(tmp_path, 4, names_csv, workers=2) == (folder, True)
+
+
+def fake_run(path: str, train_s: float, test_s: float) -> dict:
+    run = {"path": path, "setup_s": 2.0, "device": "cuda:0", "gpu": "H100", "prec": "fp16",
+           "threads": 16, "n_train": 2385, "n_test": 597, "steps_per_epoch": 74,
+           "batch_size": 32, "final_evaluation_s": 0.5, "peak_rss_bytes": 4 * 2 ** 30,
+           "peak_gpu_bytes": 8 * 2 ** 30, "srcc_last": 0.5,
+           "epochs": [{"train_s": 9.0, "test_s": 9.0, "checkpoint_s": 1.0},
+                      {"train_s": train_s, "test_s": test_s, "checkpoint_s": 0.1},
+                      {"train_s": train_s, "test_s": test_s, "checkpoint_s": 0.1}]}
+    if path == "fast":
+        run.update(decode_s=3.0, decoded_bytes=2 ** 32, decoded_on="cuda:0", test_cache_s=0.2,
+                   eval_images=2385, eval_s=0.4)
+    return run
+
+
+def test_summary_uses_steady_epochs_and_checks_the_targets():
+    results = {"fast": fake_run("fast", 0.4, 0.01), "reference": fake_run("reference", 8.0, 1.99)}
+    summary = summarize(results, Namespace(n_images=2982, epochs=3))
+    fast = summary["paths"]["fast"]
+    assert fast["steady"]["total_s"] == pytest.approx(0.51)  # epoch 1 excluded
+    assert fast["projected_100_epochs_s"] == pytest.approx(0.2 + 51.0 + 0.5)
+    assert fast["train_images_per_s"] == pytest.approx(74 * 32 / 0.4)
+    assert fast["eval_images_per_s"] == pytest.approx(2385 / 0.4)
+    assert summary["paths"]["reference"]["eval_images_per_s"] == pytest.approx(597 / 1.99)
+    assert summary["speedup"]["total_s"] == pytest.approx(10.09 / 0.51)
+    assert summary["targets"] == {"100_epochs_le_60s": True, "speedup_ge_20x": False,
+                                  "eval_ge_5000_images_per_s": True,
+                                  "decoded_host_lt_12gib": True}
+    table = format_table(summary)
+    assert "speedup reference/fast (total): 19.8x" in table
+    assert "target speedup_ge_20x: FAIL" in table and "4.00 GiB on cuda:0" in table

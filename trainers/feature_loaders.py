@@ -1,0 +1,166 @@
+"""Loaders of precomputed image features that replace dassl's image loaders (fast pipeline).
+
+CLIP-AGIQA's image encoder is frozen, in eval mode and free of randomness, so an image's
+feature depends only on its (augmented) pixels. Hence:
+- `FeatureEpochLoader` (for `train_loader_x`): each epoch draws the batch order from a
+  DataLoader over indices that shares the reference loader's sampler, batch size and drop_last
+  (so the batches, and the global-RNG draws of a DataLoader iteration, are the same), draws the
+  augmentation of every image the epoch uses, encodes them in chunks of `batch_size` images
+  without autograd, then yields the epoch's batches of features.
+- `CachedFeatureLoader` (for `test_loader` / `val_loader`): the test transform is deterministic,
+  so the features are computed once and reused while the image encoder's weights are unchanged.
+Batches are dicts: `feat` `(B, D)` float32 on the device, `mos` `(B,)` float64 (when every item
+has one), `label` `(B,)` int64, `impath` (list of B str), `index` `(B,)` int64 dataset indices.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from .decoded_images import DecodedImages
+from .tensor_transforms import TensorTransform
+
+__all__ = ["ImageFeatureEncoder", "FeatureEpochLoader", "CachedFeatureLoader"]
+
+
+class ImageFeatureEncoder:
+    """Transforms and encodes images in chunks: `encode(images, indices, transform) -> (N, D)`.
+
+    `model` is the CustomCLIP (its `encode_image` gives L2-normalised float32 features);
+    `autocast` is a context factory matching the reference forward (autocast only for amp).
+    `calls` counts image-encoder calls (tests use it to check caching).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, batch_size: int,
+                 autocast: Callable[[], contextlib.AbstractContextManager]) -> None:
+        self.model = model
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.autocast = autocast
+        self.calls = 0
+
+    @torch.no_grad()
+    def encode(self, images: DecodedImages, indices: torch.Tensor,
+               transform: TensorTransform) -> torch.Tensor:
+        """Features `(N, D)` float32 (on `images.compute_device`) of `transform(images[indices])`.
+
+        Augmentation parameters are drawn chunk by chunk in the order of `indices`; on a GPU
+        the drawing of chunk k+1 overlaps the asynchronous encoding of chunk k.
+        """
+        chunks = []
+        for chunk in torch.as_tensor(indices, dtype=torch.int64).split(self.batch_size):
+            pixels = transform(images, chunk)
+            with self.autocast():
+                chunks.append(self.model.encode_image(pixels).float())
+            self.calls += 1
+        return torch.cat(chunks)
+
+    def encoder_state(self) -> tuple:
+        """Changes whenever a weight of the image encoder is replaced, moved or edited."""
+        encoder = self.model.image_encoder
+        return tuple((t._version, t.data_ptr(), t.dtype, t.device)
+                     for t in itertools.chain(encoder.parameters(), encoder.buffers()))
+
+
+class _SplitSource:
+    """What both loaders share: the reference loader's items, index loader and decoding."""
+
+    def __init__(self, reference: DataLoader, encoder: ImageFeatureEncoder,
+                 decode_on_device: bool) -> None:
+        if reference.batch_size is None:
+            raise ValueError("the fast pipeline needs a loader built with batch_size and sampler")
+        items = reference.dataset.data_source
+        self.impaths = [item.impath for item in items]
+        self.labels = torch.tensor([int(item.label) for item in items], dtype=torch.int64)
+        has_mos = all(item.mos is not None for item in items)
+        self.mos = (torch.tensor([float(item.mos) for item in items], dtype=torch.float64)
+                    if has_mos else None)
+        # Same sampler object, batch size and drop_last: identical batches and RNG consumption.
+        self.index_loader = DataLoader(range(len(items)), batch_size=reference.batch_size,
+                                       sampler=reference.sampler, drop_last=reference.drop_last)
+        self.batch_size = reference.batch_size
+        self.drop_last = reference.drop_last
+        self.encoder = encoder
+        self.decode_on_device = decode_on_device
+        self.images: DecodedImages | None = None
+
+    def decoded(self) -> DecodedImages:
+        """Decode the split's images on first use (idempotent)."""
+        if self.images is None:
+            self.images = DecodedImages.decode(self.impaths, self.encoder.device,
+                                               on_device=self.decode_on_device)
+            print(f"Decoded {len(self.images)} images ({self.images.nbytes / 2 ** 30:.2f} GiB "
+                  f"on {self.images.storage_device}) in {self.images.decode_seconds:.1f} s")
+        return self.images
+
+    def batch(self, indices: torch.Tensor, features: torch.Tensor) -> dict:
+        out = {"feat": features, "label": self.labels[indices], "index": indices,
+               "impath": [self.impaths[i] for i in indices.tolist()]}
+        if self.mos is not None:
+            out["mos"] = self.mos[indices]
+        return out
+
+
+class FeatureEpochLoader(_SplitSource):
+    """Drop-in for `train_loader_x`: `len()` batches per epoch, each a feature batch dict.
+
+    `prepare()` decodes the images (otherwise done by the first iteration).
+    """
+
+    def __init__(self, reference: DataLoader, transform: TensorTransform,
+                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
+        super().__init__(reference, encoder, decode_on_device)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.index_loader)
+
+    def prepare(self) -> DecodedImages:
+        return self.decoded()
+
+    def __iter__(self) -> Iterator[dict]:
+        images = self.decoded()
+        batches = list(self.index_loader)   # draws the epoch's order exactly as the reference
+        if not batches:
+            return
+        features = self.encoder.encode(images, torch.cat(batches), self.transform)
+        for indices, feats in zip(batches, features.split([len(b) for b in batches])):
+            yield self.batch(indices, feats)
+
+
+class CachedFeatureLoader(_SplitSource):
+    """Drop-in for a test/val loader: features of the test transform, computed once.
+
+    Iterates in the reference loader's batches. The decoded pixels are released once the
+    features exist; they are decoded again only if the image encoder's weights change.
+    """
+
+    def __init__(self, reference: DataLoader, transform: TensorTransform,
+                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
+        super().__init__(reference, encoder, decode_on_device)
+        self.transform = transform
+        self._features: torch.Tensor | None = None
+        self._state: tuple | None = None
+
+    def __len__(self) -> int:
+        return len(self.index_loader)
+
+    def features(self) -> torch.Tensor:
+        """`(N, D)` float32 features of the whole split in dataset order (cached)."""
+        state = self.encoder.encoder_state()
+        if self._features is None or state != self._state:
+            images = self.decoded()
+            self._features = self.encoder.encode(images, torch.arange(len(images)),
+                                                 self.transform)
+            self._state = state
+            self.images = None  # frees the pixels: the test transform never changes
+        return self._features
+
+    def __iter__(self) -> Iterator[dict]:
+        features = self.features()
+        for indices in self.index_loader:
+            yield self.batch(indices, features[indices.to(features.device, non_blocking=True)])

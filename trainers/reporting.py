@@ -11,6 +11,9 @@
 `predictions.csv`: header `name,mos,pred`, one row per test image in loader order (names and MOS
 as the label file gives them), floats in full precision (`repr`), so an evaluation run can be
 compared exactly with the training run.
+`scatter.png`: MOS against prediction of those rows with the fitted 4-parameter logistic curve
+and the reported metrics in the title (`dassl.evaluation.plots.save_scatter`); a figure that
+cannot be drawn only warns, it never fails a finished run.
 """
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ import csv
 import io
 import math
 import os
+import warnings
 from typing import Any, Iterable
 
 from dassl.utils import atomic_write_text, write_json
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
+SCATTER_FILE = "scatter.png"
 
 
 def _clean(value: Any) -> Any:
@@ -103,13 +108,35 @@ def predictions_csv(rows: Iterable[tuple[str, float, float]]) -> str:
     return buffer.getvalue()
 
 
+def save_scatter_plot(rows: list[tuple[str, float, float]], metrics: dict, path: str,
+                      title: str = "") -> bool:
+    """Draw `scatter.png` of `(name, mos, pred)` rows; return False (with a warning) on failure.
+
+    `metrics` (e.g. `trainer.last_test_results`) are the values shown in the title.
+    """
+    try:
+        from dassl.evaluation.plots import save_scatter
+
+        save_scatter([r[2] for r in rows], [r[1] for r in rows], path,
+                     title_metrics=metrics or None, title=title)
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:
+        warnings.warn(f"could not draw {path}: {exc}", RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
 def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
                   load_epoch: int | None = None) -> dict:
-    """Write results.json and predictions.csv into `OUTPUT_DIR`; return the results dict."""
+    """Write results.json, predictions.csv and scatter.png into `OUTPUT_DIR`; return the results
+    dict."""
     output_dir = trainer.cfg.OUTPUT_DIR
     results = build_results(trainer, mode, model_dir, load_epoch)
-    atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE),
-                      predictions_csv(prediction_rows(trainer)))
+    rows = prediction_rows(trainer)
+    atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")
+    title = f"{results['dataset']} {results['task'] or ''} ({mode}, {results['final']['split']})"
+    if save_scatter_plot(rows, dict(trainer.last_test_results or {}),
+                         os.path.join(output_dir, SCATTER_FILE), title=" ".join(title.split())):
+        print(f"Scatter plot written to {os.path.join(output_dir, SCATTER_FILE)}")
     return results

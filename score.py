@@ -1,0 +1,202 @@
+"""Score your own images with a trained CLIP-AGIQA run.
+
+Examples:
+    python score.py output/run my_images/ extra.png --output scores.csv
+    python score.py output/run imgs/ --labels my_mos.csv --device cuda --batch-size 64
+    python score.py original_output_dir imgs/ --backbone ViT-B/16 --level-names bad good
+
+RUN_DIR is one of our output directories (the model config comes from its config.yaml) or the
+original code's output directory (`prompt_learner/` and `regression/` only: N_CTX, CSC, the
+number of levels and the head input are read off the checkpoints, the rest comes from
+--backbone, --level-names and --class-token-position). Inputs are image files or folders
+(searched recursively for image files). The CSV has the columns `name,score` (score = predicted
+MOS, higher is better); a name is the file name for files given directly and the path relative
+to the folder for files found in a folder. With --labels (CSV with columns name,mos) the
+SRCC/PLCC/KRCC/RMSE against those MOS are printed and saved next to the CSV as
+`<csv name>.metrics.json`. Exit status: 0 done, 2 bad input (one `error:` line on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import sys
+from typing import Sequence
+
+from tqdm import tqdm
+
+from clip.checkpoint import CheckpointError
+from clip.weights import DownloadError, WeightsNotFoundError
+from dassl.evaluation import iqa_metrics
+from dassl.utils import UserError, atomic_write_text
+from trainers.clip_agiqa import CheckpointMismatchError
+from trainers.scorer import load_scorer
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# Problems the user can fix: reported as one line, no traceback.
+USER_ERRORS = (UserError, CheckpointMismatchError, CheckpointError, DownloadError,
+               WeightsNotFoundError, FileNotFoundError, ValueError, OSError)
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Score images with a trained CLIP-AGIQA run "
+                                                 "(CSV name,score).")
+    parser.add_argument("run_dir", help="trained run directory (ours or the original code's)")
+    parser.add_argument("inputs", nargs="+", help="image files or folders")
+    parser.add_argument("--output", default="scores.csv", help="CSV to write (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per model call")
+    parser.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="load model.pth.tar-<epoch> (default: the run's deployed model)")
+    parser.add_argument("--backbone", default=None,
+                        help="CLIP name or weights file (MODEL.BACKBONE.NAME); default: the "
+                             "run's, ViT-B/16 for runs without config.yaml")
+    parser.add_argument("--level-names", nargs="+", default=None,
+                        help="level names, worst first, for runs without config.yaml "
+                             "(default: terrible bad poor average good perfect)")
+    parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
+                        default=None, help="for runs without config.yaml (default end)")
+    parser.add_argument("--labels", default=None, help="CSV with columns name,mos: report metrics")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
+    """`(name, path)` of every image: files as given, folders searched recursively (sorted).
+
+    Raises `FileNotFoundError` for a missing input or an input without images and `ValueError`
+    for two images with the same name.
+    """
+    found: list[tuple[str, str]] = []
+    for item in inputs:
+        if os.path.isfile(item):
+            found.append((os.path.basename(item), item))
+        elif os.path.isdir(item):
+            in_folder = []
+            for folder, subfolders, files in os.walk(item):
+                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+                for name in files:
+                    if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                        path = os.path.join(folder, name)
+                        in_folder.append((os.path.relpath(path, item).replace(os.sep, "/"),
+                                          path))
+            if not in_folder:
+                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
+                                        f"folder {item}")
+            found.extend(sorted(in_folder))
+        else:
+            raise FileNotFoundError(f"input not found: {item}")
+    seen: dict[str, str] = {}
+    for name, path in found:
+        if name in seen:
+            raise ValueError(f"two images are named {name!r} ({seen[name]} and {path}); score "
+                             "them in separate calls")
+        seen[name] = path
+    return found
+
+
+def read_labels(path: str) -> dict[str, float]:
+    """`{name: mos}` of a CSV with columns name,mos."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"labels file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"name", "mos"} <= set(reader.fieldnames):
+            raise ValueError(f"{path} must have the columns name,mos; it has "
+                             f"{reader.fieldnames}")
+        labels = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                labels[row["name"]] = float(row["mos"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}, line {line}: mos {row['mos']!r} is not a number") \
+                    from exc
+    return labels
+
+
+def label_metrics(names: Sequence[str], scores: Sequence[float],
+                  labels: dict[str, float]) -> dict:
+    """Metrics of the scored images that have a label (matched by name, else by file name)."""
+    pred, mos = [], []
+    for name, score in zip(names, scores):
+        key = name if name in labels else os.path.basename(name)
+        if key in labels:
+            pred.append(score)
+            mos.append(labels[key])
+    if not pred:
+        raise ValueError("no scored image has a label: the names in the labels file must be the "
+                         "image names of the CSV (or their file names)")
+    metrics = {k: (v if math.isfinite(v) else None) for k, v in iqa_metrics(pred, mos).items()}
+    return {"n_scored": len(names), "n_labelled": len(pred), "metrics": metrics}
+
+
+def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:
+    """CSV `name,score` (scores in full float precision), written atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "score"])
+    writer.writerows((name, repr(float(score))) for name, score in zip(names, scores))
+    atomic_write_text(path, buffer.getvalue())
+
+
+def metrics_path(csv_path: str) -> str:
+    stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
+    return stem + ".metrics.json"
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.4f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    images = collect_images(args.inputs)
+    labels = read_labels(args.labels) if args.labels else None
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    # Model-building messages go to stderr: stdout carries only the metrics line.
+    with contextlib.redirect_stdout(sys.stderr):
+        scorer = load_scorer(args.run_dir, device=args.device, epoch=args.epoch,
+                             backbone=args.backbone, level_names=args.level_names,
+                             class_token_position=args.class_token_position)
+    print(f"Scoring {len(images)} images with {args.run_dir} (model config from "
+          f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
+
+    def progress(iterator, total):
+        return tqdm(iterator, total=total, desc="scoring", unit="batch", file=sys.stderr,
+                    disable=args.no_progress)
+
+    scores = scorer.score_paths([p for _, p in images], batch_size=args.batch_size,
+                                workers=args.workers, progress=progress).tolist()
+    names = [n for n, _ in images]
+    write_scores(args.output, names, scores)
+    print(f"Scores written to {args.output}", file=sys.stderr)
+    if labels is not None:
+        report = label_metrics(names, scores, labels)
+        report.update(run_dir=os.path.abspath(args.run_dir), labels=os.path.abspath(args.labels))
+        path = metrics_path(args.output)
+        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+        values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in
+                           ("srcc", "plcc", "krcc", "rmse"))
+        print(f"{values}  (n = {report['n_labelled']} of {report['n_scored']} images labelled)")
+        print(f"Metrics written to {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Score the images; returns the exit status (0 done, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,201 @@
+"""Ablation configs (configs/ablations) and the HEAD_INPUT / STANDARDIZE_TARGET keys.
+
+Every ablation yaml builds the trainer and runs one training step on a tiny random CLIP and a
+tiny synthetic AGIQA-3K; the head input size follows the config; standardised targets give
+predictions on the MOS scale that survive an eval-only reload.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import train
+from clip.random_weights import save_random_weights
+from dassl.engine import build_trainer
+from datasets.synthetic import make_synthetic_agiqa
+from trainers.config import count_bpe_tokens
+from trainers.custom_clip import build_head_input
+
+REPO = Path(__file__).resolve().parents[1]
+ABLATIONS = sorted((REPO / "configs/ablations").glob("*.yaml"))
+DATASET_YAML = str(REPO / "configs/datasets/AGIQA.yaml")
+BASE_YAML = REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"
+EMBED_DIM = 64  # tiny presets
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablations")
+    # At least 224 - 2 * 4 px: random_crop takes a 224 px window of the padded image.
+    make_synthetic_agiqa(root / "data", n_images=6, sizes=((224, 232),))  # 4 train, 2 test
+    return {"root": str(root / "data"),
+            "tiny-vit": str(save_random_weights(root / "vit.pt", "tiny-vit")),
+            "tiny-rn": str(save_random_weights(root / "rn.pt", "tiny-rn"))}
+
+
+def setup_cfg(method_yaml, out_dir, *opts):
+    args = train.build_parser().parse_args([
+        "--dataset-config-file", DATASET_YAML, "--config-file", str(method_yaml),
+        "--output-dir", str(out_dir), "--seed", "0", "--trainer", "CLIP_AGIQA", *opts])
+    return train.setup_cfg(args)
+
+
+def tiny_opts(assets, weights="tiny-vit"):
+    return ["--root", assets["root"], "MODEL.BACKBONE.NAME", assets[weights],
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+            "DATALOADER.TEST.BATCH_SIZE", "8", "VERBOSE", "False",
+            "TRAINER.CLIP_AGIQA.PREC", "fp32"]
+
+
+def flat(node, prefix=""):
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_every_ablation_is_the_base_config_plus_its_change():
+    base = flat(yaml.safe_load(BASE_YAML.read_text()))
+    assert len(ABLATIONS) >= 20
+    readme = (REPO / "configs/ablations/README.md").read_text()
+    for path in ABLATIONS:
+        text = path.read_text()
+        assert text.startswith("# Ablation: ") and text.count("\n#") == 0, path.name
+        assert f"`{path.name}`" in readme, f"{path.name} missing from the README table"
+        own = flat(yaml.safe_load(text))
+        assert set(base) <= set(own), f"{path.name} lacks base keys {set(base) - set(own)}"
+        changed = {k for k in own if own[k] != base.get(k)}
+        assert path.name == "nctx16.yaml" or changed, f"{path.name} changes nothing"
+        assert len(changed) <= 2, f"{path.name} changes more than one thing: {changed}"
+
+
+@pytest.mark.parametrize("method_yaml", ABLATIONS, ids=lambda p: p.stem)
+def test_ablation_builds_and_trains_one_step(method_yaml, assets, tmp_path):
+    declared = setup_cfg(method_yaml, tmp_path)
+    backbone = declared.MODEL.BACKBONE.NAME
+    assert backbone in ("ViT-B/16", "ViT-B/32", "RN50", "ViT-L/14")
+    weights = "tiny-rn" if backbone.startswith("RN") else "tiny-vit"
+    cfg = setup_cfg(method_yaml, tmp_path, *tiny_opts(assets, weights))
+    torch.manual_seed(0)
+    trainer = build_trainer(cfg)
+    model, node = trainer.model, cfg.TRAINER.CLIP_AGIQA
+
+    # The ablated setting reached the model.
+    levels = len(cfg.DATASET.LEVEL_NAMES)
+    assert list(trainer.dm.dataset.classnames) == list(cfg.DATASET.LEVEL_NAMES)
+    expected_in = {"image_text": EMBED_DIM * (1 + levels), "image": EMBED_DIM,
+                   "text": EMBED_DIM * levels}[node.HEAD_INPUT]
+    assert model.regression[1].in_features == expected_in
+    n_ctx = count_bpe_tokens(node.CTX_INIT) if node.CTX_INIT else node.N_CTX
+    assert model.prompt_learner.n_ctx == n_ctx
+    assert model.prompt_learner.ctx.dim() == (3 if node.CSC and not node.CTX_INIT else 2)
+    assert model.prompt_learner.class_token_position == node.CLASS_TOKEN_POSITION
+    keys = set(model.regression.state_dict())
+    upstream_keys = {"1.weight", "1.bias", "4.weight", "4.bias"}
+    assert keys == (upstream_keys | {"target_mean", "target_std"}
+                    if node.STANDARDIZE_TARGET else upstream_keys)
+
+    before = model.regression[1].weight.detach().clone()
+    trainer.set_model_mode("train")
+    summary = trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert math.isfinite(summary["loss"]) and summary["loss"] > 0
+    assert not torch.equal(before, model.regression[1].weight)
+
+
+def test_head_inputs_are_built_as_documented():
+    torch.manual_seed(0)
+    image = torch.nn.functional.normalize(torch.randn(3, 8), dim=1)
+    text = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    both = build_head_input("image_text", image, text)
+    assert both.shape == (3, 8 * 5)
+    torch.testing.assert_close(both[1, 8:16], text[0])
+    assert torch.equal(build_head_input("image", image, None), image)
+    only_text = build_head_input("text", image, text)
+    assert only_text.shape == (3, 8 * 4)
+    # Level l of image b: cos(image_b, level_l) * level_l.
+    torch.testing.assert_close(only_text[2, 8:16], (image[2] @ text[1]) * text[1])
+    with pytest.raises(ValueError, match="needs the level-prompt features"):
+        build_head_input("text", image, None)
+
+
+def test_unknown_head_input_is_rejected(assets, tmp_path):
+    with pytest.raises(ValueError, match="HEAD_INPUT must be one of"):
+        cfg = setup_cfg(BASE_YAML, tmp_path, *tiny_opts(assets),
+                        "TRAINER.CLIP_AGIQA.HEAD_INPUT", "pixels")
+        build_trainer(cfg)
+
+
+def read_predictions(path):
+    with open(path, newline="") as handle:
+        return [(r["name"], float(r["mos"]), float(r["pred"])) for r in csv.DictReader(handle)]
+
+
+def test_standardised_target_predicts_mos_and_survives_reload(assets, tmp_path):
+    opts = tiny_opts(assets) + ["OPTIM.MAX_EPOCH", "1", "TRAINER.CLIP_AGIQA.N_CTX", "4"]
+    yaml_path = str(REPO / "configs/ablations/standardize.yaml")
+    base = ["--trainer", "CLIP_AGIQA", "--dataset-config-file", DATASET_YAML,
+            "--config-file", yaml_path, "--seed", "0"]
+    out = tmp_path / "run"
+    train.main(base + ["--output-dir", str(out)] + opts)
+
+    with open(out / "splits/train.csv", newline="") as handle:
+        train_mos = torch.tensor([float(r["mos"]) for r in csv.DictReader(handle)],
+                                 dtype=torch.float64)
+    state = torch.load(out / "regression/model.pth.tar-1", weights_only=True)["state_dict"]
+    assert float(state["target_mean"]) == pytest.approx(float(train_mos.mean()), abs=1e-5)
+    assert float(state["target_std"]) == pytest.approx(float(train_mos.std(unbiased=False)),
+                                                       abs=1e-5)
+    # One epoch at LR 1e-5 leaves the head near its initialisation: the standardised output is
+    # small, so predictions sit near the training mean (MOS scale), not near 0.
+    rows = read_predictions(out / "predictions.csv")
+    preds = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+    assert (preds - train_mos.mean()).abs().max() < train_mos.std()
+    assert preds.min() > 0.5
+
+    evaluated = train.main(base + ["--output-dir", str(tmp_path / "eval"), "--eval-only",
+                                   "--model-dir", str(out), "--load-epoch", "1"] + opts)
+    assert evaluated["mode"] == "eval_only"
+    again = read_predictions(tmp_path / "eval/predictions.csv")
+    assert [r[0] for r in again] == [r[0] for r in rows]
+    torch.testing.assert_close(torch.tensor([r[2] for r in again], dtype=torch.float64), preds,
+                               rtol=0, atol=1e-6)
+
+
+def test_standardised_loss_is_mse_over_variance(assets, tmp_path):
+    cfg = setup_cfg(REPO / "configs/ablations/standardize.yaml", tmp_path, *tiny_opts(assets))
+    trainer = build_trainer(cfg)
+    model = trainer.model
+    mos = torch.tensor([float(d.mos) for d in trainer.dm.dataset.train_x], dtype=torch.float64)
+    assert float(model.regression.target_std) == pytest.approx(float(mos.std(unbiased=False)))
+    pred, target = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.5, 2.0, 3.0])
+    std = float(model.regression.target_std)
+    expected = float(((pred - target) ** 2).mean()) / std ** 2
+    assert float(model.loss(pred, target)) == pytest.approx(expected, rel=1e-5)
+    # forward = standardised head output * std + mean.
+    x = torch.randn(2, model.head_in_features)
+    model.eval()
+    raw = torch.nn.Sequential(*list(model.regression))(x)
+    torch.testing.assert_close(model.regression(x),
+                               raw * model.regression.target_std + model.regression.target_mean)
+
+
+def test_image_only_head_trains_under_amp(assets, tmp_path):
+    """The prompts get no gradient with HEAD_INPUT image; the amp step must still work."""
+    cfg = setup_cfg(REPO / "configs/ablations/head_image.yaml", tmp_path, *tiny_opts(assets),
+                    "TRAINER.CLIP_AGIQA.PREC", "amp")
+    trainer = build_trainer(cfg)
+    ctx = trainer.model.prompt_learner.ctx.detach().clone()
+    head = trainer.model.regression[4].weight.detach().clone()
+    trainer.set_model_mode("train")
+    summary = trainer.forward_backward(next(iter(trainer.train_loader_x)))
+    assert math.isfinite(summary["loss"])
+    assert torch.equal(ctx, trainer.model.prompt_learner.ctx)
+    assert not torch.equal(head, trainer.model.regression[4].weight)

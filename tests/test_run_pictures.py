@@ -1,0 +1,94 @@
+"""Pictures of a run: OUTPUT_DIR/scatter.png after training and eval-only, TensorBoard scalars."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train
+from clip.random_weights import save_random_weights
+from datasets.synthetic import make_synthetic_agiqa
+from trainers.reporting import save_scatter_plot
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_EPOCH = 2
+N_TRAIN, BATCH = 12, 4  # 3 iterations per epoch
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pictures")
+    make_synthetic_agiqa(root / "data", n_images=20, sizes=((40, 40),))
+    weights = save_random_weights(root / "tiny.pt", "tiny-vit")
+    common = ["--root", str(root / "data"), "--seed", "0", "--trainer", "CLIP_AGIQA",
+              "--dataset-config-file", str(REPO / "configs/datasets/AGIQA.yaml"),
+              "--config-file", str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")]
+    opts = ["MODEL.BACKBONE.NAME", str(weights), "OPTIM.MAX_EPOCH", str(MAX_EPOCH),
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", str(BATCH),
+            "DATALOADER.TEST.BATCH_SIZE", "8", "TRAINER.CLIP_AGIQA.N_CTX", "4",
+            "TRAINER.CLIP_AGIQA.PREC", "fp32", "DATASET.TEST_RATIO", "0.4"]
+    out = root / "train"
+    results = train.main(common + ["--output-dir", str(out)] + opts + [
+        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True"])
+    evaluated = root / "eval"
+    train.main(common + ["--output-dir", str(evaluated), "--eval-only", "--model-dir", str(out)]
+               + opts)
+    return {"train": out, "eval": evaluated, "results": results}
+
+
+def check_png(path: Path) -> None:
+    assert path.is_file(), path
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert pixels.std() > 10  # not a blank canvas
+
+
+def test_scatter_written_after_training_and_eval_only(runs):
+    check_png(runs["train"] / "scatter.png")
+    check_png(runs["eval"] / "scatter.png")
+    log = (runs["eval"] / "log.txt").read_text()
+    assert "Scatter plot written to" in log
+
+
+def test_scatter_failure_only_warns(tmp_path):
+    with pytest.warns(RuntimeWarning, match="could not draw"):
+        assert save_scatter_plot([], {}, str(tmp_path / "scatter.png")) is False
+    assert not (tmp_path / "scatter.png").exists()
+    rows = [(f"{i}.jpg", float(i), float(i) ** 0.5) for i in range(8)]
+    assert save_scatter_plot(rows, {"srcc": 1.0}, str(tmp_path / "ok.png"), title="t") is True
+    check_png(tmp_path / "ok.png")
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+            for tag in accumulator.Tags()["scalars"]}
+
+
+def test_tensorboard_has_loss_learning_rates_and_epoch_metrics(runs):
+    tags = scalars(runs["train"])
+    iterations = MAX_EPOCH * (N_TRAIN // BATCH)
+    for tag in ("train/loss", "train/lr", "train/lr/prompt_learner", "train/lr/regression"):
+        assert [step for step, _ in tags[tag]] == list(range(iterations)), tag
+    per_iteration = N_TRAIN // BATCH
+    for module in ("prompt_learner", "regression"):
+        values = [v for _, v in tags[f"train/lr/{module}"]]
+        # Epoch 1: constant warm-up LR; epoch 2: the cosine schedule's LR (the yaml's 0.002).
+        assert values[:per_iteration] == pytest.approx([1e-5] * per_iteration)
+        assert values[per_iteration:] == pytest.approx([0.002] * per_iteration)
+    assert all(np.isfinite(v) and v > 0 for _, v in tags["train/loss"])
+    # Per-epoch evaluation (best_val): one value per epoch at steps 0 and 1 (the final
+    # re-test of the selected model adds points at the last step).
+    last = runs["results"]["last"]["metrics"]
+    for metric in ("srcc", "plcc"):
+        events = tags[f"test/{metric}"]
+        assert sorted({step for step, _ in events}) == list(range(MAX_EPOCH))
+        first_at_last_epoch = next(v for step, v in events if step == MAX_EPOCH - 1)
+        assert first_at_last_epoch == pytest.approx(last[metric], abs=1e-6)
+

@@ -1,0 +1,203 @@
+"""Scoring one's own images: trainers.scorer.load_scorer and score.py, on a tiny trained run."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+import score
+import train
+from clip.random_weights import save_random_weights
+from dassl.evaluation import iqa_metrics
+from dassl.utils import ConfigError
+from datasets.synthetic import make_synthetic_agiqa
+from trainers import Scorer, load_scorer
+from trainers.run_model import load_run_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished 2-epoch run (best epoch selected on test) with 10 test images of 2 sizes."""
+    root = tmp_path_factory.mktemp("scorer")
+    make_synthetic_agiqa(root / "data", n_images=20, sizes=((48, 40), (36, 52)))
+    weights = save_random_weights(root / "tiny.pt", "tiny-vit")
+    out = root / "run"
+    train.main([
+        "--root", str(root / "data"), "--seed", "0", "--trainer", "CLIP_AGIQA",
+        "--dataset-config-file", str(REPO / "configs/datasets/AGIQA.yaml"),
+        "--config-file", str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"),
+        "--output-dir", str(out), "MODEL.BACKBONE.NAME", str(weights), "OPTIM.MAX_EPOCH", "2",
+        "OPTIM.LR", "0.05", "OPTIM.WARMUP_EPOCH", "0", "DATALOADER.NUM_WORKERS", "0",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "5",
+        "DATALOADER.TEST.BATCH_SIZE", "4", "TRAINER.CLIP_AGIQA.N_CTX", "4",
+        "TRAINER.CLIP_AGIQA.PREC", "fp32", "DATASET.TEST_RATIO", "0.5",
+        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True"])
+    rows = read_rows(out / "predictions.csv")
+    images = root / "data" / "AGIQA-3K"
+    return {"out": out, "weights": str(weights), "images": images, "rows": rows,
+            "paths": [str(images / r["name"]) for r in rows],
+            "preds": torch.tensor([float(r["pred"]) for r in rows])}
+
+
+@pytest.fixture(scope="module")
+def scorer(run):
+    return load_scorer(run["out"])
+
+
+def test_scorer_reproduces_the_run_predictions(run, scorer):
+    assert isinstance(scorer, Scorer) and scorer.lower_better is False
+    assert scorer.run.config_source == "config.yaml"
+    assert len(run["rows"]) == 10 and run["preds"].std() > 0
+    scores = scorer(run["paths"])
+    assert scores.shape == (10,) and scores.dtype == torch.float32
+    torch.testing.assert_close(scores, run["preds"], rtol=0, atol=1e-5)
+    # Batching and threaded decoding do not change the result.
+    torch.testing.assert_close(scorer.score_paths(run["paths"], batch_size=3, workers=2),
+                               scores, rtol=0, atol=1e-6)
+    train_mos = [float(r["mos"]) for r in read_rows(run["out"] / "splits/train.csv")]
+    assert scorer.score_range == (min(train_mos), max(train_mos))
+
+
+def test_pil_images_and_tensors_score_like_the_files(run, scorer):
+    pil = [Image.open(p) for p in run["paths"][:3]]
+    from_files = scorer(run["paths"][:3])
+    torch.testing.assert_close(scorer(pil), from_files, rtol=0, atol=1e-6)
+    # A tensor made from an 8-bit image (x = u / 255) is the same image.
+    single = TF.to_tensor(pil[0].convert("RGB"))
+    torch.testing.assert_close(scorer(single), from_files[:1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(scorer(single.unsqueeze(0).repeat(2, 1, 1, 1)),
+                               from_files[:1].repeat(2), rtol=0, atol=1e-6)
+
+
+def test_tensor_range_and_shape_are_checked(scorer):
+    image = torch.full((1, 3, 32, 32), 0.5)
+    too_bright = image.clone()
+    too_bright[0, 1, 2, 3] = 2.0
+    with pytest.raises(ValueError, match=r"\[0, 1\].*max 2"):
+        scorer(too_bright)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*min -0.5"):
+        scorer(image - 1.0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        scorer(image * float("nan"))
+    with pytest.raises(ValueError, match="must be float"):
+        scorer((image * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        scorer(torch.rand(1, 1, 32, 32))
+    with pytest.raises(TypeError, match="paths, PIL images or float tensors"):
+        scorer([42])
+
+
+def test_checkpoint_choice(run, tmp_path):
+    last = load_run_model(run["out"], epoch=2)
+    assert last.model_files["regression"].endswith("model.pth.tar-2")
+    assert load_run_model(run["out"]).model_files["regression"].endswith("model-best.pth.tar")
+    with pytest.raises(FileNotFoundError, match=r"model.pth.tar-7 does not exist"):
+        load_run_model(run["out"], epoch=7)
+    with pytest.raises(FileNotFoundError, match="not a trained CLIP-AGIQA run"):
+        load_scorer(tmp_path)
+
+
+def make_original_layout(run, target: Path) -> None:
+    """The original code's output: module folders only, fp16 context, DataParallel prefixes."""
+    for name in ("prompt_learner", "regression"):
+        checkpoint = torch.load(run["out"] / name / "model-best.pth.tar", weights_only=True)
+        state = {f"module.{k}": (v.half() if k == "ctx" else v)
+                 for k, v in checkpoint["state_dict"].items()}
+        (target / name).mkdir(parents=True)
+        torch.save({"state_dict": state, "epoch": checkpoint["epoch"], "optimizer": None,
+                    "scheduler": None, "val_result": 0.5}, target / name / "model-best.pth.tar")
+
+
+def test_original_layout_is_read_off_the_checkpoints(run, scorer, tmp_path):
+    original = tmp_path / "original"
+    make_original_layout(run, original)
+    rebuilt = load_scorer(original, backbone=run["weights"])
+    assert rebuilt.run.config_source == "checkpoint" and rebuilt.score_range is None
+    node = rebuilt.cfg.TRAINER.CLIP_AGIQA
+    assert (node.N_CTX, node.CSC, node.HEAD_INPUT, node.STANDARDIZE_TARGET) == (
+        4, False, "image_text", False)
+    assert rebuilt.pipeline == "reference"  # upstream preprocessing (PIL)
+    pil = [Image.open(p).convert("RGB") for p in run["paths"]]
+    pixels = rebuilt.preprocess(pil)
+    # Same input, same weights (ctx rounded to fp16 as the original stores it).
+    torch.testing.assert_close(rebuilt.predict(pixels), scorer.predict(pixels),
+                               rtol=0, atol=1e-2)
+    # ... and the fp16 ctx alone explains the difference: load it into our model too.
+    ours = load_run_model(run["out"])
+    with torch.no_grad():
+        ours.model.prompt_learner.ctx.copy_(ours.model.prompt_learner.ctx.half().float())
+    torch.testing.assert_close(rebuilt.predict(pixels),
+                               Scorer(ours).predict(pixels), rtol=0, atol=1e-6)
+    # Independent check: the PIL path agrees with the run's own (fast-pipeline) predictions.
+    torch.testing.assert_close(rebuilt(run["paths"]), run["preds"], rtol=0, atol=1e-2)
+
+
+def test_original_layout_rejects_wrong_levels(run, tmp_path):
+    original = tmp_path / "original"
+    make_original_layout(run, original)
+    with pytest.raises(ConfigError, match="6 level prompts but 2 level names"):
+        load_scorer(original, backbone=run["weights"], level_names=["bad", "good"])
+    wrong = ["awful", "bad", "poor", "fair", "good", "perfect"]
+    with pytest.raises(ConfigError, match="level-name prompts differ"):
+        load_scorer(original, backbone=run["weights"], level_names=wrong)
+
+
+def test_score_cli_writes_scores_and_metrics(run, tmp_path, capsys):
+    extra = tmp_path / "single.png"
+    Image.open(run["paths"][0]).save(extra)
+    folder = tmp_path / "folder" / "nested"
+    folder.mkdir(parents=True)
+    for path in run["paths"][1:]:
+        shutil.copy(path, folder)
+    (folder / "notes.txt").write_text("not an image")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name,mos\n" + "".join(f"{r['name']},{r['mos']}\n" for r in run["rows"]))
+    output = tmp_path / "out" / "scores.csv"
+    output.parent.mkdir()
+    status = score.main([str(run["out"]), str(extra), str(tmp_path / "folder"),
+                         "--output", str(output), "--labels", str(labels), "--batch-size", "4",
+                         "--no-progress"])
+    assert status == 0
+    rows = read_rows(output)
+    assert list(rows[0]) == ["name", "score"] and len(rows) == 10
+    assert rows[0]["name"] == "single.png"
+    names = sorted(f"nested/{r['name']}" for r in run["rows"][1:])
+    assert [r["name"] for r in rows[1:]] == names  # relative to the folder, sorted
+    # Copies of the test images: the run's predictions.
+    by_name = {f"nested/{r['name']}": (float(r["pred"]), float(r["mos"])) for r in run["rows"]}
+    scores = [float(r["score"]) for r in rows[1:]]
+    torch.testing.assert_close(torch.tensor(scores),
+                               torch.tensor([by_name[n][0] for n in names]), rtol=0, atol=1e-5)
+    report = json.loads((tmp_path / "out" / "scores.metrics.json").read_text())
+    assert report["n_scored"] == 10 and report["n_labelled"] == 9  # single.png has no label
+    expected = iqa_metrics(scores, [by_name[n][1] for n in names])
+    assert report["metrics"]["srcc"] == pytest.approx(expected["srcc"])
+    assert report["metrics"]["rmse"] == pytest.approx(expected["rmse"])
+    out = capsys.readouterr().out
+    assert f"SRCC {report['metrics']['srcc']:.4f}" in out and "n = 9 of 10" in out
+
+
+def test_score_cli_reports_bad_input(run, tmp_path, capsys):
+    assert score.main([str(tmp_path), str(run["paths"][0])]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert score.main([str(run["out"]), str(tmp_path / "missing.png"),
+                       "--output", str(tmp_path / "s.csv")]) == 2
+    assert "input not found" in capsys.readouterr().err
+    bad_labels = tmp_path / "labels.csv"
+    bad_labels.write_text("file,quality\na.png,1\n")
+    assert score.main([str(run["out"]), run["paths"][0], "--labels", str(bad_labels),
+                       "--output", str(tmp_path / "s.csv")]) == 2
+    assert "columns name,mos" in capsys.readouterr().err

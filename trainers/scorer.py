@@ -1,0 +1,190 @@
+"""Score images with a trained run: `load_scorer(run_dir)(images) -> (N,) predicted MOS`.
+
+In the spirit of pyiqa's `create_metric`: the returned `Scorer` is a callable on image paths,
+PIL images or float tensors in [0, 1], with `lower_better = False` and `score_range` (the MOS
+range of the run's training split, or None when the run has no `splits/train.csv`).
+
+Preprocessing is the trainer's test transform (shorter side resized to `max(INPUT.SIZE)`,
+centre crop, CLIP normalisation), computed the way the run computed it, so scores equal the
+run's `predictions.csv`: runs with the fast pipeline use its tensor transform
+(`trainers.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
+8-bit levels (`round(x * 255)`), the precision of the images the model was trained on; a tensor
+made from an 8-bit image (`x = u / 255`) therefore scores exactly like the image file.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dassl.data.transforms import build_transform
+from dassl.utils import read_image
+
+from .decoded_images import DecodedImages
+from .run_model import RunModel, load_run_model
+from .tensor_transforms import TensorTransform, unsupported_reason
+
+__all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput"]
+
+ImageInput = Union[str, os.PathLike, Image.Image, torch.Tensor,
+                   Sequence[Union[str, os.PathLike, Image.Image]]]
+DEFAULT_BATCH_SIZE = 32
+
+
+def training_score_range(run_dir: str) -> tuple[float, float] | None:
+    """`(min, max)` MOS of `run_dir/splits/train.csv` (columns name,mos), None without it."""
+    path = os.path.join(run_dir, "splits", "train.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        values = [float(row["mos"]) for row in csv.DictReader(handle) if row.get("mos")]
+    return (min(values), max(values)) if values else None
+
+
+def _check_tensor(images: torch.Tensor) -> torch.Tensor:
+    """`(N, 3, H, W)` (or `(3, H, W)`) float in [0, 1] -> `(N, 3, H, W)` uint8 on the CPU."""
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"image tensors must be (N, 3, H, W) or (3, H, W) RGB, got shape "
+                         f"{tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"image tensors must be float in [0, 1], got dtype {images.dtype} "
+                         "(divide 8-bit images by 255)")
+    if images.numel():
+        low, high = float(images.min()), float(images.max())
+        if not (0.0 <= low and high <= 1.0):  # also False for NaN
+            raise ValueError(f"image tensors must hold values in [0, 1], got min {low:.4g} and "
+                             f"max {high:.4g} (pass unnormalised RGB; divide 8-bit images by 255)")
+    return images.detach().float().cpu().mul(255.0).round_().to(torch.uint8)
+
+
+def _as_pil_list(images: ImageInput) -> list[Image.Image]:
+    """Decode/convert any accepted input to a list of RGB PIL images (paths read at once)."""
+    if torch.is_tensor(images):
+        pixels = _check_tensor(images)
+        return [Image.fromarray(p.permute(1, 2, 0).numpy()) for p in pixels]
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        images = [images]
+    out = []
+    for item in images:
+        if isinstance(item, Image.Image):
+            out.append(item.convert("RGB"))
+        elif isinstance(item, (str, os.PathLike)):
+            out.append(read_image(os.fspath(item)))
+        else:
+            raise TypeError("images must be paths, PIL images or float tensors in [0, 1], got "
+                            f"{type(item).__name__}")
+    return out
+
+
+def _decoded(images: Sequence[Image.Image], device: torch.device) -> DecodedImages:
+    """Pack PIL images as `DecodedImages` (uint8 groups of equal size) for the tensor transform."""
+    sizes = [(img.height, img.width) for img in images]
+    members: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        members.setdefault(size, []).append(i)
+    group_of = torch.empty(len(images), dtype=torch.int64)
+    row_of = torch.empty(len(images), dtype=torch.int64)
+    groups = []
+    for g, indices in enumerate(members.values()):
+        stack = np.stack([np.asarray(images[i]) for i in indices])      # (n, H, W, 3)
+        groups.append(torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous().to(device))
+        group_of[indices] = g
+        row_of[indices] = torch.arange(len(indices))
+    return DecodedImages(sizes, groups, group_of, row_of, device)
+
+
+class Scorer:
+    """Callable quality predictor of a trained run (build it with `load_scorer`).
+
+    `scorer(images) -> (N,)` float32 CPU tensor of predicted MOS (MOS units of the training
+    labels; higher is better). `images`: a path, a PIL image, a list of those, or a float tensor
+    `(N, 3, H, W)` / `(3, H, W)` of RGB values in [0, 1] (other values raise `ValueError`).
+    Attributes: `lower_better` (False), `score_range` (`(min, max)` training MOS or None),
+    `model`, `cfg`, `device`, `level_names`, `precision`, `run`.
+    """
+
+    lower_better = False
+
+    def __init__(self, run: RunModel, score_range: tuple[float, float] | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.run = run
+        self.model, self.cfg, self.device = run.model, run.cfg, run.device
+        self.level_names, self.precision = run.level_names, run.precision
+        self.score_range = score_range
+        self.batch_size = int(batch_size)
+        fast = (self.cfg.TRAINER.CLIP_AGIQA.PIPELINE == "fast"
+                and unsupported_reason(self.cfg) is None)
+        self.pipeline = "fast" if fast else "reference"
+        self._tensor_transform = TensorTransform(self.cfg, is_train=False) if fast else None
+        self._pil_transform = None if fast else build_transform(self.cfg, is_train=False)
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB PIL images -> `(B, 3, h, w)` float32 model input on `device` (test transform)."""
+        if self._tensor_transform is not None:
+            decoded = _decoded(images, self.device)
+            return self._tensor_transform(decoded, torch.arange(len(images)))
+        return torch.stack([self._pil_transform(img) for img in images]).to(self.device)
+
+    @torch.no_grad()
+    def predict(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed `(B, 3, h, w)` input -> `(B,)` float32 predicted MOS on the CPU."""
+        self.model.eval()
+        autocast = self.precision == "amp"
+        with torch.autocast(self.device.type, enabled=autocast):
+            features = self.model.encode_image(pixels)
+        text = None if self.model.head_input == "image" else self.model.text_features()
+        return self.model.regress(features.float(), text).float().cpu()
+
+    def __call__(self, images: ImageInput) -> torch.Tensor:
+        pil = _as_pil_list(images)
+        scores = [self.predict(self.preprocess(pil[i:i + self.batch_size]))
+                  for i in range(0, len(pil), self.batch_size)]
+        return torch.cat(scores) if scores else torch.empty(0)
+
+    def score_paths(self, paths: Sequence[str], batch_size: int | None = None,
+                    workers: int = 4,
+                    progress: Callable[[Iterable, int], Iterable] | None = None) -> torch.Tensor:
+        """`(N,)` scores of image files, decoded by `workers` threads one batch ahead.
+
+        `progress`: optional callable wrapping the batch iterator (e.g. a tqdm factory
+        `lambda it, total: tqdm(it, total=total)`) to show progress.
+        """
+        size = int(batch_size or self.batch_size)
+        batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+        scores = []
+        with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+            decoded = (pool.map(read_image, batch) for batch in batches)
+            # Submit one batch ahead so decoding overlaps the model.
+            pending = next(decoded, None)
+            iterator = range(len(batches))
+            if progress is not None:
+                iterator = progress(iterator, len(batches))
+            for _ in iterator:
+                images = list(pending)
+                pending = next(decoded, None)
+                scores.append(self.predict(self.preprocess(images)))
+        return torch.cat(scores) if scores else torch.empty(0)
+
+
+def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,
+                backbone: str | None = None, level_names: Sequence[str] | None = None,
+                class_token_position: str | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE) -> Scorer:
+    """A `Scorer` for the model of `run_dir` (ours or the original code's output directory).
+
+    `epoch`: load `model.pth.tar-<epoch>` instead of the deployed model (best, else latest).
+    `backbone`: CLIP name or weights file replacing the run's `MODEL.BACKBONE.NAME` (needed when
+    the run used a file that is elsewhere now; default for original runs: ViT-B/16).
+    `level_names` / `class_token_position`: for runs without config.yaml (see
+    `trainers.run_model`).
+    """
+    run = load_run_model(run_dir, device=device, epoch=epoch, backbone=backbone,
+                         level_names=level_names, class_token_position=class_token_position)
+    return Scorer(run, training_score_range(os.fspath(run_dir)), batch_size)

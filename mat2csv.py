@@ -14,9 +14,7 @@ or one cannot be read.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -35,20 +33,12 @@ def convert(mat_path: Path, csv_path: Path) -> int:
     """
     # Deferred: importing the datasets package loads dassl and torch (seconds), which --help
     # and argument errors should not pay for.
+    from dassl.utils import atomic_write_text
     from datasets.labels import MAT_VARIABLE, read_mat_table
 
     table = read_mat_table(mat_path, MAT_VARIABLE)
     lines = ["name,mos"] + [f"{n},{float(m)!r}" for n, m in zip(table["name"], table["mos"])]
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{csv_path.name}.", suffix=".tmp", dir=csv_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the CSV is ordinary shared data
-        os.replace(tmp, csv_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(str(csv_path), "\n".join(lines) + "\n")
     return len(table)
 
 

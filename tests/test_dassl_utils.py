@@ -210,3 +210,15 @@ def test_setup_logger_file_name_variants(tmp_path):
     rotated = [f for f in os.listdir(tmp_path / "logs") if f != "train.log"]
     assert len(rotated) == 1 and re.fullmatch(r"train-[\d-]+\.log", rotated[0])
     assert (tmp_path / "logs" / rotated[0]).read_text() == "first\n"
+
+
+def test_atomic_write_gives_files_the_umask_mode(tmp_path):
+    from dassl.utils import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(str(tmp_path / "results.json"), "{}\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]

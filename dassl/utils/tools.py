@@ -33,11 +33,20 @@ def atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write_fn(tmp)
+        # mkstemp creates 0600; results and checkpoints are ordinary files, so give them the mode
+        # a plain open() would (0666 minus the umask).
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, fpath)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(fpath: str, text: str) -> None:

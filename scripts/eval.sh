@@ -6,8 +6,8 @@
 #   LOAD_EPOCH  evaluate model.pth.tar-LOAD_EPOCH instead of model-best.pth.tar
 # Environment: DATA (dataset root, default ./data), PYTHON (default python3).
 # Reads   output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
-# Writes  output/evaluation/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
-#         (log.txt, results.json, predictions.csv)
+# Writes  output/evaluation/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED/best
+#         (or .../epochLOAD_EPOCH): log.txt, results.json, predictions.csv, scatter.png
 set -euo pipefail
 
 if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
@@ -31,7 +31,12 @@ LOAD_EPOCH=${8:-}
 
 RUN=${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
 MODEL_DIR=output/${RUN}
-OUT_DIR=output/evaluation/${RUN}
+# One folder per evaluated checkpoint, so evaluating another epoch never collides with an earlier one.
+CHECKPOINT=best
+if [ -n "${LOAD_EPOCH}" ]; then
+    CHECKPOINT=epoch${LOAD_EPOCH}
+fi
+OUT_DIR=output/evaluation/${RUN}/${CHECKPOINT}
 if [ ! -d "${MODEL_DIR}" ]; then
     echo "No trained run at ${MODEL_DIR}; train it with scripts/main.sh first" >&2
     exit 1

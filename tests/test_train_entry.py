@@ -165,7 +165,7 @@ def test_eval_sh_reads_the_main_sh_layout(tmp_path):
     assert "--eval-only" in args
     assert args[args.index("--model-dir") + 1] == str(run.relative_to(tmp_path))
     assert args[args.index("--output-dir") + 1] == (
-        "output/evaluation/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed3")
+        "output/evaluation/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed3/epoch100")
     assert args[args.index("--load-epoch") + 1] == "100"
     missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "x", "end", "16",
                               "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -8,16 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-import datasets  # noqa: F401  (registers AGIQA)
-import trainers  # noqa: F401  (registers CLIP_AGIQA)
 from clip.random_weights import save_random_weights
 from dassl.config import get_cfg_default
-from dassl.engine import build_trainer
-from datasets import add_dataset_config
 from datasets.synthetic import make_synthetic_agiqa
 from trainers import add_trainer_config
 from trainers.config import check_trainer_config
 from trainers.feature_loaders import CachedFeatureLoader, FeatureEpochLoader
+from tiny_trainer import build_tiny_trainer
 
 PAPER_TRANSFORMS = "('random_resized_crop', 'random_flip', 'normalize')"
 TRAINABLE = ("prompt_learner.ctx", "regression.1.weight", "regression.1.bias",
@@ -35,22 +32,13 @@ def assets(tmp_path_factory):
 
 def make_trainer(assets, out_dir, pipeline=None, prec="fp32", transforms=PAPER_TRANSFORMS,
                  *opts):
-    cfg = get_cfg_default()
-    add_dataset_config(cfg)
-    add_trainer_config(cfg)
-    cfg.merge_from_list([
-        "DATASET.NAME", "AGIQA", "DATASET.ROOT", assets["root"], "OUTPUT_DIR", str(out_dir),
-        "TRAINER.NAME", "CLIP_AGIQA", "MODEL.BACKBONE.NAME", assets["weights"],
-        "TRAINER.CLIP_AGIQA.PREC", prec, "TRAINER.CLIP_AGIQA.N_CTX", "4",
-        "TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE", "5",
-        "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
-        "DATALOADER.TEST.BATCH_SIZE", "2", "INPUT.TRANSFORMS", transforms,
-        "INPUT.INTERPOLATION", "bicubic", "OPTIM.NAME", "sgd", "OPTIM.LR", "0.01",
-        "OPTIM.MAX_EPOCH", "2", "VERBOSE", "False",
-    ] + (["TRAINER.CLIP_AGIQA.PIPELINE", pipeline] if pipeline else []) + list(opts))
-    cfg.freeze()
-    torch.manual_seed(0)  # same initial ctx and head in every trainer
-    return build_trainer(cfg)
+    return build_tiny_trainer(
+        assets["root"], assets["weights"], out_dir,
+        "TRAINER.CLIP_AGIQA.PREC", prec, "TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE", "5",
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "2",
+        "INPUT.TRANSFORMS", transforms, "INPUT.INTERPOLATION", "bicubic", "OPTIM.LR", "0.01",
+        "OPTIM.MAX_EPOCH", "2",
+        *(["TRAINER.CLIP_AGIQA.PIPELINE", pipeline] if pipeline else []), *opts)
 
 
 def trainable(trainer):

@@ -6,15 +6,10 @@ import warnings
 import pytest
 import torch
 
-import datasets  # noqa: F401  (registers AGIQA)
-import trainers  # noqa: F401  (registers CLIP_AGIQA)
 from clip.random_weights import save_random_weights
-from dassl.config import get_cfg_default
-from dassl.engine import build_trainer
-from datasets import add_dataset_config
 from datasets.synthetic import make_synthetic_agiqa
-from trainers import add_trainer_config
 from trainers.clip_agiqa import CheckpointMismatchError
+from tiny_trainer import build_tiny_trainer
 
 TRAINABLE = {"prompt_learner.ctx", "regression.1.weight", "regression.1.bias",
              "regression.4.weight", "regression.4.bias"}
@@ -29,20 +24,11 @@ def assets(tmp_path_factory):
 
 
 def make_trainer(assets, out_dir, prec="fp32", **opts):
-    cfg = get_cfg_default()
-    add_dataset_config(cfg)
-    add_trainer_config(cfg)
-    cfg.merge_from_list([
-        "DATASET.NAME", "AGIQA", "DATASET.ROOT", assets["root"], "OUTPUT_DIR", str(out_dir),
-        "TRAINER.NAME", "CLIP_AGIQA", "MODEL.BACKBONE.NAME", assets["weights"],
-        "TRAINER.CLIP_AGIQA.PREC", prec, "TRAINER.CLIP_AGIQA.N_CTX", "4",
-        "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+    return build_tiny_trainer(
+        assets["root"], assets["weights"], out_dir,
+        "TRAINER.CLIP_AGIQA.PREC", prec, "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
         "DATALOADER.TEST.BATCH_SIZE", "8", "INPUT.TRANSFORMS", "('normalize',)",
-        "OPTIM.NAME", "sgd", "OPTIM.LR", "0.5", "OPTIM.MAX_EPOCH", "1", "VERBOSE", "False",
-    ] + [str(x) for kv in opts.items() for x in kv])
-    cfg.freeze()
-    torch.manual_seed(0)
-    return build_trainer(cfg)
+        "OPTIM.LR", "0.5", "OPTIM.MAX_EPOCH", "1", *[x for kv in opts.items() for x in kv])
 
 
 def snapshot(trainer):

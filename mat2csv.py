@@ -49,18 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
                     "mos_quality.csv, mos_authenticity.csv and mos_correspondence.csv "
                     "(columns name,mos; rows 0.png .. N-1.png) for the AIGCIQA2023 loader.",
     )
-    parser.add_argument("--mos-dir", required=True, type=Path,
+    parser.add_argument("mos_dir_pos", nargs="?", type=Path, metavar="MOS_DIR",
+                        help="same as --mos-dir")
+    parser.add_argument("out_dir_pos", nargs="?", type=Path, metavar="OUT_DIR",
+                        help="same as --out-dir")
+    # Defaults = the original usage: run from the AIGCIQA2023 root, read ./MOS, write here.
+    parser.add_argument("--mos-dir", type=Path, default=None,
                         help="folder holding mosz1.mat / mosz2.mat / mosz3.mat "
-                             "(e.g. ROOT/AIGCIQA2023/MOS)")
-    parser.add_argument("--out-dir", required=True, type=Path,
+                             "(e.g. ROOT/AIGCIQA2023/MOS; default ./MOS)")
+    parser.add_argument("--out-dir", type=Path, default=None,
                         help="folder to write the CSV files into (e.g. ROOT/AIGCIQA2023, "
-                             "where the loader looks for them); created if missing")
+                             "where the loader looks for them; default: the current folder); "
+                             "created if missing")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the conversion; return the process exit status (0 = at least one file written)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("mos_dir", "out_dir"):
+        flag, positional = getattr(args, name), getattr(args, name + "_pos")
+        if flag is not None and positional is not None and flag != positional:
+            parser.error(f"--{name.replace('_', '-')} and the positional {name.upper()} disagree")
+        setattr(args, name, flag or positional)
+    args.mos_dir = args.mos_dir or Path("MOS")
+    args.out_dir = args.out_dir or Path(".")
     if not args.mos_dir.is_dir():
         print(f"error: --mos-dir {args.mos_dir} is not a folder", file=sys.stderr)
         return 1

@@ -135,7 +135,9 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")
-    title = f"{results['dataset']} {results['task'] or ''} ({mode}, {results['final']['split']})"
+    source = "after training" if mode == "train" else "eval-only"
+    title = (f"{results['dataset']} {results['task'] or ''}: {results['final']['split']} split "
+             f"({source})")
     if save_scatter_plot(rows, dict(trainer.last_test_results or {}),
                          os.path.join(output_dir, SCATTER_FILE), title=" ".join(title.split())):
         print(f"Scatter plot written to {os.path.join(output_dir, SCATTER_FILE)}")

@@ -15,21 +15,11 @@ if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
     exit 2
 fi
 
-DATA=${DATA:-./data}
-PYTHON=${PYTHON:-python3}
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TRAINER=CLIP_AGIQA
-
-DATASET=$1
-CFG=$2
-CTP=$3
-NCTX=$4
-SHOTS=$5
-CSC=$6
+source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh" "$@"
 SEED=${7:-1}
 LOAD_EPOCH=${8:-}
 
-RUN=${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
+RUN=$(run_name "${SEED}")
 MODEL_DIR=output/${RUN}
 # One folder per evaluated checkpoint, so evaluating another epoch never collides with an earlier one.
 CHECKPOINT=best
@@ -50,13 +40,10 @@ fi
     --root "${DATA}" \
     --seed "${SEED}" \
     --trainer "${TRAINER}" \
-    --dataset-config-file "${REPO}/configs/datasets/${DATASET}.yaml" \
-    --config-file "${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml" \
+    --dataset-config-file "${DATASET_CONFIG}" \
+    --config-file "${METHOD_CONFIG}" \
     --output-dir "${OUT_DIR}" \
     --model-dir "${MODEL_DIR}" \
     "${EPOCH_ARGS[@]}" \
     --eval-only \
-    TRAINER.CLIP_AGIQA.N_CTX "${NCTX}" \
-    TRAINER.CLIP_AGIQA.CSC "${CSC}" \
-    TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}" \
-    DATASET.NUM_SHOTS "${SHOTS}"
+    "${METHOD_OPTS[@]}"

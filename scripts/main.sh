@@ -23,17 +23,7 @@ if [ "$#" -lt 6 ]; then
     exit 2
 fi
 
-DATA=${DATA:-./data}
-PYTHON=${PYTHON:-python3}
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TRAINER=CLIP_AGIQA
-
-DATASET=$1
-CFG=$2
-CTP=$3
-NCTX=$4
-SHOTS=$5
-CSC=$6
+source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh" "$@"
 shift 6
 SEEDS=("$@")
 if [ "${#SEEDS[@]}" -eq 0 ]; then
@@ -41,19 +31,16 @@ if [ "${#SEEDS[@]}" -eq 0 ]; then
 fi
 
 for SEED in "${SEEDS[@]}"; do
-    DIR=output/${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed${SEED}
+    DIR=output/$(run_name "${SEED}")
     echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
     "$PYTHON" "${REPO}/train.py" \
         --root "${DATA}" \
         --seed "${SEED}" \
         --trainer "${TRAINER}" \
-        --dataset-config-file "${REPO}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml" \
+        --dataset-config-file "${DATASET_CONFIG}" \
+        --config-file "${METHOD_CONFIG}" \
         --output-dir "${DIR}" \
-        TRAINER.CLIP_AGIQA.N_CTX "${NCTX}" \
-        TRAINER.CLIP_AGIQA.CSC "${CSC}" \
-        TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}" \
-        DATASET.NUM_SHOTS "${SHOTS}" \
+        "${METHOD_OPTS[@]}" \
         TEST.FINAL_MODEL best_val \
         TEST.ALLOW_SELECTION_ON_TEST True
 done

@@ -32,8 +32,8 @@ from .custom_clip import CustomCLIP, head_input_size, load_clip_to_cpu
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 
 CONFIG_FILE = "config.yaml"
-# Upstream's six levels, worst first (as datasets.config.DEFAULT_LEVEL_NAMES; trainers may not
-# import datasets).
+# Upstream's six levels, worst first (as datasets.config.DEFAULT_LEVEL_NAMES, repeated here
+# because trainers never depend on the datasets package).
 UPSTREAM_LEVEL_NAMES = ("terrible", "bad", "poor", "average", "good", "perfect")
 UPSTREAM_BACKBONE = "ViT-B/16"
 # Test-time input settings of the original method yaml files (CLIP's own preprocessing).

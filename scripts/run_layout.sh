@@ -1,0 +1,28 @@
+# Sourced by main.sh and eval.sh: their shared positional arguments, environment defaults and
+# run-directory layout, kept in one place so that eval.sh always finds what main.sh wrote.
+# Usage (from a script): source run_layout.sh DATASET CFG CTP NCTX SHOTS CSC
+DATA=${DATA:-./data}
+PYTHON=${PYTHON:-python3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TRAINER=CLIP_AGIQA
+
+DATASET=$1
+CFG=$2
+CTP=$3
+NCTX=$4
+SHOTS=$5
+CSC=$6
+DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
+METHOD_CONFIG=${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml
+# The method options of a run, as train.py's trailing KEY VALUE pairs.
+METHOD_OPTS=(
+    TRAINER.CLIP_AGIQA.N_CTX "${NCTX}"
+    TRAINER.CLIP_AGIQA.CSC "${CSC}"
+    TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}"
+    DATASET.NUM_SHOTS "${SHOTS}"
+)
+
+# run_name SEED: DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
+run_name() {
+    echo "${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed$1"
+}

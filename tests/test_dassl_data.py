@@ -14,6 +14,7 @@ from dassl.data import DataManager, DatasetWrapper, build_data_loader
 from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
 from dassl.data.samplers import build_sampler
 from dassl.data.transforms import build_transform
+from dassl.utils import ConfigError
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -218,9 +219,9 @@ def test_data_manager_loaders(image_root):
     cfg.DATALOADER.NUM_WORKERS = (os.cpu_count() or 1) + 3  # kept as configured
     assert DataManager(cfg).train_loader_x.num_workers == (os.cpu_count() or 1) + 3
 
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ConfigError, match="empty"):
         DataManager(_toy_cfg(image_root, n_train=13))  # nothing left for the test split
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ConfigError, match="empty"):
         build_data_loader(cfg, data_source=[], batch_size=4)
 
 

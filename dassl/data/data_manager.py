@@ -8,7 +8,7 @@ import torchvision.transforms as T
 from tabulate import tabulate
 from torch.utils.data import DataLoader, Dataset
 
-from dassl.utils import read_image
+from dassl.utils import ConfigError, read_image
 
 from .datasets import build_dataset
 from .samplers import build_sampler
@@ -90,7 +90,7 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
         pin_memory=bool(cfg.USE_CUDA) and torch.cuda.is_available(),
     )
     if len(loader) == 0:
-        raise ValueError(f"Data loader is empty: {len(data_source)} items, batch size {batch_size}")
+        raise ConfigError(f"Data loader is empty: {len(data_source)} items, batch size {batch_size}")
     return loader
 
 
@@ -109,9 +109,11 @@ class DataManager:
         self.tfm_test = (build_transform(cfg, is_train=False) if custom_tfm_test is None
                          else custom_tfm_test)
         if not dataset.train_x:
-            raise ValueError(f"Dataset {cfg.DATASET.NAME!r} has an empty training split")
+            raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty training split: check "
+                              "DATASET.TEST_RATIO / VAL_RATIO and the label file")
         if not dataset.test:
-            raise ValueError(f"Dataset {cfg.DATASET.NAME!r} has an empty test split")
+            raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty test split: check "
+                              "DATASET.TEST_RATIO and the label file")
         dl = cfg.DATALOADER
 
         self.train_loader_x = build_data_loader(

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch.utils.data import RandomSampler, Sampler, SequentialSampler
 
+from dassl.utils import ConfigError
+
 AVAI_SAMPLERS = ["RandomSampler", "SequentialSampler"]
 
 
@@ -15,4 +17,4 @@ def build_sampler(sampler_type: str, cfg=None, data_source=None, batch_size: int
         return RandomSampler(data_source)
     if sampler_type == "SequentialSampler":
         return SequentialSampler(data_source)
-    raise ValueError(f"Unknown sampler {sampler_type!r}; this compact dassl supports {AVAI_SAMPLERS}")
+    raise ConfigError(f"Unknown sampler {sampler_type!r}; this compact dassl supports {AVAI_SAMPLERS}")

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torchvision.transforms as T
 from torchvision.transforms import InterpolationMode
 
-from dassl.utils import check_availability
+from dassl.utils import ConfigError, check_availability
 
 INTERPOLATION_MODES = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -31,14 +31,14 @@ AVAILABLE_TRANSFORMS = [
 def _input_size(cfg) -> tuple[int, int]:
     size = tuple(cfg.INPUT.SIZE)
     if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
-        raise ValueError(f"INPUT.SIZE must be two positive ints (height, width), got {cfg.INPUT.SIZE!r}")
+        raise ConfigError(f"INPUT.SIZE must be two positive ints (height, width), got {cfg.INPUT.SIZE!r}")
     return size
 
 
 def _interpolation(cfg) -> InterpolationMode:
     name = cfg.INPUT.INTERPOLATION
     if name not in INTERPOLATION_MODES:
-        raise ValueError(f"INPUT.INTERPOLATION must be one of {list(INTERPOLATION_MODES)}, got {name!r}")
+        raise ConfigError(f"INPUT.INTERPOLATION must be one of {list(INTERPOLATION_MODES)}, got {name!r}")
     return INTERPOLATION_MODES[name]
 
 

@@ -250,6 +250,10 @@ def test_kill_and_resume_matches_uninterrupted_run(full_run, image_root, tmp_pat
         assert "model.pth.tar-2" in files and "model.pth.tar-1" not in files
         assert (out / name / "checkpoint").read_text() == "model.pth.tar-2\n"
 
+    # What a kill in the middle of writing epoch 3's checkpoint leaves behind; resume removes it
+    # (the listing comparison at the end would fail otherwise).
+    (out / "head" / ".model.pth.tar-3.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+
     # A fresh process: different seed on purpose, the checkpoint's RNG states take over.
     resumed = _run(_cfg(image_root, out), seed=123)
     assert resumed.history == [h for h in reference.history if h[0] >= 2]

@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, get_rng_state,
-                         load_checkpoint, read_checkpoint_pointer, save_checkpoint,
+                         load_checkpoint, read_checkpoint_pointer, remove_stale_temp_files,
+                         save_checkpoint,
                          set_rng_state, tolist_if_not)
 from dassl.utils.errors import CheckpointFileError
 
@@ -164,6 +165,9 @@ class TrainerBase:
         ``checkpoint`` pointers under ``directory``; return the number of finished epochs
         (0 when there is nothing to resume)."""
         names = self.get_model_names()
+        for name in names:
+            for path in remove_stale_temp_files(os.path.join(directory, name)):
+                print(f"Removed {path}, left by a write that was interrupted")
         fname = self._resume_file_name(directory, names)
         if fname is None:
             print("No checkpoint found, train from scratch")

@@ -23,13 +23,16 @@ def check_isfile(fpath: str) -> bool:
     return isfile
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 def atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
     """Call ``write_fn(tmp_path)`` on a temporary file next to ``fpath``, then rename it over
     ``fpath``, so readers never see a half-written file even if the process is killed."""
     directory = os.path.dirname(os.path.abspath(fpath))
     mkdir_if_missing(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(fpath) + ".",
-                               suffix=".tmp")
+                               suffix=_TMP_SUFFIX)
     os.close(fd)
     try:
         write_fn(tmp)
@@ -41,6 +44,19 @@ def atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def remove_stale_temp_files(directory: str) -> list[str]:
+    """Delete the hidden temporary files (``.<name>.<random>.tmp``) that ``atomic_write`` left in
+    ``directory`` when its process was killed mid-write; return their paths. The files they
+    would have replaced are intact, so nothing is lost."""
+    if not os.path.isdir(directory):
+        return []
+    stale = [os.path.join(directory, f) for f in sorted(os.listdir(directory))
+             if f.startswith(".") and f.endswith(_TMP_SUFFIX)]
+    for path in stale:
+        os.remove(path)
+    return stale
 
 
 def _current_umask() -> int:

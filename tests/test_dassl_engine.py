@@ -190,6 +190,9 @@ def test_log_lines_lr_and_tensorboard(full_run):
     tags = set(acc.Tags()["scalars"])
     assert {"train/loss", "train/lr", "val/srcc", "val/plcc", "test/srcc"} <= tags
     assert [e.step for e in acc.Scalars("train/lr")] == list(range(12))
+    # The final test of the last-epoch model and that of the selected model do not share a tag.
+    assert [e.step for e in acc.Scalars("test/srcc")] == [3]
+    assert [e.step for e in acc.Scalars("selected/test/srcc")] == [3]
     assert [round(e.value, 6) for e in acc.Scalars("train/lr")][::3] == [round(v, 6) for v in expected]
 
 

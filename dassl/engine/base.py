@@ -296,7 +296,7 @@ class TrainerBase:
     def run_epoch(self) -> None:
         raise NotImplementedError
 
-    def test(self, split: Optional[str] = None):
+    def test(self, split: Optional[str] = None, tag: Optional[str] = None):
         raise NotImplementedError
 
     def parse_batch_train(self, batch):

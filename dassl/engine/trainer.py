@@ -215,7 +215,8 @@ class SimpleTrainer(TrainerBase):
                 print(f"Deploy the model with the best {self.best_split} performance "
                       f"(epoch {self.best_epoch})")
                 self.load_model(self._best_model_dir())
-                self.test(split=split)
+                # Own tags: the last epoch's point under <split>/ stays the last-epoch model's.
+                self.test(split=split, tag=f"selected/{split}")
                 selected = {"epoch": self.best_epoch, "split": self.last_test_split,
                             "metrics": dict(self.last_test_results),
                             "selected_on": self.best_split,
@@ -239,11 +240,11 @@ class SimpleTrainer(TrainerBase):
 
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def test(self, split: Optional[str] = None) -> float:
+    def test(self, split: Optional[str] = None, tag: Optional[str] = None) -> float:
         """Evaluate on ``split`` (default ``TEST.SPLIT``); return the first metric.
 
         The full ordered result is kept in ``self.last_test_results`` and written to
-        TensorBoard as ``<split>/<metric>`` at step ``self.epoch``.
+        TensorBoard as ``<tag>/<metric>`` (tag defaults to the split) at step ``self.epoch``.
         """
         self.set_model_mode("eval")
         self.evaluator.reset()
@@ -266,7 +267,7 @@ class SimpleTrainer(TrainerBase):
         self.last_test_results = OrderedDict((k, float(v)) for k, v in results.items())
         self.last_test_split = split
         for key, value in self.last_test_results.items():
-            self.write_scalar(f"{split}/{key}", value, self.epoch)
+            self.write_scalar(f"{tag or split}/{key}", value, self.epoch)
         return next(iter(self.last_test_results.values()))
 
     def model_inference(self, input):

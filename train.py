@@ -44,9 +44,9 @@ from dassl.engine.trainer import check_test_cfg
 from dassl.utils import (BEST_MODEL_NAME, ConfigError, UserError, buffer_early_output,
                          collect_env_info, configure_determinism, set_random_seed, setup_logger,
                          teardown_logger)
-from dassl.utils.run_dir import (checkpoint_dirs, config_differences, flatten_config,
-                                 move_previous_run, read_config_file, read_results)
-from dassl.utils.run_record import CONFIG_FILE, write_run_record
+from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
+                                 move_previous_run)
+from dassl.utils.run_record import write_run_record
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
@@ -55,7 +55,7 @@ from datasets.errors import describe_dir
 from datasets.levels import validate_levels
 from trainers import add_trainer_config, check_trainer_config
 from trainers.clip_agiqa import CheckpointMismatchError
-from trainers.reporting import RESULTS_FILE, write_reports
+from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 EXIT_USER_ERROR = 2
@@ -64,7 +64,6 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # listed one by one because clip imports nothing of ours.
 USER_ERRORS = (UserError, CheckpointMismatchError, CheckpointError, DownloadError,
                WeightsNotFoundError, TextTooLongError, FileNotFoundError)
-_SHOW_DIFFS = 8  # config differences an error message lists
 
 # CLI flag (argparse dest) -> config key; applied when the flag is given (`is not None`).
 FLAG_TO_KEY = {
@@ -185,70 +184,6 @@ def _default_config() -> dict:
     return flatten_config(cfg)
 
 
-def check_output_dir(cfg, args: argparse.Namespace) -> dict | None:
-    """Decide about an existing OUTPUT_DIR without writing anything.
-
-    Returns the stored results when this exact run already finished there; raises ``UserError``
-    when the directory holds results of another run, or an unfinished run of another config;
-    returns None when the run should go ahead (fresh, or resuming).
-    """
-    out = cfg.OUTPUT_DIR
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"OUTPUT_DIR {out} exists and is not a directory")
-    if args.force or not os.path.isdir(out):
-        return None
-    stored = read_config_file(os.path.join(out, CONFIG_FILE))
-    diffs = [] if stored is None else config_differences(stored, flatten_config(cfg),
-                                                         _default_config())
-    shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
-                                              if len(diffs) > _SHOW_DIFFS else "")
-    hint = ("use another --output-dir, or pass --force to move the previous files into "
-            f"{os.path.join(out, 'previous-<time>')} and run again")
-    results = read_results(out)
-    mode = "eval_only" if args.eval_only else "train"
-    if results is not None:
-        reason = ""
-        if results["mode"] != mode:
-            names = {"train": "a training run", "eval_only": "an --eval-only run"}
-            reason = (f"of {names.get(results['mode'], repr(results['mode']))}, not of "
-                      f"{names[mode]}")
-        elif diffs:
-            reason = f"of a run with a different config ({shown})"
-        elif args.eval_only:
-            reason = _other_evaluation(results, args)
-        if reason:
-            raise UserError(f"{out} already holds the results {reason}; {hint}")
-        if not (args.eval_only and _checkpoint_newer(args, out)):
-            action = "evaluate again" if args.eval_only else "retrain"
-            print(f"already finished: {out} holds the results of this run (results in "
-                  f"{os.path.join(out, RESULTS_FILE)}); pass --force to {action}")
-            return results
-        return None
-    if diffs and not args.eval_only and checkpoint_dirs(out):
-        raise UserError(f"{out} holds an unfinished run with a different config ({shown}); run "
-                        f"it with its own config to resume it, or {hint}")
-    return None
-
-
-def _other_evaluation(results: dict, args: argparse.Namespace) -> str:
-    """Why stored eval-only results are of another checkpoint ("" when they are of this one)."""
-    stored = results.get("evaluated_checkpoint") or {}
-    wanted = (os.path.abspath(args.model_dir), args.load_epoch)
-    found = (stored.get("model_dir"), stored.get("load_epoch"))
-    if found == wanted:
-        return ""
-    return (f"of another evaluation (model dir {found[0]}, load epoch {found[1]}; now "
-            f"{wanted[0]}, {wanted[1]})")
-
-
-def _checkpoint_newer(args: argparse.Namespace, out: str) -> bool:
-    """True when the evaluated checkpoint changed after the stored evaluation was written."""
-    written = os.path.getmtime(os.path.join(out, RESULTS_FILE))
-    wanted = BEST_MODEL_NAME if args.load_epoch is None else f"model.pth.tar-{args.load_epoch}"
-    files = [os.path.join(d, wanted) for d in checkpoint_dirs(args.model_dir)]
-    return any(os.path.isfile(f) and os.path.getmtime(f) > written for f in files)
-
-
 def _report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -291,7 +226,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid config: {_plain(exc)}") from exc
-    finished = check_output_dir(cfg, args)
+    finished = check_output_dir(cfg, _default_config(), eval_only=args.eval_only,
+                                force=args.force, model_dir=args.model_dir,
+                                load_epoch=args.load_epoch)
     if finished is not None:
         return finished
     moved = move_previous_run(cfg.OUTPUT_DIR, include_checkpoints=not args.eval_only) \

@@ -2,7 +2,8 @@
 
 A run directory holds ``config.yaml`` (see ``run_record``), checkpoints under
 ``<module>/checkpoint`` pointers and, once finished, ``results.json``. These helpers let the
-command line decide between "already finished", "resume" and "refuse" without writing anything.
+command line decide between "already finished", "resume" and "refuse" without writing anything
+(`check_output_dir` is that decision).
 """
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from typing import Any, Iterable, Mapping, Optional
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+from .run_record import CONFIG_FILE
 from .tools import read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER
 
 __all__ = ["RESULTS_FILE", "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "read_results", "checkpoint_dirs", "move_previous_run"]
+           "config_differences", "read_results", "checkpoint_dirs", "move_previous_run",
+           "check_output_dir"]
 
 RESULTS_FILE = "results.json"
 # Keys that may differ between the runs of one experiment: where things are, how fast they load,
@@ -29,6 +32,7 @@ IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATALOADER.NU
 _RUN_FILES = ("results.json", "predictions.csv", "scatter.png", "cmat.pt", "config.yaml",
               "run_info.json", "splits", "tensorboard")
 _PREVIOUS_PREFIX = "previous-"
+_SHOW_DIFFS = 8  # config differences an error message lists
 
 
 def flatten_config(cfg: Any) -> dict[str, Any]:
@@ -136,3 +140,70 @@ def move_previous_run(output_dir: str, include_checkpoints: bool = True) -> Opti
     for entry in entries:
         shutil.move(os.path.join(output_dir, entry), os.path.join(target, entry))
     return target
+
+
+def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = False,
+                     force: bool = False, model_dir: str = "",
+                     load_epoch: Optional[int] = None) -> Optional[dict]:
+    """Decide about an existing ``cfg.OUTPUT_DIR`` without writing anything.
+
+    ``defaults`` is the flattened default config (see ``config_differences``); ``eval_only``,
+    ``model_dir`` and ``load_epoch`` describe an evaluation run. Returns the stored results when
+    this exact run already finished there; raises ``UserError`` when the directory holds results
+    of another run, or an unfinished run of another config; returns None when the run should go
+    ahead (fresh, resuming, or ``force``).
+    """
+    out = cfg.OUTPUT_DIR
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"OUTPUT_DIR {out} exists and is not a directory")
+    if force or not os.path.isdir(out):
+        return None
+    stored = read_config_file(os.path.join(out, CONFIG_FILE))
+    diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults)
+    shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
+                                              if len(diffs) > _SHOW_DIFFS else "")
+    hint = ("use another --output-dir, or pass --force to move the previous files into "
+            f"{os.path.join(out, 'previous-<time>')} and run again")
+    results = read_results(out)
+    mode = "eval_only" if eval_only else "train"
+    if results is not None:
+        reason = ""
+        if results["mode"] != mode:
+            names = {"train": "a training run", "eval_only": "an --eval-only run"}
+            reason = (f"of {names.get(results['mode'], repr(results['mode']))}, not of "
+                      f"{names[mode]}")
+        elif diffs:
+            reason = f"of a run with a different config ({shown})"
+        elif eval_only:
+            reason = _other_evaluation(results, model_dir, load_epoch)
+        if reason:
+            raise UserError(f"{out} already holds the results {reason}; {hint}")
+        if not (eval_only and _checkpoint_newer(model_dir, load_epoch, out)):
+            action = "evaluate again" if eval_only else "retrain"
+            print(f"already finished: {out} holds the results of this run (results in "
+                  f"{os.path.join(out, RESULTS_FILE)}); pass --force to {action}")
+            return results
+        return None
+    if diffs and not eval_only and checkpoint_dirs(out):
+        raise UserError(f"{out} holds an unfinished run with a different config ({shown}); run "
+                        f"it with its own config to resume it, or {hint}")
+    return None
+
+
+def _other_evaluation(results: dict, model_dir: str, load_epoch: Optional[int]) -> str:
+    """Why stored eval-only results are of another checkpoint ("" when they are of this one)."""
+    stored = results.get("evaluated_checkpoint") or {}
+    wanted = (os.path.abspath(model_dir), load_epoch)
+    found = (stored.get("model_dir"), stored.get("load_epoch"))
+    if found == wanted:
+        return ""
+    return (f"of another evaluation (model dir {found[0]}, load epoch {found[1]}; now "
+            f"{wanted[0]}, {wanted[1]})")
+
+
+def _checkpoint_newer(model_dir: str, load_epoch: Optional[int], out: str) -> bool:
+    """True when the evaluated checkpoint changed after the stored evaluation was written."""
+    written = os.path.getmtime(os.path.join(out, RESULTS_FILE))
+    wanted = BEST_MODEL_NAME if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    files = [os.path.join(d, wanted) for d in checkpoint_dirs(model_dir)]
+    return any(os.path.isfile(f) and os.path.getmtime(f) > written for f in files)

@@ -36,14 +36,4 @@ if [ -n "${LOAD_EPOCH}" ]; then
     EPOCH_ARGS=(--load-epoch "${LOAD_EPOCH}")
 fi
 
-"$PYTHON" "${REPO}/train.py" \
-    --root "${DATA}" \
-    --seed "${SEED}" \
-    --trainer "${TRAINER}" \
-    --dataset-config-file "${DATASET_CONFIG}" \
-    --config-file "${METHOD_CONFIG}" \
-    --output-dir "${OUT_DIR}" \
-    --model-dir "${MODEL_DIR}" \
-    "${EPOCH_ARGS[@]}" \
-    --eval-only \
-    "${METHOD_OPTS[@]}"
+run_train_py "${SEED}" "${OUT_DIR}" --model-dir "${MODEL_DIR}" "${EPOCH_ARGS[@]}" --eval-only

@@ -33,14 +33,5 @@ fi
 for SEED in "${SEEDS[@]}"; do
     DIR=output/$(run_name "${SEED}")
     echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
-    "$PYTHON" "${REPO}/train.py" \
-        --root "${DATA}" \
-        --seed "${SEED}" \
-        --trainer "${TRAINER}" \
-        --dataset-config-file "${DATASET_CONFIG}" \
-        --config-file "${METHOD_CONFIG}" \
-        --output-dir "${DIR}" \
-        "${METHOD_OPTS[@]}" \
-        TEST.FINAL_MODEL best_val \
-        TEST.ALLOW_SELECTION_ON_TEST True
+    run_train_py "${SEED}" "${DIR}" -- TEST.FINAL_MODEL best_val TEST.ALLOW_SELECTION_ON_TEST True
 done

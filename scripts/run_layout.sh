@@ -26,3 +26,28 @@ METHOD_OPTS=(
 run_name() {
     echo "${DATASET}/${TRAINER}/${CFG}_${SHOTS}shots/nctx${NCTX}_csc${CSC}_ctp${CTP}/seed$1"
 }
+
+# run_train_py SEED OUTPUT_DIR [FLAG ...] [-- KEY VALUE ...]: train.py with this run's configs and
+# method options; FLAGs go before the options, extra KEY VALUE pairs after them.
+run_train_py() {
+    local seed=$1 out=$2
+    shift 2
+    local flags=()
+    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+        flags+=("$1")
+        shift
+    done
+    if [ "$#" -gt 0 ]; then
+        shift
+    fi
+    "$PYTHON" "${REPO}/train.py" \
+        --root "${DATA}" \
+        --seed "${seed}" \
+        --trainer "${TRAINER}" \
+        --dataset-config-file "${DATASET_CONFIG}" \
+        --config-file "${METHOD_CONFIG}" \
+        --output-dir "${out}" \
+        "${flags[@]}" \
+        "${METHOD_OPTS[@]}" \
+        "$@"
+}

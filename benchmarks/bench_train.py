@@ -137,7 +137,7 @@ def run_worker(args: argparse.Namespace) -> dict:
         out["gpu"] = torch.cuda.get_device_name(trainer.device)
         torch.cuda.reset_peak_memory_stats(trainer.device)
     if trainer.pipeline == "fast":
-        train_images = trainer.train_loader_x.prepare()
+        train_images = trainer.train_loader_x.decoded()
         test_images = trainer.test_loader.decoded()
         out["decode_s"] = train_images.decode_seconds + test_images.decode_seconds
         out["decoded_bytes"] = train_images.nbytes + test_images.nbytes

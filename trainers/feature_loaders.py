@@ -67,10 +67,11 @@ class ImageFeatureEncoder:
 
 
 class _SplitSource:
-    """What both loaders share: the reference loader's items, index loader and decoding."""
+    """What both loaders share: the reference loader's items, batches (`len()`), transform and
+    decoding."""
 
-    def __init__(self, reference: DataLoader, encoder: ImageFeatureEncoder,
-                 decode_on_device: bool) -> None:
+    def __init__(self, reference: DataLoader, transform: TensorTransform,
+                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
         if reference.batch_size is None:
             raise ValueError("the fast pipeline needs a loader built with batch_size and sampler")
         items = reference.dataset.data_source
@@ -82,11 +83,13 @@ class _SplitSource:
         # Same sampler object, batch size and drop_last: identical batches and RNG consumption.
         self.index_loader = DataLoader(range(len(items)), batch_size=reference.batch_size,
                                        sampler=reference.sampler, drop_last=reference.drop_last)
-        self.batch_size = reference.batch_size
-        self.drop_last = reference.drop_last
+        self.transform = transform
         self.encoder = encoder
         self.decode_on_device = decode_on_device
         self.images: DecodedImages | None = None
+
+    def __len__(self) -> int:
+        return len(self.index_loader)
 
     def decoded(self) -> DecodedImages:
         """Decode the split's images on first use (idempotent)."""
@@ -108,19 +111,8 @@ class _SplitSource:
 class FeatureEpochLoader(_SplitSource):
     """Drop-in for `train_loader_x`: `len()` batches per epoch, each a feature batch dict.
 
-    `prepare()` decodes the images (otherwise done by the first iteration).
+    The images are decoded by the first iteration, or earlier by calling `decoded()`.
     """
-
-    def __init__(self, reference: DataLoader, transform: TensorTransform,
-                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
-        super().__init__(reference, encoder, decode_on_device)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.index_loader)
-
-    def prepare(self) -> DecodedImages:
-        return self.decoded()
 
     def __iter__(self) -> Iterator[dict]:
         images = self.decoded()
@@ -141,13 +133,9 @@ class CachedFeatureLoader(_SplitSource):
 
     def __init__(self, reference: DataLoader, transform: TensorTransform,
                  encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
-        super().__init__(reference, encoder, decode_on_device)
-        self.transform = transform
+        super().__init__(reference, transform, encoder, decode_on_device)
         self._features: torch.Tensor | None = None
         self._state: tuple | None = None
-
-    def __len__(self) -> int:
-        return len(self.index_loader)
 
     def features(self) -> torch.Tensor:
         """`(N, D)` float32 features of the whole split in dataset order (cached)."""

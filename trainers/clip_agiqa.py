@@ -28,7 +28,8 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 
 from .checkpoint_compat import safe_load_checkpoint
 from .config import check_trainer_config
-from .custom_clip import CustomCLIP, load_clip_to_cpu, training_target_stats
+from .custom_clip import (CustomCLIP, load_clip_in_precision, load_clip_to_cpu,
+                          resolve_precision, training_target_stats)
 from .feature_loaders import CachedFeatureLoader, FeatureEpochLoader, ImageFeatureEncoder
 from .prompt_learner import PromptLearner, TextEncoder
 from .tensor_transforms import TensorTransform, unsupported_reason
@@ -84,14 +85,11 @@ class CLIP_AGIQA(TrainerX):
         check_trainer_config(cfg, level_names or None)
 
     def _resolve_precision(self) -> str:
-        prec = self.cfg.TRAINER.CLIP_AGIQA.PREC
-        if prec == "fp16" and self.device.type == "cpu":
-            # Half-precision CLIP is slow or unsupported on CPUs; keep the run usable.
-            warnings.warn(
-                "TRAINER.CLIP_AGIQA.PREC fp16 is not supported on the CPU: running in fp32",
-                stacklevel=2,
-            )
-            return "fp32"
+        configured = self.cfg.TRAINER.CLIP_AGIQA.PREC
+        prec = resolve_precision(configured, self.device)
+        if prec != configured:
+            warnings.warn(f"TRAINER.CLIP_AGIQA.PREC {configured} is not supported on the "
+                          f"{self.device.type.upper()}: running in {prec}", stacklevel=2)
         return prec
 
     def build_model(self) -> None:
@@ -100,9 +98,7 @@ class CLIP_AGIQA(TrainerX):
         self.prec = self._resolve_precision()
 
         print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip_to_cpu(cfg)
-        if self.prec in ("fp32", "amp"):
-            clip_model.float()
+        clip_model = load_clip_in_precision(cfg, self.prec)
 
         print("Building custom CLIP")
         self.model = CustomCLIP(cfg, classnames, clip_model,

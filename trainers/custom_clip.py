@@ -45,6 +45,21 @@ def load_clip_to_cpu(cfg: CfgNode) -> nn.Module:
     return model_from_file(path).eval()
 
 
+def resolve_precision(prec: str, device: torch.device) -> str:
+    """The precision a run uses: `PREC`, except that fp16 runs in fp32 on a CPU (CPU kernels
+    lack fp16)."""
+    return "fp32" if prec == "fp16" and device.type == "cpu" else prec
+
+
+def load_clip_in_precision(cfg: CfgNode, precision: str) -> nn.Module:
+    """`load_clip_to_cpu(cfg)`, converted to fp32 for the fp32 and amp precisions (fp16 keeps
+    OpenAI's mixed fp16)."""
+    clip_model = load_clip_to_cpu(cfg)
+    if precision in ("fp32", "amp"):
+        clip_model.float()
+    return clip_model
+
+
 def head_input_size(head_input: str, embed_dim: int, n_levels: int) -> int:
     """Number of regression-head inputs for `TRAINER.CLIP_AGIQA.HEAD_INPUT`.
 

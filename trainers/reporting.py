@@ -51,7 +51,7 @@ def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
     the float32 copy the evaluator saw) when they line up with the evaluator's rows.
     """
     rows = list(trainer.evaluator.predictions())
-    split = getattr(trainer, "last_test_split", None) or trainer.cfg.TEST.SPLIT
+    split = _tested_split(trainer)
     dataset = trainer.dm.dataset
     items = list((dataset.val if split == "val" else dataset.test) or [])
     aligned = len(items) == len(rows) and all(
@@ -63,11 +63,16 @@ def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
     return [(item.name, item.mos, row[2]) for item, row in zip(items, rows)]
 
 
-def build_results(trainer: Any, mode: str, model_dir: str | None = None,
+def _tested_split(trainer: Any) -> str:
+    """The split of the trainer's last `test()`."""
+    return getattr(trainer, "last_test_split", None) or trainer.cfg.TEST.SPLIT
+
+
+def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None = None,
                   load_epoch: int | None = None) -> dict:
-    """Collect the report of a finished `train()` (mode "train") or `test()` ("eval_only")."""
+    """Collect the report of a finished `train()` (mode "train") or `test()` ("eval_only") whose
+    final test scored `n_images` images."""
     cfg = trainer.cfg
-    predictions = prediction_rows(trainer)
     results: dict[str, Any] = {
         "mode": mode,
         "trainer": cfg.TRAINER.NAME,
@@ -79,9 +84,9 @@ def build_results(trainer: Any, mode: str, model_dir: str | None = None,
         "final_model": cfg.TEST.FINAL_MODEL,
         "output_dir": os.path.abspath(cfg.OUTPUT_DIR),
         "final": {
-            "split": getattr(trainer, "last_test_split", None) or cfg.TEST.SPLIT,
+            "split": _tested_split(trainer),
             "metrics": dict(trainer.last_test_results or {}),
-            "n_images": len(predictions),
+            "n_images": n_images,
         },
     }
     if mode == "train":
@@ -130,8 +135,8 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     """Write results.json, predictions.csv and scatter.png into `OUTPUT_DIR`; return the results
     dict."""
     output_dir = trainer.cfg.OUTPUT_DIR
-    results = build_results(trainer, mode, model_dir, load_epoch)
     rows = prediction_rows(trainer)
+    results = build_results(trainer, mode, len(rows), model_dir, load_epoch)
     atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")

@@ -21,13 +21,15 @@ import torch
 import yaml
 from yacs.config import CfgNode
 
+from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
 from dassl.utils import BEST_MODEL_NAME, ConfigError, read_checkpoint_pointer
 
 from .checkpoint_compat import safe_load_checkpoint
 from .clip_agiqa import MODULE_NAMES, RECOMPUTED_BUFFERS, load_state_dict_checked
 from .config import add_trainer_config
-from .custom_clip import CustomCLIP, head_input_size, load_clip_to_cpu
+from .custom_clip import (CustomCLIP, head_input_size, load_clip_in_precision,
+                          resolve_precision)
 
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 
@@ -36,9 +38,6 @@ CONFIG_FILE = "config.yaml"
 # because trainers never depend on the datasets package).
 UPSTREAM_LEVEL_NAMES = ("terrible", "bad", "poor", "average", "good", "perfect")
 UPSTREAM_BACKBONE = "ViT-B/16"
-# Test-time input settings of the original method yaml files (CLIP's own preprocessing).
-CLIP_PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
 UPSTREAM_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
 # Config subtrees that define the model and its test-time input.
 MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
@@ -141,8 +140,9 @@ def _config_from_checkpoints(pl_state: dict, level_names: Sequence[str] | None,
     node.CLASS_TOKEN_POSITION = class_token_position or "end"
     node.PIPELINE = "reference"  # upstream preprocessed with PIL
     cfg.INPUT.INTERPOLATION = "bicubic"
-    cfg.INPUT.PIXEL_MEAN = list(CLIP_PIXEL_MEAN)
-    cfg.INPUT.PIXEL_STD = list(CLIP_PIXEL_STD)
+    # Test-time input of the original method yaml files: CLIP's own normalisation.
+    cfg.INPUT.PIXEL_MEAN = list(OPENAI_MEAN)
+    cfg.INPUT.PIXEL_STD = list(OPENAI_STD)
     cfg.INPUT.TRANSFORMS = UPSTREAM_TRANSFORMS
     return cfg, names
 
@@ -169,11 +169,6 @@ def _check_prompts(model: CustomCLIP, pl_state: dict, source: str) -> None:
             stored.float(), rebuilt.float(), rtol=1e-3, atol=1e-4):
         raise ConfigError(f"{source}: the level-name prompts differ from those the run was "
                           "trained with: give the run's level names (worst first) and backbone")
-
-
-def resolve_precision(prec: str, device: torch.device) -> str:
-    """The trainer's rule: fp16 runs in fp32 on a CPU; everything else as configured."""
-    return "fp32" if prec == "fp16" and device.type == "cpu" else prec
 
 
 def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,
@@ -209,9 +204,7 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     if backbone:
         cfg.MODEL.BACKBONE.NAME = backbone
     precision = resolve_precision(cfg.TRAINER.CLIP_AGIQA.PREC, device)
-    clip_model = load_clip_to_cpu(cfg)
-    if precision in ("fp32", "amp"):
-        clip_model.float()
+    clip_model = load_clip_in_precision(cfg, precision)
     if source == "checkpoint":
         embed_dim = int(clip_model.text_projection.shape[1])
         node = cfg.TRAINER.CLIP_AGIQA

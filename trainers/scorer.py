@@ -139,8 +139,7 @@ class Scorer:
         autocast = self.precision == "amp"
         with torch.autocast(self.device.type, enabled=autocast):
             features = self.model.encode_image(pixels)
-        text = None if self.model.head_input == "image" else self.model.text_features()
-        return self.model.regress(features.float(), text).float().cpu()
+        return self.model.predict_from_features(features.float()).float().cpu()
 
     def __call__(self, images: ImageInput) -> torch.Tensor:
         pil = _as_pil_list(images)

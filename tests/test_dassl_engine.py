@@ -92,9 +92,14 @@ class DasslEngineToyTrainer(TrainerX):
         self.backbone = _Backbone()
         self.head = nn.Linear(4, 1)
         self.model = nn.Sequential(self.backbone, self.head).to(self.device)
-        for name, module in (("backbone", self.backbone), ("head", self.head)):
-            optim = build_optimizer(module, self.cfg.OPTIM)
-            self.register_model(name, module, optim, build_lr_scheduler(optim, self.cfg.OPTIM))
+        # The head learns at half the backbone's rate, so per-module LR logs can be told apart.
+        head_optim_cfg = self.cfg.OPTIM.clone()
+        head_optim_cfg.defrost()
+        head_optim_cfg.LR = self.cfg.OPTIM.LR / 2
+        for name, module, optim_cfg in (("backbone", self.backbone, self.cfg.OPTIM),
+                                        ("head", self.head, head_optim_cfg)):
+            optim = build_optimizer(module, optim_cfg)
+            self.register_model(name, module, optim, build_lr_scheduler(optim, optim_cfg))
         self.history = []
 
     def forward_backward(self, batch):
@@ -194,6 +199,11 @@ def test_log_lines_lr_and_tensorboard(full_run):
     assert [e.step for e in acc.Scalars("test/srcc")] == [3]
     assert [e.step for e in acc.Scalars("selected/test/srcc")] == [3]
     assert [round(e.value, 6) for e in acc.Scalars("train/lr")][::3] == [round(v, 6) for v in expected]
+    backbone_lr = [e.value for e in acc.Scalars("train/lr/backbone")][::3]
+    head_lr = [e.value for e in acc.Scalars("train/lr/head")][::3]
+    assert backbone_lr == pytest.approx(expected, rel=1e-6)
+    # The head's schedule: the same warm-up LR, then half the backbone's cosine values.
+    assert head_lr == pytest.approx([expected[0]] + [v / 2 for v in expected[1:]], rel=1e-6)
 
 
 def test_checkpoint_layout_pointers_and_safe_loading(full_run):

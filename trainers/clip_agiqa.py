@@ -172,13 +172,6 @@ class CLIP_AGIQA(TrainerX):
         if names is None:
             self.model.train(mode == "train")
 
-    def write_scalar(self, tag: str, scalar_value: float, global_step: int | None = None) -> None:
-        """Also log each module's own LR as `train/lr/<module>` next to dassl's `train/lr`."""
-        super().write_scalar(tag, scalar_value, global_step)
-        if tag == "train/lr":
-            for name in self.get_model_names():
-                super().write_scalar(f"train/lr/{name}", self.get_current_lr([name]), global_step)
-
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Return `(inputs, mos (B,) float32)` on the trainer's device; `inputs` are the batch's
         `feat` `(B, D)` if present, else its images `img` `(B, 3, H, W)`."""

@@ -321,6 +321,10 @@ class TrainerX(SimpleTrainer):
             for name, meter in losses.meters.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            names = self.get_model_names()
+            if len(names) > 1:  # each module's own optimizer may follow its own schedule
+                for name in names:
+                    self.write_scalar(f"train/lr/{name}", self.get_current_lr([name]), n_iter)
             if self.stop_requested():
                 self.stopped_at = (self.batch_idx + 1, self.num_batches)
                 return

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
+from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs
+from dassl.utils.run_dir import read_results as read_run_results
 
 from .spec import SweepError
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "Job", "read_results", "run_status",
            "check_identity", "write_identity", "visible_gpus", "device_slots", "execute"]
 
-RESULTS_FILE = "results.json"
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "sweep.log"
 REQUIRED_METRICS = ("srcc", "plcc", "krcc", "rmse")
@@ -48,12 +49,8 @@ def read_results(run_dir: str | os.PathLike) -> Optional[dict]:
     Complete: mode "train" and ``last`` / ``selected`` blocks whose ``metrics`` hold
     SRCC/PLCC/KRCC/RMSE keys (values may be null = NaN). Unreadable JSON counts as incomplete.
     """
-    path = Path(run_dir) / RESULTS_FILE
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(results, dict) or results.get("mode") != "train":
+    results = read_run_results(os.fspath(run_dir))
+    if results is None or results.get("mode") != "train":
         return None
     for block in ("last", "selected"):
         part = results.get(block)
@@ -64,11 +61,11 @@ def read_results(run_dir: str | os.PathLike) -> Optional[dict]:
 
 
 def run_status(run_dir: str | os.PathLike) -> str:
-    """"done", "resume" (a ``<module>/checkpoint`` pointer exists) or "new"."""
+    """"done", "resume" (a module folder holds a checkpoint) or "new"."""
     run_dir = Path(run_dir)
     if read_results(run_dir) is not None:
         return "done"
-    if run_dir.is_dir() and any(run_dir.glob("*/checkpoint")):
+    if run_dir.is_dir() and checkpoint_dirs(os.fspath(run_dir)):
         return "resume"
     return "new"
 

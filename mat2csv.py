@@ -18,12 +18,21 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-# (input .mat, output CSV) per task, in the database's numbering.
-CONVERSIONS = (
-    ("mosz1.mat", "mos_quality.csv"),
-    ("mosz2.mat", "mos_authenticity.csv"),
-    ("mosz3.mat", "mos_correspondence.csv"),
-)
+
+def conversions() -> list[tuple[str, str]]:
+    """``(input .mat name, output CSV name)`` per task, in the database's numbering (mosz1 ..).
+
+    Taken from the AIGCIQA2023 loader, so the files written are the ones it looks for.
+    """
+    # Deferred: importing the datasets package loads dassl and torch (seconds), which --help
+    # and argument errors should not pay for.
+    from datasets.aigciqa2023 import TASK_MAT_INDEX, mos_sources
+
+    pairs = []
+    for task in sorted(TASK_MAT_INDEX, key=TASK_MAT_INDEX.get):
+        mat_names, csv_names = mos_sources(task)
+        pairs.append((Path(mat_names[0]).name, csv_names[0]))
+    return pairs
 
 
 def convert(mat_path: Path, csv_path: Path) -> int:
@@ -31,12 +40,11 @@ def convert(mat_path: Path, csv_path: Path) -> int:
 
     Raises ``datasets.DatasetError`` for an unreadable file or a missing/malformed ``MOSz``.
     """
-    # Deferred: importing the datasets package loads dassl and torch (seconds), which --help
-    # and argument errors should not pay for.
+    # Deferred for the same reason as in conversions().
     from dassl.utils import atomic_write_text
-    from datasets.labels import MAT_VARIABLE, read_mat_table
+    from datasets.labels import read_mat_table
 
-    table = read_mat_table(mat_path, MAT_VARIABLE)
+    table = read_mat_table(mat_path)
     lines = ["name,mos"] + [f"{n},{float(m)!r}" for n, m in zip(table["name"], table["mos"])]
     atomic_write_text(str(csv_path), "\n".join(lines) + "\n")
     return len(table)
@@ -78,10 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.mos_dir.is_dir():
         print(f"error: --mos-dir {args.mos_dir} is not a folder", file=sys.stderr)
         return 1
-    from datasets.errors import DatasetError  # deferred for the same reason as in convert()
+    from datasets.errors import DatasetError  # deferred for the same reason as in conversions()
 
+    pairs = conversions()
     written, missing = 0, []
-    for mat_name, csv_name in CONVERSIONS:
+    for mat_name, csv_name in pairs:
         mat_path = args.mos_dir / mat_name
         if not mat_path.is_file():
             missing.append(mat_name)
@@ -96,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"missing in {args.mos_dir}, skipped: {', '.join(missing)}", file=sys.stderr)
     if not written:
-        print(f"error: none of {[m for m, _ in CONVERSIONS]} found in {args.mos_dir}",
+        print(f"error: none of {[m for m, _ in pairs]} found in {args.mos_dir}",
               file=sys.stderr)
         return 1
     return 0

@@ -137,8 +137,8 @@ def convert_weights(model: nn.Module) -> None:
             module.weight.data = module.weight.data.half()
             if module.bias is not None:
                 module.bias.data = module.bias.data.half()
-        for name in ("in_proj_weight", "in_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight",
-                     "bias_k", "bias_v", "text_projection", "proj"):
+        # SelfAttention's fused projection; the CLIP/ViT output projections are bare Parameters.
+        for name in ("in_proj_weight", "in_proj_bias", "text_projection", "proj"):
             tensor = getattr(module, name, None)
             if isinstance(tensor, torch.Tensor):
                 tensor.data = tensor.data.half()

@@ -88,8 +88,8 @@ class LevelDataset(DatasetBase):
         tables = dict(data.parts)
         self.skipped_images: list[tuple[str, str]] = []
         if options.check_files:
-            skip = bool(cfg.DATASET.get("SKIP_BAD_IMAGES", False))
-            tables, self.skipped_images = drop_unreadable(tables, data.image_dir, skip)
+            tables, self.skipped_images = drop_unreadable(tables, data.image_dir,
+                                                          options.skip_bad_images)
         parts = {name: to_datums(table, data) for name, table in tables.items()}
         super().__init__(train_x=parts["train"], val=parts["val"] or None, test=parts["test"],
                          classnames=list(data.level_names))

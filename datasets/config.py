@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["add_dataset_config", "DEFAULT_LEVEL_NAMES"]
+__all__ = ["add_dataset_config", "DEFAULT_LEVEL_NAMES", "DATASET_KEYS"]
 
 # Upstream's six quality levels, worst to best; also the prompt class names.
 DEFAULT_LEVEL_NAMES = ["terrible", "bad", "poor", "average", "good", "perfect"]
@@ -27,6 +27,8 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "SKIP_BAD_IMAGES": (False, "with CHECK_FILES: leave out images that do not decode (warning "
                                "+ list in the log) instead of stopping with an error"),
 }
+# The keys add_dataset_config declares, in declaration order (DATASET.ROOT is Dassl's own).
+DATASET_KEYS: tuple[str, ...] = tuple(_KEYS)
 
 
 def add_dataset_config(cfg: Any) -> Any:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
+from .config import DATASET_KEYS
 from .errors import DatasetError
 from .layout import check_images
 from .levels import mos_to_levels, resolve_thresholds, validate_levels
 from .prompts import attach_prompts
-from .splits import SPLIT_MODES, split_table
+from .splits import split_table
 
 __all__ = ["DatasetOptions", "LevelledData", "read_options", "resolve_task", "assemble"]
 
@@ -38,6 +39,7 @@ class DatasetOptions:
     check_files: bool
     split_mode: str = "random"
     prompt_file: str = ""
+    skip_bad_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,28 +57,32 @@ class LevelledData:
     parts: dict[str, pd.DataFrame]
 
 
+def _normalised(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+# DatasetOptions field -> conversion of its config value; the field of DATASET.<KEY> is
+# key.lower(). The SPLIT_MODE value itself is checked by splits.split_table.
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "root": str, "task": _normalised, "level_names": tuple, "level_thresholds": tuple,
+    "split_seed": int, "test_ratio": float, "val_ratio": float, "check_files": bool,
+    "split_mode": _normalised, "prompt_file": lambda value: str(value).strip(),
+    "skip_bad_images": bool,
+}
+
+
 def read_options(cfg: Any) -> DatasetOptions:
-    """Collect the dataset options from ``cfg.DATASET`` (keys of ``add_dataset_config``)."""
+    """Collect the dataset options from ``cfg.DATASET``: ``ROOT`` plus every key of
+    ``add_dataset_config`` (``DATASET_KEYS``), one ``DatasetOptions`` field each."""
     node = cfg.DATASET
     values = {}
-    for key in ("ROOT", "TASK", "LEVEL_NAMES", "LEVEL_THRESHOLDS", "SPLIT_SEED", "TEST_RATIO",
-                "VAL_RATIO", "CHECK_FILES", "SPLIT_MODE", "PROMPT_FILE"):
+    for key in ("ROOT", *DATASET_KEYS):
         if key not in node:
             raise DatasetError(f"config key DATASET.{key} is not declared: call "
                                "datasets.add_dataset_config(cfg) before merging config files")
-        values[key] = node[key]
-    split_mode = str(values["SPLIT_MODE"]).strip().lower()
-    if split_mode not in SPLIT_MODES:
-        raise DatasetError(f"DATASET.SPLIT_MODE must be one of {list(SPLIT_MODES)}, "
-                           f"got {values['SPLIT_MODE']!r}")
-    return DatasetOptions(
-        root=str(values["ROOT"]), task=str(values["TASK"]).strip().lower(),
-        level_names=tuple(values["LEVEL_NAMES"]),
-        level_thresholds=tuple(values["LEVEL_THRESHOLDS"]),
-        split_seed=int(values["SPLIT_SEED"]), test_ratio=float(values["TEST_RATIO"]),
-        val_ratio=float(values["VAL_RATIO"]), check_files=bool(values["CHECK_FILES"]),
-        split_mode=split_mode, prompt_file=str(values["PROMPT_FILE"]).strip(),
-    )
+        field = key.lower()
+        values[field] = _CONVERT[field](node[key])
+    return DatasetOptions(**values)
 
 
 def resolve_task(task: str, known: Sequence[str], dataset: str) -> str:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from dassl.utils.errors import UserError
 
-__all__ = ["DatasetError", "describe_dir"]
+__all__ = ["DatasetError", "describe_dir", "SHOW_MISSING"]
+
+SHOW_MISSING = 5  # how many missing/unlisted image names an error message shows
 
 
 class DatasetError(UserError, ValueError):

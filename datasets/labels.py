@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import DatasetError
 
-__all__ = ["read_csv_table", "read_mat_table", "mat_row_name", "MAT_VARIABLE"]
+__all__ = ["read_csv_table", "read_mat_table", "read_text_csv", "mat_row_name", "MAT_VARIABLE"]
 
 MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, shape (N, 1)
 
@@ -25,6 +26,26 @@ MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, sh
 def mat_row_name(index: int) -> str:
     """Image name of row ``index`` of an AIGCIQA2023 ``.mat`` file (row i is ``i.png``)."""
     return f"{index}.png"
+
+
+def read_text_csv(path: str | os.PathLike, columns: Sequence[str],
+                  what: str = "label file") -> pd.DataFrame:
+    """Read a CSV with every cell as text and require ``columns``; ``what`` names the file kind
+    ("label file", "prompt file") in the ``DatasetError`` raised for a parse error or a missing
+    column."""
+    path = Path(path)
+    try:
+        # Everything as text: names stay verbatim (no "NA" -> NaN) and MOS are parsed by
+        # Python's float(), which round-trips repr() exactly on every pandas version.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot parse {what} {path}: {exc}") from exc
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise DatasetError(
+            f"{what} {path} lacks column(s) {missing}; it has columns {list(raw.columns)}"
+        )
+    return raw
 
 
 def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = "name",
@@ -35,17 +56,7 @@ def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = 
     MOS cells are parsed with ``float()``, so values equal those written with ``repr``.
     """
     path = Path(path)
-    try:
-        # Everything as text: names stay verbatim (no "NA" -> NaN) and MOS are parsed by
-        # Python's float(), which round-trips repr() exactly on every pandas version.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot parse label file {path}: {exc}") from exc
-    missing = [c for c in (name_column, mos_column) if c not in raw.columns]
-    if missing:
-        raise DatasetError(
-            f"label file {path} lacks column(s) {missing}; it has columns {list(raw.columns)}"
-        )
+    raw = read_text_csv(path, (name_column, mos_column))
     mos = _numeric_mos(raw[mos_column], raw[name_column], path, mos_column)
     table = pd.DataFrame({"name": raw[name_column], "mos": mos})
     if prompt_column is not None and prompt_column in raw.columns:

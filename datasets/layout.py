@@ -12,12 +12,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DatasetError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, describe_dir
 
 __all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images"]
 
 _PROBE = 20  # how many image names to probe when deciding which folder holds the images
-_SHOW_MISSING = 5  # how many missing image paths an error message lists
 
 
 def dataset_folder(root: str, folder: str) -> Path:
@@ -84,7 +83,7 @@ def check_images(image_dir: Path, names: Sequence[str]) -> None:
     # Names with a folder part are not in the flat listing: fall back to a stat for those.
     missing = [n for n in names if n not in present and not (image_dir / n).is_file()]
     if missing:
-        shown = "\n  ".join(str(image_dir / n) for n in missing[:_SHOW_MISSING])
+        shown = "\n  ".join(str(image_dir / n) for n in missing[:SHOW_MISSING])
         raise DatasetError(
             f"{len(missing)} of {len(names)} images listed in the label file are missing from "
             f"{image_dir}; first missing:\n  {shown}\n{describe_dir(image_dir)}\n"

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DatasetError
+from .errors import SHOW_MISSING, DatasetError
+from .labels import read_text_csv
 
 __all__ = ["read_prompt_file", "attach_prompts"]
-
-_SHOW_MISSING = 5  # how many unlisted image names an error message shows
 
 
 def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
@@ -30,14 +29,7 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"DATASET.PROMPT_FILE {path} not found (expected a CSV with columns "
                            "name,prompt)")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot parse prompt file {path}: {exc}") from exc
-    missing = [c for c in ("name", "prompt") if c not in raw.columns]
-    if missing:
-        raise DatasetError(f"prompt file {path} lacks column(s) {missing}; it has columns "
-                           f"{list(raw.columns)}")
+    raw = read_text_csv(path, ("name", "prompt"), what="prompt file")
     table = raw[["name", "prompt"]].reset_index(drop=True)
     for column in ("name", "prompt"):
         empty = table.index[table[column].str.strip() == ""]
@@ -60,7 +52,7 @@ def attach_prompts(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame
     lookup = dict(zip(prompts["name"], prompts["prompt"]))
     unlisted = [n for n in table["name"] if n not in lookup]
     if unlisted:
-        shown = ", ".join(unlisted[:_SHOW_MISSING])
+        shown = ", ".join(unlisted[:SHOW_MISSING])
         raise DatasetError(f"prompt file {path} lists no prompt for {len(unlisted)} of "
                            f"{len(table)} images, e.g. {shown}")
     attached = table.copy()

@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
+from . import agiqa, aigciqa2023
+from .labels import MAT_VARIABLE, mat_row_name
+
 __all__ = ["make_synthetic_agiqa", "make_synthetic_aigciqa2023", "render_example",
            "random_scene", "degrade", "write_placeholder_images", "AGIQA_APPROX_SIZES",
            "AGIQA_GROUPS", "main"]
@@ -40,8 +43,8 @@ AGIQA_GROUPS = [("AttnGAN", "normal"), ("DALLE2", "normal"), ("glide", "normal")
                 ("midjourney", "lowstep"), ("midjourney", "normal"), ("sd1.5", "highcorr"),
                 ("sd1.5", "lowcorr"), ("sd1.5", "lowstep"), ("sd1.5", "normal"),
                 ("xl2.2", "normal")]
-AGIQA_COLUMNS = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality",
-                 "mos_align", "std_align"]
+AGIQA_COLUMNS = ["name", "prompt", "adj1", "adj2", "style", agiqa.TASK_COLUMNS["quality"],
+                 "std_quality", agiqa.TASK_COLUMNS["alignment"], "std_align"]
 _WORDS = ["cat", "city", "forest", "robot", "river", "castle", "flower", "ship", "mountain", "owl"]
 _MAX_BLUR = 3.0    # Gaussian blur radius at s = 1, in pixels per 256 px of the short side
 _MAX_NOISE = 25.0  # noise standard deviation at s = 1, in 8-bit grey levels
@@ -182,7 +185,7 @@ def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
     """
     if image_format not in ("jpg", "png"):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
-    folder = Path(root) / "AGIQA-3K"
+    folder = Path(root) / agiqa.FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     rows = _agiqa_rows(n_images, names_csv, image_format)
     quality = np.empty(len(rows))
@@ -191,11 +194,11 @@ def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
         _save(img, folder / name, image_format)
         quality[i] = 5.0 * (1.0 - strength)
     rng = np.random.default_rng([seed, 1])
-    rows["mos_quality"] = quality
+    rows[agiqa.TASK_COLUMNS["quality"]] = quality
     rows["std_quality"] = rng.uniform(0.2, 1.0, len(rows))
-    rows["mos_align"] = rng.uniform(0.0, 5.0, len(rows))
+    rows[agiqa.TASK_COLUMNS["alignment"]] = rng.uniform(0.0, 5.0, len(rows))
     rows["std_align"] = rng.uniform(0.2, 1.0, len(rows))
-    rows[AGIQA_COLUMNS].to_csv(folder / "data.csv", index=False)
+    rows[AGIQA_COLUMNS].to_csv(folder / agiqa.LABEL_FILE, index=False)
     return folder
 
 
@@ -211,18 +214,21 @@ def make_synthetic_aigciqa2023(root: str | Path, n_images: int = 64, seed: int =
 
     if n_images < 1:
         raise ValueError(f"n_images must be positive, got {n_images}")
-    folder = Path(root) / "AIGCIQA2023"
-    (folder / "allimg").mkdir(parents=True, exist_ok=True)
-    (folder / "MOS").mkdir(exist_ok=True)
+    folder = Path(root) / aigciqa2023.FOLDER
+    (folder / aigciqa2023.IMAGE_FOLDER).mkdir(parents=True, exist_ok=True)
     quality = np.empty(n_images)
     for i in range(n_images):
-        _clean, img, strength = render_example(seed, i, _size_for(sizes, f"{i}.png", i))
-        _save(img, folder / "allimg" / f"{i}.png", "png")
+        name = mat_row_name(i)
+        _clean, img, strength = render_example(seed, i, _size_for(sizes, name, i))
+        _save(img, folder / aigciqa2023.IMAGE_FOLDER / name, "png")
         quality[i] = 27.0 + 47.0 * (1.0 - strength)
     rng = np.random.default_rng([seed, 1])
-    scores = [quality, quality + rng.normal(0.0, 4.0, n_images), rng.uniform(27.0, 74.0, n_images)]
-    for k, values in enumerate(scores, start=1):
-        savemat(folder / "MOS" / f"mosz{k}.mat", {"MOSz": np.clip(values, 27.0, 74.0)[:, None]})
+    scores = {"quality": quality, "authenticity": quality + rng.normal(0.0, 4.0, n_images),
+              "correspondence": rng.uniform(27.0, 74.0, n_images)}
+    for task, values in scores.items():
+        mat_path = folder / aigciqa2023.mos_sources(task)[0][0]  # the shipped MOS/mosz{k}.mat
+        mat_path.parent.mkdir(exist_ok=True)
+        savemat(mat_path, {MAT_VARIABLE: np.clip(values, 27.0, 74.0)[:, None]})
     return folder
 
 

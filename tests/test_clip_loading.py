@@ -1,4 +1,5 @@
 """clip.load / clip.checkpoint: every weights file format, and clear errors for bad files."""
+import sys
 import warnings
 
 import pytest
@@ -149,4 +150,9 @@ def test_public_api():
                                        "ViT-L/14", "ViT-L/14@336px"]
     assert clip._MODELS["ViT-B/16"].endswith("/5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/"
                                               "ViT-B-16.pt")
-    assert package.model.convert_weights and package.simple_tokenizer.SimpleTokenizer
+    from clip.model import convert_weights
+    from clip.simple_tokenizer import SimpleTokenizer
+    assert package.model is sys.modules["clip.model"] and package.clip is sys.modules["clip.clip"]
+    assert package.simple_tokenizer is sys.modules["clip.simple_tokenizer"]
+    assert package.model.convert_weights is convert_weights
+    assert package.simple_tokenizer.SimpleTokenizer is SimpleTokenizer

@@ -89,12 +89,12 @@ def test_help_from_the_command_line():
     assert "--mos-dir" in result.stdout and "mos_correspondence.csv" in result.stdout
 
 
+@needs_real
 def test_positional_paths_and_the_original_defaults(tmp_path, monkeypatch):
     """`mat2csv.py MOS_DIR OUT_DIR`, and no arguments from the AIGCIQA2023 root (./MOS -> .)."""
     root = tmp_path / "AIGCIQA2023"
     (root / "MOS").mkdir(parents=True)
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "aigciqa2023"
-    shutil.copy(shared / "mosz2.mat", root / "MOS" / "mosz2.mat")
+    shutil.copy(REAL / "mosz2.mat", root / "MOS" / "mosz2.mat")
     assert mat2csv.main([str(root / "MOS"), str(tmp_path / "out")]) == 0
     positional = (tmp_path / "out" / "mos_authenticity.csv").read_text()
     assert positional.splitlines()[0] == "name,mos"

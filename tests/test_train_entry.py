@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import train
 from clip.random_weights import save_random_weights
@@ -151,6 +152,12 @@ def test_main_sh_builds_the_paper_protocol_command(tmp_path):
     assert opts["TEST.ALLOW_SELECTION_ON_TEST"] == "True"
     assert opts["TRAINER.CLIP_AGIQA.N_CTX"] == "16" and opts["DATASET.NUM_SHOTS"] == "1"
     assert "seed2" in calls[1]
+    # main.sh's protocol is the one configs/protocols/paper.yaml names, key for key.
+    cfg = train.setup_cfg(train.build_parser().parse_args(first[1:]))
+    paper = yaml.safe_load((REPO / "configs/protocols/paper.yaml").read_text())
+    for section, values in paper.items():
+        for key, value in values.items():
+            assert cfg[section][key] == value, f"{section}.{key}"
 
 
 def test_eval_sh_reads_the_main_sh_layout(tmp_path):

@@ -179,8 +179,15 @@ def test_resnet_backbone_head_follows_embed_dim(images):
     assert model.regression[1].in_features == 96 * (1 + 4)
     with torch.no_grad():
         out = model(images[:2])
-        assert model.encode_image(images[:2]).shape == (2, 96)
-    assert out.shape == (2,) and torch.isfinite(out).all()
+        image_features = model.encode_image(images[:2])
+        text_features = model.text_features()
+        # The head reads [image | level_0 | ... | level_3], all unit-norm 96-d features.
+        manual = model.regression(torch.cat(
+            [image_features, text_features.reshape(1, -1).expand(2, -1)], dim=1)).squeeze(1)
+    assert image_features.shape == (2, 96) and text_features.shape == (4, 96)
+    torch.testing.assert_close(image_features.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(text_features.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(out, manual)
 
 
 def test_text_feature_cache():

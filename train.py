@@ -126,11 +126,17 @@ def reset_cfg(cfg, args: argparse.Namespace) -> None:
         node[leaf] = tuple(value) if isinstance(value, list) else value
 
 
-def setup_cfg(args: argparse.Namespace):
-    """Build the frozen config of a run from the parsed arguments."""
+def base_cfg():
+    """Dassl's defaults plus every dataset and trainer key, before any file or option."""
     cfg = get_cfg_default()
     add_dataset_config(cfg)
     add_trainer_config(cfg)
+    return cfg
+
+
+def setup_cfg(args: argparse.Namespace):
+    """Build the frozen config of a run from the parsed arguments."""
+    cfg = base_cfg()
     merge_config(cfg, [args.dataset_config_file, args.config_file])
     reset_cfg(cfg, args)
     merge_config(cfg, opts=args.opts)
@@ -177,13 +183,6 @@ def _plain(exc: BaseException) -> str:
     return str(exc)
 
 
-def _default_config() -> dict:
-    cfg = get_cfg_default()
-    add_dataset_config(cfg)
-    add_trainer_config(cfg)
-    return flatten_config(cfg)
-
-
 def _report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -226,7 +225,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid config: {_plain(exc)}") from exc
-    finished = check_output_dir(cfg, _default_config(), eval_only=args.eval_only,
+    finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
                                 force=args.force, model_dir=args.model_dir,
                                 load_epoch=args.load_epoch)
     if finished is not None:

@@ -149,3 +149,19 @@ def safe_load_checkpoint(path: str, map_location: Any = "cpu") -> Any:
     return torch.load(
         path, map_location=map_location, weights_only=False, pickle_module=restricted_pickle
     )
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's keys or shapes do not match the model they are loaded into."""
+
+
+def read_module_checkpoint(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """`(checkpoint dict, state_dict)` of one module's checkpoint file (ours or the original
+    code's), read with `safe_load_checkpoint`; state-dict keys lose a DataParallel `module.`
+    prefix. Raises `FileNotFoundError` or `CheckpointMismatchError` naming `path`."""
+    checkpoint = safe_load_checkpoint(path)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(f'"{path}" holds no "state_dict" dictionary')
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return checkpoint, state

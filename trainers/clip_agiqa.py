@@ -26,7 +26,7 @@ from torch import nn
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
 
-from .checkpoint_compat import safe_load_checkpoint
+from .checkpoint_compat import CheckpointMismatchError, read_module_checkpoint
 from .config import check_trainer_config
 from .custom_clip import (CustomCLIP, load_clip_in_precision, load_clip_to_cpu,
                           resolve_precision, training_target_stats)
@@ -43,20 +43,15 @@ MODULE_NAMES = ("prompt_learner", "regression")
 RECOMPUTED_BUFFERS = frozenset({"token_prefix", "token_suffix"})
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's keys or shapes do not match the model they are loaded into."""
-
-
 def load_state_dict_checked(
     module: nn.Module, state_dict: dict, ignore: frozenset = frozenset(), source: str = ""
 ) -> None:
     """Load `state_dict` into `module` strictly, except for the keys in `ignore`.
 
-    A leading `module.` (DataParallel) is stripped from the keys. Missing or unexpected keys and
-    shape mismatches raise `CheckpointMismatchError` naming `source` and the keys.
+    Missing or unexpected keys and shape mismatches raise `CheckpointMismatchError` naming
+    `source` and the keys (`read_module_checkpoint` gives state dicts without `module.`).
     """
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
-    state = {k: v for k, v in state.items() if k not in ignore}
+    state = {k: v for k, v in state_dict.items() if k not in ignore}
     own = {k: v for k, v in module.state_dict().items() if k not in ignore}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -231,12 +226,7 @@ class CLIP_AGIQA(TrainerX):
         self.loaded_checkpoints = {}
         for name in self.get_model_names():
             path = os.path.join(directory, name, model_file)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f'Model not found at "{path}"')
-            checkpoint = safe_load_checkpoint(path)
-            state_dict = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-            if not isinstance(state_dict, dict):
-                raise CheckpointMismatchError(f'"{path}" holds no "state_dict" dictionary')
+            checkpoint, state_dict = read_module_checkpoint(path)
             ignore = RECOMPUTED_BUFFERS if name == "prompt_learner" else frozenset()
             load_state_dict_checked(self._models[name], state_dict, ignore, source=path)
             loaded_epoch = checkpoint.get("epoch")

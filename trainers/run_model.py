@@ -25,7 +25,7 @@ from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
 from dassl.utils import BEST_MODEL_NAME, ConfigError, read_checkpoint_pointer
 
-from .checkpoint_compat import safe_load_checkpoint
+from .checkpoint_compat import read_module_checkpoint
 from .clip_agiqa import MODULE_NAMES, RECOMPUTED_BUFFERS, load_state_dict_checked
 from .config import add_trainer_config
 from .custom_clip import (CustomCLIP, head_input_size, load_clip_in_precision,
@@ -86,14 +86,6 @@ def find_model_file(run_dir: str, epoch: int | None = None) -> str:
             raise FileNotFoundError(f"{os.path.join(folder, name)} does not exist (present: "
                                     f"{present})")
     return name
-
-
-def _state_dict(path: str) -> dict[str, torch.Tensor]:
-    checkpoint = safe_load_checkpoint(path)
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ConfigError(f'"{path}" holds no "state_dict" dictionary')
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def _base_config() -> CfgNode:
@@ -186,7 +178,7 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     model_file = find_model_file(run_dir, epoch)
     paths = {name: os.path.abspath(os.path.join(run_dir, name, model_file))
              for name in MODULE_NAMES}
-    states = {name: _state_dict(path) for name, path in paths.items()}
+    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()}
     config_path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isfile(config_path):
         cfg, names = _config_from_file(config_path)

@@ -150,6 +150,7 @@ class SimpleTrainer(TrainerBase):
         cfg = self.cfg
         self.update_lr()
         self._finished_epochs = self.epoch + 1
+        best_val_result = None  # set when this epoch is the best so far
         if cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST:
             split = self.selection_split()
             result = self.test(split=split)
@@ -160,9 +161,8 @@ class SimpleTrainer(TrainerBase):
                 self.best_epoch = self.epoch + 1
                 self.best_split = self.last_test_split
                 self.best_metrics = dict(self.last_test_results)
-                self.save_model(self.epoch, self.output_dir, val_result=result,
-                                model_name=BEST_MODEL_NAME)
-        self.save_latest_checkpoint(self.epoch)
+                best_val_result = result
+        self.save_latest_checkpoint(self.epoch, best_val_result)
 
     def is_kept_checkpoint(self, fname: str) -> bool:
         """Periodic files kept on disk: every ``CHECKPOINT_FREQ`` epochs and the last epoch."""
@@ -172,12 +172,15 @@ class SimpleTrainer(TrainerBase):
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         return (freq > 0 and epoch % freq == 0) or epoch == self.max_epoch
 
-    def save_latest_checkpoint(self, epoch: int) -> None:
+    def save_latest_checkpoint(self, epoch: int, best_val_result: Optional[float] = None) -> None:
         """Save the resumable ``model.pth.tar-<epoch+1>`` of every model, point ``checkpoint``
-        at it, then delete the previous one unless :meth:`is_kept_checkpoint`."""
+        at it, then delete the previous one unless :meth:`is_kept_checkpoint`. With
+        ``best_val_result`` (this epoch is the best so far) the file is also copied to
+        ``model-best.pth.tar`` (pointer ``checkpoint-best``) instead of being serialised twice."""
         names = self.get_model_names()
         previous = {n: read_checkpoint_pointer(os.path.join(self.output_dir, n)) for n in names}
-        self.save_model(epoch, self.output_dir)
+        self.save_model(epoch, self.output_dir, is_best=best_val_result is not None,
+                        val_result=best_val_result)
         current = f"model.pth.tar-{epoch + 1}"
         for name, prev in previous.items():
             if prev and prev != current and not self.is_kept_checkpoint(prev):

@@ -46,13 +46,15 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False,
     fname = model_name or f"model.pth.tar-{state['epoch']}"
     fpath = os.path.join(save_dir, fname)
     atomic_write(fpath, lambda tmp: torch.save(state, tmp))
-    if pointer:
-        atomic_write_text(os.path.join(save_dir, pointer), fname + "\n")
-    print(f"Checkpoint saved to {fpath}")
+    # The best copy comes before the resume pointer moves: a run killed in between resumes from
+    # the previous file, never from a state whose best file was not written.
     if is_best and fname != BEST_MODEL_NAME:
         best_path = os.path.join(save_dir, BEST_MODEL_NAME)
         atomic_write(best_path, lambda tmp: shutil.copyfile(fpath, tmp))
         atomic_write_text(os.path.join(save_dir, BEST_POINTER), BEST_MODEL_NAME + "\n")
+    if pointer:
+        atomic_write_text(os.path.join(save_dir, pointer), fname + "\n")
+    print(f"Checkpoint saved to {fpath}")
     return fpath
 
 

@@ -41,7 +41,7 @@ from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
 from dassl.engine.trainer import check_test_cfg
-from dassl.utils import (BEST_MODEL_NAME, ConfigError, UserError, buffer_early_output,
+from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint_file_name,
                          collect_env_info, configure_determinism, set_random_seed, setup_logger,
                          teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
@@ -167,7 +167,7 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
         raise ConfigError("--eval-only needs --model-dir: the output directory of a training run")
     if not os.path.isdir(model_dir):
         raise UserError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
-    wanted = BEST_MODEL_NAME if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    wanted = checkpoint_file_name(load_epoch)
     found = {f for d in checkpoint_dirs(model_dir) for f in os.listdir(d) if f.startswith("model")}
     if wanted not in found:
         hint = (" (pass --load-epoch E to evaluate model.pth.tar-E)"

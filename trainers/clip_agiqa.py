@@ -25,6 +25,7 @@ from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
+from dassl.utils import checkpoint_file_name
 
 from .checkpoint_compat import CheckpointMismatchError, read_module_checkpoint
 from .config import check_trainer_config
@@ -222,7 +223,7 @@ class CLIP_AGIQA(TrainerX):
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        model_file = checkpoint_file_name(epoch)
         self.loaded_checkpoints = {}
         for name in self.get_model_names():
             path = os.path.join(directory, name, model_file)

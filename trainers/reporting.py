@@ -24,7 +24,7 @@ import os
 import warnings
 from typing import Any, Iterable
 
-from dassl.utils import atomic_write_text, write_json
+from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -97,7 +97,7 @@ def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None 
         results["evaluated_checkpoint"] = {
             "model_dir": os.path.abspath(model_dir) if model_dir else None,
             "load_epoch": load_epoch,
-            "file": "model-best.pth.tar" if load_epoch is None else f"model.pth.tar-{load_epoch}",
+            "file": checkpoint_file_name(load_epoch),
             "modules": dict(getattr(trainer, "loaded_checkpoints", {}) or {}),
         }
     return _clean(results)

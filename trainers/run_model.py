@@ -23,7 +23,8 @@ from yacs.config import CfgNode
 
 from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
-from dassl.utils import BEST_MODEL_NAME, ConfigError, read_checkpoint_pointer
+from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
+                         read_checkpoint_pointer)
 
 from .checkpoint_compat import read_module_checkpoint
 from .clip_agiqa import MODULE_NAMES, RECOMPUTED_BUFFERS, load_state_dict_checked
@@ -72,7 +73,7 @@ def find_model_file(run_dir: str, epoch: int | None = None) -> str:
             f"{run_dir} is not a trained CLIP-AGIQA run directory: missing {missing} (expected "
             f"the module folders {list(MODULE_NAMES)} with checkpoints)")
     if epoch is not None:
-        name = f"model.pth.tar-{int(epoch)}"
+        name = checkpoint_file_name(epoch)
     elif all(os.path.isfile(os.path.join(f, BEST_MODEL_NAME)) for f in folders):
         name = BEST_MODEL_NAME
     else:

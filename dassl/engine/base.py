@@ -13,7 +13,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, get_rng_state,
+from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name,
+                         get_rng_state,
                          load_checkpoint, read_checkpoint_pointer, remove_stale_temp_files,
                          save_checkpoint,
                          set_rng_state, tolist_if_not)
@@ -152,7 +153,7 @@ class TrainerBase:
         epochs = [checkpoint_epoch(f) for f in fnames]
         if None in epochs:
             raise RuntimeError(f"Inconsistent checkpoint pointers in {directory}: {pointers}")
-        fname = f"model.pth.tar-{min(epochs)}"
+        fname = checkpoint_file_name(min(epochs))
         missing = [n for n in names if not os.path.isfile(os.path.join(directory, n, fname))]
         if missing:
             raise RuntimeError(f"Inconsistent checkpoints in {directory}: pointers {pointers}, "
@@ -202,7 +203,7 @@ class TrainerBase:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = BEST_MODEL_NAME if epoch is None else f"model.pth.tar-{epoch}"
+        model_file = checkpoint_file_name(epoch)
         for name in self.get_model_names():
             model_path = os.path.join(directory, name, model_file)
             if not os.path.exists(model_path):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from dassl.data import DataManager
 from dassl.evaluation import build_evaluator
 from dassl.utils import (AverageMeter, BEST_MODEL_NAME, ConfigError, MetricMeter,
+                         checkpoint_file_name,
                          mkdir_if_missing, read_checkpoint_pointer)
 
 from .base import TrainerBase, checkpoint_epoch
@@ -181,7 +182,7 @@ class SimpleTrainer(TrainerBase):
         previous = {n: read_checkpoint_pointer(os.path.join(self.output_dir, n)) for n in names}
         self.save_model(epoch, self.output_dir, is_best=best_val_result is not None,
                         val_result=best_val_result)
-        current = f"model.pth.tar-{epoch + 1}"
+        current = checkpoint_file_name(epoch + 1)
         for name, prev in previous.items():
             if prev and prev != current and not self.is_kept_checkpoint(prev):
                 path = os.path.join(self.output_dir, name, prev)

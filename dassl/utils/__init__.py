@@ -13,7 +13,8 @@ from .reproducibility import (collect_env_info, configure_determinism, get_rng_s
 from .tools import (atomic_write, atomic_write_text, check_isfile, listdir_nohidden,
                     mkdir_if_missing, read_image, read_json, remove_stale_temp_files,
                     tolist_if_not, write_json)
-from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, load_checkpoint,
+from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name,
+                         load_checkpoint,
                          load_pretrained_weights, read_checkpoint_pointer, resume_from_checkpoint,
                          save_checkpoint)
 
@@ -23,7 +24,7 @@ __all__ = [
     "configure_determinism", "get_rng_state", "set_random_seed", "set_rng_state", "atomic_write",
     "atomic_write_text", "check_isfile", "listdir_nohidden", "mkdir_if_missing", "read_image",
     "read_json", "remove_stale_temp_files", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
-    "LATEST_POINTER", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
+    "LATEST_POINTER", "checkpoint_file_name", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
     "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError",
     "CheckpointFileError", "find_unreadable_images", "format_bad_images", "image_problem",
 ]

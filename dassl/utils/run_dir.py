@@ -17,7 +17,7 @@ import yaml
 from .errors import ConfigError, UserError
 from .run_record import CONFIG_FILE
 from .tools import read_json
-from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER
+from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "IGNORED_KEYS", "flatten_config", "read_config_file",
            "config_differences", "read_results", "checkpoint_dirs", "move_previous_run",
@@ -204,6 +204,6 @@ def _other_evaluation(results: dict, model_dir: str, load_epoch: Optional[int]) 
 def _checkpoint_newer(model_dir: str, load_epoch: Optional[int], out: str) -> bool:
     """True when the evaluated checkpoint changed after the stored evaluation was written."""
     written = os.path.getmtime(os.path.join(out, RESULTS_FILE))
-    wanted = BEST_MODEL_NAME if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    wanted = checkpoint_file_name(load_epoch)
     files = [os.path.join(d, wanted) for d in checkpoint_dirs(model_dir)]
     return any(os.path.isfile(f) and os.path.getmtime(f) > written for f in files)

@@ -23,6 +23,12 @@ LATEST_POINTER = "checkpoint"
 BEST_POINTER = "checkpoint-best"
 
 
+def checkpoint_file_name(epoch: Optional[int] = None) -> str:
+    """``model.pth.tar-<epoch>`` (1-based epoch), or ``model-best.pth.tar`` when ``epoch`` is
+    None."""
+    return BEST_MODEL_NAME if epoch is None else f"model.pth.tar-{int(epoch)}"
+
+
 def _strip_module_prefix(state_dict: dict) -> OrderedDict:
     """Drop the ``module.`` prefix DataParallel adds to parameter names."""
     return OrderedDict((k[7:] if k.startswith("module.") else k, v) for k, v in state_dict.items())
@@ -43,7 +49,7 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False,
     if remove_module_from_keys:
         state = dict(state)
         state["state_dict"] = _strip_module_prefix(state["state_dict"])
-    fname = model_name or f"model.pth.tar-{state['epoch']}"
+    fname = model_name or checkpoint_file_name(state["epoch"])
     fpath = os.path.join(save_dir, fname)
     atomic_write(fpath, lambda tmp: torch.save(state, tmp))
     # The best copy comes before the resume pointer moves: a run killed in between resumes from

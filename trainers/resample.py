@@ -64,6 +64,11 @@ class AxisMaps:
     keep: torch.Tensor
     flip: torch.Tensor
 
+    def __getitem__(self, index) -> "AxisMaps":
+        """The maps of the images selected by `index` (a slice or an index tensor)."""
+        return AxisMaps(self.start[index], self.length[index], self.resized[index],
+                        self.keep[index], self.flip[index])
+
     def to(self, device: torch.device) -> "AxisMaps":
         # Small host tensors: an asynchronous copy does not wait for queued GPU work.
         return AxisMaps(*(t.to(device, non_blocking=True) for t in
@@ -127,14 +132,9 @@ def apply_axis_maps(pixels: torch.Tensor, rows: AxisMaps, cols: AxisMaps,
     step = max(1, MAX_RESAMPLE_ELEMENTS // (channels * height * width))
     for lo in range(0, batch, step):
         part = slice(lo, min(batch, lo + step))
-        w_rows = axis_weights(_slice(rows, part), height, out_h, interpolation, pixels.device)
-        w_cols = axis_weights(_slice(cols, part), width, out_w, interpolation, pixels.device)
+        w_rows = axis_weights(rows[part], height, out_h, interpolation, pixels.device)
+        w_cols = axis_weights(cols[part], width, out_w, interpolation, pixels.device)
         x = torch.matmul(pixels[part].float(), w_cols.transpose(1, 2)[:, None])  # (b, C, H, w)
         x = torch.matmul(w_rows[:, None], x.round_().clamp_(0.0, 255.0))         # (b, C, h, w)
         out[part] = x.round_().clamp_(0.0, 255.0)
     return out
-
-
-def _slice(maps: AxisMaps, part: slice) -> AxisMaps:
-    return AxisMaps(maps.start[part], maps.length[part], maps.resized[part], maps.keep[part],
-                    maps.flip[part])

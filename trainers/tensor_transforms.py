@@ -176,15 +176,10 @@ class TensorTransform:
             # non_blocking: a plain host-to-GPU copy would wait for the queued GPU work, and
             # the CPU could no longer draw the next chunk while the GPU encodes this one.
             part = positions.to(device, non_blocking=True)
-            out[part] = apply_axis_maps(pixels, _take(rows, positions), _take(cols, positions),
+            out[part] = apply_axis_maps(pixels, rows[positions], cols[positions],
                                         self.size, self.interpolation)
         out.div_(255.0)
         if self.normalize:
             mean = self.mean.to(device, non_blocking=True)
             out.sub_(mean).div_(self.std.to(device, non_blocking=True))
         return out
-
-
-def _take(maps: AxisMaps, positions: torch.Tensor) -> AxisMaps:
-    return AxisMaps(maps.start[positions], maps.length[positions], maps.resized[positions],
-                    maps.keep[positions], maps.flip[positions])

@@ -33,7 +33,8 @@ def test_public_defaults_of_the_reference():
         "TRAIN.CHECKPOINT_FREQ": 0, "TRAIN.PRINT_FREQ": 10,
         "TEST.EVALUATOR": "IQA", "TEST.PER_CLASS_RESULT": False, "TEST.COMPUTE_CMAT": False,
         "TEST.NO_TEST": False, "TEST.SPLIT": "test", "TEST.FINAL_MODEL": "last_step",
-        "TEST.ALLOW_SELECTION_ON_TEST": False, "DETERMINISTIC": False, "TRAINER.NAME": "",
+        "TEST.ALLOW_SELECTION_ON_TEST": False, "TEST.NUM_CROPS": 1, "DETERMINISTIC": False,
+        "TRAINER.NAME": "",
     }
     for key, value in expected.items():
         node = cfg

@@ -100,6 +100,7 @@ _C.TEST.NO_TEST = False  # skip all evaluation
 _C.TEST.SPLIT = "test"  # split of the final evaluation: test | val
 _C.TEST.FINAL_MODEL = "last_step"  # last_step | best_val (select the best epoch by the first metric)
 _C.TEST.ALLOW_SELECTION_ON_TEST = False  # best_val without a val split selects on test (paper protocol)
+_C.TEST.NUM_CROPS = 1  # test crops per image: 1 = centre crop; C > 1 = native-resolution grid, mean
 
 _C.TRAINER = CN()
 _C.TRAINER.NAME = ""  # TRAINER_REGISTRY key

@@ -13,7 +13,9 @@ number of levels and the head input are read off the checkpoints, the rest comes
 MOS, higher is better); a name is the file name for files given directly and the path relative
 to the folder for files found in a folder. With --labels (CSV with columns name,mos) the
 SRCC/PLCC/KRCC/RMSE against those MOS are printed and saved next to the CSV as
-`<csv name>.metrics.json`. Exit status: 0 done, 2 bad input (one `error:` line on stderr).
+`<csv name>.metrics.json`. A run trained with prompt-conditioned level prompts
+(TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE) needs `--prompts`, a CSV with columns name,prompt giving
+each scored image's generation prompt (names as in the output CSV, or file names). Exit status: 0 done, 2 bad input (one `error:` line on stderr).
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
                         default=None, help="for runs without config.yaml (default end)")
     parser.add_argument("--labels", default=None, help="CSV with columns name,mos: report metrics")
+    parser.add_argument("--prompts", default=None,
+                        help="CSV with columns name,prompt: each image's generation prompt (runs "
+                             "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -136,6 +141,38 @@ def label_metrics(names: Sequence[str], scores: Sequence[float],
     return {"n_scored": len(names), "n_labelled": len(pred), "metrics": metrics}
 
 
+def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
+                  needed: bool) -> list[str] | None:
+    """The generation prompt of every `(name, path)` image from the `name,prompt` CSV `path`
+    (looked up by name, else by file name); None when the run does not need prompts.
+
+    Raises `ValueError` when the run needs prompts and none are given or an image has none.
+    """
+    if not needed:
+        if path:
+            print(f"note: --prompts {path} is ignored: this run's level prompts carry no "
+                  "generation prompt", file=sys.stderr)
+        return None
+    if not path:
+        raise ValueError("this run conditions its level prompts on each image's generation "
+                         "prompt (TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE): pass --prompts, a CSV with "
+                         "columns name,prompt")
+    from datasets.prompts import read_prompt_file
+
+    table = read_prompt_file(path)
+    lookup = dict(zip(table["name"], table["prompt"]))
+    prompts, missing = [], []
+    for name, _ in images:
+        key = name if name in lookup else os.path.basename(name)
+        if key not in lookup:
+            missing.append(name)
+        prompts.append(lookup.get(key, ""))
+    if missing:
+        raise ValueError(f"--prompts {path} has no prompt for {len(missing)} of {len(images)} "
+                         f"images, e.g. {missing[0]}")
+    return prompts
+
+
 def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:
     """CSV `name,score` (scores in full float precision), written atomically."""
     buffer = io.StringIO()
@@ -171,8 +208,10 @@ def run(args: argparse.Namespace) -> int:
         return tqdm(iterator, total=total, desc="scoring", unit="batch", file=sys.stderr,
                     disable=args.no_progress)
 
+    prompts = image_prompts(images, args.prompts, scorer.needs_prompts)
     scores = scorer.score_paths([p for _, p in images], batch_size=args.batch_size,
-                                workers=args.workers, progress=progress).tolist()
+                                workers=args.workers, progress=progress,
+                                prompts=prompts).tolist()
     names = [n for n, _ in images]
     write_scores(args.output, names, scores)
     print(f"Scores written to {args.output}", file=sys.stderr)

@@ -24,14 +24,15 @@ def to_datums(part: pd.DataFrame, data: LevelledData) -> list[Datum]:
     """One ``Datum`` per row of ``part``, in order.
 
     ``name`` is the image name exactly as the label file gives it (split files print it),
-    ``impath`` the resolved path, ``mos`` a Python float, ``label`` the level index and
-    ``classname`` its level name. Existence was already checked in bulk, so ``check_file`` is off.
+    ``impath`` the resolved path, ``mos`` a Python float, ``label`` the level index,
+    ``classname`` its level name and ``prompt`` the generation prompt (None without one). Existence was already checked in bulk, so ``check_file`` is off.
     """
     folder = data.image_dir
+    prompts = part["prompt"] if "prompt" in part else [None] * len(part)
     return [
         Datum(impath=str(folder / name), label=int(label), classname=data.level_names[int(label)],
-              mos=float(mos), name=name)
-        for name, mos, label in zip(part["name"], part["mos"], part["label"])
+              mos=float(mos), name=name, prompt=prompt)
+        for name, mos, label, prompt in zip(part["name"], part["mos"], part["label"], prompts)
     ]
 
 

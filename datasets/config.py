@@ -21,8 +21,9 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "VAL_RATIO": (0.0, "fraction of the training split carved out as validation; 0 = no val"),
     "SPLIT_MODE": ("random", "'random' = split rows (the reference split); 'prompt' = split "
                              "whole prompts, so no prompt is in two parts (ratios approximate)"),
-    "PROMPT_FILE": ("", "CSV with columns name,prompt giving each image's prompt for SPLIT_MODE "
-                        "prompt; '' = the label file's own prompt column (AGIQA-3K has one)"),
+    "PROMPT_FILE": ("", "CSV with columns name,prompt giving each image's prompt (SPLIT_MODE "
+                        "prompt, TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE); '' = the label file's own "
+                        "prompt column (AGIQA-3K has one)"),
     "CHECK_FILES": (True, "verify that every listed image exists and decodes before training"),
     "SKIP_BAD_IMAGES": (False, "with CHECK_FILES: leave out images that do not decode (warning "
                                "+ list in the log) instead of stopping with an error"),

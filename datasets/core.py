@@ -100,15 +100,16 @@ def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task
 
     ``default_thresholds`` maps each task to the thresholds used when
     ``DATASET.LEVEL_THRESHOLDS`` is empty. Levels are computed per row, so they do not depend on
-    the split. With ``options.split_mode == "prompt"`` the split is prompt-disjoint, using the
-    prompts of ``options.prompt_file`` when set, else the table's own ``prompt`` column.
+    the split. The prompts of ``options.prompt_file``, when set, replace the table's own
+    ``prompt`` column (for a prompt-disjoint split and for prompt-conditioned level prompts).
+    With ``options.split_mode == "prompt"`` the split is prompt-disjoint.
     """
     thresholds = resolve_thresholds(options.level_thresholds, default_thresholds[task])
     names, thresholds = validate_levels(options.level_names, thresholds)
     if options.check_files:
         check_images(image_dir, table["name"].tolist())
     labelled = table.copy()
-    if options.split_mode == "prompt" and options.prompt_file:
+    if options.prompt_file:
         labelled = attach_prompts(labelled, options.prompt_file)
     labelled["label"] = mos_to_levels(labelled["mos"].to_numpy(), thresholds)
     split = split_table(labelled, options.test_ratio, options.split_seed, options.val_ratio,

@@ -3,7 +3,8 @@
 #
 # Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...]
 #   DATASET  AGIQA | AIGCIQA2023 (configs/datasets/DATASET.yaml)
-#   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml)
+#   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
+#            ablation, e.g. head_similarity (configs/ablations/CFG.yaml; CTP/NCTX/CSC still apply)
 #   CTP      class token position: end | middle | front
 #   NCTX     number of context tokens, e.g. 16
 #   SHOTS    DATASET.NUM_SHOTS (kept for the CoOp output layout; the IQA datasets use all images)
@@ -19,11 +20,15 @@
 set -euo pipefail
 
 if [ "$#" -lt 6 ]; then
-    sed -n '2,13p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
 fi
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh" "$@"
+if [ ! -f "${METHOD_CONFIG}" ]; then
+    echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or configs/ablations/${CFG}.yaml" >&2
+    exit 2
+fi
 shift 6
 SEEDS=("$@")
 if [ "${#SEEDS[@]}" -eq 0 ]; then

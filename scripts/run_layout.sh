@@ -13,7 +13,11 @@ NCTX=$4
 SHOTS=$5
 CSC=$6
 DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
+# CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.
 METHOD_CONFIG=${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml
+if [ ! -f "${METHOD_CONFIG}" ] && [ -f "${REPO}/configs/ablations/${CFG}.yaml" ]; then
+    METHOD_CONFIG=${REPO}/configs/ablations/${CFG}.yaml
+fi
 # The method options of a run, as train.py's trailing KEY VALUE pairs.
 METHOD_OPTS=(
     TRAINER.CLIP_AGIQA.N_CTX "${NCTX}"

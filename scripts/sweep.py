@@ -5,6 +5,7 @@ Usage:
     python scripts/sweep.py configs/sweeps/example.yaml [--dry-run]
     python scripts/sweep.py --datasets AGIQA --variants vit_b16_ep100 \\
         --protocol paper val --seeds 1 2 3 --split-seeds 42 --root ./data --output output/sweep
+    python scripts/sweep.py configs/sweeps/ablations.yaml   # every yaml of configs/ablations
 
 Each run is one ``train.py`` process writing to
 ``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``; runs go in parallel, one per
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "defined in the spec")
     parser.add_argument("--variants", nargs="+", default=None,
                         help="method variants: [NAME=]CONFIG (configs/trainers/CLIP_AGIQA/"
-                             "<CONFIG>.yaml or a yaml path) or names defined in the spec")
+                             "<CONFIG>.yaml or a yaml path), a folder of yaml files (e.g. "
+                             "configs/ablations) or names defined in the spec")
     parser.add_argument("--protocol", "--protocols", dest="protocols", nargs="+", default=None,
                         help="protocols: configs/protocols/<NAME>.yaml or yaml paths "
                              "(default: paper)")
@@ -132,6 +134,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SweepError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
+    skipped = spec.skipped()
+    if skipped:
+        print(f"left out {len(skipped)} dataset x variant pair(s) whose variant is named for "
+              f"another database: {', '.join(f'{d}/{v}' for d, v in skipped)}")
     status = {job.key: run_status(job.output_dir) for job in jobs}
     counts = {s: sum(v == s for v in status.values()) for s in ("done", "resume", "new")}
     print(f"sweep {spec.output}: {len(jobs)} run(s): {counts['done']} done, "

@@ -91,23 +91,31 @@ def test_ablation_builds_and_trains_one_step(method_yaml, assets, tmp_path):
     # The ablated setting reached the model.
     levels = len(cfg.DATASET.LEVEL_NAMES)
     assert list(trainer.dm.dataset.classnames) == list(cfg.DATASET.LEVEL_NAMES)
-    expected_in = {"image_text": EMBED_DIM * (1 + levels), "image": EMBED_DIM,
-                   "text": EMBED_DIM * levels}[node.HEAD_INPUT]
-    assert model.regression[1].in_features == expected_in
+    if node.HEAD == "similarity":
+        assert set(model.regression.state_dict()) == {"logit_scale", "slope", "intercept"}
+    else:
+        expected_in = {"image_text": EMBED_DIM * (1 + levels), "image": EMBED_DIM,
+                       "text": EMBED_DIM * levels}[node.HEAD_INPUT]
+        assert model.regression[1].in_features == expected_in
     n_ctx = count_bpe_tokens(node.CTX_INIT) if node.CTX_INIT else node.N_CTX
     assert model.prompt_learner.n_ctx == n_ctx
     assert model.prompt_learner.ctx.dim() == (3 if node.CSC and not node.CTX_INIT else 2)
     assert model.prompt_learner.class_token_position == node.CLASS_TOKEN_POSITION
     keys = set(model.regression.state_dict())
     upstream_keys = {"1.weight", "1.bias", "4.weight", "4.bias"}
-    assert keys == (upstream_keys | {"target_mean", "target_std"}
-                    if node.STANDARDIZE_TARGET else upstream_keys)
+    if node.HEAD == "mlp":
+        assert keys == (upstream_keys | {"target_mean", "target_std"}
+                        if node.STANDARDIZE_TARGET else upstream_keys)
+    tuned = node.TRAIN_IMAGE_ENCODER != "none"
+    assert trainer.get_model_names() == ["prompt_learner", "regression"] + (
+        ["image_encoder"] if tuned else [])
 
-    before = model.regression[1].weight.detach().clone()
+    head_param = model.regression.slope if node.HEAD == "similarity" else model.regression[1].weight
+    before = head_param.detach().clone()
     trainer.set_model_mode("train")
     summary = trainer.forward_backward(next(iter(trainer.train_loader_x)))
     assert math.isfinite(summary["loss"]) and summary["loss"] > 0
-    assert not torch.equal(before, model.regression[1].weight)
+    assert not torch.equal(before, head_param)
 
 
 def test_head_inputs_are_built_as_documented():

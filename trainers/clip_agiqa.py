@@ -25,21 +25,49 @@ from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import checkpoint_file_name
+from dassl.utils import ConfigError, checkpoint_file_name
 
 from .checkpoint_compat import CheckpointMismatchError, read_module_checkpoint
 from .config import check_trainer_config
 from .custom_clip import (CustomCLIP, load_clip_in_precision, load_clip_to_cpu,
                           resolve_precision, training_target_stats)
-from .feature_loaders import CachedFeatureLoader, FeatureEpochLoader, ImageFeatureEncoder
+from .feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
+                              ImageFeatureEncoder)
+from .multi_crop import MultiCropTransform
+from .similarity_head import training_mos_range
 from .prompt_learner import PromptLearner, TextEncoder
 from .tensor_transforms import TensorTransform, unsupported_reason
 
 __all__ = ["CLIP_AGIQA", "CustomCLIP", "PromptLearner", "TextEncoder", "load_clip_to_cpu",
            "CheckpointMismatchError", "load_state_dict_checked"]
 
-# Module names in registration order (also the checkpoint sub-folders).
+# Module names in registration order (also the checkpoint sub-folders); runs that fine-tune the
+# image encoder (TRAIN_IMAGE_ENCODER) add ENCODER_MODULE after them.
 MODULE_NAMES = ("prompt_learner", "regression")
+ENCODER_MODULE = "image_encoder"
+
+
+def module_names(cfg) -> tuple[str, ...]:
+    """Checkpointed modules of a run of `cfg`, in registration order."""
+    tuned = cfg.TRAINER.CLIP_AGIQA.TRAIN_IMAGE_ENCODER != "none"
+    return MODULE_NAMES + ((ENCODER_MODULE,) if tuned else ())
+
+
+def check_prompts(cfg, splits: dict) -> None:
+    """With `PROMPT_TEMPLATE`, every image of every split needs a generation prompt.
+
+    `splits` maps a split name to its Datum list. Raises `ConfigError` naming the first image
+    without one and how to provide prompts.
+    """
+    if not cfg.TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE:
+        return
+    for split, items in splits.items():
+        missing = [item.name for item in items or [] if getattr(item, "prompt", None) is None]
+        if missing:
+            raise ConfigError(
+                f"TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's generation prompt, but "
+                f"{len(missing)} {split} image(s) have none (e.g. {missing[0]}): use a database "
+                "with a prompt column (AGIQA-3K) or set DATASET.PROMPT_FILE (CSV name,prompt)")
 # Prompt buffers recomputed from the current level names; dropped from loaded checkpoints.
 RECOMPUTED_BUFFERS = frozenset({"token_prefix", "token_suffix"})
 
@@ -96,14 +124,24 @@ class CLIP_AGIQA(TrainerX):
         print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip_in_precision(cfg, self.prec)
 
+        node = cfg.TRAINER.CLIP_AGIQA
+        dataset = self.dm.dataset
+        check_prompts(cfg, {"training": dataset.train_x, "validation": dataset.val,
+                            "test": dataset.test})
         print("Building custom CLIP")
+        mos_range = training_mos_range(dataset.train_x) if node.HEAD == "similarity" else None
         self.model = CustomCLIP(cfg, classnames, clip_model,
-                                training_target_stats(cfg, self.dm.dataset.train_x))
+                                training_target_stats(cfg, dataset.train_x), mos_range)
 
         print("Turning off gradients in both the image and the text encoder")
         trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith(trainable_prefixes))
+        if self.model.encoder_tuning is not None:
+            print(f"Fine-tuning the image encoder: TRAIN_IMAGE_ENCODER {node.TRAIN_IMAGE_ENCODER} "
+                  f"(learning rate {node.ENCODER_LR}, parameters in float32)")
+            for param in self.model.encoder_tuning.parameters():
+                param.requires_grad_(True)
         for name, param in self.model.named_parameters():
             if param.requires_grad:
                 print(f"training paras:  {name}")
@@ -116,11 +154,21 @@ class CLIP_AGIQA(TrainerX):
             optim = build_optimizer(module, cfg.OPTIM)
             sched = build_lr_scheduler(optim, cfg.OPTIM)
             self.register_model(name, module, optim, sched)
+        if self.model.encoder_tuning is not None:
+            encoder_optim_cfg = cfg.OPTIM.clone()
+            encoder_optim_cfg.defrost()
+            encoder_optim_cfg.LR = float(node.ENCODER_LR)
+            optim = build_optimizer(self.model.encoder_tuning, encoder_optim_cfg)
+            sched = build_lr_scheduler(optim, encoder_optim_cfg)
+            self.register_model(ENCODER_MODULE, self.model.encoder_tuning, optim, sched)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
 
         self.pipeline = self._resolve_pipeline()
         if self.pipeline == "fast":
             self._use_feature_loaders()
+        elif int(cfg.TEST.NUM_CROPS) > 1:
+            raise ConfigError("TEST.NUM_CROPS > 1 needs the fast pipeline, which this config "
+                              "cannot use (see the log line above)")
 
     def _resolve_pipeline(self) -> str:
         """The configured PIPELINE, or "reference" when the fast one cannot reproduce the data
@@ -139,8 +187,10 @@ class CLIP_AGIQA(TrainerX):
         on_device = node.DECODED_ON == "device"
         self.image_feature_encoder = ImageFeatureEncoder(
             self.model, self.device, node.ENCODE_BATCH_SIZE, self._autocast)
-        test_transform = TensorTransform(cfg, is_train=False)
-        self.train_loader_x = FeatureEpochLoader(
+        test_transform = MultiCropTransform(cfg)
+        train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
+            else FeatureEpochLoader
+        self.train_loader_x = train_loader(
             self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
             self.image_feature_encoder, on_device)
         self.test_loader = CachedFeatureLoader(
@@ -149,18 +199,28 @@ class CLIP_AGIQA(TrainerX):
             self.val_loader = CachedFeatureLoader(
                 self.dm.val_loader, test_transform, self.image_feature_encoder, on_device)
         place = self.device if on_device else "cpu"
+        crops = int(cfg.TEST.NUM_CROPS)
+        tests = f"{crops} test crops per image, " if crops > 1 else ""
+        if self.model.encoder_tuning is not None:
+            print(f"Pipeline: fast, but the image encoder trains (TRAIN_IMAGE_ENCODER "
+                  f"{node.TRAIN_IMAGE_ENCODER}), so the image features change every step and the "
+                  f"training feature cache does not apply: images decoded once and kept on "
+                  f"{place}, augmented on the device and encoded at every step; {tests}test "
+                  "features recomputed after each update")
+            return
         print(f"Pipeline: fast (images decoded once and kept on {place}, encoded in batches of "
-              f"{node.ENCODE_BATCH_SIZE}, test features cached)")
+              f"{node.ENCODE_BATCH_SIZE}, {tests}test features cached)")
 
     def _autocast(self):
         """Autocast for amp (as the reference forward), a no-op context otherwise."""
         return torch.amp.autocast(self.device.type) if self.prec == "amp" else nullcontext()
 
-    def _predict(self, inputs: torch.Tensor) -> torch.Tensor:
-        """`(B,)` MOS from images `(B, 3, H, W)` or precomputed image features `(B, D)`."""
+    def _predict(self, inputs: torch.Tensor, prompts=None) -> torch.Tensor:
+        """`(B,)` MOS from images `(B, 3, H, W)` or precomputed image features `(B, D)` (or
+        `(B, C, D)` test crops); `prompts`: the images' generation prompts (PROMPT_TEMPLATE)."""
         if inputs.dim() == 4:
-            return self.model(inputs)
-        return self.model.predict_from_features(inputs)
+            return self.model(inputs, prompts)
+        return self.model.predict_from_features(inputs, prompts)
 
     def set_model_mode(self, mode: str = "train", names=None) -> None:
         """Also switch the whole CustomCLIP, not only the registered modules (for all names)."""
@@ -184,6 +244,7 @@ class CLIP_AGIQA(TrainerX):
     def parse_batch_test(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """`(inputs, target)` as `parse_batch_train`; target = `mos` float32, else `label`."""
         inputs = batch["feat"] if "feat" in batch else batch["img"]
+        self._test_prompts = batch.get("prompt")
         if "mos" in batch:
             target = batch["mos"].to(self.device, dtype=torch.float32)
         else:
@@ -191,12 +252,13 @@ class CLIP_AGIQA(TrainerX):
         return inputs.to(self.device, non_blocking=True), target
 
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
-        return self._predict(input)
+        # The generation prompts of the batch last seen by parse_batch_test (PROMPT_TEMPLATE).
+        return self._predict(input, getattr(self, "_test_prompts", None))
 
     def forward_backward(self, batch: dict) -> dict[str, float]:
         inputs, mos = self.parse_batch_train(batch)
         with self._autocast():
-            output = self._predict(inputs)
+            output = self._predict(inputs, batch.get("prompt"))
         loss = self.model.loss(output, mos)
         if self.scaler is None:
             self.model_backward_and_update(loss)

@@ -16,6 +16,8 @@ PIPELINES = ("fast", "reference")
 DECODED_ON = ("device", "cpu")
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 HEAD_INPUTS = ("image_text", "image", "text")
+HEADS = ("mlp", "similarity")
+ENCODER_MODES = ("none", "last_k", "lora")
 # Tokens of a prompt besides the context and the level name: SOT, the final "." and EOT.
 EXTRA_PROMPT_TOKENS = 3
 
@@ -35,6 +37,16 @@ _KEYS = {
                                  "features scaled by their cosine similarity to the image)"),
     "STANDARDIZE_TARGET": (False, "regress (MOS - mean) / std of the training split (MSE on that "
                                   "scale); False = raw MOS (upstream); predictions stay in MOS"),
+    "HEAD": ("mlp", "mlp: regression MLP (upstream); similarity: CLIP logit scale x cosine to each "
+                    "level, softmax, expected level index, learned affine map to MOS"),
+    "PROMPT_TEMPLATE": ("", "level prompt with the image's generation prompt, e.g. "
+                            "'{level}, {prompt}'; '' = plain level prompts (upstream)"),
+    "TRAIN_IMAGE_ENCODER": ("none", "image encoder: none (frozen, upstream), last_k (last "
+                                    "ENCODER_LAST_K blocks train) or lora (rank LORA_RANK)"),
+    "ENCODER_LAST_K": (1, "last_k: number of trained transformer blocks at the top of the ViT"),
+    "LORA_RANK": (4, "lora: rank of the adapters on the attention and MLP projections"),
+    "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
+                         "prompts' and head's)"),
 }
 
 
@@ -76,6 +88,30 @@ def context_token_count(cfg: CN) -> int:
     return int(cfg.TRAINER.CLIP_AGIQA.N_CTX)
 
 
+def _check_variant_keys(node: CN) -> None:
+    """HEAD, PROMPT_TEMPLATE and the image-encoder keys (see `_KEYS`)."""
+    from .prompt_template import check_template
+
+    if node.HEAD not in HEADS:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.HEAD must be one of {HEADS}, got {node.HEAD!r}")
+    if node.HEAD == "similarity" and (node.HEAD_INPUT != "image_text" or node.STANDARDIZE_TARGET):
+        raise ValueError("TRAINER.CLIP_AGIQA.HEAD similarity has no MLP: leave HEAD_INPUT "
+                         "image_text and STANDARDIZE_TARGET False")
+    check_template(node.PROMPT_TEMPLATE)
+    if node.PROMPT_TEMPLATE and node.CLASS_TOKEN_POSITION != "end":
+        raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE places the level after the context: "
+                         "it needs CLASS_TOKEN_POSITION end")
+    if node.TRAIN_IMAGE_ENCODER not in ENCODER_MODES:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.TRAIN_IMAGE_ENCODER must be one of {ENCODER_MODES}, "
+                         f"got {node.TRAIN_IMAGE_ENCODER!r}")
+    for key in ("ENCODER_LAST_K", "LORA_RANK"):
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"TRAINER.CLIP_AGIQA.{key} must be a positive integer, got {value!r}")
+    if isinstance(node.ENCODER_LR, bool) or not float(node.ENCODER_LR) > 0:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.ENCODER_LR must be positive, got {node.ENCODER_LR!r}")
+
+
 def check_trainer_config(
     cfg: CN, classnames: Sequence[str] | None = None, context_length: int = 77
 ) -> None:
@@ -109,9 +145,15 @@ def check_trainer_config(
     if not isinstance(node.STANDARDIZE_TARGET, bool):
         raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET must be True or False, got "
                          f"{node.STANDARDIZE_TARGET!r}")
+    _check_variant_keys(node)
     if isinstance(node.ENCODE_BATCH_SIZE, bool) or int(node.ENCODE_BATCH_SIZE) < 1:
         raise ValueError("TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE must be a positive integer, got "
                          f"{node.ENCODE_BATCH_SIZE!r}")
+    if int(cfg.TEST.NUM_CROPS) < 1 or isinstance(cfg.TEST.NUM_CROPS, bool):
+        raise ValueError(f"TEST.NUM_CROPS must be a positive integer, got {cfg.TEST.NUM_CROPS!r}")
+    if int(cfg.TEST.NUM_CROPS) > 1 and node.PIPELINE != "fast":
+        raise ValueError("TEST.NUM_CROPS > 1 needs TRAINER.CLIP_AGIQA.PIPELINE fast (the crops "
+                         "are cut from the decoded images)")
     ctx_init = node.CTX_INIT.replace("_", " ").strip()
     if not ctx_init and (isinstance(node.N_CTX, bool) or int(node.N_CTX) < 1):
         raise ValueError(f"TRAINER.CLIP_AGIQA.N_CTX must be a positive integer, got {node.N_CTX!r}")

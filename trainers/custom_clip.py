@@ -20,7 +20,10 @@ from clip import clip
 from clip.checkpoint import model_from_file
 from clip.weights import resolve_weights
 
+from .encoder_tuning import attach_encoder_tuning
 from .prompt_learner import PromptLearner, TextEncoder
+from .prompt_template import ConditionedPromptTokens, conditioned_embeddings
+from .similarity_head import SimilarityHead
 
 # Hidden width and dropout probability of the regression head (upstream values).
 HEAD_HIDDEN = 512
@@ -75,7 +78,8 @@ def head_input_size(head_input: str, embed_dim: int, n_levels: int) -> int:
 
 def build_head_input(head_input: str, image_features: torch.Tensor,
                      text_features: torch.Tensor | None) -> torch.Tensor:
-    """Per-image head input `(B, head_input_size)` from `(B, D)` image and `(L, D)` text features.
+    """Per-image head input `(B, head_input_size)` from `(B, D)` image and `(L, D)` text features
+    (or `(B, L, D)`: per-image level prompts, `TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE`).
 
     - image_text: `[image | level_0 | ... | level_{L-1}]` (upstream);
     - image: the image feature alone (the prompts play no part);
@@ -89,11 +93,16 @@ def build_head_input(head_input: str, image_features: torch.Tensor,
         raise ValueError(f"HEAD_INPUT {head_input!r} needs the level-prompt features")
     text = text_features.to(image_features.dtype)
     batch = image_features.shape[0]
+    shared = text.dim() == 2
     if head_input == "image_text":
-        return torch.cat([image_features, text.reshape(1, -1).expand(batch, -1)], dim=1)
+        flat = text.reshape(1, -1).expand(batch, -1) if shared else text.reshape(batch, -1)
+        return torch.cat([image_features, flat], dim=1)
     if head_input == "text":
-        similarity = image_features @ text.t()                       # (B, L)
-        return (similarity.unsqueeze(-1) * text.unsqueeze(0)).reshape(batch, -1)
+        if shared:
+            similarity = image_features @ text.t()                   # (B, L)
+            return (similarity.unsqueeze(-1) * text.unsqueeze(0)).reshape(batch, -1)
+        similarity = torch.einsum("bd,bld->bl", image_features, text)
+        return (similarity.unsqueeze(-1) * text).reshape(batch, -1)
     raise ValueError(f"TRAINER.CLIP_AGIQA.HEAD_INPUT must be image_text, image or text, "
                      f"got {head_input!r}")
 
@@ -165,7 +174,8 @@ class CustomCLIP(nn.Module):
     """
 
     def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module,
-                 target_stats: tuple[float, float] | None = None) -> None:
+                 target_stats: tuple[float, float] | None = None,
+                 mos_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         node = cfg.TRAINER.CLIP_AGIQA
         self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
@@ -174,9 +184,25 @@ class CustomCLIP(nn.Module):
         self.embed_dim = int(clip_model.text_projection.shape[1])
         self.n_levels = len(classnames)
         self.head_input = node.HEAD_INPUT
-        self.head_in_features = head_input_size(self.head_input, self.embed_dim, self.n_levels)
-        self.regression = RegressionHead(self.head_in_features, node.STANDARDIZE_TARGET,
-                                         target_stats)
+        self.head = node.HEAD
+        if self.head == "similarity":
+            # The head's logit scale is CLIP's own (exp of the stored log scale), frozen.
+            self.regression = SimilarityHead(self.n_levels,
+                                             float(clip_model.logit_scale.detach().float().exp()), mos_range)
+        else:
+            self.head_in_features = head_input_size(self.head_input, self.embed_dim,
+                                                    self.n_levels)
+            self.regression = RegressionHead(self.head_in_features, node.STANDARDIZE_TARGET,
+                                             target_stats)
+        # Trainable part of the image encoder (TRAIN_IMAGE_ENCODER last_k / lora), else None.
+        self.encoder_tuning = attach_encoder_tuning(
+            self.image_encoder, node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K, node.LORA_RANK)
+        self.conditioned_tokens = None
+        if node.PROMPT_TEMPLATE:
+            self.token_embedding = clip_model.token_embedding
+            self.conditioned_tokens = ConditionedPromptTokens(
+                " ".join(["X"] * self.prompt_learner.n_ctx), classnames, node.PROMPT_TEMPLATE,
+                int(clip_model.positional_embedding.shape[0]))
         self._text_cache: tuple[tuple, torch.Tensor] | None = None
 
     @property
@@ -190,7 +216,8 @@ class CustomCLIP(nn.Module):
         return self.image_encoder.conv1.weight.dtype
 
     def train(self, mode: bool = True) -> "CustomCLIP":
-        """Set train/eval mode; the frozen CLIP encoders always stay in eval mode."""
+        """Set train/eval mode; the CLIP encoders always stay in eval mode (the ViT has no
+        dropout or batch norm, so a fine-tuned encoder computes the same in either mode)."""
         super().train(mode)
         self.image_encoder.eval()
         self.text_encoder.eval()
@@ -238,13 +265,31 @@ class CustomCLIP(nn.Module):
         self._text_cache = (key, features) if cacheable else None
         return features
 
+    def conditioned_text_features(self, prompts: Sequence[str]) -> torch.Tensor:
+        """`(B, n_levels, embed_dim)` float32 L2-normalised features of the level prompts that
+        carry each image's generation prompt (`PROMPT_TEMPLATE`); B x L sequences in one batch."""
+        if self.conditioned_tokens is None:
+            raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE is empty: the level prompts "
+                             "carry no generation prompt")
+        ids = self.conditioned_tokens.ids(prompts).to(self.prompt_learner.ctx.device)
+        batch, n_levels, length = ids.shape
+        embedded = conditioned_embeddings(self.prompt_learner.ctx, self.token_embedding, ids)
+        flat_ids = ids.reshape(batch * n_levels, length)
+        used = int(flat_ids.argmax(dim=-1).max()) + 1
+        features = self.text_encoder(embedded, flat_ids, used)
+        features = features / features.norm(dim=-1, keepdim=True)
+        return features.float().reshape(batch, n_levels, -1)
+
     def regress(self, image_features: torch.Tensor,
                 text_features: torch.Tensor | None) -> torch.Tensor:
-        """Head on `(B, D)` image and `(n_levels, D)` text features -> `(B,)` predicted MOS.
+        """Head on `(B, D)` image and `(n_levels, D)` (or per-image `(B, n_levels, D)`) text
+        features -> `(B,)` predicted MOS.
 
         One batched head input per call (`build_head_input`) instead of a per-sample loop;
         `text_features` may be None for HEAD_INPUT "image".
         """
+        if self.head == "similarity":
+            return self.regression(image_features, text_features)
         head_input = build_head_input(self.head_input, image_features, text_features)
         return self.regression(head_input).squeeze(1)
 
@@ -256,16 +301,33 @@ class CustomCLIP(nn.Module):
         """
         pred, target = pred_mos.float(), mos.float()
         head = self.regression
-        if head.standardize:
+        if getattr(head, "standardize", False):
             pred = (pred - head.target_mean) / head.target_std
             target = (target - head.target_mean) / head.target_std
         return F.mse_loss(pred, target)
 
-    def predict_from_features(self, image_features: torch.Tensor) -> torch.Tensor:
-        """`(B, D)` precomputed image features (`encode_image`) -> `(B,)` predicted MOS."""
+    def predict_from_features(self, image_features: torch.Tensor,
+                              prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """`(B, D)` precomputed image features (`encode_image`) -> `(B,)` predicted MOS.
+
+        `(B, C, D)` features of C test crops per image give the mean of the C crops'
+        predictions (`TEST.NUM_CROPS`). `prompts`: the B images' generation prompts, required
+        with `PROMPT_TEMPLATE` (a missing list raises `ValueError`).
+        """
+        if image_features.dim() == 3:
+            batch, crops = image_features.shape[:2]
+            repeated = None if prompts is None else [p for p in prompts for _ in range(crops)]
+            flat = self.predict_from_features(image_features.reshape(batch * crops, -1), repeated)
+            return flat.reshape(batch, crops).mean(dim=1)
+        if self.conditioned_tokens is not None:
+            if prompts is None:
+                raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's "
+                                 "generation prompt, but none were given")
+            return self.regress(image_features, self.conditioned_text_features(prompts))
         # The image-only head never reads the prompts: skip the text tower.
-        text_features = None if self.head_input == "image" else self.text_features()
+        text_features = None if self.head_input == "image" and self.head == "mlp" \
+            else self.text_features()
         return self.regress(image_features, text_features)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.predict_from_features(self.encode_image(image))
+    def forward(self, image: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        return self.predict_from_features(self.encode_image(image), prompts)

@@ -25,10 +25,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .config import ENCODER_MODES
+
 __all__ = ["ENCODER_MODES", "LoRA", "LoRAAdapters", "TrainedBlocks", "lora_targets",
            "attach_encoder_tuning"]
 
-ENCODER_MODES = ("none", "last_k", "lora")
 # LoRA's scaling alpha / r: alpha = rank gives a scaling of 1 (the update is B @ A itself).
 LORA_ALPHA_PER_RANK = 1.0
 

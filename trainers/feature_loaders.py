@@ -9,8 +9,14 @@ feature depends only on its (augmented) pixels. Hence:
   without autograd, then yields the epoch's batches of features.
 - `CachedFeatureLoader` (for `test_loader` / `val_loader`): the test transform is deterministic,
   so the features are computed once and reused while the image encoder's weights are unchanged.
-Batches are dicts: `feat` `(B, D)` float32 on the device, `mos` `(B,)` float64 (when every item
-has one), `label` `(B,)` int64, `impath` (list of B str), `index` `(B,)` int64 dataset indices.
+- `ImageEpochLoader` (for `train_loader_x` when the image encoder trains,
+  `TRAIN_IMAGE_ENCODER`): image features change every step, so no feature is cached; the
+  images are still decoded once and augmented on the device, and batches carry `img`.
+With `TEST.NUM_CROPS` C > 1 the cached test features are `(N, C, D)`, one per crop.
+Batches are dicts: `feat` `(B, D)` (or `(B, C, D)`) float32 on the device (`img`
+`(B, 3, h, w)` for `ImageEpochLoader`), `mos` `(B,)` float64 (when every item has one),
+`label` `(B,)` int64, `impath` (list of B str), `index` `(B,)` int64 dataset indices, `prompt`
+(list of B str, when every item has a generation prompt).
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from torch.utils.data import DataLoader
 from .decoded_images import DecodedImages
 from .tensor_transforms import TensorTransform
 
-__all__ = ["ImageFeatureEncoder", "FeatureEpochLoader", "CachedFeatureLoader"]
+__all__ = ["ImageFeatureEncoder", "FeatureEpochLoader", "CachedFeatureLoader",
+           "ImageEpochLoader"]
 
 
 class ImageFeatureEncoder:
@@ -80,6 +87,8 @@ class _SplitSource:
         has_mos = all(item.mos is not None for item in items)
         self.mos = (torch.tensor([float(item.mos) for item in items], dtype=torch.float64)
                     if has_mos else None)
+        prompts = [getattr(item, "prompt", None) for item in items]
+        self.prompts = prompts if all(p is not None for p in prompts) else None
         # Same sampler object, batch size and drop_last: identical batches and RNG consumption.
         self.index_loader = DataLoader(range(len(items)), batch_size=reference.batch_size,
                                        sampler=reference.sampler, drop_last=reference.drop_last)
@@ -105,6 +114,8 @@ class _SplitSource:
                "impath": [self.impaths[i] for i in indices.tolist()]}
         if self.mos is not None:
             out["mos"] = self.mos[indices]
+        if self.prompts is not None:
+            out["prompt"] = [self.prompts[i] for i in indices.tolist()]
         return out
 
 
@@ -138,12 +149,14 @@ class CachedFeatureLoader(_SplitSource):
         self._state: tuple | None = None
 
     def features(self) -> torch.Tensor:
-        """`(N, D)` float32 features of the whole split in dataset order (cached)."""
+        """`(N, D)` (or `(N, C, D)` for C test crops) float32 features of the whole split in
+        dataset order (cached)."""
         state = self.encoder.encoder_state()
         if self._features is None or state != self._state:
             images = self.decoded()
-            self._features = self.encoder.encode(images, torch.arange(len(images)),
-                                                 self.transform)
+            features = self.encoder.encode(images, torch.arange(len(images)), self.transform)
+            crops = getattr(self.transform, "num_crops", 1)
+            self._features = features.reshape(len(images), crops, -1) if crops > 1 else features
             self._state = state
             self.images = None  # frees the pixels: the test transform never changes
         return self._features
@@ -152,3 +165,17 @@ class CachedFeatureLoader(_SplitSource):
         features = self.features()
         for indices in self.index_loader:
             yield self.batch(indices, features[indices.to(features.device, non_blocking=True)])
+
+
+class ImageEpochLoader(_SplitSource):
+    """Drop-in for `train_loader_x` when the image encoder trains: the batches of the reference
+    loader's sampler, as augmented images `img` `(B, 3, h, w)` float32 on the device (the
+    augmentation of a batch is drawn just before it is yielded)."""
+
+    def __iter__(self) -> Iterator[dict]:
+        images = self.decoded()
+        for indices in self.index_loader:
+            pixels = self.transform(images, indices)
+            out = self.batch(indices, pixels)
+            out["img"] = out.pop("feat")
+            yield out

@@ -1,6 +1,7 @@
 """Rebuild the trained model of a run directory, for scoring outside the trainer.
 
-A run directory holds `prompt_learner/` and `regression/` with checkpoints. Two layouts:
+A run directory holds `prompt_learner/` and `regression/` with checkpoints (and
+`image_encoder/` when the run fine-tuned the image encoder, TRAIN_IMAGE_ENCODER). Two layouts:
 - ours: `OUTPUT_DIR/config.yaml` (the full config of the run) gives the model config;
 - the original code's output (or one of ours without config.yaml): the model config is read off
   the checkpoints. `ctx` `(n_ctx, width)` or `(n_levels, n_ctx, width)` gives N_CTX and CSC,
@@ -27,7 +28,8 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          read_checkpoint_pointer)
 
 from .checkpoint_compat import read_module_checkpoint
-from .clip_agiqa import MODULE_NAMES, RECOMPUTED_BUFFERS, load_state_dict_checked
+from .clip_agiqa import (ENCODER_MODULE, MODULE_NAMES, RECOMPUTED_BUFFERS,
+                         load_state_dict_checked, module_names)
 from .config import add_trainer_config
 from .custom_clip import (CustomCLIP, head_input_size, load_clip_in_precision,
                           resolve_precision)
@@ -40,8 +42,9 @@ CONFIG_FILE = "config.yaml"
 UPSTREAM_LEVEL_NAMES = ("terrible", "bad", "poor", "average", "good", "perfect")
 UPSTREAM_BACKBONE = "ViT-B/16"
 UPSTREAM_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
-# Config subtrees that define the model and its test-time input.
+# Config subtrees that define the model and its test-time input (plus TEST.NUM_CROPS).
 MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
+TEST_KEYS = ("NUM_CROPS",)
 
 
 @dataclass
@@ -59,19 +62,20 @@ class RunModel:
     model_files: dict[str, str] = field(default_factory=dict)
 
 
-def find_model_file(run_dir: str, epoch: int | None = None) -> str:
-    """Checkpoint file name to load from every module folder of `run_dir`.
+def find_model_file(run_dir: str, epoch: int | None = None,
+                    names: Sequence[str] = MODULE_NAMES) -> str:
+    """Checkpoint file name to load from every module folder (`names`) of `run_dir`.
 
     `epoch` given: `model.pth.tar-<epoch>`. Otherwise the model the run deploys:
     `model-best.pth.tar` when every module has one, else the latest checkpoint (`checkpoint`
     pointer). Raises `FileNotFoundError` naming what is missing.
     """
-    folders = [os.path.join(run_dir, name) for name in MODULE_NAMES]
+    folders = [os.path.join(run_dir, name) for name in names]
     missing = [f for f in folders if not os.path.isdir(f)]
     if missing:
         raise FileNotFoundError(
             f"{run_dir} is not a trained CLIP-AGIQA run directory: missing {missing} (expected "
-            f"the module folders {list(MODULE_NAMES)} with checkpoints)")
+            f"the module folders {list(names)} with checkpoints)")
     if epoch is not None:
         name = checkpoint_file_name(epoch)
     elif all(os.path.isfile(os.path.join(f, BEST_MODEL_NAME)) for f in folders):
@@ -101,6 +105,8 @@ def _config_from_file(path: str) -> tuple[CfgNode, list[str]]:
         with open(path, encoding="utf-8") as handle:
             stored = yaml.safe_load(handle)
         subset = {key: stored[key] for key in MODEL_SUBTREES if key in stored}
+        test = stored.get("TEST") or {}
+        subset["TEST"] = {key: test[key] for key in TEST_KEYS if key in test}
         names = list(stored["DATASET"]["LEVEL_NAMES"])
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read the model config from {path}: {exc}") from exc
@@ -176,13 +182,14 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     """
     run_dir = os.fspath(run_dir)
     device = torch.device(device)
-    model_file = find_model_file(run_dir, epoch)
-    paths = {name: os.path.abspath(os.path.join(run_dir, name, model_file))
-             for name in MODULE_NAMES}
-    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()}
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    if os.path.isfile(config_path):
-        cfg, names = _config_from_file(config_path)
+    stored = _config_from_file(config_path) if os.path.isfile(config_path) else None
+    modules = module_names(stored[0]) if stored else MODULE_NAMES
+    model_file = find_model_file(run_dir, epoch, modules)
+    paths = {name: os.path.abspath(os.path.join(run_dir, name, model_file)) for name in modules}
+    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()}
+    if stored:
+        cfg, names = stored
         stored_ctp = cfg.TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION
         if (level_names and list(level_names) != names) or (
                 class_token_position and class_token_position != stored_ctp):
@@ -208,8 +215,10 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     cfg.freeze()
     model = CustomCLIP(cfg, names, clip_model)
     _check_prompts(model, states["prompt_learner"], paths["prompt_learner"])
-    for name, module in (("prompt_learner", model.prompt_learner),
-                         ("regression", model.regression)):
+    loaded = [("prompt_learner", model.prompt_learner), ("regression", model.regression)]
+    if model.encoder_tuning is not None:
+        loaded.append((ENCODER_MODULE, model.encoder_tuning))
+    for name, module in loaded:
         ignore = RECOMPUTED_BUFFERS if name == "prompt_learner" else frozenset()
         load_state_dict_checked(module, states[name], ignore, source=paths[name])
     model.to(device).eval()

@@ -10,6 +10,8 @@ run's `predictions.csv`: runs with the fast pipeline use its tensor transform
 (`trainers.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
 8-bit levels (`round(x * 255)`), the precision of the images the model was trained on; a tensor
 made from an 8-bit image (`x = u / 255`) therefore scores exactly like the image file.
+Runs with `TEST.NUM_CROPS` C > 1 score the mean over the same C-crop grid, and runs with
+`TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE` need each image's generation prompt (`prompts=`).
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from dassl.data.transforms import build_transform
 from dassl.utils import read_image
 
 from .decoded_images import DecodedImages
+from .multi_crop import MultiCropTransform
 from .run_model import RunModel, load_run_model
-from .tensor_transforms import TensorTransform, unsupported_reason
+from .tensor_transforms import unsupported_reason
 
 __all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput"]
 
@@ -122,7 +125,12 @@ class Scorer:
         fast = (self.cfg.TRAINER.CLIP_AGIQA.PIPELINE == "fast"
                 and unsupported_reason(self.cfg) is None)
         self.pipeline = "fast" if fast else "reference"
-        self._tensor_transform = TensorTransform(self.cfg, is_train=False) if fast else None
+        self.num_crops = int(self.cfg.TEST.NUM_CROPS)
+        self.needs_prompts = bool(self.cfg.TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)
+        if self.num_crops > 1 and not fast:
+            raise ValueError(f"the run tests {self.num_crops} crops per image, which needs the "
+                             "fast pipeline's transforms; its config cannot use them")
+        self._tensor_transform = MultiCropTransform(self.cfg) if fast else None
         self._pil_transform = None if fast else build_transform(self.cfg, is_train=False)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -133,28 +141,47 @@ class Scorer:
         return torch.stack([self._pil_transform(img) for img in images]).to(self.device)
 
     @torch.no_grad()
-    def predict(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Preprocessed `(B, 3, h, w)` input -> `(B,)` float32 predicted MOS on the CPU."""
+    def predict(self, pixels: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """Preprocessed `(B * C, 3, h, w)` input (C = `num_crops` per image, image-major) ->
+        `(B,)` float32 predicted MOS on the CPU; `prompts`: the B generation prompts."""
         self.model.eval()
         autocast = self.precision == "amp"
         with torch.autocast(self.device.type, enabled=autocast):
             features = self.model.encode_image(pixels)
-        return self.model.predict_from_features(features.float()).float().cpu()
+        features = features.float()
+        if self.num_crops > 1:
+            features = features.reshape(-1, self.num_crops, features.shape[-1])
+        return self.model.predict_from_features(features, prompts).float().cpu()
 
-    def __call__(self, images: ImageInput) -> torch.Tensor:
+    def _check_prompts(self, prompts: Sequence[str] | None, count: int) -> list[str] | None:
+        if not self.needs_prompts:
+            return None
+        if prompts is None or len(prompts) != count:
+            given = "none" if prompts is None else len(prompts)
+            raise ValueError(f"this run conditions its level prompts on each image's generation "
+                             f"prompt (PROMPT_TEMPLATE): give {count} prompts, got {given}")
+        return [str(p) for p in prompts]
+
+    def __call__(self, images: ImageInput, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """Scores of `images`; `prompts` (one per image) for prompt-conditioned runs."""
         pil = _as_pil_list(images)
-        scores = [self.predict(self.preprocess(pil[i:i + self.batch_size]))
+        prompts = self._check_prompts(prompts, len(pil))
+        scores = [self.predict(self.preprocess(pil[i:i + self.batch_size]),
+                               None if prompts is None else prompts[i:i + self.batch_size])
                   for i in range(0, len(pil), self.batch_size)]
         return torch.cat(scores) if scores else torch.empty(0)
 
     def score_paths(self, paths: Sequence[str], batch_size: int | None = None,
                     workers: int = 4,
-                    progress: Callable[[Iterable, int], Iterable] | None = None) -> torch.Tensor:
+                    progress: Callable[[Iterable, int], Iterable] | None = None,
+                    prompts: Sequence[str] | None = None) -> torch.Tensor:
         """`(N,)` scores of image files, decoded by `workers` threads one batch ahead.
 
         `progress`: optional callable wrapping the batch iterator (e.g. a tqdm factory
-        `lambda it, total: tqdm(it, total=total)`) to show progress.
+        `lambda it, total: tqdm(it, total=total)`) to show progress. `prompts`: one generation
+        prompt per path, for prompt-conditioned runs.
         """
+        prompts = self._check_prompts(prompts, len(paths))
         size = int(batch_size or self.batch_size)
         batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
         scores = []
@@ -165,10 +192,12 @@ class Scorer:
             iterator = range(len(batches))
             if progress is not None:
                 iterator = progress(iterator, len(batches))
-            for _ in iterator:
+            for index in iterator:
                 images = list(pending)
                 pending = next(decoded, None)
-                scores.append(self.predict(self.preprocess(images)))
+                batch_prompts = None if prompts is None else \
+                    prompts[index * size:(index + 1) * size]
+                scores.append(self.predict(self.preprocess(images), batch_prompts))
         return torch.cat(scores) if scores else torch.empty(0)
 
 

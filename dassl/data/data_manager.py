@@ -51,6 +51,8 @@ class DatasetWrapper(Dataset):
         output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
         if item.mos is not None:
             output["mos"] = item.mos
+        if getattr(item, "prompt", None) is not None:
+            output["prompt"] = item.prompt
         img0 = read_image(item.impath)
         if self.transform is None:
             output["img"] = img0

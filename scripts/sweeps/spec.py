@@ -17,7 +17,12 @@ A dataset or variant entry is a name (``configs/datasets/<name>.yaml``,
 ``{name, config, opts}`` (variants may add ``trainer``, default CLIP_AGIQA); ``opts`` is a
 ``[KEY, VALUE, ...]`` list (string values are command-line text, passed verbatim, e.g.
 ``"('normalize',)"``) or a ``{KEY: VALUE}`` mapping (typed yaml values, as in a config file).
-A protocol yaml is turned into opts (``yaml_to_opts``) placed after the dataset and variant
+A variant entry may also be a folder (e.g. ``configs/ablations``): every yaml in it is one
+variant, named by its file stem. A variant whose name ends in ``_<dataset>``, where
+``<dataset>`` is the stem of a file in ``configs/datasets`` in lower case (``levels5_agiqa``,
+``levels2_aigciqa2023``), holds settings valid for that database only (MOS thresholds, its
+prompts) and runs only with the dataset entry of that yaml; the other pairs are left out of the
+plan (``SweepSpec.skipped``). A protocol yaml is turned into opts (``yaml_to_opts``) placed after the dataset and variant
 opts, and no other opts may set its keys, so every run's evaluation protocol is the named one.
 """
 from __future__ import annotations
@@ -127,10 +132,33 @@ class SweepSpec:
     extra_opts: tuple[str, ...] = field(default_factory=tuple)
 
     def runs(self) -> list[Run]:
+        """Runs of every dataset x variant pair the variant applies to (see `applies_to`)."""
         return [Run(d, v, p, k, s, self.output / d.name / v.name / p.name / f"splitseed{k}"
                     / f"seed{s}")
-                for d in self.datasets for v in self.variants for p in self.protocols
-                for k in self.split_seeds for s in self.seeds]
+                for d in self.datasets for v in self.variants if applies_to(v, d)
+                for p in self.protocols for k in self.split_seeds for s in self.seeds]
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """`(dataset, variant)` names of the pairs left out because the variant is named for
+        another database."""
+        return [(d.name, v.name) for d in self.datasets for v in self.variants
+                if not applies_to(v, d)]
+
+
+def database_tag(variant_name: str) -> str | None:
+    """The database a variant is named for: the longest lower-case stem of a
+    ``configs/datasets`` yaml that ends its name after an underscore, else None (any database).
+    """
+    stems = sorted((p.stem.lower() for p in DATASET_DIR.glob("*.yaml")), key=len, reverse=True)
+    name = variant_name.lower()
+    return next((stem for stem in stems if name.endswith(f"_{stem}")), None)
+
+
+def applies_to(variant: Entry, dataset: Entry) -> bool:
+    """Whether ``variant`` runs on ``dataset``: variants named for a database (its config
+    file's stem, see ``database_tag``) only on the dataset entry of that database's yaml."""
+    tag = database_tag(variant.config.stem)
+    return tag is None or Path(dataset.config).stem.lower() == tag
 
 
 def _semantic(opts: Sequence[str]) -> list[str]:
@@ -261,12 +289,39 @@ def load_spec_file(path: str | os.PathLike) -> dict:
     return dict(raw)
 
 
+def _yaml_folder(item: Any) -> Path | None:
+    """The folder an entry string names (absolute, cwd- or repo-relative), else None."""
+    if not isinstance(item, str) or "=" in item:
+        return None
+    text = os.path.expanduser(item)
+    tried = [Path(text)] if os.path.isabs(text) else [Path.cwd() / text, REPO / text]
+    return next((p.resolve() for p in tried if p.is_dir()), None)
+
+
+def _expand_folders(items: Sequence[Any], what: str) -> list[Any]:
+    """Variant entries with every folder replaced by the yaml files in it (sorted)."""
+    out: list[Any] = []
+    for item in items:
+        folder = _yaml_folder(item) if what == "variant" else None
+        if folder is None:
+            out.append(item)
+            continue
+        files = sorted(folder.glob("*.yaml"))
+        if not files:
+            raise SweepError(f"{what} folder {item!r} holds no yaml files")
+        out += [str(path) for path in files]
+    return out
+
+
 def _entries(cli: Sequence[str] | None, spec_items: Any, folder: Path, what: str) -> list[Entry]:
-    """Spec entries, or the CLI selection: spec entry names, else ``[NAME=]CONFIG`` strings."""
-    spec_entries = [parse_entry(i, folder, what) for i in _as_list(spec_items)]
+    """Spec entries, or the CLI selection: spec entry names, else ``[NAME=]CONFIG`` strings
+    (variants: also folders of yaml files)."""
+    spec_entries = [parse_entry(i, folder, what)
+                    for i in _expand_folders(_as_list(spec_items), what)]
     by_name = {e.name: e for e in spec_entries}
     entries = spec_entries if cli is None else [
-        by_name[c] if c in by_name else parse_entry(c, folder, what) for c in cli]
+        by_name[c] if c in by_name else parse_entry(c, folder, what)
+        for c in _expand_folders(list(cli), what)]
     names = [e.name for e in entries]
     if not entries:
         raise SweepError(f"no {what}s given: use --{what}s or '{what}s:' in the spec")

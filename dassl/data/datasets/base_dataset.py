@@ -21,12 +21,13 @@ class Datum:
         classname: name of ``label``.
         mos: mean opinion score (stored as float) or None.
         name: image name as the label file gives it; defaults to ``basename(impath)``.
+        prompt: the text the image was generated from, or None when the dataset has none.
         check_file: raise ``FileNotFoundError`` at construction if ``impath`` is not a file.
     """
 
     def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = "",
                  mos: Optional[float] = None, name: Optional[str] = None,
-                 check_file: bool = False) -> None:
+                 check_file: bool = False, prompt: Optional[str] = None) -> None:
         if not isinstance(impath, str):
             raise TypeError(f"impath must be a str, got {type(impath).__name__}")
         if check_file and not os.path.isfile(impath):
@@ -37,6 +38,7 @@ class Datum:
         self._classname = classname
         self._mos = None if mos is None else float(mos)
         self._name = os.path.basename(impath) if name is None else name
+        self._prompt = None if prompt is None else str(prompt)
 
     @property
     def impath(self) -> str:
@@ -61,6 +63,10 @@ class Datum:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def prompt(self) -> Optional[str]:
+        return self._prompt
 
     def __repr__(self) -> str:
         return (f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, "

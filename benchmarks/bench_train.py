@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--small", action="store_true",
                         help=f"{SMALL['n_images']} images, {SMALL['epochs']} epochs: "
                              "CPU in minutes")
+    parser.add_argument("--model", default="ViT-B/16",
+                        help="random CLIP preset to measure (clip.random_weights.PRESETS; "
+                             "tiny-vit for smoke tests)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--prec", choices=["fp16", "fp32", "amp"], default=None,
                         help="TRAINER.CLIP_AGIQA.PREC (default fp16 on CUDA, fp32 on CPU)")
@@ -50,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encode-batch-size", type=int, default=256)
     parser.add_argument("--decoded-on", choices=["device", "cpu"], default="device")
     parser.add_argument("--out", default=None, help="also write the JSON summary here")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="build (or reuse) the dataset and the weights, measure nothing")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result-file", default=None, help=argparse.SUPPRESS)
     return parser
@@ -173,7 +178,7 @@ def _worker_argv(args: argparse.Namespace, path: str, result_file: str) -> list[
             "--result-file", result_file, "--root", args.root, "--n-images", str(args.n_images),
             "--epochs", str(args.epochs), "--device", args.device, "--prec", args.prec,
             "--workers", str(args.workers), "--encode-batch-size", str(args.encode_batch_size),
-            "--decoded-on", args.decoded_on]
+            "--decoded-on", args.decoded_on, "--model", args.model]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.prec = args.prec or ("fp16" if args.device == "cuda" else "fp32")
     if args.worker:
-        args.weights = str(ensure_weights(args.root)[0])  # the parent made them: reused
+        args.weights = str(ensure_weights(args.root, args.model)[0])  # the parent made them
         result = run_worker(args)
         Path(args.result_file).write_text(json.dumps(result))
         return 0
@@ -198,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dataset: {folder} ({args.n_images} images, names from "
           f"{names_csv or 'the AGIQA-3K pattern'}; {'reused' if reused else 'built'} in "
           f"{time.perf_counter() - start:.1f} s)", flush=True)
-    weights, reused = ensure_weights(args.root)
+    weights, reused = ensure_weights(args.root, args.model)
     print(f"weights: {weights} ({'reused' if reused else 'generated'})", flush=True)
+    if args.prepare_only:
+        return 0
     results = {}
     for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
         if path not in ("fast", "reference"):
@@ -214,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"the {path} run failed (exit {proc.returncode}); see {log}")
         results[path] = json.loads(result_file.read_text())
     summary = summarize(results, args)
+    summary["model"] = args.model
     print(format_table(summary))
     line = json.dumps(summary, sort_keys=True)
     print(line)

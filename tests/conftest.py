@@ -96,3 +96,15 @@ def sentinel():
         return lambda: file_state(files) == before
 
     return make
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip tests marked `cuda` (selected with `pytest -m cuda`) where no GPU is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -6,16 +6,23 @@ Usage:
     python scripts/sweep.py --datasets AGIQA --variants vit_b16_ep100 \\
         --protocol paper val --seeds 1 2 3 --split-seeds 42 --root ./data --output output/sweep
     python scripts/sweep.py configs/sweeps/ablations.yaml   # every yaml of configs/ablations
+    python scripts/sweep.py configs/sweeps/example.yaml --executor slurm --partition gpu \\
+        --time-per-run 2:00:00 --runs-per-task 2 [--collect-job]       # on a SLURM login node
+    python scripts/sweep.py configs/sweeps/example.yaml --status      # new/queued/running/done/failed
 
 Each run is one ``train.py`` process writing to
-``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``; runs go in parallel, one per
-visible GPU (``CUDA_VISIBLE_DEVICES`` set per child; ``--jobs`` to change), one at a time on
-CPU. Finished runs (complete ``results.json``) are skipped and interrupted ones resumed, so the
-same command can simply be run again. Afterwards ``OUTPUT/results.csv`` (one row per run),
-``OUTPUT/summary.csv`` (per dataset x variant x protocol) and ``OUTPUT/boxplot.png`` are
-written from the runs' ``results.json`` and the summary is printed. Exit status: 0 when every
-run is done, 1 when some failed or are missing, 2 for an invalid sweep.
-See ``scripts/sweeps/spec.py`` for the spec format and ``configs/protocols/`` for the protocols.
+``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The local executor (default)
+runs them in parallel, one per visible GPU (``CUDA_VISIBLE_DEVICES`` set per child; ``--jobs``
+to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row per run),
+``OUTPUT/summary.csv`` (per dataset x variant x protocol) and ``OUTPUT/boxplot.png`` from the
+runs' ``results.json`` and prints the summary. ``--executor slurm`` submits the runs instead as
+one SLURM job array through submitit (``scripts/sweeps/cluster.py``; logs in ``OUTPUT/slurm/``)
+and returns; ``--collect-only`` (or the dependent job of ``--collect-job``) writes the tables
+once it has finished. Either way finished runs are skipped, interrupted ones resumed and runs
+still queued or running on the cluster left alone, so the same command can simply be run again.
+Exit status: 0 when every run is done (or the array was submitted), 1 when some failed or are
+missing, 2 for an invalid sweep. See ``scripts/sweeps/spec.py`` for the spec format and
+``configs/protocols/`` for the protocols.
 """
 from __future__ import annotations
 
@@ -30,9 +37,11 @@ if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo
     sys.path.insert(0, str(REPO))
 
 from dassl.evaluation.plots import save_boxplot  # noqa: E402
+from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.runner import (Job, check_identity, device_slots, execute,  # noqa: E402
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.spec import Run, SweepError, build_spec, load_spec_file  # noqa: E402
+from tabulate import tabulate  # noqa: E402
 from scripts.sweeps.tables import (format_summary, result_row, results_table,  # noqa: E402
                                 summary_table, write_csv)
 
@@ -66,7 +75,51 @@ def build_parser() -> argparse.ArgumentParser:
                         help="check every config, print the plan and commands, run nothing")
     parser.add_argument("--collect-only", action="store_true",
                         help="run nothing; write the tables from the runs finished so far")
+    parser.add_argument("--status", action="store_true",
+                        help="run nothing; show each run's state (new, queued, running, done, "
+                             "failed) from the run folders and the scheduler")
+    parser.add_argument("--executor", choices=("local", "slurm"), default="local",
+                        help="local: child processes on this machine (default); slurm: one "
+                             "SLURM job array through submitit")
+    add_slurm_arguments(parser)
     return parser
+
+
+def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("SLURM (--executor slurm)")
+    group.add_argument("--partition", default=None, help="sbatch --partition")
+    group.add_argument("--account", default=None, help="sbatch --account")
+    group.add_argument("--qos", default=None, help="sbatch --qos")
+    group.add_argument("--time-per-run", default="2:00:00", metavar="TIME",
+                       help="time limit of one run: MINUTES, HH:MM:SS or D-HH:MM:SS (default "
+                            "2:00:00); a task's limit is runs-per-task x this")
+    group.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per task (default 1)")
+    group.add_argument("--cpus-per-run", type=int, default=None,
+                       help="CPUs per task (default: the cluster's)")
+    group.add_argument("--mem", default=None, metavar="GB",
+                       help="memory per task in GB, e.g. 32 or 32G (default: the cluster's)")
+    group.add_argument("--array-parallelism", type=int, default=None, metavar="N",
+                       help="tasks of the array running at once (default: submitit's, 256)")
+    group.add_argument("--runs-per-task", type=int, default=1, metavar="N",
+                       help="runs one array task trains one after the other (default 1)")
+    group.add_argument("--sbatch-opt", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. constraint=a100 (repeatable)")
+    group.add_argument("--collect-job", action="store_true",
+                       help="also submit a CPU job that runs --collect-only once the array ends")
+    group.add_argument("--wait", action="store_true",
+                       help="stay until the array has ended, then write the tables")
+
+
+def slurm_options(args: argparse.Namespace) -> Optional[cluster.SlurmOptions]:
+    """The validated SLURM options when ``--executor slurm`` (``SweepError`` otherwise)."""
+    if args.executor != "slurm":
+        return None
+    cluster.require_submitit()
+    return cluster.SlurmOptions.from_flags(
+        args.time_per_run, runs_per_task=args.runs_per_task, gpus_per_run=args.gpus_per_run,
+        cpus_per_run=args.cpus_per_run, mem=args.mem, partition=args.partition,
+        account=args.account, qos=args.qos, array_parallelism=args.array_parallelism,
+        sbatch_opts=args.sbatch_opt)
 
 
 def make_jobs(runs: Sequence[Run], root: str, extra_opts: Sequence[str]) -> list[Job]:
@@ -116,21 +169,90 @@ def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
     return rows, len(done) == len(results)
 
 
+def check_output_folder(output: Path, jobs: Sequence[Job]) -> None:
+    """Refuse run folders of another experiment and an output folder of another sweep."""
+    for job in jobs:
+        check_identity(job.output_dir, job.identity)
+    others = cluster.planned_elsewhere(output, [job.key for job in jobs])
+    if others:
+        raise SweepError(f"{output} holds another sweep ({len(others)} run(s), e.g. {others[0]}, "
+                         "none of them planned here): its tables would be overwritten; use "
+                         "another --output")
+
+
+def print_plan(output: Path, jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> dict:
+    """Print the one-line plan; returns ``{key: "done" | "active" | "resume" | "new"}``."""
+    plan = {job.key: "active" if states[job.key].active else run_status(job.output_dir)
+            for job in jobs}
+    counts = {s: sum(v == s for v in plan.values()) for s in ("done", "resume", "new", "active")}
+    line = (f"sweep {output}: {len(jobs)} run(s): {counts['done']} done, {counts['resume']} to "
+            f"resume, {counts['new']} new")
+    print(line + (f", {counts['active']} queued or running (left alone)"
+                  if counts["active"] else ""))
+    return plan
+
+
+def show_status(jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> int:
+    """Print each run's state and the log tail of failed runs; 0 when all are done, else 1."""
+    rows = [[job.key, states[job.key].state, states[job.key].job_id or "-",
+             states[job.key].detail] for job in jobs]
+    print(tabulate(rows, headers=["run", "state", "job", "detail"], tablefmt="github"))
+    counts = ", ".join(f"{sum(s.state == name for s in states.values())} {name}"
+                       for name in cluster.STATES)
+    print(f"{len(jobs)} run(s): {counts}")
+    for job in jobs:
+        if states[job.key].state == "failed":
+            print(cluster.describe_failure(job, states[job.key]))
+    return 0 if all(s.state == "done" for s in states.values()) else 1
+
+
+def submit_to_slurm(args: argparse.Namespace, argv: Sequence[str], runs: Sequence[Run],
+                    jobs: Sequence[Job], output: Path, options: cluster.SlurmOptions) -> int:
+    """Submit the runs that are neither done nor queued/running as one job array (under a
+    lock, so two submissions cannot race); optionally the collect job, optionally wait."""
+    with cluster.submission_lock(output):
+        states = cluster.run_states(jobs)  # again, under the lock
+        todo = [job for job in jobs if states[job.key].state in ("new", "failed")]
+        if not todo:
+            print("nothing to submit: every run is done, queued or running; see --status")
+            return 0
+        tasks = cluster.submit_runs(todo, options, output, name=f"sweep-{output.name}")
+    array = tasks[0].job_id.split("_")[0]
+    print(f"submitted {len(todo)} run(s) as job {array}: {len(tasks)} task(s) of up to "
+          f"{options.runs_per_task} run(s), time limit {options.task_time_min} min per task, "
+          f"{options.gpus_per_run} GPU(s) each; logs in {output / cluster.LOG_DIR}")
+    if args.collect_job:
+        command = [sys.executable, str(Path(__file__).resolve()), *argv, "--collect-only"]
+        collector = cluster.submit_collect(command, array, options, output,
+                                           name=f"sweep-{output.name}")
+        print(f"job {collector.job_id} writes the tables once job {array} has ended")
+    if not args.wait:
+        print("follow it with --status; write the tables with --collect-only when it has ended")
+        return 0
+    cluster.wait_for(tasks)
+    states = cluster.run_states(todo)
+    for job in todo:
+        if states[job.key].state == "failed":
+            print(cluster.describe_failure(job, states[job.key]))
+    return 0 if collect(runs, output)[1] else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     overrides = {"datasets": args.datasets, "variants": args.variants,
                  "protocols": args.protocols, "seeds": args.seeds,
                  "split_seeds": args.split_seeds, "root": args.root, "output": args.output,
                  "extra_opts": args.extra_opts}
     try:
+        options = slurm_options(args)
         spec = build_spec(load_spec_file(args.spec) if args.spec else {}, overrides)
         runs = spec.runs()
         jobs = make_jobs(runs, spec.root, spec.extra_opts)
-        for job in jobs:
-            check_identity(job.output_dir, job.identity)
-        if not args.collect_only:
+        check_output_folder(spec.output, jobs)
+        if not (args.collect_only or args.status):
             validate_configs(runs, jobs)
-        slots = device_slots(visible_gpus(), args.jobs)
+        slots = device_slots(visible_gpus(), args.jobs) if options is None else []
     except SweepError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return 2
@@ -138,21 +260,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if skipped:
         print(f"left out {len(skipped)} dataset x variant pair(s) whose variant is named for "
               f"another database: {', '.join(f'{d}/{v}' for d, v in skipped)}")
-    status = {job.key: run_status(job.output_dir) for job in jobs}
-    counts = {s: sum(v == s for v in status.values()) for s in ("done", "resume", "new")}
-    print(f"sweep {spec.output}: {len(jobs)} run(s): {counts['done']} done, "
-          f"{counts['resume']} to resume, {counts['new']} new")
+    states = cluster.run_states(jobs)
+    if args.status:
+        return show_status(jobs, states)
+    plan = print_plan(spec.output, jobs, states)
     if args.dry_run:
         for job in jobs:
-            print(f"[{status[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
+            print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
+        if options is not None:
+            tasks = -(-sum(v in ("new", "resume") for v in plan.values()) // options.runs_per_task)
+            print(f"--executor slurm would submit {tasks} array task(s) of up to "
+                  f"{options.runs_per_task} run(s), {options.task_time_min} min each")
         return 0
-    if not args.collect_only:
-        todo = [job for job in jobs if status[job.key] != "done"]
-        if todo:
-            gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
-            where = f"GPU(s) {gpus}" if gpus else "CPU"
-            print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
-            execute(todo, slots)
+    if args.collect_only:
+        return 0 if collect(runs, spec.output)[1] else 1
+    if options is not None:
+        return submit_to_slurm(args, argv, runs, jobs, spec.output, options)
+    todo = [job for job in jobs if plan[job.key] in ("new", "resume")]
+    if todo:
+        gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
+        where = f"GPU(s) {gpus}" if gpus else "CPU"
+        print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
+        execute(todo, slots)
     _rows, complete = collect(runs, spec.output)
     return 0 if complete else 1
 

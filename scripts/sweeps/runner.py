@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import IO, Callable, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
 from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs
@@ -25,7 +25,8 @@ from dassl.utils.run_dir import read_results as read_run_results
 from .spec import SweepError
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "Job", "read_results", "run_status",
-           "check_identity", "write_identity", "visible_gpus", "device_slots", "execute"]
+           "check_identity", "write_identity", "visible_gpus", "device_slots", "launch", "report",
+           "log_tail", "execute"]
 
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "sweep.log"
@@ -119,15 +120,21 @@ def device_slots(gpus: Sequence[str], jobs: Optional[int] = None) -> list[Option
     return [gpus[i % len(gpus)] if gpus else None for i in range(n)]
 
 
-def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
+def log_tail(run_dir: str | os.PathLike, lines: int = _TAIL_LINES) -> str:
+    """The last ``lines`` lines of the run's ``sweep.log``, indented ("" when unreadable)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = (Path(run_dir) / LOG_FILE).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
-def _launch(job: Job, device: Optional[str]) -> tuple[subprocess.Popen, object]:
+def launch(job: Job, device: Optional[str] = None,
+           preexec_fn: Optional[Callable[[], None]] = None) -> tuple[subprocess.Popen, IO[str]]:
+    """Start ``job.argv`` in the background: record the run's identity, append a header and the
+    child's stdout/stderr to ``sweep.log``; ``device`` sets ``CUDA_VISIBLE_DEVICES`` (None =
+    inherit); ``preexec_fn`` runs in the child before ``exec`` (e.g. to ignore a signal).
+    Returns the process and the open log (close it once the process has ended)."""
     write_identity(job.output_dir, job.identity)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if device is not None:
@@ -136,7 +143,22 @@ def _launch(job: Job, device: Optional[str]) -> tuple[subprocess.Popen, object]:
     log.write(f"\n===== sweep launch {time.strftime('%Y-%m-%d %H:%M:%S')}: "
               f"{' '.join(job.argv)}\n")
     log.flush()
-    return subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env), log
+    return subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=preexec_fn), log
+
+
+def report(job: Job, code: Optional[int], took_s: float) -> tuple[bool, str]:
+    """Whether a run that ended with exit status ``code`` succeeded (status 0 and a complete
+    ``results.json``), and the console line for it (a failure shows the log's last lines)."""
+    results = read_results(job.output_dir) if code == 0 else None
+    if results is None:
+        return False, (f"FAILED {job.key} (exit code {code}) after {took_s:.0f} s; log "
+                       f"{job.output_dir / LOG_FILE}:\n{log_tail(job.output_dir)}")
+    selected = results["selected"]
+    srcc = selected["metrics"].get("srcc")
+    srcc = "nan" if srcc is None else f"{float(srcc):.4f}"
+    return True, (f"done  {job.key} in {took_s:.0f} s: selected epoch {selected.get('epoch')} "
+                  f"({selected.get('selected_on')}), test SRCC {srcc}")
 
 
 def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
@@ -157,7 +179,7 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
             while pending and free:
                 slot = free.pop(0)
                 job = pending.pop(0)
-                proc, log = _launch(job, slots[slot])
+                proc, log = launch(job, slots[slot])
                 where = f" on GPU {slots[slot]}" if slots[slot] is not None else ""
                 echo(f"[{total - len(pending)}/{total}] start {job.key}{where}")
                 active[slot] = (job, proc, log, time.monotonic())
@@ -169,19 +191,8 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
                 log.close()
                 del active[slot]
                 free.append(slot)
-                results = read_results(job.output_dir) if code == 0 else None
-                outcome[job.key] = results is not None
-                took = time.monotonic() - started
-                if results is not None:
-                    selected = results["selected"]
-                    srcc = selected["metrics"].get("srcc")
-                    srcc = "nan" if srcc is None else f"{float(srcc):.4f}"
-                    echo(f"done  {job.key} in {took:.0f} s: selected epoch "
-                         f"{selected.get('epoch')} ({selected.get('selected_on')}), test SRCC "
-                         f"{srcc}")
-                else:
-                    echo(f"FAILED {job.key} (exit code {code}) after {took:.0f} s; log "
-                         f"{job.output_dir / LOG_FILE}:\n{_tail(job.output_dir / LOG_FILE)}")
+                outcome[job.key], message = report(job, code, time.monotonic() - started)
+                echo(message)
     except KeyboardInterrupt:
         for job, proc, log, _started in active.values():
             proc.terminate()

@@ -3,7 +3,8 @@
 #
 # Usage: bash scripts/sweep.sh [SPEC.yaml] [--datasets ...] [--variants ...] [--protocol ...]
 #            [--seeds ...] [--split-seeds ...] [--root DIR] [--output DIR] [--extra-opts K V ...]
-#            [--jobs N] [--dry-run] [--collect-only]
+#            [--jobs N] [--dry-run] [--collect-only] [--status]
+#            [--executor slurm --partition P --time-per-run T --runs-per-task N ...]
 # Example: bash scripts/sweep.sh configs/sweeps/example.yaml --dry-run
 # Environment: PYTHON (default python3). All arguments go to scripts/sweep.py (see its --help).
 set -euo pipefail

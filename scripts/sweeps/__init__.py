@@ -3,6 +3,8 @@
 - ``scripts.sweeps.spec``: sweep specifications (yaml or CLI) and protocol yamls -> planned runs.
 - ``scripts.sweeps.runner``: run status (done / resume / new), parallel execution of ``train.py``
   (one process per GPU, sequential on CPU).
+- ``scripts.sweeps.cluster``: the SLURM executor (one submitit job array per submission,
+  requeue on timeout, run states from the run folders and ``sacct``).
 - ``scripts.sweeps.tables``: ``results.csv`` / ``summary.csv`` from the runs' ``results.json``.
 
 Entry point: ``python scripts/sweep.py`` (``scripts/sweep.sh``).

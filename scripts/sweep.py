@@ -8,7 +8,7 @@ Usage:
     python scripts/sweep.py configs/sweeps/ablations.yaml   # every yaml of configs/ablations
     python scripts/sweep.py configs/sweeps/example.yaml --executor slurm --partition gpu \\
         --time-per-run 2:00:00 --runs-per-task 2 [--collect-job]       # on a SLURM login node
-    python scripts/sweep.py configs/sweeps/example.yaml --status      # new/queued/running/done/failed
+    python scripts/sweep.py configs/sweeps/example.yaml --status   # new/queued/running/done/failed
 
 Each run is one ``train.py`` process writing to
 ``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The local executor (default)

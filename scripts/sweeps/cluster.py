@@ -35,7 +35,8 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
 
-from .runner import RUN_FILE, Job, launch, log_tail, read_results, report, write_identity
+from .runner import (LOG_FILE, RUN_FILE, Job, launch, log_tail, read_results, report,
+                     write_identity)
 from .spec import REPO, SweepError
 
 try:  # optional: only the slurm executor needs it (requirements-cluster.txt)
@@ -288,7 +289,8 @@ def _state_of(job: Job, marker: Optional[Mapping[str, Any]], scheduler: Mapping[
     if sched in RUNNING_STATES and mark == "running":
         return RunState("running", job_id, f"since {marker.get('started', '?')}")
     if sched in RUNNING_STATES and mark in ("queued", "requeued"):
-        return RunState("queued", job_id, "its task is running an earlier run")
+        return RunState("queued", job_id, "requeued" if mark == "requeued"
+                        else "its task is running an earlier run")
     if sched in QUEUED_STATES:
         return RunState("queued", job_id, sched)
     if sched == "UNKNOWN" and mark == "queued" and _age_s(marker) < SUBMIT_GRACE_S:
@@ -508,4 +510,4 @@ def describe_failure(job: Job, state: RunState) -> str:
     """Console text of a failed run: its state and the last lines of its ``sweep.log``."""
     tail = log_tail(job.output_dir)
     return f"FAILED {job.key} (job {state.job_id or '-'}: {state.detail})" + (
-        f"; log {job.output_dir / 'sweep.log'}:\n{tail}" if tail else "")
+        f"; log {job.output_dir / LOG_FILE}:\n{tail}" if tail else "")

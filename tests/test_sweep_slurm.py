@@ -145,6 +145,28 @@ def test_local_executor_leaves_runs_queued_on_the_cluster_alone(tmp_path, fake_s
     assert ran == ["AGIQA/nctx8/paper/splitseed42/seed1", "AGIQA/nctx8/paper/splitseed42/seed2"]
 
 
+def test_a_requeued_task_does_not_retry_the_run_it_failed(tmp_path, fake_trainer, monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("SLURM_JOB_ID", "1001")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "1001")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    jobs = sweep.make_jobs(sweep.build_spec({}, {
+        "datasets": ["AGIQA"], "variants": ["vit_b16_ep50"], "seeds": [1, 2],
+        "output": str(tmp_path / "sweep"), "root": str(tmp_path)}).runs(), str(tmp_path), ())
+    cluster.write_marker(jobs[0].output_dir, job_id="1001_0", state="failed", exit_code=3)
+    cluster.write_marker(jobs[1].output_dir, job_id="1000_5", state="failed", exit_code=3)
+    with pytest.raises(RuntimeError, match="1 run\\(s\\) failed: AGIQA/vit_b16_ep50/paper/"
+                                           "splitseed42/seed1"):
+        cluster.RunTask(jobs)()
+    assert "failed earlier in this job (exit code 3)" in capsys.readouterr().out
+    assert not (jobs[0].output_dir / "invocations.jsonl").exists()
+    # A failure of an earlier submission is retried, and the marker tells what happened.
+    assert (jobs[1].output_dir / "invocations.jsonl").is_file()
+    marker = cluster.read_marker(jobs[1].output_dir)
+    assert marker["job_id"] == "1001_0" and marker["state"] == "done" and marker["exit_code"] == 0
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--time-per-run", "0"], "--time-per-run must be a positive time"),
     (["--time-per-run", "-5"], "--time-per-run must be a positive SLURM time"),

@@ -413,6 +413,12 @@ class RunTask(Checkpointable):
         if read_results(job.output_dir) is not None:
             print(f"skip  {job.key}: already done", flush=True)
             return "done"
+        marker = read_marker(job.output_dir) or {}
+        if str(marker.get("job_id")) == job_id and marker.get("state") == "failed":
+            # This job failed it before a requeue: failed runs wait for the next submission.
+            print(f"skip  {job.key}: failed earlier in this job (exit code "
+                  f"{marker.get('exit_code')}); submit the sweep again to retry it", flush=True)
+            return "failed"
         with _run_lock(job.output_dir) as locked:
             if not locked:
                 print(f"skip  {job.key}: another process is training it", flush=True)

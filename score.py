@@ -35,12 +35,11 @@ from clip.checkpoint import CheckpointError
 from clip.weights import DownloadError, WeightsNotFoundError
 from dassl.evaluation import iqa_metrics
 from dassl.utils import UserError, atomic_write_text
-from trainers.clip_agiqa import CheckpointMismatchError
 from trainers.scorer import load_scorer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Problems the user can fix: reported as one line, no traceback.
-USER_ERRORS = (UserError, CheckpointMismatchError, CheckpointError, DownloadError,
+USER_ERRORS = (UserError, CheckpointError, DownloadError,
                WeightsNotFoundError, FileNotFoundError, ValueError, OSError)
 EXIT_USER_ERROR = 2
 

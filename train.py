@@ -54,7 +54,6 @@ from datasets import add_dataset_config
 from datasets.errors import describe_dir
 from datasets.levels import validate_levels
 from trainers import add_trainer_config, check_trainer_config
-from trainers.clip_agiqa import CheckpointMismatchError
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +61,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
 # listed one by one because clip imports nothing of ours.
-USER_ERRORS = (UserError, CheckpointMismatchError, CheckpointError, DownloadError,
+USER_ERRORS = (UserError, CheckpointError, DownloadError,
                WeightsNotFoundError, TextTooLongError, FileNotFoundError)
 
 # CLI flag (argparse dest) -> config key; applied when the flag is given (`is not None`).

@@ -15,19 +15,16 @@ distribution, optimizer steps and per-epoch test. The hooks accept either batch 
 """
 from __future__ import annotations
 
-import os
 import warnings
 from contextlib import nullcontext
-from typing import Any
 
 import torch
 from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import ConfigError, checkpoint_file_name
+from dassl.utils import CheckpointMismatchError, ConfigError, load_state_dict_checked
 
-from .checkpoint_compat import CheckpointMismatchError, read_module_checkpoint
 from .config import check_trainer_config
 from .custom_clip import (CustomCLIP, load_clip_in_precision, load_clip_to_cpu,
                           resolve_precision, training_target_stats)
@@ -53,6 +50,13 @@ def module_names(cfg) -> tuple[str, ...]:
     return MODULE_NAMES + ((ENCODER_MODULE,) if tuned else ())
 
 
+def checkpointed_modules(model: CustomCLIP, names: tuple[str, ...]) -> dict[str, nn.Module]:
+    """`{name: module}` of `model` for the checkpoint folders `names` (see `module_names`)."""
+    attributes = {"prompt_learner": "prompt_learner", "regression": "regression",
+                  ENCODER_MODULE: "encoder_tuning"}
+    return {name: getattr(model, attributes[name]) for name in names}
+
+
 def check_prompts(cfg, splits: dict) -> None:
     """With `PROMPT_TEMPLATE`, every image of every split needs a generation prompt.
 
@@ -70,34 +74,8 @@ def check_prompts(cfg, splits: dict) -> None:
                 "with a prompt column (AGIQA-3K) or set DATASET.PROMPT_FILE (CSV name,prompt)")
 # Prompt buffers recomputed from the current level names; dropped from loaded checkpoints.
 RECOMPUTED_BUFFERS = frozenset({"token_prefix", "token_suffix"})
-
-
-def load_state_dict_checked(
-    module: nn.Module, state_dict: dict, ignore: frozenset = frozenset(), source: str = ""
-) -> None:
-    """Load `state_dict` into `module` strictly, except for the keys in `ignore`.
-
-    Missing or unexpected keys and shape mismatches raise `CheckpointMismatchError` naming
-    `source` and the keys (`read_module_checkpoint` gives state dicts without `module.`).
-    """
-    state = {k: v for k, v in state_dict.items() if k not in ignore}
-    own = {k: v for k, v in module.state_dict().items() if k not in ignore}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointMismatchError(
-            f"Checkpoint {source!r} does not match the model: missing keys {missing}, "
-            f"unexpected keys {unexpected}"
-        )
-    for key, value in state.items():
-        if not torch.is_tensor(value) or value.shape != own[key].shape:
-            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            raise CheckpointMismatchError(
-                f"Checkpoint {source!r}: {key} has shape {shape}, the model expects "
-                f"{tuple(own[key].shape)} (check N_CTX, CSC, CTX_INIT, the level names and the "
-                "backbone)"
-            )
-    module.load_state_dict(state, strict=False)
+# Keys each module's checkpoint need not hold, and that loading leaves alone.
+IGNORED_ON_LOAD = {"prompt_learner": RECOMPUTED_BUFFERS}
 
 
 @TRAINER_REGISTRY.register()
@@ -274,36 +252,6 @@ class CLIP_AGIQA(TrainerX):
             self.scaler.update()
         return {"loss": loss.item()}
 
-    def load_model(self, directory: str, epoch: int | None = None) -> None:
-        """Load `model-best.pth.tar` (or `model.pth.tar-<epoch>`) of every registered module.
-
-        Accepts checkpoints of this trainer and of the original implementation (whose files
-        embed pickled scheduler objects; they are read without executing any of that code).
-        Loading is strict except for the recomputed prompt buffers `token_prefix`/`token_suffix`.
-        Details of what was loaded are kept in `self.loaded_checkpoints`.
-        """
-        if not directory:
-            print("Note that load_model() is skipped as no pretrained model is given")
-            return
-        model_file = checkpoint_file_name(epoch)
-        self.loaded_checkpoints = {}
-        for name in self.get_model_names():
-            path = os.path.join(directory, name, model_file)
-            checkpoint, state_dict = read_module_checkpoint(path)
-            ignore = RECOMPUTED_BUFFERS if name == "prompt_learner" else frozenset()
-            load_state_dict_checked(self._models[name], state_dict, ignore, source=path)
-            loaded_epoch = checkpoint.get("epoch")
-            val_result = checkpoint.get("val_result")
-            self.loaded_checkpoints[name] = {
-                "path": os.path.abspath(path),
-                "epoch": int(loaded_epoch) if isinstance(loaded_epoch, (int, float)) else None,
-                "val_result": _as_float(val_result),
-            }
-            print(f'Loading weights to {name} from "{path}" (epoch = {loaded_epoch})')
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
+    def checkpoint_ignored_keys(self) -> dict:
+        """The prompt buffers are recomputed from the level names: not required on loading."""
+        return dict(IGNORED_ON_LOAD)

@@ -25,11 +25,10 @@ from yacs.config import CfgNode
 from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
 from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
-                         read_checkpoint_pointer)
+                         load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
+                         read_module_checkpoint)
 
-from .checkpoint_compat import read_module_checkpoint
-from .clip_agiqa import (ENCODER_MODULE, MODULE_NAMES, RECOMPUTED_BUFFERS,
-                         load_state_dict_checked, module_names)
+from .clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
 from .config import add_trainer_config
 from .custom_clip import (CustomCLIP, head_input_size, load_clip_in_precision,
                           resolve_precision)
@@ -186,8 +185,9 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     stored = _config_from_file(config_path) if os.path.isfile(config_path) else None
     modules = module_names(stored[0]) if stored else MODULE_NAMES
     model_file = find_model_file(run_dir, epoch, modules)
-    paths = {name: os.path.abspath(os.path.join(run_dir, name, model_file)) for name in modules}
-    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()}
+    paths = module_checkpoint_paths(run_dir, modules, model_file)
+    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()
+              if name in MODULE_NAMES}
     if stored:
         cfg, names = stored
         stored_ctp = cfg.TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION
@@ -215,12 +215,8 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     cfg.freeze()
     model = CustomCLIP(cfg, names, clip_model)
     _check_prompts(model, states["prompt_learner"], paths["prompt_learner"])
-    loaded = [("prompt_learner", model.prompt_learner), ("regression", model.regression)]
-    if model.encoder_tuning is not None:
-        loaded.append((ENCODER_MODULE, model.encoder_tuning))
-    for name, module in loaded:
-        ignore = RECOMPUTED_BUFFERS if name == "prompt_learner" else frozenset()
-        load_state_dict_checked(module, states[name], ignore, source=paths[name])
+    load_module_checkpoints(checkpointed_modules(model, modules), run_dir, model_file,
+                            IGNORED_ON_LOAD)
     model.to(device).eval()
     return RunModel(model=model, cfg=cfg, level_names=names, precision=precision, device=device,
                     config_source=source, model_files=paths)

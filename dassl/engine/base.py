@@ -14,9 +14,8 @@ import torch
 import torch.nn as nn
 
 from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name,
-                         get_rng_state,
-                         load_checkpoint, read_checkpoint_pointer, remove_stale_temp_files,
-                         save_checkpoint,
+                         get_rng_state, load_checkpoint, load_module_checkpoints,
+                         read_checkpoint_pointer, remove_stale_temp_files, save_checkpoint,
                          set_rng_state, tolist_if_not)
 from dassl.utils.errors import CheckpointFileError
 
@@ -198,21 +197,28 @@ class TrainerBase:
         print(f"Resumed after epoch {start_epoch}")
         return start_epoch
 
+    def checkpoint_ignored_keys(self) -> dict:
+        """``{model name: state-dict keys}`` that ``load_model`` does not require or load (e.g.
+        buffers the model recomputes); none by default."""
+        return {}
+
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
-        """Load weights (strict) of ``model-best.pth.tar``, or ``model.pth.tar-<epoch>``."""
+        """Load the weights of ``model-best.pth.tar`` (or ``model.pth.tar-<epoch>``) into every
+        registered model, strictly except for ``checkpoint_ignored_keys``.
+
+        Reads any file ``dassl.utils.read_checkpoint`` accepts (also original Dassl checkpoints
+        with pickled schedulers, without running their code). ``self.loaded_checkpoints`` keeps
+        ``{name: {path, epoch, val_result}}``.
+        """
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = checkpoint_file_name(epoch)
-        for name in self.get_model_names():
-            model_path = os.path.join(directory, name, model_file)
-            if not os.path.exists(model_path):
-                raise FileNotFoundError(f'Model not found at "{model_path}"')
-            checkpoint = load_checkpoint(model_path)
-            val_result = checkpoint.get("val_result")
-            shown = "n/a" if val_result is None else f"{val_result:.4f}"
-            print(f'Load {model_path} to {name} (epoch={checkpoint["epoch"]}, val_result={shown})')
-            self._models[name].load_state_dict(checkpoint["state_dict"])
+        loaded = load_module_checkpoints(self._models, directory, checkpoint_file_name(epoch),
+                                         self.checkpoint_ignored_keys())
+        self.loaded_checkpoints = {name: item.summary() for name, item in loaded.items()}
+        for name, item in loaded.items():
+            shown = "n/a" if item.val_result is None else f"{item.val_result:.4f}"
+            print(f'Load {item.path} to {name} (epoch={item.epoch}, val_result={shown})')
 
     # ----------------------------------------------------------------- tensorboard
     def init_writer(self, log_dir: str) -> None:

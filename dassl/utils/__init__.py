@@ -3,7 +3,7 @@
 Submodules imported on demand: ``run_record`` (config.yaml / run_info.json of a run) and
 ``run_dir`` (inspecting an existing output directory).
 """
-from .errors import CheckpointFileError, ConfigError, UserError
+from .errors import CheckpointFileError, CheckpointMismatchError, ConfigError, UserError
 from .image_check import find_unreadable_images, format_bad_images, image_problem
 from .logger import buffer_early_output, setup_logger, teardown_logger
 from .meters import AverageMeter, MetricMeter
@@ -13,10 +13,12 @@ from .reproducibility import (collect_env_info, configure_determinism, get_rng_s
 from .tools import (atomic_write, atomic_write_text, check_isfile, listdir_nohidden,
                     mkdir_if_missing, read_image, read_json, remove_stale_temp_files,
                     tolist_if_not, write_json)
-from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name,
-                         load_checkpoint,
-                         load_pretrained_weights, read_checkpoint_pointer, resume_from_checkpoint,
-                         save_checkpoint)
+from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, LoadedCheckpoint,
+                         checkpoint_file_name, load_checkpoint, load_module_checkpoints,
+                         load_pretrained_weights, load_state_dict_checked,
+                         module_checkpoint_paths, read_checkpoint, read_checkpoint_pointer,
+                         read_module_checkpoint, resume_from_checkpoint, save_checkpoint,
+                         strip_module_prefix)
 
 __all__ = [
     "buffer_early_output", "setup_logger", "teardown_logger", "AverageMeter", "MetricMeter",
@@ -26,5 +28,7 @@ __all__ = [
     "read_json", "remove_stale_temp_files", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
     "LATEST_POINTER", "checkpoint_file_name", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
     "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError",
-    "CheckpointFileError", "find_unreadable_images", "format_bad_images", "image_problem",
+    "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "load_module_checkpoints",
+    "load_state_dict_checked", "module_checkpoint_paths", "read_checkpoint",
+    "read_module_checkpoint", "strip_module_prefix", "find_unreadable_images", "format_bad_images", "image_problem",
 ]

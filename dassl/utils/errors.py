@@ -7,7 +7,7 @@ existed (``ValueError``, ``RuntimeError``), so existing ``except`` clauses keep 
 """
 from __future__ import annotations
 
-__all__ = ["UserError", "ConfigError", "CheckpointFileError"]
+__all__ = ["UserError", "ConfigError", "CheckpointFileError", "CheckpointMismatchError"]
 
 
 class UserError(Exception):
@@ -20,3 +20,7 @@ class ConfigError(UserError, ValueError):
 
 class CheckpointFileError(UserError, RuntimeError):
     """A checkpoint file exists but cannot be read, or does not fit the model it is loaded into."""
+
+
+class CheckpointMismatchError(CheckpointFileError, ValueError):
+    """A checkpoint's keys or shapes do not match the model it is loaded into."""

@@ -1,4 +1,12 @@
-"""Checkpoint files: atomic saving, safe (``weights_only``) loading, resuming, partial loading.
+"""Checkpoint files: the one place that writes and reads them.
+
+Saving is atomic. Reading: ``read_checkpoint`` (weights-only ``torch.load``, falling back to
+``restricted_pickle`` for files that embed pickled objects, e.g. the original code's schedulers;
+no pickled code ever runs), ``load_checkpoint`` (Dassl's API: weights-only, or fully trusted
+``weights_only=False``). Every failure on an existing file is a ``CheckpointFileError``; a state
+dict that does not fit its module a ``CheckpointMismatchError``. DataParallel's ``module.`` prefix
+is removed by one rule (``strip_module_prefix``) on saving and on reading.
+``load_module_checkpoints`` loads one file per module of a run (trainer and scorer use it).
 
 Layout (per registered model, Dassl's): ``<dir>/model.pth.tar-<epoch>``, ``<dir>/model-best.pth.tar``
 and a one-line text pointer ``<dir>/checkpoint`` naming the latest regular checkpoint. Best saves
@@ -10,12 +18,14 @@ import os
 import pickle
 import shutil
 from collections import OrderedDict
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from .errors import CheckpointFileError
+from .errors import CheckpointFileError, CheckpointMismatchError
+from .restricted_pickle import restricted_pickle
 from .tools import atomic_write, atomic_write_text, mkdir_if_missing
 
 BEST_MODEL_NAME = "model-best.pth.tar"
@@ -29,9 +39,14 @@ def checkpoint_file_name(epoch: Optional[int] = None) -> str:
     return BEST_MODEL_NAME if epoch is None else f"model.pth.tar-{int(epoch)}"
 
 
-def _strip_module_prefix(state_dict: dict) -> OrderedDict:
+_MODULE_PREFIX = "module."
+
+
+def strip_module_prefix(state_dict: Mapping) -> OrderedDict:
     """Drop the ``module.`` prefix DataParallel adds to parameter names."""
-    return OrderedDict((k[7:] if k.startswith("module.") else k, v) for k, v in state_dict.items())
+    n = len(_MODULE_PREFIX)
+    return OrderedDict((k[n:] if k.startswith(_MODULE_PREFIX) else k, v)
+                       for k, v in state_dict.items())
 
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False,
@@ -48,7 +63,7 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False,
     mkdir_if_missing(save_dir)
     if remove_module_from_keys:
         state = dict(state)
-        state["state_dict"] = _strip_module_prefix(state["state_dict"])
+        state["state_dict"] = strip_module_prefix(state["state_dict"])
     fname = model_name or checkpoint_file_name(state["epoch"])
     fpath = os.path.join(save_dir, fname)
     atomic_write(fpath, lambda tmp: torch.save(state, tmp))
@@ -76,29 +91,29 @@ def read_checkpoint_pointer(fdir: str, pointer: str = LATEST_POINTER) -> Optiona
     return name
 
 
-def load_checkpoint(fpath: str, weights_only: bool = True) -> Any:
-    """Load a checkpoint onto the CPU (or keep devices when CUDA is available).
-
-    ``weights_only=True`` (default) only unpickles tensors and plain containers, which is safe for
-    untrusted files; every checkpoint this package writes loads that way. Legacy checkpoints that
-    embed objects (e.g. original Dassl warm-up schedulers) need ``weights_only=False`` and must
-    come from a trusted source.
-    """
+def _check_exists(fpath: str) -> None:
     if not fpath:
         raise ValueError("File path is empty")
     if not os.path.exists(fpath):
-        raise FileNotFoundError(f'File is not found at "{fpath}"')
+        raise FileNotFoundError(f'Checkpoint not found at "{fpath}"')
+
+
+def _holds_pickled_objects(exc: BaseException) -> bool:
+    # torch's weights-only unpickler reports random bytes as "weights only" failures too;
+    # only "Unsupported global" means the file really holds pickled objects.
+    return isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower()
+
+
+def _torch_load(fpath: str, **kwargs: Any) -> Any:
+    """``torch.load`` onto the CPU (devices kept when CUDA is available); any failure on the
+    existing file becomes ``CheckpointFileError`` (pickled objects refused by the weights-only
+    unpickler stay ``pickle.UnpicklingError`` for the caller to decide)."""
     map_location = None if torch.cuda.is_available() else "cpu"
     try:
-        return torch.load(fpath, map_location=map_location, weights_only=weights_only)
+        return torch.load(fpath, map_location=map_location, **kwargs)
     except pickle.UnpicklingError as exc:
-        # torch's weights-only unpickler reports random bytes as "weights only" failures too;
-        # only "Unsupported global" means the file really holds pickled objects.
-        if weights_only and "unsupported global" in str(exc).lower():
-            raise CheckpointFileError(
-                f"Cannot load {fpath} with weights_only=True: it contains pickled Python objects "
-                "(e.g. an original-Dassl scheduler). Load it with weights_only=False only if you "
-                "trust the file.") from exc
+        if _holds_pickled_objects(exc):
+            raise
         raise _unreadable(fpath, exc) from exc
     except Exception as exc:
         # torch reports a truncated zip archive as RuntimeError, an empty file as EOFError and
@@ -110,6 +125,128 @@ def _unreadable(fpath: str, exc: BaseException) -> CheckpointFileError:
     return CheckpointFileError(
         f"Cannot read checkpoint {fpath} (truncated or corrupt file?): {type(exc).__name__}: "
         f"{exc}")
+
+
+def load_checkpoint(fpath: str, weights_only: bool = True) -> Any:
+    """Load a checkpoint onto the CPU (or keep devices when CUDA is available).
+
+    ``weights_only=True`` (default) only unpickles tensors and plain containers, which is safe for
+    untrusted files; every checkpoint this package writes loads that way. Legacy checkpoints that
+    embed objects (e.g. original Dassl warm-up schedulers) need ``weights_only=False`` and must
+    come from a trusted source (``read_checkpoint`` reads them without trusting them).
+    """
+    _check_exists(fpath)
+    try:
+        return _torch_load(fpath, weights_only=weights_only)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointFileError(
+            f"Cannot load {fpath} with weights_only=True: it contains pickled Python objects "
+            "(e.g. an original-Dassl scheduler). Load it with weights_only=False only if you "
+            "trust the file.") from exc
+
+
+def read_checkpoint(fpath: str) -> Any:
+    """Load any ``torch.save`` file without executing pickled code.
+
+    Weights-only first; a file that embeds pickled objects (the original code's schedulers) is
+    read again with ``restricted_pickle``: tensors and plain data come back intact, objects of
+    other classes as inert stubs. Raises ``FileNotFoundError`` naming ``fpath``, or
+    ``CheckpointFileError`` for an unreadable file.
+    """
+    fpath = os.fspath(fpath)
+    _check_exists(fpath)
+    try:
+        return _torch_load(fpath, weights_only=True)
+    except pickle.UnpicklingError:
+        return _torch_load(fpath, weights_only=False, pickle_module=restricted_pickle)
+
+
+def read_module_checkpoint(fpath: str) -> tuple[dict, "OrderedDict[str, torch.Tensor]"]:
+    """``(checkpoint dict, state_dict without module.)`` of one module's checkpoint file (ours
+    or the original code's). Raises ``FileNotFoundError``, ``CheckpointFileError``, or
+    ``CheckpointMismatchError`` when the file holds no ``state_dict`` dictionary."""
+    checkpoint = read_checkpoint(fpath)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointMismatchError(f'"{fpath}" holds no "state_dict" dictionary')
+    return checkpoint, strip_module_prefix(state)
+
+
+def load_state_dict_checked(module: nn.Module, state_dict: Mapping,
+                            ignore: Collection[str] = frozenset(), source: str = "") -> None:
+    """Load ``state_dict`` into ``module`` strictly, except for the keys in ``ignore``.
+
+    Missing or unexpected keys and shape mismatches raise ``CheckpointMismatchError`` naming
+    ``source`` and the keys.
+    """
+    state = {k: v for k, v in state_dict.items() if k not in ignore}
+    own = {k: v for k, v in module.state_dict().items() if k not in ignore}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointMismatchError(
+            f"Checkpoint {source!r} does not match the model: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
+    for key, value in state.items():
+        if not torch.is_tensor(value) or value.shape != own[key].shape:
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise CheckpointMismatchError(
+                f"Checkpoint {source!r}: {key} has shape {shape}, the model expects "
+                f"{tuple(own[key].shape)} (check N_CTX, CSC, CTX_INIT, the level names and the "
+                "backbone)"
+            )
+    module.load_state_dict(state, strict=False)
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """What ``load_module_checkpoints`` read for one module: absolute ``path``, the stored
+    ``epoch`` and ``val_result`` (None when absent or not a number) and the whole
+    ``checkpoint`` dict."""
+
+    path: str
+    epoch: Optional[int]
+    val_result: Optional[float]
+    checkpoint: dict = field(repr=False)
+
+    def summary(self) -> dict:
+        """``{path, epoch, val_result}`` as plain data (e.g. for results.json)."""
+        return {"path": self.path, "epoch": self.epoch, "val_result": self.val_result}
+
+
+def _number(value: Any, kind: type) -> Any:
+    try:
+        return None if value is None else kind(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def module_checkpoint_paths(directory: str, names: Collection[str],
+                            file_name: str) -> dict[str, str]:
+    """``{name: directory/name/file_name}`` (absolute) for the modules ``names``."""
+    return {name: os.path.abspath(os.path.join(directory, name, file_name)) for name in names}
+
+
+def load_module_checkpoints(modules: Mapping[str, nn.Module], directory: str, file_name: str,
+                            ignore: Optional[Mapping[str, Collection[str]]] = None
+                            ) -> dict[str, LoadedCheckpoint]:
+    """Load ``directory/<name>/<file_name>`` into every module of ``modules`` (in order).
+
+    Strict (``load_state_dict_checked``) except for the keys ``ignore[name]``. Any checkpoint
+    ``read_checkpoint`` accepts works, including the original code's. Raises
+    ``FileNotFoundError``, ``CheckpointFileError`` or ``CheckpointMismatchError`` naming the file.
+    """
+    ignore = ignore or {}
+    loaded = {}
+    for name, path in module_checkpoint_paths(directory, list(modules), file_name).items():
+        checkpoint, state_dict = read_module_checkpoint(path)
+        load_state_dict_checked(modules[name], state_dict, ignore.get(name, frozenset()),
+                                source=path)
+        loaded[name] = LoadedCheckpoint(
+            path=path, epoch=_number(checkpoint.get("epoch"), int),
+            val_result=_number(checkpoint.get("val_result"), float), checkpoint=checkpoint)
+    return loaded
 
 
 def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:
@@ -143,7 +280,7 @@ def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
     """
     checkpoint = load_checkpoint(weight_path)
     state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    state_dict = _strip_module_prefix(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     model_dict = model.state_dict()
     matched, discarded = OrderedDict(), []
     for k, v in state_dict.items():

@@ -12,6 +12,7 @@ from clip.random_weights import PRESETS, random_state_dict
 from dassl.config import get_cfg_default
 from trainers.config import add_trainer_config
 from trainers.custom_clip import CustomCLIP, load_clip_to_cpu
+from trainers.model_spec import ModelSpec
 
 LEVELS = ["terrible", "bad", "poor", "average", "good", "perfect"]
 # Level names spanning several BPE tokens exercise the middle/front layouts.
@@ -24,6 +25,12 @@ def make_cfg(**trainer_opts):
     for key, value in trainer_opts.items():
         setattr(cfg.TRAINER.CLIP_AGIQA, key, value)
     return cfg
+
+
+def make_spec(levels=LEVELS, **trainer_opts) -> ModelSpec:
+    """A spec with these level names; options named as their config keys (N_CTX=3, ...)."""
+    return ModelSpec(backbone="tiny-vit", level_names=tuple(levels),
+                     **{key.lower(): value for key, value in trainer_opts.items()})
 
 
 def tiny_clip(arch: str = "tiny-vit", **overrides) -> torch.nn.Module:
@@ -39,7 +46,7 @@ def tiny_clip(arch: str = "tiny-vit", **overrides) -> torch.nn.Module:
 
 def build(levels=LEVELS, arch="tiny-vit", seed=0, **trainer_opts) -> CustomCLIP:
     torch.manual_seed(seed)
-    return CustomCLIP(make_cfg(**trainer_opts), levels, tiny_clip(arch)).eval()
+    return CustomCLIP.from_spec(make_spec(levels, **trainer_opts), tiny_clip(arch)).eval()
 
 
 @functools.lru_cache(maxsize=1)
@@ -175,7 +182,8 @@ def test_ctx_init_counts_tokens_and_matches_the_sentence(ctx_init):
 def test_resnet_backbone_head_follows_embed_dim(images):
     torch.manual_seed(0)
     levels = ["bad", "fair", "good", "great"]
-    model = CustomCLIP(make_cfg(N_CTX=3), levels, tiny_clip("tiny-rn", embed_dim=96)).eval()
+    model = CustomCLIP.from_spec(make_spec(levels, N_CTX=3),
+                                 tiny_clip("tiny-rn", embed_dim=96)).eval()
     assert model.regression[1].in_features == 96 * (1 + 4)
     with torch.no_grad():
         out = model(images[:2])
@@ -219,10 +227,9 @@ def test_config_validation_errors():
     check_trainer_config(make_cfg(N_CTX=73), LEVELS)  # 73 + 1 + 3 = 77 fits exactly
     with pytest.raises(ValueError, match="78 tokens > context length 77"):
         check_trainer_config(make_cfg(N_CTX=74), LEVELS)
-    cfg = make_cfg()
-    cfg.INPUT.SIZE = (256, 256)
+    spec = make_spec(test_input={"SIZE": [256, 256]})
     with pytest.raises(ValueError, match="INPUT.SIZE"):
-        CustomCLIP(cfg, LEVELS, tiny_clip())
+        CustomCLIP.from_spec(spec, tiny_clip())
 
 
 def test_load_clip_to_cpu_reads_a_weights_file(tmp_path):
@@ -246,9 +253,9 @@ def test_load_clip_to_cpu_reads_a_weights_file(tmp_path):
 def test_fp16_layout_matches_upstream_dtypes(images):
     """Unconverted CLIP (mixed fp16): fp16 context and prompt buffers, fp32 head and output."""
     torch.manual_seed(0)
-    half = CustomCLIP(make_cfg(N_CTX=4), LEVELS, clip.build_model(random_state_dict("tiny-vit")))
+    half = CustomCLIP.from_spec(make_spec(N_CTX=4), clip.build_model(random_state_dict("tiny-vit")))
     torch.manual_seed(0)
-    full = CustomCLIP(make_cfg(N_CTX=4), LEVELS, tiny_clip()).eval()
+    full = CustomCLIP.from_spec(make_spec(N_CTX=4), tiny_clip()).eval()
     half.eval()
     pl = half.prompt_learner
     assert pl.ctx.dtype == pl.token_prefix.dtype == pl.token_suffix.dtype == torch.float16

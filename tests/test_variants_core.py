@@ -162,7 +162,7 @@ def test_template_filling_and_the_empty_generation_prompt():
 def test_empty_generation_prompt_gives_the_plain_level_prompt_features(tiny_clip_file):
     torch.manual_seed(0)
     clip_model = fresh_clip(tiny_clip_file)
-    learner = PromptLearner(method_cfg(N_CTX=4), LEVELS, clip_model)
+    learner = PromptLearner(LEVELS, clip_model, n_ctx=4)
     tokens = ConditionedPromptTokens("X X X X", LEVELS, "{level}, {prompt}", 77)
     ids = tokens.ids(["", "a red fox in the snow"])
     assert torch.equal(ids[0], learner.tokenized_prompts)

@@ -25,11 +25,11 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import CheckpointMismatchError, ConfigError, load_state_dict_checked
 
-from .config import check_trainer_config
-from .custom_clip import (CustomCLIP, load_clip_in_precision, load_clip_to_cpu,
-                          resolve_precision, training_target_stats)
+from .custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu, resolve_precision,
+                          training_target_stats)
 from .feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
                               ImageFeatureEncoder)
+from .model_spec import ModelSpec, PipelineOptions
 from .multi_crop import MultiCropTransform
 from .similarity_head import training_mos_range
 from .prompt_learner import PromptLearner, TextEncoder
@@ -44,9 +44,9 @@ MODULE_NAMES = ("prompt_learner", "regression")
 ENCODER_MODULE = "image_encoder"
 
 
-def module_names(cfg) -> tuple[str, ...]:
-    """Checkpointed modules of a run of `cfg`, in registration order."""
-    tuned = cfg.TRAINER.CLIP_AGIQA.TRAIN_IMAGE_ENCODER != "none"
+def module_names(spec: ModelSpec) -> tuple[str, ...]:
+    """Checkpointed modules of a model of `spec`, in registration order."""
+    tuned = spec.train_image_encoder != "none"
     return MODULE_NAMES + ((ENCODER_MODULE,) if tuned else ())
 
 
@@ -57,13 +57,13 @@ def checkpointed_modules(model: CustomCLIP, names: tuple[str, ...]) -> dict[str,
     return {name: getattr(model, attributes[name]) for name in names}
 
 
-def check_prompts(cfg, splits: dict) -> None:
+def check_prompts(spec: ModelSpec, splits: dict) -> None:
     """With `PROMPT_TEMPLATE`, every image of every split needs a generation prompt.
 
     `splits` maps a split name to its Datum list. Raises `ConfigError` naming the first image
     without one and how to provide prompts.
     """
-    if not cfg.TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE:
+    if not spec.prompt_template:
         return
     for split, items in splits.items():
         missing = [item.name for item in items or [] if getattr(item, "prompt", None) is None]
@@ -83,41 +83,42 @@ class CLIP_AGIQA(TrainerX):
     """CoOp-style prompt learning + MLP regression of MOS on frozen CLIP features."""
 
     def check_cfg(self, cfg) -> None:
-        level_names = list(cfg.DATASET.get("LEVEL_NAMES", []) or [])
-        check_trainer_config(cfg, level_names or None)
+        """The pipeline options (the model spec is built with the dataset's level names in
+        `build_model`)."""
+        self.pipeline_options = PipelineOptions.from_config(cfg)
 
-    def _resolve_precision(self) -> str:
-        configured = self.cfg.TRAINER.CLIP_AGIQA.PREC
+    def _effective_precision(self, configured: str) -> str:
         prec = resolve_precision(configured, self.device)
         if prec != configured:
             warnings.warn(f"TRAINER.CLIP_AGIQA.PREC {configured} is not supported on the "
-                          f"{self.device.type.upper()}: running in {prec}", stacklevel=2)
+                          f"{self.device.type.upper()}: running in {prec}", stacklevel=3)
         return prec
 
     def build_model(self) -> None:
-        cfg = self.cfg
-        classnames = list(self.dm.dataset.classnames)
-        self.prec = self._resolve_precision()
+        spec = ModelSpec.from_config(self.cfg, list(self.dm.dataset.classnames))
+        self.prec = self._effective_precision(spec.precision)
+        # What every module checkpoint records: the model with the precision it ran in.
+        self.spec = spec.with_precision(self.prec)
 
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        clip_model = load_clip_in_precision(cfg, self.prec)
+        print(f"Loading CLIP (backbone: {spec.backbone})")
+        clip_model = load_clip(spec.backbone, self.prec)
 
-        node = cfg.TRAINER.CLIP_AGIQA
         dataset = self.dm.dataset
-        check_prompts(cfg, {"training": dataset.train_x, "validation": dataset.val,
-                            "test": dataset.test})
+        check_prompts(spec, {"training": dataset.train_x, "validation": dataset.val,
+                             "test": dataset.test})
         print("Building custom CLIP")
-        mos_range = training_mos_range(dataset.train_x) if node.HEAD == "similarity" else None
-        self.model = CustomCLIP(cfg, classnames, clip_model,
-                                training_target_stats(cfg, dataset.train_x), mos_range)
+        target_stats = (training_target_stats(dataset.train_x)
+                        if spec.standardize_target else None)
+        mos_range = training_mos_range(dataset.train_x) if spec.head == "similarity" else None
+        self.model = CustomCLIP.from_spec(self.spec, clip_model, target_stats, mos_range)
 
         print("Turning off gradients in both the image and the text encoder")
         trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith(trainable_prefixes))
         if self.model.encoder_tuning is not None:
-            print(f"Fine-tuning the image encoder: TRAIN_IMAGE_ENCODER {node.TRAIN_IMAGE_ENCODER} "
-                  f"(learning rate {node.ENCODER_LR}, parameters in float32)")
+            print(f"Fine-tuning the image encoder: TRAIN_IMAGE_ENCODER {spec.train_image_encoder} "
+                  f"(learning rate {self.pipeline_options.encoder_lr}, parameters in float32)")
             for param in self.model.encoder_tuning.parameters():
                 param.requires_grad_(True)
         for name, param in self.model.named_parameters():
@@ -129,42 +130,39 @@ class CLIP_AGIQA(TrainerX):
         self.model.to(self.device)
         for name in MODULE_NAMES:
             module = getattr(self.model, name)
-            optim = build_optimizer(module, cfg.OPTIM)
-            sched = build_lr_scheduler(optim, cfg.OPTIM)
+            optim = build_optimizer(module, self.cfg.OPTIM)
+            sched = build_lr_scheduler(optim, self.cfg.OPTIM)
             self.register_model(name, module, optim, sched)
         if self.model.encoder_tuning is not None:
-            encoder_optim_cfg = cfg.OPTIM.clone()
+            encoder_optim_cfg = self.cfg.OPTIM.clone()
             encoder_optim_cfg.defrost()
-            encoder_optim_cfg.LR = float(node.ENCODER_LR)
+            encoder_optim_cfg.LR = self.pipeline_options.encoder_lr
             optim = build_optimizer(self.model.encoder_tuning, encoder_optim_cfg)
             sched = build_lr_scheduler(optim, encoder_optim_cfg)
             self.register_model(ENCODER_MODULE, self.model.encoder_tuning, optim, sched)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
 
-        self.pipeline = self._resolve_pipeline()
+        self.pipeline = self.spec.test_pipeline
+        if self.pipeline != self.pipeline_options.pipeline:
+            print(f"Fast pipeline unavailable ({unsupported_reason(self.cfg)}): using the "
+                  "reference pipeline")
         if self.pipeline == "fast":
             self._use_feature_loaders()
-        elif int(cfg.TEST.NUM_CROPS) > 1:
+        elif spec.num_crops > 1:
             raise ConfigError("TEST.NUM_CROPS > 1 needs the fast pipeline, which this config "
                               "cannot use (see the log line above)")
 
-    def _resolve_pipeline(self) -> str:
-        """The configured PIPELINE, or "reference" when the fast one cannot reproduce the data
-        transforms of this config (said once in the log)."""
-        pipeline = self.cfg.TRAINER.CLIP_AGIQA.PIPELINE
-        if pipeline == "fast":
-            reason = unsupported_reason(self.cfg)
-            if reason is not None:
-                print(f"Fast pipeline unavailable ({reason}): using the reference pipeline")
-                return "reference"
-        return pipeline
+    def module_checkpoint_entries(self) -> dict:
+        """`model_spec` (plain data) in every module checkpoint: the weights rebuild their model
+        without config.yaml."""
+        return {"model_spec": self.spec.to_dict()}
 
     def _use_feature_loaders(self) -> None:
         """Swap the train/val/test image loaders for feature loaders over the same splits."""
-        cfg, node = self.cfg, self.cfg.TRAINER.CLIP_AGIQA
-        on_device = node.DECODED_ON == "device"
+        cfg, options = self.cfg, self.pipeline_options
+        on_device = options.decoded_on == "device"
         self.image_feature_encoder = ImageFeatureEncoder(
-            self.model, self.device, node.ENCODE_BATCH_SIZE, self._autocast)
+            self.model, self.device, options.encode_batch_size, self._autocast)
         test_transform = MultiCropTransform(cfg)
         train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
             else FeatureEpochLoader
@@ -177,17 +175,17 @@ class CLIP_AGIQA(TrainerX):
             self.val_loader = CachedFeatureLoader(
                 self.dm.val_loader, test_transform, self.image_feature_encoder, on_device)
         place = self.device if on_device else "cpu"
-        crops = int(cfg.TEST.NUM_CROPS)
+        crops = self.spec.num_crops
         tests = f"{crops} test crops per image, " if crops > 1 else ""
         if self.model.encoder_tuning is not None:
             print(f"Pipeline: fast, but the image encoder trains (TRAIN_IMAGE_ENCODER "
-                  f"{node.TRAIN_IMAGE_ENCODER}), so the image features change every step and the "
+                  f"{self.spec.train_image_encoder}), so the image features change every step and the "
                   f"training feature cache does not apply: images decoded once and kept on "
                   f"{place}, augmented on the device and encoded at every step; {tests}test "
                   "features recomputed after each update")
             return
         print(f"Pipeline: fast (images decoded once and kept on {place}, encoded in batches of "
-              f"{node.ENCODE_BATCH_SIZE}, {tests}test features cached)")
+              f"{options.encode_batch_size}, {tests}test features cached)")
 
     def _autocast(self):
         """Autocast for amp (as the reference forward), a no-op context otherwise."""

@@ -1,10 +1,11 @@
 """CLIP-AGIQA's model: frozen CLIP encoders, learnable level prompts and a regression MLP.
 
-The image encoding is separable from the rest (`encode_image`), so image features can be
-precomputed in large batches and fed to `regress` directly. Units: predictions are on the MOS
-scale of the training labels (unbounded regression output), also when the head is trained on
-standardised targets (`TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET`). What the head reads is set by
-`TRAINER.CLIP_AGIQA.HEAD_INPUT` (see `build_head_input`).
+The model takes plain arguments; `CustomCLIP.from_spec(spec, clip_model)` builds it from a
+`ModelSpec` (trainers.model_spec). The image encoding is separable from the rest
+(`encode_image`), so image features can be precomputed in large batches and fed to `regress`
+directly. Units: predictions are on the MOS scale of the training labels (unbounded regression
+output), also when the head is trained on standardised targets (`standardize_target`). What the
+head reads is set by `head_input` (see `build_head_input`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from clip.checkpoint import model_from_file
 from clip.weights import resolve_weights
 
 from .encoder_tuning import attach_encoder_tuning
+from .model_spec import ModelSpec
 from .prompt_learner import PromptLearner, TextEncoder
 from .prompt_template import ConditionedPromptTokens, conditioned_embeddings
 from .similarity_head import SimilarityHead
@@ -30,37 +32,36 @@ HEAD_HIDDEN = 512
 HEAD_DROPOUT = 0.5
 
 
-def load_clip_to_cpu(cfg: CfgNode) -> nn.Module:
-    """CLIP named by `MODEL.BACKBONE.NAME`, on the CPU in eval mode, mixed fp16 (OpenAI layout).
+def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
+    """CLIP named by `backbone`, on the CPU in eval mode: OpenAI's mixed fp16 for "fp16",
+    converted to fp32 for "fp32" and "amp".
 
-    The name is an OpenAI model name (e.g. "ViT-B/16", fetched into the CLIP cache) or the path
+    `backbone` is an OpenAI model name (e.g. "ViT-B/16", fetched into the CLIP cache) or the path
     of a weights file in any format `clip.load` reads (TorchScript archive, `torch.save` state
     dict, `.safetensors`), so offline runs and tests can point at a local file.
     """
-    name = cfg.MODEL.BACKBONE.NAME
-    if not name:
+    if not backbone:
         raise ValueError(
             "MODEL.BACKBONE.NAME is empty: give a CLIP model name "
             f"({', '.join(clip.available_models())}) or the path of a CLIP weights file"
         )
-    path = resolve_weights(os.path.expanduser(name))
+    path = resolve_weights(os.path.expanduser(backbone))
     # model_from_file reports a state dict of another architecture as clip's CheckpointError.
-    return model_from_file(path).eval()
+    clip_model = model_from_file(path).eval()
+    if precision in ("fp32", "amp"):
+        clip_model.float()
+    return clip_model
+
+
+def load_clip_to_cpu(cfg: CfgNode) -> nn.Module:
+    """`load_clip(cfg.MODEL.BACKBONE.NAME)`: OpenAI's mixed fp16 (CoOp's function name)."""
+    return load_clip(cfg.MODEL.BACKBONE.NAME)
 
 
 def resolve_precision(prec: str, device: torch.device) -> str:
     """The precision a run uses: `PREC`, except that fp16 runs in fp32 on a CPU (CPU kernels
     lack fp16)."""
     return "fp32" if prec == "fp16" and device.type == "cpu" else prec
-
-
-def load_clip_in_precision(cfg: CfgNode, precision: str) -> nn.Module:
-    """`load_clip_to_cpu(cfg)`, converted to fp32 for the fp32 and amp precisions (fp16 keeps
-    OpenAI's mixed fp16)."""
-    clip_model = load_clip_to_cpu(cfg)
-    if precision in ("fp32", "amp"):
-        clip_model.float()
-    return clip_model
 
 
 def head_input_size(head_input: str, embed_dim: int, n_levels: int) -> int:
@@ -140,15 +141,13 @@ class RegressionHead(nn.Sequential):
         return out
 
 
-def training_target_stats(cfg: CfgNode, items: Sequence) -> tuple[float, float] | None:
-    """`(mean, std)` of the MOS of `items` (Datum-like, e.g. the training split), in MOS units.
+def training_target_stats(items: Sequence) -> tuple[float, float]:
+    """`(mean, std)` of the MOS of `items` (Datum-like, e.g. the training split), in MOS units,
+    for a head with `standardize_target`. The std is the population one (ddof 0).
 
-    None unless `TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET`. The std is the population one (ddof 0).
     Raises `ValueError` when an item has no MOS, or fewer than two items / a constant MOS leave
     the std undefined or zero.
     """
-    if not cfg.TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET:
-        return None
     values = [getattr(item, "mos", None) for item in items]
     if any(v is None for v in values):
         raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET needs a MOS for every training "
@@ -166,44 +165,71 @@ class CustomCLIP(nn.Module):
 
     `forward(image (B, 3, H, W)) -> (B,)` float32 MOS =
     `regress(encode_image(image), text_features())`. What the head sees per image is set by
-    `TRAINER.CLIP_AGIQA.HEAD_INPUT` (see `build_head_input`); upstream ("image_text") is
+    `head_input` (see `build_head_input`); upstream ("image_text") is
     `[image feature | level_0 feature | ... | level_{L-1} feature]` (all L2-normalised), i.e.
     `embed_dim * (1 + n_levels)` inputs. `target_stats` `(mean, std)` of the training MOS is
-    required to train with `STANDARDIZE_TARGET` (see `training_target_stats`); without it the
-    head's statistics are NaN placeholders meant to be filled from a checkpoint.
+    required to train with `standardize_target` (see `training_target_stats`); without it the
+    head's statistics are NaN placeholders meant to be filled from a checkpoint. The prompt
+    arguments are those of `PromptLearner`.
     """
 
-    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module,
+    def __init__(self, level_names: Sequence[str], clip_model: nn.Module, *, n_ctx: int = 16,
+                 ctx_init: str = "", csc: bool = False, class_token_position: str = "end",
+                 head_input: str = "image_text", standardize_target: bool = False,
+                 head: str = "mlp", prompt_template: str = "",
+                 train_image_encoder: str = "none", encoder_last_k: int = 1, lora_rank: int = 4,
                  target_stats: tuple[float, float] | None = None,
                  mos_range: tuple[float, float] | None = None) -> None:
         super().__init__()
-        node = cfg.TRAINER.CLIP_AGIQA
-        self.prompt_learner = PromptLearner(cfg, classnames, clip_model)
+        self.prompt_learner = PromptLearner(level_names, clip_model, n_ctx=n_ctx,
+                                            ctx_init=ctx_init, csc=csc,
+                                            class_token_position=class_token_position)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.embed_dim = int(clip_model.text_projection.shape[1])
-        self.n_levels = len(classnames)
-        self.head_input = node.HEAD_INPUT
-        self.head = node.HEAD
+        self.n_levels = len(level_names)
+        self.head_input = head_input
+        self.head = head
         if self.head == "similarity":
             # The head's logit scale is CLIP's own (exp of the stored log scale), frozen.
-            self.regression = SimilarityHead(self.n_levels,
-                                             float(clip_model.logit_scale.detach().float().exp()), mos_range)
+            self.regression = SimilarityHead(
+                self.n_levels, float(clip_model.logit_scale.detach().float().exp()), mos_range)
         else:
             self.head_in_features = head_input_size(self.head_input, self.embed_dim,
                                                     self.n_levels)
-            self.regression = RegressionHead(self.head_in_features, node.STANDARDIZE_TARGET,
+            self.regression = RegressionHead(self.head_in_features, standardize_target,
                                              target_stats)
-        # Trainable part of the image encoder (TRAIN_IMAGE_ENCODER last_k / lora), else None.
+        # Trainable part of the image encoder (last_k / lora), else None.
         self.encoder_tuning = attach_encoder_tuning(
-            self.image_encoder, node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K, node.LORA_RANK)
+            self.image_encoder, train_image_encoder, encoder_last_k, lora_rank)
         self.conditioned_tokens = None
-        if node.PROMPT_TEMPLATE:
+        if prompt_template:
             self.token_embedding = clip_model.token_embedding
             self.conditioned_tokens = ConditionedPromptTokens(
-                " ".join(["X"] * self.prompt_learner.n_ctx), classnames, node.PROMPT_TEMPLATE,
+                " ".join(["X"] * self.prompt_learner.n_ctx), level_names, prompt_template,
                 int(clip_model.positional_embedding.shape[0]))
         self._text_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, clip_model: nn.Module,
+                  target_stats: tuple[float, float] | None = None,
+                  mos_range: tuple[float, float] | None = None) -> "CustomCLIP":
+        """The model `spec` describes, on `clip_model` (loaded with `load_clip(spec.backbone,
+        spec.precision)`); `target_stats` for a standardised head, `mos_range` for the
+        similarity head (training MOS range). Raises `ValueError` when the spec's input size is
+        not the CLIP input resolution."""
+        resolution = int(clip_model.visual.input_resolution)
+        size = tuple(int(s) for s in (spec.test_input or {}).get("SIZE", (resolution,) * 2))
+        if size != (resolution, resolution):
+            raise ValueError(f"INPUT.SIZE {size} must equal the CLIP input resolution "
+                             f"({resolution}, {resolution}) of backbone {spec.backbone!r}")
+        return cls(spec.level_names, clip_model, n_ctx=spec.n_ctx, ctx_init=spec.ctx_init,
+                   csc=spec.csc, class_token_position=spec.class_token_position,
+                   head_input=spec.head_input, standardize_target=spec.standardize_target,
+                   head=spec.head, prompt_template=spec.prompt_template,
+                   train_image_encoder=spec.train_image_encoder,
+                   encoder_last_k=spec.encoder_last_k, lora_rank=spec.lora_rank,
+                   target_stats=target_stats, mos_range=mos_range)
 
     @property
     def tokenized_prompts(self) -> torch.Tensor:

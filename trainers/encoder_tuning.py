@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .config import ENCODER_MODES
+from .model_spec import ENCODER_MODES
 
 __all__ = ["ENCODER_MODES", "LoRA", "LoRAAdapters", "TrainedBlocks", "lora_targets",
            "attach_encoder_tuning"]

@@ -10,11 +10,9 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from yacs.config import CfgNode
-
 from clip import clip
 
-from .config import check_trainer_config, count_bpe_tokens
+from .model_spec import CLASS_TOKEN_POSITIONS, count_bpe_tokens
 
 # Standard deviation of the random context initialisation (CoOp's choice).
 CTX_INIT_STD = 0.02
@@ -30,24 +28,26 @@ class PromptLearner(nn.Module):
     `tokenized_prompts` `(n_cls, L)` int64, used to locate each prompt's EOT token.
     """
 
-    def __init__(self, cfg: CfgNode, classnames: Sequence[str], clip_model: nn.Module) -> None:
+    def __init__(self, level_names: Sequence[str], clip_model: nn.Module, n_ctx: int = 16,
+                 ctx_init: str = "", csc: bool = False,
+                 class_token_position: str = "end") -> None:
+        """`level_names` worst first; `ctx_init` words (underscores as spaces) initialise a
+        shared context and then set its length (their BPE token count) instead of `n_ctx`;
+        `csc` gives each level its own random context; `class_token_position` end/middle/front.
+        """
         super().__init__()
-        node = cfg.TRAINER.CLIP_AGIQA
+        if class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got "
+                             f"{class_token_position!r}")
+        classnames = list(level_names)
         dtype = clip_model.dtype
         ctx_dim = clip_model.ln_final.weight.shape[0]
         context_length = clip_model.positional_embedding.shape[0]
-        resolution = clip_model.visual.input_resolution
-        if int(cfg.INPUT.SIZE[0]) != resolution or int(cfg.INPUT.SIZE[1]) != resolution:
-            raise ValueError(
-                f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} must equal the CLIP input resolution "
-                f"({resolution}, {resolution}) of backbone {cfg.MODEL.BACKBONE.NAME!r}"
-            )
-        check_trainer_config(cfg, classnames, context_length)
 
         self.n_cls = len(classnames)
-        self.class_token_position = node.CLASS_TOKEN_POSITION
+        self.class_token_position = class_token_position
         embedding = clip_model.token_embedding
-        ctx_init = node.CTX_INIT.replace("_", " ").strip()
+        ctx_init = ctx_init.replace("_", " ").strip()
         if ctx_init:
             # Token count, not word count: a word may span several BPE tokens.
             n_ctx = count_bpe_tokens(ctx_init)
@@ -56,7 +56,7 @@ class PromptLearner(nn.Module):
                 init_embedding = embedding(tokens).type(dtype)
             ctx_vectors = init_embedding[0, 1 : 1 + n_ctx, :].clone()
             prompt_prefix = ctx_init
-            if node.CSC:
+            if csc:
                 warnings.warn(
                     "TRAINER.CLIP_AGIQA.CSC is ignored when CTX_INIT is set: the initialised "
                     "context is shared by all levels (upstream behaviour)",
@@ -64,12 +64,12 @@ class PromptLearner(nn.Module):
                 )
             print(f'Initial context: "{prompt_prefix}"')
         else:
-            n_ctx = int(node.N_CTX)
-            shape = (self.n_cls, n_ctx, ctx_dim) if node.CSC else (n_ctx, ctx_dim)
+            n_ctx = int(n_ctx)
+            shape = (self.n_cls, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
             ctx_vectors = torch.empty(shape, dtype=dtype)
             nn.init.normal_(ctx_vectors, std=CTX_INIT_STD)
             prompt_prefix = " ".join(["X"] * n_ctx)
-            kind = "class-specific" if node.CSC else "generic"
+            kind = "class-specific" if csc else "generic"
             print(f"Initializing {kind} contexts")
             print(f'Initial context: "{prompt_prefix}"')
         print(f"Number of context words (tokens): {n_ctx}")

@@ -80,7 +80,7 @@ def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None 
         "task": cfg.DATASET.get("TASK", ""),
         "backbone": cfg.MODEL.BACKBONE.NAME,
         "seed": cfg.SEED,
-        "precision": getattr(trainer, "prec", cfg.TRAINER.CLIP_AGIQA.PREC),
+        "precision": trainer.prec,
         "final_model": cfg.TEST.FINAL_MODEL,
         "output_dir": os.path.abspath(cfg.OUTPUT_DIR),
         "final": {

@@ -1,21 +1,25 @@
 """Rebuild the trained model of a run directory, for scoring outside the trainer.
 
 A run directory holds `prompt_learner/` and `regression/` with checkpoints (and
-`image_encoder/` when the run fine-tuned the image encoder, TRAIN_IMAGE_ENCODER). Two layouts:
-- ours: `OUTPUT_DIR/config.yaml` (the full config of the run) gives the model config;
-- the original code's output (or one of ours without config.yaml): the model config is read off
-  the checkpoints. `ctx` `(n_ctx, width)` or `(n_levels, n_ctx, width)` gives N_CTX and CSC,
-  `token_prefix` `(n_levels, 1, width)` the number of levels, the width of `1.weight` (together
-  with the backbone's embedding dim) the head input, `target_mean` in the head's state the
-  target standardisation. What the checkpoints cannot tell (backbone, level names, class-token
-  position) comes from the arguments, defaulting to upstream's ViT-B/16, the six upstream level
-  names and "end". The level names and backbone are checked against the prompt embeddings
-  stored in the checkpoint (`token_suffix` holds the embedded level-name tokens).
+`image_encoder/` when the run fine-tuned the image encoder, TRAIN_IMAGE_ENCODER). The model's
+`ModelSpec` comes from, in this order:
+- `OUTPUT_DIR/config.yaml` (the full config of the run), when present ("config.yaml");
+- the `model_spec` entry of the prompt learner's checkpoint, which every checkpoint written
+  since the spec exists carries, so copied weights rebuild their model alone ("model_spec");
+- for the original code's output (and runs of ours written before `model_spec` existed, without
+  config.yaml), the checkpoints' shapes ("checkpoint"). `ctx` `(n_ctx, width)` or
+  `(n_levels, n_ctx, width)` gives N_CTX and CSC, `token_prefix` `(n_levels, 1, width)` the
+  number of levels, the width of `1.weight` (together with the backbone's embedding dim) the
+  head input, `target_mean` in the head's state the target standardisation. What the
+  checkpoints cannot tell (backbone, level names, class-token position) comes from the
+  arguments, defaulting to upstream's ViT-B/16, the six upstream level names and "end".
+The level names and backbone are checked against the prompt embeddings stored in the checkpoint
+(`token_suffix` holds the embedded level-name tokens).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -29,9 +33,8 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          read_module_checkpoint)
 
 from .clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
-from .config import add_trainer_config
-from .custom_clip import (CustomCLIP, head_input_size, load_clip_in_precision,
-                          resolve_precision)
+from .custom_clip import CustomCLIP, head_input_size, load_clip, resolve_precision
+from .model_spec import ModelSpec, add_trainer_config
 
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 
@@ -48,11 +51,13 @@ TEST_KEYS = ("NUM_CROPS",)
 
 @dataclass
 class RunModel:
-    """A run's rebuilt model: `model` (CustomCLIP in eval mode on `device`), its frozen `cfg`,
-    `level_names`, effective `precision`, `config_source` ("config.yaml" or "checkpoint") and
+    """A run's rebuilt model: `model` (CustomCLIP in eval mode on `device`), its `spec`, `cfg`
+    (a frozen config equivalent to the spec, for the transforms), `level_names`, effective
+    `precision`, `config_source` ("config.yaml", "model_spec" or "checkpoint") and
     `model_files` (module name -> absolute checkpoint path)."""
 
     model: CustomCLIP
+    spec: ModelSpec
     cfg: CfgNode
     level_names: list[str]
     precision: str
@@ -117,9 +122,10 @@ def _config_from_file(path: str) -> tuple[CfgNode, list[str]]:
     return cfg, names
 
 
-def _config_from_checkpoints(pl_state: dict, level_names: Sequence[str] | None,
-                             class_token_position: str | None) -> tuple[CfgNode, list[str]]:
-    """Model config read off the prompt learner's checkpoint, plus the given/upstream settings."""
+def _spec_from_checkpoints(pl_state: dict, level_names: Sequence[str] | None,
+                           class_token_position: str | None) -> ModelSpec:
+    """Spec read off the prompt learner's checkpoint plus the given/upstream settings; the head
+    (input, standardisation) and the input size are filled in once CLIP is loaded."""
     ctx = pl_state.get("ctx")
     if not torch.is_tensor(ctx) or ctx.dim() not in (2, 3):
         raise ConfigError("the prompt_learner checkpoint has no 2-D or 3-D 'ctx' tensor")
@@ -130,19 +136,45 @@ def _config_from_checkpoints(pl_state: dict, level_names: Sequence[str] | None,
     if n_levels is not None and len(names) != n_levels:
         raise ConfigError(f"the checkpoint has {n_levels} level prompts but {len(names)} level "
                           f"names are given ({names}); pass {n_levels} level names, worst first")
-    cfg = _base_config()
-    node = cfg.TRAINER.CLIP_AGIQA
-    node.N_CTX = int(ctx.shape[-2])
-    node.CSC = ctx.dim() == 3
-    node.CTX_INIT = ""  # the learned ctx replaces the initial words; only the count matters
-    node.CLASS_TOKEN_POSITION = class_token_position or "end"
-    node.PIPELINE = "reference"  # upstream preprocessed with PIL
-    cfg.INPUT.INTERPOLATION = "bicubic"
-    # Test-time input of the original method yaml files: CLIP's own normalisation.
-    cfg.INPUT.PIXEL_MEAN = list(OPENAI_MEAN)
-    cfg.INPUT.PIXEL_STD = list(OPENAI_STD)
-    cfg.INPUT.TRANSFORMS = UPSTREAM_TRANSFORMS
-    return cfg, names
+    test_input = dict(ModelSpec.from_config(_base_config()).test_input)
+    # Test-time input of the original method yaml files: CLIP's own normalisation, bicubic.
+    test_input.update(INTERPOLATION="bicubic", PIXEL_MEAN=list(OPENAI_MEAN),
+                      PIXEL_STD=list(OPENAI_STD), TRANSFORMS=list(UPSTREAM_TRANSFORMS))
+    # The learned ctx replaces any initial words; only the token count matters.
+    return ModelSpec(backbone=UPSTREAM_BACKBONE, level_names=tuple(names),
+                     n_ctx=int(ctx.shape[-2]), csc=ctx.dim() == 3,
+                     class_token_position=class_token_position or "end",
+                     test_input=test_input, test_pipeline="reference")  # upstream used PIL
+
+
+def _complete_inferred_spec(spec: ModelSpec, reg_state: dict, clip_model) -> ModelSpec:
+    embed_dim = int(clip_model.text_projection.shape[1])
+    resolution = int(clip_model.visual.input_resolution)
+    return replace(spec, head_input=_infer_head_input(reg_state, embed_dim, len(spec.level_names)),
+                   standardize_target="target_mean" in reg_state,
+                   test_input=dict(spec.test_input, SIZE=[resolution, resolution]))
+
+
+def _stored_spec(run_dir: str, pl_checkpoint: dict, level_names: Sequence[str] | None,
+                 class_token_position: str | None) -> tuple[ModelSpec | None, str]:
+    """`(spec, source)` from config.yaml or the checkpoint's `model_spec`; `(None,
+    "checkpoint")` when the run has neither. Passing level names or a class-token position
+    that differ from the stored ones raises `ConfigError`."""
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.isfile(config_path):
+        cfg, names = _config_from_file(config_path)
+        spec, source, where = ModelSpec.from_config(cfg, names), CONFIG_FILE, config_path
+    elif pl_checkpoint.get("model_spec") is not None:
+        spec, source = ModelSpec.from_dict(pl_checkpoint["model_spec"]), "model_spec"
+        where = "the checkpoint's model_spec"
+    else:
+        return None, "checkpoint"
+    names = list(spec.level_names)
+    if (level_names and list(level_names) != names) or (
+            class_token_position and class_token_position != spec.class_token_position):
+        raise ConfigError(f"{where} sets the level names {names} and class-token "
+                          f"position {spec.class_token_position!r}; do not pass other ones")
+    return spec, source
 
 
 def _infer_head_input(reg_state: dict, embed_dim: int, n_levels: int) -> str:
@@ -181,43 +213,30 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     """
     run_dir = os.fspath(run_dir)
     device = torch.device(device)
-    config_path = os.path.join(run_dir, CONFIG_FILE)
-    stored = _config_from_file(config_path) if os.path.isfile(config_path) else None
-    modules = module_names(stored[0]) if stored else MODULE_NAMES
-    model_file = find_model_file(run_dir, epoch, modules)
+    model_file = find_model_file(run_dir, epoch)
+    pl_path = module_checkpoint_paths(run_dir, ["prompt_learner"], model_file)["prompt_learner"]
+    pl_checkpoint, pl_state = read_module_checkpoint(pl_path)
+    spec, source = _stored_spec(run_dir, pl_checkpoint, level_names, class_token_position)
+    modules = MODULE_NAMES if spec is None else module_names(spec)
+    if modules != MODULE_NAMES:
+        model_file = find_model_file(run_dir, epoch, modules)
     paths = module_checkpoint_paths(run_dir, modules, model_file)
-    states = {name: read_module_checkpoint(path)[1] for name, path in paths.items()
-              if name in MODULE_NAMES}
-    if stored:
-        cfg, names = stored
-        stored_ctp = cfg.TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION
-        if (level_names and list(level_names) != names) or (
-                class_token_position and class_token_position != stored_ctp):
-            raise ConfigError(f"{config_path} sets the level names {names} and class-token "
-                              f"position {stored_ctp!r}; do not pass other ones")
-        source = CONFIG_FILE
-    else:
-        cfg, names = _config_from_checkpoints(states["prompt_learner"], level_names,
-                                              class_token_position)
-        cfg.MODEL.BACKBONE.NAME = UPSTREAM_BACKBONE
-        source = "checkpoint"
+    inferred = spec is None
+    if inferred:
+        spec = _spec_from_checkpoints(pl_state, level_names, class_token_position)
     if backbone:
-        cfg.MODEL.BACKBONE.NAME = backbone
-    precision = resolve_precision(cfg.TRAINER.CLIP_AGIQA.PREC, device)
-    clip_model = load_clip_in_precision(cfg, precision)
-    if source == "checkpoint":
-        embed_dim = int(clip_model.text_projection.shape[1])
-        node = cfg.TRAINER.CLIP_AGIQA
-        node.HEAD_INPUT = _infer_head_input(states["regression"], embed_dim, len(names))
-        node.STANDARDIZE_TARGET = "target_mean" in states["regression"]
-        resolution = int(clip_model.visual.input_resolution)
-        cfg.INPUT.SIZE = (resolution, resolution)
-    cfg.freeze()
-    model = CustomCLIP(cfg, names, clip_model)
-    _check_prompts(model, states["prompt_learner"], paths["prompt_learner"])
+        spec = replace(spec, backbone=backbone)
+    precision = resolve_precision(spec.precision, device)
+    clip_model = load_clip(spec.backbone, precision)
+    if inferred:
+        reg_state = read_module_checkpoint(paths["regression"])[1]
+        spec = _complete_inferred_spec(spec, reg_state, clip_model)
+    model = CustomCLIP.from_spec(spec, clip_model)
+    _check_prompts(model, pl_state, paths["prompt_learner"])
     load_module_checkpoints(checkpointed_modules(model, modules), run_dir, model_file,
                             IGNORED_ON_LOAD)
     model.to(device).eval()
-    return RunModel(model=model, cfg=cfg, level_names=names, precision=precision, device=device,
-                    config_source=source, model_files=paths)
-
+    cfg = spec.with_precision(precision).to_config()
+    cfg.freeze()
+    return RunModel(model=model, spec=spec, cfg=cfg, level_names=list(spec.level_names),
+                    precision=precision, device=device, config_source=source, model_files=paths)

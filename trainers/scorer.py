@@ -30,7 +30,6 @@ from dassl.utils import read_image
 from .decoded_images import DecodedImages
 from .multi_crop import MultiCropTransform
 from .run_model import RunModel, load_run_model
-from .tensor_transforms import unsupported_reason
 
 __all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput"]
 
@@ -122,11 +121,10 @@ class Scorer:
         self.level_names, self.precision = run.level_names, run.precision
         self.score_range = score_range
         self.batch_size = int(batch_size)
-        fast = (self.cfg.TRAINER.CLIP_AGIQA.PIPELINE == "fast"
-                and unsupported_reason(self.cfg) is None)
-        self.pipeline = "fast" if fast else "reference"
-        self.num_crops = int(self.cfg.TEST.NUM_CROPS)
-        self.needs_prompts = bool(self.cfg.TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)
+        self.pipeline = run.spec.test_pipeline
+        fast = self.pipeline == "fast"
+        self.num_crops = run.spec.num_crops
+        self.needs_prompts = bool(run.spec.prompt_template)
         if self.num_crops > 1 and not fast:
             raise ValueError(f"the run tests {self.num_crops} crops per image, which needs the "
                              "fast pipeline's transforms; its config cannot use them")

@@ -119,6 +119,11 @@ class TrainerBase:
         if state.get("rng_state"):
             set_rng_state(state["rng_state"])
 
+    def module_checkpoint_entries(self) -> dict:
+        """Plain-data entries added to every module checkpoint (e.g. a description of the
+        model); none by default."""
+        return {}
+
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: Optional[float] = None, model_name: str = "") -> None:
         """Write ``directory/<name>/<file>`` per registered model (``epoch`` is 0-based; the
@@ -135,6 +140,7 @@ class TrainerBase:
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "val_result": None if val_result is None else float(val_result),
                 "trainer_state": extra,
+                **self.module_checkpoint_entries(),
             }
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best,
                             model_name=model_name, pointer=pointer)

@@ -1,0 +1,69 @@
+"""The model spec: built once from the config, saved with the weights, enough to rebuild them."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import train
+from dassl.config import get_cfg_default
+from trainers import load_scorer
+from trainers.model_spec import SPEC_VERSION, ModelSpec, add_trainer_config
+
+LEVELS = ("terrible", "bad", "poor", "average", "good", "perfect")
+
+
+def method_cfg(**keys):
+    cfg = get_cfg_default()
+    add_trainer_config(cfg)
+    for key, value in keys.items():
+        cfg.TRAINER.CLIP_AGIQA[key] = value
+    return cfg
+
+
+def test_from_config_reads_every_model_key():
+    cfg = method_cfg(N_CTX=8, CSC=True, CLASS_TOKEN_POSITION="middle", HEAD_INPUT="text",
+                     STANDARDIZE_TARGET=True, PREC="amp", PIPELINE="reference")
+    cfg.MODEL.BACKBONE.NAME = "RN50"
+    spec = ModelSpec.from_config(cfg, LEVELS)
+    assert (spec.backbone, spec.level_names, spec.n_ctx, spec.csc) == ("RN50", LEVELS, 8, True)
+    assert (spec.class_token_position, spec.head_input, spec.standardize_target,
+            spec.precision, spec.test_pipeline) == ("middle", "text", True, "amp", "reference")
+    assert spec.test_input["SIZE"] == [224, 224] and spec.version == SPEC_VERSION
+    # CTX_INIT sets the context length by its BPE tokens ("aigc" is more than one).
+    assert ModelSpec.from_config(method_cfg(CTX_INIT="an aigc image"), LEVELS).n_ctx > 3
+
+
+def test_to_dict_is_plain_data_and_round_trips(tmp_path):
+    spec = ModelSpec.from_config(method_cfg(CTX_INIT="a photo of a"), LEVELS)
+    path = tmp_path / "spec.pt"
+    torch.save({"model_spec": spec.to_dict()}, path)
+    loaded = torch.load(path, weights_only=True)["model_spec"]
+    assert ModelSpec.from_dict(loaded) == spec
+    with pytest.raises(ValueError, match="version"):
+        ModelSpec.from_dict(dict(loaded, version=SPEC_VERSION + 1))
+    with pytest.raises(ValueError, match="unknown entries"):
+        ModelSpec.from_dict(dict(loaded, wings=2))
+
+
+def test_checkpoints_carry_the_spec_and_rebuild_without_config_yaml(tiny_args, tmp_path):
+    out = tmp_path / "run"
+    train.main(tiny_args(out, "TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET", "True"))
+    for module in ("prompt_learner", "regression"):
+        checkpoint = torch.load(out / module / "model.pth.tar-1", weights_only=True)
+        stored = ModelSpec.from_dict(checkpoint["model_spec"])
+        # The effective precision: PREC fp16 (the yaml's) runs in fp32 on a CPU.
+        assert stored.precision == "fp32" and stored.standardize_target
+        assert stored.level_names == LEVELS and stored.n_ctx == 4
+    with_config = load_scorer(out)
+    weights_only = tmp_path / "weights_only"
+    for module in ("prompt_learner", "regression"):
+        shutil.copytree(out / module, weights_only / module)
+    alone = load_scorer(weights_only)
+    assert (with_config.run.config_source, alone.run.config_source) == ("config.yaml",
+                                                                         "model_spec")
+    images = torch.rand(3, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(alone(images), with_config(images), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="do not pass other ones"):
+        load_scorer(weights_only, level_names=["bad", "good"])

@@ -1,0 +1,340 @@
+"""The method's config keys and the typed objects built from them: the one reader of
+`TRAINER.CLIP_AGIQA.*`.
+
+- `add_trainer_config(cfg)` declares the keys (before any yaml or option sets them: yacs rejects
+  unknown keys).
+- `ModelSpec.from_config(cfg, level_names)` builds and validates the frozen description of the
+  model (backbone, level names, prompts, head, precision, test-time input). It is saved as plain
+  data (`to_dict`) under `model_spec` in every module checkpoint, so a run's weights rebuild their
+  model without `config.yaml` (`from_dict`).
+- `PipelineOptions.from_config(cfg)`: how the trainer feeds images (not part of the model).
+
+A new option of the method is a key in `_KEYS`, a field of `ModelSpec` read in `from_config`, and
+its use in the model (`CustomCLIP.from_spec`). Invalid values raise `ValueError` (a
+`ValueError`) naming the key.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping, Sequence
+
+from yacs.config import CfgNode as CN
+
+__all__ = ["ModelSpec", "PipelineOptions", "SPEC_VERSION", "add_trainer_config",
+           "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "PIPELINES", "DECODED_ON",
+           "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
+           "EXTRA_PROMPT_TOKENS"]
+
+PRECISIONS = ("fp16", "fp32", "amp")
+PIPELINES = ("fast", "reference")
+DECODED_ON = ("device", "cpu")
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+HEAD_INPUTS = ("image_text", "image", "text")
+HEADS = ("mlp", "similarity")
+ENCODER_MODES = ("none", "last_k", "lora")
+# Tokens of a prompt besides the context and the level name: SOT, the final "." and EOT.
+EXTRA_PROMPT_TOKENS = 3
+# CLIP's text context length (all OpenAI models).
+CONTEXT_LENGTH = 77
+# Version of the `model_spec` checkpoint entry; `from_dict` reads this and older ones.
+SPEC_VERSION = 1
+# INPUT keys that define the test-time input (stored with the spec for the scorer).
+TEST_INPUT_KEYS = ("SIZE", "INTERPOLATION", "TRANSFORMS", "NO_TRANSFORM", "PIXEL_MEAN",
+                   "PIXEL_STD")
+
+# key -> (default, meaning); the meaning doubles as the one-line comment of each key.
+_KEYS = {
+    "N_CTX": (16, "number of learnable context tokens (CTX_INIT's token count wins when set)"),
+    "CSC": (False, "class-specific contexts: one context per quality level instead of a shared one"),
+    "CTX_INIT": ("", "words initialising the shared context, e.g. 'a photo of a'; '' = random init"),
+    "PREC": ("fp16", "precision: fp16 (CLIP and ctx in half, as upstream; fp32 on CPU), fp32, amp"),
+    "CLASS_TOKEN_POSITION": ("end", "level name position relative to the context: end/middle/front"),
+    "PIPELINE": ("fast", "fast: decode once, batch/cache the frozen image features; "
+                         "reference: per-batch decode + encode (same updates; parity checks)"),
+    "ENCODE_BATCH_SIZE": (256, "fast pipeline: images per no-grad image-encoder call"),
+    "DECODED_ON": ("device", "fast pipeline: hold the decoded uint8 images on 'device' or 'cpu'"),
+    "HEAD_INPUT": ("image_text", "head input: image_text (upstream), image, or text (level-prompt "
+                                 "features scaled by their cosine similarity to the image)"),
+    "STANDARDIZE_TARGET": (False, "regress (MOS - mean) / std of the training split (MSE on that "
+                                  "scale); False = raw MOS (upstream); predictions stay in MOS"),
+    "HEAD": ("mlp", "mlp: regression MLP (upstream); similarity: CLIP logit scale x cosine to each "
+                    "level, softmax, expected level index, learned affine map to MOS"),
+    "PROMPT_TEMPLATE": ("", "level prompt with the image's generation prompt, e.g. "
+                            "'{level}, {prompt}'; '' = plain level prompts (upstream)"),
+    "TRAIN_IMAGE_ENCODER": ("none", "image encoder: none (frozen, upstream), last_k (last "
+                                    "ENCODER_LAST_K blocks train) or lora (rank LORA_RANK)"),
+    "ENCODER_LAST_K": (1, "last_k: number of trained transformer blocks at the top of the ViT"),
+    "LORA_RANK": (4, "lora: rank of the adapters on the attention and MLP projections"),
+    "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
+                         "prompts' and head's)"),
+}
+
+
+def add_trainer_config(cfg: CN) -> CN:
+    """Declare `TRAINER.CLIP_AGIQA.*` with their defaults and return `cfg`.
+
+    Idempotent: keys that already exist keep their value. Raises `ValueError` if `cfg` is frozen
+    and a key is missing.
+    """
+    if "CLIP_AGIQA" not in cfg.TRAINER:
+        if cfg.is_frozen():
+            raise ValueError("cannot add TRAINER.CLIP_AGIQA: the config is frozen; call "
+                             "add_trainer_config(cfg) before cfg.freeze()")
+        cfg.TRAINER.CLIP_AGIQA = CN()
+    node = cfg.TRAINER.CLIP_AGIQA
+    for key, (default, _meaning) in _KEYS.items():
+        if key in node:
+            continue
+        if node.is_frozen():
+            raise ValueError(f"cannot add TRAINER.CLIP_AGIQA.{key}: the config is frozen")
+        setattr(node, key, default)
+    return cfg
+
+
+def count_bpe_tokens(text: str) -> int:
+    """Number of BPE tokens of `text` (without SOT/EOT), counted with CLIP's own tokenizer."""
+    from clip import clip
+
+    # A generous context so counting never raises; the EOT id is the largest, so argmax finds it.
+    ids = clip.tokenize(text, context_length=1024, truncate=True)[0]
+    return int(ids.argmax().item()) - 1
+
+
+def _choice(node: CN, key: str, choices: Sequence[str]) -> str:
+    value = node[key]
+    if value not in choices:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.{key} must be one of {tuple(choices)}, "
+                          f"got {value!r}")
+    return value
+
+
+def _positive_int(node: CN, key: str, prefix: str = "TRAINER.CLIP_AGIQA.") -> int:
+    value = node[key]
+    if isinstance(value, bool) or int(value) < 1:
+        raise ValueError(f"{prefix}{key} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _flag(node: CN, key: str) -> bool:
+    value = node[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"TRAINER.CLIP_AGIQA.{key} must be True or False, got {value!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """YAML/`weights_only`-safe copy: tuples become lists, CfgNodes dicts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines a CLIP-AGIQA model and its test-time input.
+
+    `level_names` worst first; `n_ctx` the effective context length in tokens (CTX_INIT's BPE
+    token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" (the configured one
+    from a config, the effective one once the trainer has resolved it for its device);
+    `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
+    generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
+    `encoder_last_k` / `lora_rank`; `test_input` the `INPUT` keys of `TEST_INPUT_KEYS` as plain
+    data; `test_pipeline` "fast" (tensor transform) or "reference" (PIL transform): how the run
+    computed test inputs; `num_crops` test crops per image (`TEST.NUM_CROPS`).
+    """
+
+    backbone: str
+    level_names: tuple[str, ...]
+    n_ctx: int = 16
+    ctx_init: str = ""
+    csc: bool = False
+    class_token_position: str = "end"
+    head_input: str = "image_text"
+    standardize_target: bool = False
+    head: str = "mlp"
+    prompt_template: str = ""
+    train_image_encoder: str = "none"
+    encoder_last_k: int = 1
+    lora_rank: int = 4
+    precision: str = "fp16"
+    test_input: Mapping[str, Any] = None
+    test_pipeline: str = "fast"
+    num_crops: int = 1
+    version: int = SPEC_VERSION
+
+    @classmethod
+    def from_config(cls, cfg: CN, level_names: Sequence[str] | None = None) -> "ModelSpec":
+        """Build and validate the spec of `cfg`; `level_names` default to `DATASET.LEVEL_NAMES`.
+
+        Without level names (none given, none configured: the dataset's defaults apply later)
+        the prompt-length check is skipped and `level_names` is empty. Raises `ValueError`.
+        """
+        node = cfg.TRAINER.CLIP_AGIQA
+        names = list(level_names or cfg.get("DATASET", {}).get("LEVEL_NAMES", []) or [])
+        ctx_init = node.CTX_INIT.replace("_", " ").strip()
+        if ctx_init:
+            n_ctx = count_bpe_tokens(ctx_init)
+            if n_ctx < 1:
+                raise ValueError(f"TRAINER.CLIP_AGIQA.CTX_INIT {node.CTX_INIT!r} contains no "
+                                  "tokens")
+        else:
+            n_ctx = _positive_int(node, "N_CTX")
+        pipeline = _choice(node, "PIPELINE", PIPELINES)
+        test_pipeline = pipeline if pipeline == "reference" else _fast_if_supported(cfg)
+        num_crops = _positive_int(cfg.TEST, "NUM_CROPS", prefix="TEST.")
+        if num_crops > 1 and pipeline != "fast":
+            raise ValueError("TEST.NUM_CROPS > 1 needs TRAINER.CLIP_AGIQA.PIPELINE fast (the crops "
+                             "are cut from the decoded images)")
+        spec = cls(
+            backbone=str(cfg.MODEL.BACKBONE.NAME),
+            level_names=tuple(names),
+            n_ctx=n_ctx,
+            ctx_init=node.CTX_INIT,
+            csc=bool(node.CSC),
+            class_token_position=_choice(node, "CLASS_TOKEN_POSITION", CLASS_TOKEN_POSITIONS),
+            head_input=_choice(node, "HEAD_INPUT", HEAD_INPUTS),
+            standardize_target=_flag(node, "STANDARDIZE_TARGET"),
+            head=_choice(node, "HEAD", HEADS),
+            prompt_template=node.PROMPT_TEMPLATE,
+            train_image_encoder=_choice(node, "TRAIN_IMAGE_ENCODER", ENCODER_MODES),
+            encoder_last_k=_positive_int(node, "ENCODER_LAST_K"),
+            lora_rank=_positive_int(node, "LORA_RANK"),
+            precision=_choice(node, "PREC", PRECISIONS),
+            test_input={key: _plain(cfg.INPUT[key]) for key in TEST_INPUT_KEYS},
+            test_pipeline=test_pipeline,
+            num_crops=num_crops,
+        )
+        spec.check_variants()
+        if names:
+            spec.check_prompt_length()
+        return spec
+
+    def check_variants(self) -> None:
+        """Combinations the head and prompt variants do not support; raises `ValueError`."""
+        from .prompt_template import check_template
+
+        if self.head == "similarity" and (self.head_input != "image_text"
+                                          or self.standardize_target):
+            raise ValueError("TRAINER.CLIP_AGIQA.HEAD similarity has no MLP: leave HEAD_INPUT "
+                             "image_text and STANDARDIZE_TARGET False")
+        check_template(self.prompt_template)
+        if self.prompt_template and self.class_token_position != "end":
+            raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE places the level after the "
+                             "context: it needs CLASS_TOKEN_POSITION end")
+
+    def check_prompt_length(self, context_length: int = CONTEXT_LENGTH) -> None:
+        """Every prompt (SOT + context + level-name tokens + "." + EOT) must fit
+        `context_length` tokens; raises `ValueError` naming the longest level name."""
+        lengths = {name: count_bpe_tokens(name.replace("_", " ")) for name in self.level_names}
+        longest = max(lengths, key=lengths.get)
+        needed = self.n_ctx + lengths[longest] + EXTRA_PROMPT_TOKENS
+        if needed > context_length:
+            ctx_init = self.ctx_init.replace("_", " ").strip()
+            source = (f"CTX_INIT {self.ctx_init!r} ({self.n_ctx} tokens)" if ctx_init
+                      else f"N_CTX={self.n_ctx}")
+            raise ValueError(
+                f"Prompt too long: {source} + level name {longest!r} ({lengths[longest]} tokens) "
+                f"+ {EXTRA_PROMPT_TOKENS} (SOT, '.', EOT) = {needed} tokens > context length "
+                f"{context_length}; lower TRAINER.CLIP_AGIQA.N_CTX or shorten DATASET.LEVEL_NAMES"
+            )
+
+    def with_level_names(self, level_names: Sequence[str]) -> "ModelSpec":
+        """The same spec for these level names (prompt length checked)."""
+        spec = replace(self, level_names=tuple(level_names))
+        spec.check_prompt_length()
+        return spec
+
+    def with_precision(self, precision: str) -> "ModelSpec":
+        """The same spec with another (e.g. the effective) precision."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        return replace(self, precision=precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str, int, float, bool, lists, dicts): safe for `weights_only` loading."""
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+        """Inverse of `to_dict`; keys of a newer version are refused, missing optional ones
+        take their defaults. Raises `ValueError`."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"model_spec must be a mapping, got {type(data).__name__}")
+        version = data.get("version")
+        if not isinstance(version, int) or version > SPEC_VERSION:
+            raise ValueError(f"model_spec version {version!r} is not readable by this version "
+                              f"(reads up to {SPEC_VERSION})")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"model_spec has unknown entries {unknown}")
+        values = dict(data)
+        values["level_names"] = tuple(values.get("level_names", ()))
+        return cls(**values)
+
+    def input_config(self) -> CN:
+        """A default dassl config whose `INPUT` is this spec's test input (for the transforms)."""
+        from dassl.config import get_cfg_default
+
+        cfg = get_cfg_default()
+        for key, value in (self.test_input or {}).items():
+            cfg.INPUT[key] = tuple(value) if isinstance(value, list) else value
+        cfg.TEST.NUM_CROPS = self.num_crops
+        return cfg
+
+    def to_config(self) -> CN:
+        """A full config (defaults + these values) for code that still wants one."""
+        cfg = self.input_config()
+        add_trainer_config(cfg)
+        node = cfg.TRAINER.CLIP_AGIQA
+        node.N_CTX, node.CTX_INIT, node.CSC = self.n_ctx, self.ctx_init, self.csc
+        node.CLASS_TOKEN_POSITION, node.HEAD_INPUT = self.class_token_position, self.head_input
+        node.STANDARDIZE_TARGET, node.PREC = self.standardize_target, self.precision
+        node.HEAD, node.PROMPT_TEMPLATE = self.head, self.prompt_template
+        node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K = self.train_image_encoder, \
+            self.encoder_last_k
+        node.LORA_RANK = self.lora_rank
+        node.PIPELINE = self.test_pipeline
+        cfg.MODEL.BACKBONE.NAME = self.backbone
+        return cfg
+
+
+def _fast_if_supported(cfg: CN) -> str:
+    from .tensor_transforms import unsupported_reason
+
+    return "fast" if unsupported_reason(cfg) is None else "reference"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How the trainer feeds and trains (not part of the model): `pipeline` "fast" |
+    "reference" (as configured), `encode_batch_size` images per no-grad encoder call,
+    `decoded_on` "device" | "cpu", `encoder_lr` learning rate of a trained image encoder."""
+
+    pipeline: str = "fast"
+    encode_batch_size: int = 256
+    decoded_on: str = "device"
+    encoder_lr: float = 5e-6
+
+    @classmethod
+    def from_config(cls, cfg: CN) -> "PipelineOptions":
+        node = cfg.TRAINER.CLIP_AGIQA
+        if isinstance(node.ENCODER_LR, bool) or not float(node.ENCODER_LR) > 0:
+            raise ValueError(f"TRAINER.CLIP_AGIQA.ENCODER_LR must be positive, got "
+                             f"{node.ENCODER_LR!r}")
+        return cls(pipeline=_choice(node, "PIPELINE", PIPELINES),
+                   encode_batch_size=_positive_int(node, "ENCODE_BATCH_SIZE"),
+                   decoded_on=_choice(node, "DECODED_ON", DECODED_ON),
+                   encoder_lr=float(node.ENCODER_LR))
+
+
+def check_trainer_config(cfg: CN, classnames: Sequence[str] | None = None,
+                         context_length: int = CONTEXT_LENGTH) -> None:
+    """Validate `TRAINER.CLIP_AGIQA.*` (both objects built from them); with `classnames`, also
+    check that every prompt fits `context_length` tokens. Raises `ValueError`."""
+    PipelineOptions.from_config(cfg)
+    spec = ModelSpec.from_config(cfg, classnames)
+    if spec.level_names:
+        spec.check_prompt_length(context_length)

@@ -67,3 +67,16 @@ def test_checkpoints_carry_the_spec_and_rebuild_without_config_yaml(tiny_args, t
     torch.testing.assert_close(alone(images), with_config(images), rtol=0, atol=0)
     with pytest.raises(ValueError, match="do not pass other ones"):
         load_scorer(weights_only, level_names=["bad", "good"])
+
+
+def test_head_dropout_goes_from_the_key_to_both_dropout_layers():
+    from clip import clip
+    from clip.random_weights import random_state_dict
+    from trainers.custom_clip import CustomCLIP
+
+    assert ModelSpec.from_config(method_cfg(), LEVELS).head_dropout == 0.5  # upstream
+    spec = ModelSpec.from_config(method_cfg(HEAD_DROPOUT=0.2), LEVELS)
+    model = CustomCLIP.from_spec(spec, clip.build_model(random_state_dict("tiny-vit")).float())
+    assert (model.regression[0].p, model.regression[3].p) == (0.2, 0.2)
+    with pytest.raises(ValueError, match="HEAD_DROPOUT must be a probability"):
+        ModelSpec.from_config(method_cfg(HEAD_DROPOUT=1.0), LEVELS)

@@ -27,7 +27,7 @@ from .prompt_learner import PromptLearner, TextEncoder
 from .prompt_template import ConditionedPromptTokens, conditioned_embeddings
 from .similarity_head import SimilarityHead
 
-# Hidden width and dropout probability of the regression head (upstream values).
+# Hidden width and default dropout probability of the regression head (upstream values).
 HEAD_HIDDEN = 512
 HEAD_DROPOUT = 0.5
 
@@ -111,6 +111,8 @@ def build_head_input(head_input: str, image_features: torch.Tensor,
 class RegressionHead(nn.Sequential):
     """Dropout -> Linear(in, 512) -> ReLU -> Dropout -> Linear(512, 1) in fp32: `(B, in) -> (B, 1)`.
 
+    Both Dropout layers drop with probability `dropout` (upstream 0.5).
+
     Indices 1 and 4 hold the Linear layers, matching the upstream state-dict keys
     `1.weight, 1.bias, 4.weight, 4.bias`. With `standardize=True` the Linear layers predict the
     standardised target `z = (mos - mean) / std` and `forward` returns `z * std + mean` (MOS
@@ -119,12 +121,13 @@ class RegressionHead(nn.Sequential):
     """
 
     def __init__(self, in_features: int, standardize: bool = False,
-                 target_stats: tuple[float, float] | None = None) -> None:
+                 target_stats: tuple[float, float] | None = None,
+                 dropout: float = HEAD_DROPOUT) -> None:
         super().__init__(
-            nn.Dropout(p=HEAD_DROPOUT),
+            nn.Dropout(p=dropout),
             nn.Linear(in_features, HEAD_HIDDEN),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=HEAD_DROPOUT),
+            nn.Dropout(p=dropout),
             nn.Linear(HEAD_HIDDEN, 1),
         )
         self.standardize = bool(standardize)
@@ -175,8 +178,8 @@ class CustomCLIP(nn.Module):
 
     def __init__(self, level_names: Sequence[str], clip_model: nn.Module, *, n_ctx: int = 16,
                  ctx_init: str = "", csc: bool = False, class_token_position: str = "end",
-                 head_input: str = "image_text", standardize_target: bool = False,
-                 head: str = "mlp", prompt_template: str = "",
+                 head_input: str = "image_text", head_dropout: float = HEAD_DROPOUT,
+                 standardize_target: bool = False, head: str = "mlp", prompt_template: str = "",
                  train_image_encoder: str = "none", encoder_last_k: int = 1, lora_rank: int = 4,
                  target_stats: tuple[float, float] | None = None,
                  mos_range: tuple[float, float] | None = None) -> None:
@@ -198,7 +201,7 @@ class CustomCLIP(nn.Module):
             self.head_in_features = head_input_size(self.head_input, self.embed_dim,
                                                     self.n_levels)
             self.regression = RegressionHead(self.head_in_features, standardize_target,
-                                             target_stats)
+                                             target_stats, dropout=head_dropout)
         # Trainable part of the image encoder (last_k / lora), else None.
         self.encoder_tuning = attach_encoder_tuning(
             self.image_encoder, train_image_encoder, encoder_last_k, lora_rank)
@@ -225,8 +228,8 @@ class CustomCLIP(nn.Module):
                              f"({resolution}, {resolution}) of backbone {spec.backbone!r}")
         return cls(spec.level_names, clip_model, n_ctx=spec.n_ctx, ctx_init=spec.ctx_init,
                    csc=spec.csc, class_token_position=spec.class_token_position,
-                   head_input=spec.head_input, standardize_target=spec.standardize_target,
-                   head=spec.head, prompt_template=spec.prompt_template,
+                   head_input=spec.head_input, head_dropout=spec.head_dropout,
+                   standardize_target=spec.standardize_target, head=spec.head, prompt_template=spec.prompt_template,
                    train_image_encoder=spec.train_image_encoder,
                    encoder_last_k=spec.encoder_last_k, lora_rank=spec.lora_rank,
                    target_stats=target_stats, mos_range=mos_range)

@@ -55,6 +55,8 @@ _KEYS = {
     "DECODED_ON": ("device", "fast pipeline: hold the decoded uint8 images on 'device' or 'cpu'"),
     "HEAD_INPUT": ("image_text", "head input: image_text (upstream), image, or text (level-prompt "
                                  "features scaled by their cosine similarity to the image)"),
+    "HEAD_DROPOUT": (0.5, "dropout probability before each Linear layer of the regression head "
+                          "(upstream 0.5)"),
     "STANDARDIZE_TARGET": (False, "regress (MOS - mean) / std of the training split (MSE on that "
                                   "scale); False = raw MOS (upstream); predictions stay in MOS"),
     "HEAD": ("mlp", "mlp: regression MLP (upstream); similarity: CLIP logit scale x cosine to each "
@@ -122,6 +124,14 @@ def _flag(node: CN, key: str) -> bool:
     return value
 
 
+def _probability(node: CN, key: str) -> float:
+    value = node[key]
+    if isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"TRAINER.CLIP_AGIQA.{key} must be a probability in [0, 1), got "
+                         f"{value!r}")
+    return float(value)
+
+
 def _plain(value: Any) -> Any:
     """YAML/`weights_only`-safe copy: tuples become lists, CfgNodes dicts."""
     if isinstance(value, Mapping):
@@ -152,6 +162,7 @@ class ModelSpec:
     csc: bool = False
     class_token_position: str = "end"
     head_input: str = "image_text"
+    head_dropout: float = 0.5
     standardize_target: bool = False
     head: str = "mlp"
     prompt_template: str = ""
@@ -195,6 +206,7 @@ class ModelSpec:
             csc=bool(node.CSC),
             class_token_position=_choice(node, "CLASS_TOKEN_POSITION", CLASS_TOKEN_POSITIONS),
             head_input=_choice(node, "HEAD_INPUT", HEAD_INPUTS),
+            head_dropout=_probability(node, "HEAD_DROPOUT"),
             standardize_target=_flag(node, "STANDARDIZE_TARGET"),
             head=_choice(node, "HEAD", HEADS),
             prompt_template=node.PROMPT_TEMPLATE,
@@ -291,6 +303,7 @@ class ModelSpec:
         node = cfg.TRAINER.CLIP_AGIQA
         node.N_CTX, node.CTX_INIT, node.CSC = self.n_ctx, self.ctx_init, self.csc
         node.CLASS_TOKEN_POSITION, node.HEAD_INPUT = self.class_token_position, self.head_input
+        node.HEAD_DROPOUT = self.head_dropout
         node.STANDARDIZE_TARGET, node.PREC = self.standardize_target, self.precision
         node.HEAD, node.PROMPT_TEMPLATE = self.head, self.prompt_template
         node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K = self.train_image_encoder, \

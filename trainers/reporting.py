@@ -4,8 +4,9 @@
 - common: `mode` ("train" | "eval_only"), `trainer`, `dataset`, `task`, `backbone`, `seed`,
   `precision` (effective, e.g. fp16 falls back to fp32 on CPU), `final_model`, `output_dir`;
 - `final`: `{split, metrics, n_images}` of the model whose predictions are in predictions.csv;
-- train mode: `last` and `selected` as filled by dassl's `after_train` (`epoch` 1-based, `split`,
-  `metrics`; `selected` also `selected_on`, `selection_metric`, `selection_value`);
+- train mode: `last` and `selected` of the trainer's `training_result`
+  (`dassl.engine.selection.TrainingResult`: `epoch` 1-based, `split`, `metrics`; `selected` also
+  `selected_on`, `selection_metric`, `selection_value`);
 - eval-only mode: `evaluated_checkpoint` = `{model_dir, load_epoch, modules: {name: {path,
   epoch, val_result}}}`.
 `predictions.csv`: header `name,mos,pred`, one row per test image in loader order (names and MOS
@@ -65,7 +66,7 @@ def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
 
 def _tested_split(trainer: Any) -> str:
     """The split of the trainer's last `test()`."""
-    return getattr(trainer, "last_test_split", None) or trainer.cfg.TEST.SPLIT
+    return trainer.last_test_split or trainer.cfg.TEST.SPLIT
 
 
 def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None = None,
@@ -90,15 +91,15 @@ def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None 
         },
     }
     if mode == "train":
-        final_results = dict(getattr(trainer, "final_results", {}) or {})
-        results["last"] = final_results.get("last")
-        results["selected"] = final_results.get("selected")
+        result = trainer.training_result  # None when the run had no final test (NO_TEST)
+        results["last"] = None if result is None else dict(result.last)
+        results["selected"] = None if result is None else dict(result.selected)
     else:
         results["evaluated_checkpoint"] = {
             "model_dir": os.path.abspath(model_dir) if model_dir else None,
             "load_epoch": load_epoch,
             "file": checkpoint_file_name(load_epoch),
-            "modules": dict(getattr(trainer, "loaded_checkpoints", {}) or {}),
+            "modules": dict(trainer.loaded_checkpoints),
         }
     return _clean(results)
 

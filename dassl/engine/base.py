@@ -37,7 +37,9 @@ class TrainerBase:
         self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
         self._optims: OrderedDict = OrderedDict()
         self._scheds: OrderedDict = OrderedDict()
+        self._hooks: list = []
         self._writer = None
+        self.loaded_checkpoints: dict = {}  # filled by load_model
 
     # ----------------------------------------------------------------- model registry
     def register_model(self, name: str = "model", model: Optional[nn.Module] = None,
@@ -109,15 +111,27 @@ class TrainerBase:
         self.model_backward(loss)
         self.model_update(names)
 
+    def register_hook(self, hook) -> None:
+        """Register an object with ``state_dict()`` / ``load_state_dict(state)`` (plain data)
+        whose state travels in every checkpoint's ``trainer_state`` and is restored on resume
+        (e.g. ``dassl.engine.selection.BestEpochSelector``)."""
+        self._hooks.append(hook)
+
     # ----------------------------------------------------------------- checkpoints
     def checkpoint_extra_state(self) -> dict:
-        """Plain-data trainer state stored in every checkpoint (RNG states here)."""
-        return {"rng_state": get_rng_state()}
+        """Plain-data trainer state stored in every checkpoint: RNG states and the state of
+        every registered hook."""
+        state = {"rng_state": get_rng_state()}
+        for hook in self._hooks:
+            state.update(hook.state_dict())
+        return state
 
     def restore_extra_state(self, state: dict) -> None:
         """Inverse of :meth:`checkpoint_extra_state`, called when resuming."""
         if state.get("rng_state"):
             set_rng_state(state["rng_state"])
+        for hook in self._hooks:
+            hook.load_state_dict(state)
 
     def module_checkpoint_entries(self) -> dict:
         """Plain-data entries added to every module checkpoint (e.g. a description of the

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import math
 import os
 import sys
 import time
@@ -24,13 +23,9 @@ from dassl.utils import (AverageMeter, BEST_MODEL_NAME, ConfigError, MetricMeter
                          mkdir_if_missing, read_checkpoint_pointer)
 
 from .base import TrainerBase, checkpoint_epoch
+from .selection import BestEpochSelector, Evaluation, TrainingResult
 
 _FINAL_MODELS = ("last_step", "best_val")
-
-
-def _is_better(value: float, best: float) -> bool:
-    """Strict improvement; NaN (undefined metric) never improves."""
-    return not math.isnan(value) and value > best
 
 
 def check_test_cfg(cfg) -> None:
@@ -63,15 +58,13 @@ class SimpleTrainer(TrainerBase):
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
         self.cfg = cfg
-        # Model-selection state (persisted in checkpoints, restored on resume).
-        self.best_result = -math.inf
-        self.best_epoch: Optional[int] = None
-        self.best_split: Optional[str] = None
-        self.best_metrics: Optional[dict] = None
-        self.final_results: dict = {}
+        # Model selection (its state is persisted in checkpoints, restored on resume).
+        self.selector = BestEpochSelector()
+        self.register_hook(self.selector)
+        self.training_result: Optional[TrainingResult] = None
         self.last_test_results: OrderedDict = OrderedDict()
         self.last_test_split: Optional[str] = None
-        self._last_eval: Optional[dict] = None
+        self._last_eval: Optional[Evaluation] = None
         self._finished_epochs = 0
         self.build_data_loader()
         self.dm.dataset.save_splits(os.path.join(cfg.OUTPUT_DIR, "splits"))
@@ -115,19 +108,21 @@ class SimpleTrainer(TrainerBase):
             "DATASET.VAL_RATIO > 0), use TEST.FINAL_MODEL last_step, or set "
             "TEST.ALLOW_SELECTION_ON_TEST True to reproduce the original protocol knowingly.")
 
-    def checkpoint_extra_state(self) -> dict:
-        state = super().checkpoint_extra_state()
-        state.update(best_result=float(self.best_result), best_epoch=self.best_epoch,
-                     best_split=self.best_split, best_metrics=self.best_metrics)
-        return state
+    # The selector's state, under the names trainers have always exposed (read-only).
+    best_result = property(lambda self: self.selector.best_result)
+    best_epoch = property(lambda self: self.selector.best_epoch)
+    best_split = property(lambda self: self.selector.best_split)
+    best_metrics = property(lambda self: self.selector.best_metrics)
 
-    def restore_extra_state(self, state: dict) -> None:
-        super().restore_extra_state(state)
-        if "best_result" in state:
-            self.best_result = state["best_result"]
-            self.best_epoch = state["best_epoch"]
-            self.best_split = state["best_split"]
-            self.best_metrics = state["best_metrics"]
+    @property
+    def final_results(self) -> dict:
+        """``training_result`` as a dict (``{}`` before training ends or with NO_TEST)."""
+        return self.training_result.to_dict() if self.training_result is not None else {}
+
+    def _last_evaluation(self) -> Evaluation:
+        """The last ``test()`` as an ``Evaluation`` of the model after the finished epochs."""
+        return Evaluation(self._finished_epochs, self.last_test_split,
+                          dict(self.last_test_results))
 
     # ----------------------------------------------------------------- lifecycle
     def before_train(self) -> None:
@@ -153,16 +148,9 @@ class SimpleTrainer(TrainerBase):
         self._finished_epochs = self.epoch + 1
         best_val_result = None  # set when this epoch is the best so far
         if cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST:
-            split = self.selection_split()
-            result = self.test(split=split)
-            self._last_eval = {"epoch": self.epoch + 1, "split": self.last_test_split,
-                               "metrics": dict(self.last_test_results)}
-            if _is_better(result, self.best_result):
-                self.best_result = result
-                self.best_epoch = self.epoch + 1
-                self.best_split = self.last_test_split
-                self.best_metrics = dict(self.last_test_results)
-                best_val_result = result
+            self.test(split=self.selection_split())
+            self._last_eval = self._last_evaluation()
+            best_val_result = self.selector.update(self._last_eval)
         self.save_latest_checkpoint(self.epoch, best_val_result)
 
     def is_kept_checkpoint(self, fname: str) -> bool:
@@ -192,25 +180,22 @@ class SimpleTrainer(TrainerBase):
     def after_train(self) -> None:
         print("Finish training")
         if not self.cfg.TEST.NO_TEST:
-            self.final_results = self._final_evaluation()
+            self.training_result = self._final_evaluation()
         elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
         print(f"Elapsed: {elapsed}")
         self.close_writer()
 
-    def _final_evaluation(self) -> dict:
-        """Test the last-epoch model and (best_val) the selected one; return ``final_results``."""
+    def _final_evaluation(self) -> TrainingResult:
+        """Test the last-epoch model and (best_val) the selected one."""
         cfg = self.cfg
         split = cfg.TEST.SPLIT
-        last_eval = self._last_eval
-        if (last_eval is not None and last_eval["epoch"] == self._finished_epochs
-                and last_eval["split"] == split):
-            last = dict(last_eval)  # already evaluated after the final epoch: no second pass
-        else:
+        last = self._last_eval
+        if last is None or last.epoch != self._finished_epochs or last.split != split:
             print("Evaluate the last-epoch model")
             self.test(split=split)
-            last = {"epoch": self._finished_epochs, "split": self.last_test_split,
-                    "metrics": dict(self.last_test_results)}
-        selected = dict(last, selected_on="last_epoch", selection_metric=None, selection_value=None)
+            last = self._last_evaluation()
+        # else: already evaluated after the final epoch, no second pass
+        result = TrainingResult.last_epoch(cfg.TEST.FINAL_MODEL, last)
         if cfg.TEST.FINAL_MODEL == "best_val":
             if self.best_epoch is None:
                 warnings.warn("No epoch improved the selection metric (undefined/NaN results); "
@@ -221,18 +206,16 @@ class SimpleTrainer(TrainerBase):
                 self.load_model(self._best_model_dir())
                 # Own tags: the last epoch's point under <split>/ stays the last-epoch model's.
                 self.test(split=split, tag=f"selected/{split}")
-                selected = {"epoch": self.best_epoch, "split": self.last_test_split,
-                            "metrics": dict(self.last_test_results),
-                            "selected_on": self.best_split,
-                            "selection_metric": next(iter(self.best_metrics or {}), None),
-                            "selection_value": float(self.best_result)}
+                result = TrainingResult(cfg.TEST.FINAL_MODEL, result.last,
+                                        self.selector.selected(self._last_evaluation()))
         else:
             print("Deploy the last-epoch model")
+        last, selected = result.last, result.selected
         print(f"* last-epoch model (epoch {last['epoch']}) on {last['split']}: "
               f"{_format_metrics(last['metrics'])}")
         print(f"* selected model (epoch {selected['epoch']}, selected on {selected['selected_on']}) "
               f"on {selected['split']}: {_format_metrics(selected['metrics'])}")
-        return {"final_model": cfg.TEST.FINAL_MODEL, "last": last, "selected": selected}
+        return result
 
     def _best_model_dir(self) -> str:
         """OUTPUT_DIR, or RESUME when the best epoch predates a resume into a new directory."""

@@ -10,8 +10,11 @@ precomputed image features (`trainers.feature_loaders`): images are decoded once
 the device and encoded in large no-grad batches, test features are computed once, and the
 training step runs only the prompt/text path and the head. The updates are those of the
 "reference" pipeline (dassl's per-batch loaders, as upstream): same batches, augmentation
-distribution, optimizer steps and per-epoch test. The hooks accept either batch kind: `img`
-`(B, 3, H, W)` images or `feat` `(B, D)` image features.
+distribution, optimizer steps and per-epoch test. The data source is chosen once, in
+`build_model` (`train_input`, `test_input`): the fast pipeline's batches carry `feat` `(B, D)`
+image features and go through `CustomCLIP.predict_from_features`, the reference pipeline's (and
+the training batches of a trained image encoder) carry `img` `(B, 3, H, W)` images and go
+through `CustomCLIP.forward`.
 """
 from __future__ import annotations
 
@@ -143,6 +146,12 @@ class CLIP_AGIQA(TrainerX):
         self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
 
         self.pipeline = self.spec.test_pipeline
+        # The data source, chosen once: batches carry image features ("feat", fast pipeline)
+        # or images ("img": reference pipeline, and training batches of a trained encoder).
+        self.test_input = "feat" if self.pipeline == "fast" else "img"
+        tuned = self.model.encoder_tuning is not None
+        self.train_input = "img" if tuned else self.test_input
+        self._test_prompts = None
         if self.pipeline != self.pipeline_options.pipeline:
             print(f"Fast pipeline unavailable ({unsupported_reason(self.cfg)}): using the "
                   "reference pipeline")
@@ -191,12 +200,13 @@ class CLIP_AGIQA(TrainerX):
         """Autocast for amp (as the reference forward), a no-op context otherwise."""
         return torch.amp.autocast(self.device.type) if self.prec == "amp" else nullcontext()
 
-    def _predict(self, inputs: torch.Tensor, prompts=None) -> torch.Tensor:
-        """`(B,)` MOS from images `(B, 3, H, W)` or precomputed image features `(B, D)` (or
-        `(B, C, D)` test crops); `prompts`: the images' generation prompts (PROMPT_TEMPLATE)."""
-        if inputs.dim() == 4:
-            return self.model(inputs, prompts)
-        return self.model.predict_from_features(inputs, prompts)
+    def _predict(self, inputs: torch.Tensor, kind: str, prompts=None) -> torch.Tensor:
+        """`(B,)` MOS from inputs of `kind`: "feat" image features `(B, D)` (or `(B, C, D)` test
+        crops) or "img" images `(B, 3, H, W)`; `prompts`: the images' generation prompts
+        (PROMPT_TEMPLATE)."""
+        if kind == "feat":
+            return self.model.predict_from_features(inputs, prompts)
+        return self.model(inputs, prompts)
 
     def set_model_mode(self, mode: str = "train", names=None) -> None:
         """Also switch the whole CustomCLIP, not only the registered modules (for all names)."""
@@ -206,20 +216,19 @@ class CLIP_AGIQA(TrainerX):
 
     def parse_batch_train(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Return `(inputs, mos (B,) float32)` on the trainer's device; `inputs` are the batch's
-        `feat` `(B, D)` if present, else its images `img` `(B, 3, H, W)`."""
+        `train_input` entry."""
         if "mos" not in batch:
             raise KeyError(
                 "CLIP_AGIQA needs MOS labels: the training batch has no 'mos' entry (keys: "
                 f"{sorted(batch)}); use a dataset whose Datum objects carry mos"
             )
-        inputs = batch["feat"] if "feat" in batch else batch["img"]
-        inputs = inputs.to(self.device, non_blocking=True)
+        inputs = batch[self.train_input].to(self.device, non_blocking=True)
         mos = batch["mos"].to(self.device, dtype=torch.float32, non_blocking=True)
         return inputs, mos
 
     def parse_batch_test(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """`(inputs, target)` as `parse_batch_train`; target = `mos` float32, else `label`."""
-        inputs = batch["feat"] if "feat" in batch else batch["img"]
+        inputs = batch[self.test_input]
         self._test_prompts = batch.get("prompt")
         if "mos" in batch:
             target = batch["mos"].to(self.device, dtype=torch.float32)
@@ -229,12 +238,12 @@ class CLIP_AGIQA(TrainerX):
 
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         # The generation prompts of the batch last seen by parse_batch_test (PROMPT_TEMPLATE).
-        return self._predict(input, getattr(self, "_test_prompts", None))
+        return self._predict(input, self.test_input, self._test_prompts)
 
     def forward_backward(self, batch: dict) -> dict[str, float]:
         inputs, mos = self.parse_batch_train(batch)
         with self._autocast():
-            output = self._predict(inputs, batch.get("prompt"))
+            output = self._predict(inputs, self.train_input, batch.get("prompt"))
         loss = self.model.loss(output, mos)
         if self.scaler is None:
             self.model_backward_and_update(loss)

@@ -26,10 +26,7 @@ import warnings
 from typing import Any, Iterable
 
 from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
-
-RESULTS_FILE = "results.json"
-PREDICTIONS_FILE = "predictions.csv"
-SCATTER_FILE = "scatter.png"
+from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE
 
 
 def _clean(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""What is already in an output directory, and moving a previous run aside.
+"""The output-directory contract (the names of the files a run writes at the top of
+``OUTPUT_DIR``), what is already in an output directory, and moving a previous run aside.
 
 A run directory holds ``config.yaml`` (see ``run_record``), checkpoints under
 ``<module>/checkpoint`` pointers and, once finished, ``results.json``. These helpers let the
@@ -15,22 +16,27 @@ from typing import Any, Iterable, Mapping, Optional
 import yaml
 
 from .errors import ConfigError, UserError
-from .run_record import CONFIG_FILE
+from .run_record import CONFIG_FILE, RUN_INFO_FILE
 from .tools import read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
-__all__ = ["RESULTS_FILE", "IGNORED_KEYS", "flatten_config", "read_config_file",
+__all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
+           "IGNORED_KEYS", "flatten_config", "read_config_file",
            "config_differences", "read_results", "checkpoint_dirs", "move_previous_run",
            "check_output_dir"]
 
 RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.csv"
+SCATTER_FILE = "scatter.png"
+SPLITS_DIR = "splits"
+TENSORBOARD_DIR = "tensorboard"
 # Keys that may differ between the runs of one experiment: where things are, how fast they load,
 # how much is printed, and the device (resuming a GPU run on a CPU is allowed).
 IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
                           "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
 # Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
-_RUN_FILES = ("results.json", "predictions.csv", "scatter.png", "cmat.pt", "config.yaml",
-              "run_info.json", "splits", "tensorboard")
+_RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, "cmat.pt", CONFIG_FILE,
+              RUN_INFO_FILE, SPLITS_DIR, TENSORBOARD_DIR)
 _PREVIOUS_PREFIX = "previous-"
 _SHOW_DIFFS = 8  # config differences an error message lists
 

@@ -8,8 +8,4 @@ DATASET_REGISTRY = Registry("DATASET")
 
 def build_dataset(cfg):
     """Instantiate ``DATASET_REGISTRY[cfg.DATASET.NAME](cfg)``."""
-    name = cfg.DATASET.NAME
-    cls = DATASET_REGISTRY.get(name)
-    if cfg.VERBOSE:
-        print(f"Loading dataset: {name}")
-    return cls(cfg)
+    return DATASET_REGISTRY.build(cfg.DATASET.NAME, cfg)

@@ -98,6 +98,7 @@ class CLIP_AGIQA(TrainerX):
         return prec
 
     def build_model(self) -> None:
+        # Dassl's `classnames` are this method's level names, worst first.
         spec = ModelSpec.from_config(self.cfg, list(self.dm.dataset.classnames))
         self.prec = self._effective_precision(spec.precision)
         # What every module checkpoint records: the model with the precision it ran in.

@@ -343,11 +343,11 @@ class PipelineOptions:
                    encoder_lr=float(node.ENCODER_LR))
 
 
-def check_trainer_config(cfg: CN, classnames: Sequence[str] | None = None,
+def check_trainer_config(cfg: CN, level_names: Sequence[str] | None = None,
                          context_length: int = CONTEXT_LENGTH) -> None:
-    """Validate `TRAINER.CLIP_AGIQA.*` (both objects built from them); with `classnames`, also
+    """Validate `TRAINER.CLIP_AGIQA.*` (both objects built from them); with `level_names`, also
     check that every prompt fits `context_length` tokens. Raises `ValueError`."""
     PipelineOptions.from_config(cfg)
-    spec = ModelSpec.from_config(cfg, classnames)
+    spec = ModelSpec.from_config(cfg, level_names)
     if spec.level_names:
         spec.check_prompt_length(context_length)

@@ -1,6 +1,6 @@
 """Learnable prompts (CoOp context vectors) and the frozen CLIP text encoder that reads them.
 
-Shapes: `n_cls` quality levels, `n_ctx` context tokens, `ctx_dim` = CLIP text width (512 for
+Shapes: `n_levels` quality levels, `n_ctx` context tokens, `ctx_dim` = CLIP text width (512 for
 ViT-B/16), `L` = CLIP context length (77).
 """
 from __future__ import annotations
@@ -19,13 +19,13 @@ CTX_INIT_STD = 0.02
 
 
 class PromptLearner(nn.Module):
-    """Builds the `n_cls` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
+    """Builds the `n_levels` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
 
-    Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_cls, n_ctx, ctx_dim)` (CSC), in the CLIP
+    Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_levels, n_ctx, ctx_dim)` (CSC), in the CLIP
     dtype. Persistent buffers (kept in checkpoints for compatibility, recomputed on load):
-    `token_prefix` `(n_cls, 1, ctx_dim)` (SOT embedding) and `token_suffix`
-    `(n_cls, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:
-    `tokenized_prompts` `(n_cls, L)` int64, used to locate each prompt's EOT token.
+    `token_prefix` `(n_levels, 1, ctx_dim)` (SOT embedding) and `token_suffix`
+    `(n_levels, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:
+    `tokenized_prompts` `(n_levels, L)` int64, used to locate each prompt's EOT token.
     """
 
     def __init__(self, level_names: Sequence[str], clip_model: nn.Module, n_ctx: int = 16,
@@ -39,12 +39,12 @@ class PromptLearner(nn.Module):
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got "
                              f"{class_token_position!r}")
-        classnames = list(level_names)
+        level_names = list(level_names)
         dtype = clip_model.dtype
         ctx_dim = clip_model.ln_final.weight.shape[0]
         context_length = clip_model.positional_embedding.shape[0]
 
-        self.n_cls = len(classnames)
+        self.n_levels = len(level_names)
         self.class_token_position = class_token_position
         embedding = clip_model.token_embedding
         ctx_init = ctx_init.replace("_", " ").strip()
@@ -65,7 +65,7 @@ class PromptLearner(nn.Module):
             print(f'Initial context: "{prompt_prefix}"')
         else:
             n_ctx = int(n_ctx)
-            shape = (self.n_cls, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
+            shape = (self.n_levels, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
             ctx_vectors = torch.empty(shape, dtype=dtype)
             nn.init.normal_(ctx_vectors, std=CTX_INIT_STD)
             prompt_prefix = " ".join(["X"] * n_ctx)
@@ -76,7 +76,7 @@ class PromptLearner(nn.Module):
         self.n_ctx = n_ctx
         self.ctx = nn.Parameter(ctx_vectors)
 
-        names = [name.replace("_", " ") for name in classnames]
+        names = [name.replace("_", " ") for name in level_names]
         self.name_lens = [count_bpe_tokens(name) for name in names]
         prompts = [f"{prompt_prefix} {name}." for name in names]
         tokenized = torch.cat([clip.tokenize(p, context_length=context_length) for p in prompts])
@@ -90,10 +90,10 @@ class PromptLearner(nn.Module):
         self.n_used_tokens = int(tokenized.argmax(dim=-1).max()) + 1
 
     def forward(self) -> torch.Tensor:
-        """Return the prompt embeddings `(n_cls, L, ctx_dim)` in the dtype of `ctx`."""
+        """Return the prompt embeddings `(n_levels, L, ctx_dim)` in the dtype of `ctx`."""
         ctx = self.ctx
         if ctx.dim() == 2:
-            ctx = ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
+            ctx = ctx.unsqueeze(0).expand(self.n_levels, -1, -1)
         prefix, suffix = self.token_prefix, self.token_suffix
         if self.class_token_position == "end":
             return torch.cat([prefix, ctx, suffix], dim=1)

@@ -275,7 +275,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.collect_only:
         return 0 if collect(runs, spec.output)[1] else 1
     if options is not None:
-        return submit_to_slurm(args, argv, runs, jobs, spec.output, options)
+        try:
+            return submit_to_slurm(args, argv, runs, jobs, spec.output, options)
+        except SweepError as exc:
+            print(f"sweep: error: {exc}", file=sys.stderr)
+            return 2
     todo = [job for job in jobs if plan[job.key] in ("new", "resume")]
     if todo:
         gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))

@@ -179,10 +179,13 @@ def test_a_requeued_task_does_not_retry_the_run_it_failed(tmp_path, fake_trainer
     (["--mem", "lots"], "--mem must be a positive number of GB"),
     ("no-submitit", "needs the submitit package: pip install -r requirements-cluster.txt"),
     ("other-sweep", "holds another sweep"),
+    ("no-srun", "Could not detect \"srun\""),
+    ("sbatch-refuses", "sbatch refused the submission"),
 ])
 def test_bad_input_is_one_clear_error_and_submits_nothing(extra, message, tmp_path, fake_slurm,
                                                           monkeypatch, capsys):
     out = tmp_path / "sweep"
+    extra_line = extra == "sbatch-refuses"
     if extra == "no-submitit":
         monkeypatch.setattr(cluster, "submitit", None)
         extra = []
@@ -191,10 +194,20 @@ def test_bad_input_is_one_clear_error_and_submits_nothing(extra, message, tmp_pa
         other.mkdir(parents=True)
         (other / "sweep_run.json").write_text("{}")
         extra = []
+    elif extra == "no-srun":
+        (fake_slurm / "bin" / "srun").unlink()
+        monkeypatch.setenv("PATH", str(fake_slurm / "bin"))
+        extra = []
+    elif extra == "sbatch-refuses":
+        (fake_slurm / "bin" / "sbatch").write_text(
+            "#!/usr/bin/env bash\necho 'sbatch: error: invalid partition specified: gpu' >&2\n"
+            "exit 1\n")
+        extra = []
     assert sweep.main(two_by_two(out) + SLURM + extra) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
+    lines = err.strip().splitlines()  # sbatch's own complaint may come first
+    assert lines[-1].startswith("sweep: error: ") and len(lines) == 1 + (extra_line), err
     assert not list(fake_slurm.glob("sbatch-*.sh"))
 
 

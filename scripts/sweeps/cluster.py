@@ -467,7 +467,23 @@ def submission_lock(output: Path) -> Iterator[None]:
 
 
 def _executor(output: Path) -> Any:
-    return require_submitit().AutoExecutor(folder=output / LOG_DIR, cluster=SUBMITIT_CLUSTER)
+    """submitit's executor for ``SUBMITIT_CLUSTER``; ``SweepError`` when SLURM is not here."""
+    try:
+        return require_submitit().AutoExecutor(folder=output / LOG_DIR, cluster=SUBMITIT_CLUSTER)
+    except RuntimeError as exc:  # SlurmExecutor: no srun on PATH
+        raise SweepError(f"--executor slurm: {exc} (run it on the cluster's login node)") \
+            from exc
+
+
+@contextlib.contextmanager
+def _sbatch_errors() -> Iterator[None]:
+    """Turn a refused submission (sbatch's non-zero exit or unreadable answer) into
+    ``SweepError`` with sbatch's own message."""
+    try:
+        yield
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError,
+            OSError) as exc:
+        raise SweepError(f"sbatch refused the submission: {str(exc).strip()}") from exc
 
 
 def submit_runs(jobs: Sequence[Job], options: SlurmOptions, output: Path, name: str) -> list:
@@ -479,7 +495,8 @@ def submit_runs(jobs: Sequence[Job], options: SlurmOptions, output: Path, name: 
     chunks = [list(jobs[i:i + n]) for i in range(0, len(jobs), n)]
     for job in jobs:  # claim the folders before any task can start
         write_identity(job.output_dir, job.identity)
-    tasks = executor.submit_array([RunTask(chunk) for chunk in chunks])
+    with _sbatch_errors():
+        tasks = executor.submit_array([RunTask(chunk) for chunk in chunks])
     submitted = _now()
     for task, chunk in zip(tasks, chunks):
         for job in chunk:
@@ -503,7 +520,8 @@ def submit_collect(command: Sequence[str], after: str, options: SlurmOptions, ou
         slurm_qos=options.qos, slurm_dependency=f"afterany:{after.split('_')[0]}",
         slurm_setup=[_pythonpath_line()], local_setup=[_pythonpath_line()]).items()
         if v is not None})
-    return executor.submit(submitit.helpers.CommandFunction(list(command), cwd=os.getcwd()))
+    with _sbatch_errors():
+        return executor.submit(submitit.helpers.CommandFunction(list(command), cwd=os.getcwd()))
 
 
 def wait_for(tasks: Sequence[Any], poll_s: float = 1.0) -> None:

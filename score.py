@@ -4,6 +4,7 @@ Examples:
     python score.py output/run my_images/ extra.png --output scores.csv
     python score.py output/run imgs/ --labels my_mos.csv --device cuda --batch-size 64
     python score.py original_output_dir imgs/ --backbone ViT-B/16 --level-names bad good
+    python score.py output/run --list DATA/AIGIQA-20K/info_test.xlsx --output test_scores.csv
 
 RUN_DIR is one of our output directories (the model config comes from its config.yaml) or the
 original code's output directory (`prompt_learner/` and `regression/` only: N_CTX, CSC, the
@@ -15,7 +16,12 @@ to the folder for files found in a folder. With --labels (CSV with columns name,
 SRCC/PLCC/KRCC/RMSE against those MOS are printed and saved next to the CSV as
 `<csv name>.metrics.json`. A run trained with prompt-conditioned level prompts
 (TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE) needs `--prompts`, a CSV with columns name,prompt giving
-each scored image's generation prompt (names as in the output CSV, or file names). Exit status: 0 done, 2 bad input (one `error:` line on stderr).
+each scored image's generation prompt (names as in the output CSV, or file names). With
+--list FILE (a label file, CSV or .xlsx, whose `name` column lists the images; a MOS column is
+not needed, e.g. AIGIQA-20K's info_val/info_test) exactly those images are scored, in the file's
+order and under its names; they are looked up in the given folders (default: the list file's
+folder) and their direct sub-folders. Exit status: 0 done, 2 bad input (one `error:` line on
+stderr).
 """
 from __future__ import annotations
 
@@ -48,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Score images with a trained CLIP-AGIQA run "
                                                  "(CSV name,score).")
     parser.add_argument("run_dir", help="trained run directory (ours or the original code's)")
-    parser.add_argument("inputs", nargs="+", help="image files or folders")
+    parser.add_argument("inputs", nargs="*", help="image files or folders (with --list: the "
+                                                  "folders holding the listed images)")
+    parser.add_argument("--list", dest="list_file", default=None, metavar="FILE",
+                        help="label file (CSV or .xlsx, column name; MOS not needed) naming the "
+                             "images to score, e.g. info_test.xlsx")
     parser.add_argument("--output", default="scores.csv", help="CSV to write (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per model call")
@@ -102,6 +112,39 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
             raise ValueError(f"two images are named {name!r} ({seen[name]} and {path}); score "
                              "them in separate calls")
         seen[name] = path
+    return found
+
+
+def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]:
+    """`(name, path)` of every image named in `list_file` (column `name`), in its order.
+
+    Each name is looked up in `folders` (default: the list file's folder) and their direct
+    sub-folders, the first hit winning. Raises `FileNotFoundError` naming the missing images
+    and the folders searched; a name listed twice is a `DatasetError` from the reader.
+    """
+    from datasets.labels import read_label_table  # deferred: the datasets package is optional
+
+    if not os.path.isfile(list_file):
+        raise FileNotFoundError(f"--list file not found: {list_file}")
+    names = read_label_table(list_file, None)["name"].tolist()
+    search = []
+    for folder in folders or [os.path.dirname(os.path.abspath(list_file))]:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"folder not found: {folder}")
+        search.append(folder)
+        search += sorted(entry.path for entry in os.scandir(folder)
+                         if entry.is_dir() and not entry.name.startswith("."))
+    present = [(folder, set(os.listdir(folder))) for folder in search]
+    found, missing = [], []
+    for name in names:
+        hit = next((folder for folder, files in present if name in files), None)
+        if hit is None:
+            missing.append(name)
+        else:
+            found.append((name, os.path.join(hit, name)))
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in {list_file} "
+                                f"are in none of {search}, e.g. {', '.join(missing[:5])}")
     return found
 
 
@@ -191,7 +234,12 @@ def _fmt(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    images = collect_images(args.inputs)
+    if args.list_file:
+        images = list_images(args.list_file, args.inputs)
+    elif args.inputs:
+        images = collect_images(args.inputs)
+    else:
+        raise ValueError("give image files or folders, or --list FILE")
     labels = read_labels(args.labels) if args.labels else None
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")

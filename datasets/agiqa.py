@@ -13,8 +13,8 @@ from dassl.data.datasets import DATASET_REGISTRY
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
 from .errors import DatasetError, describe_dir
-from .labels import read_csv_table
-from .layout import dataset_folder, find_file, find_image_dir
+from .labels import read_label_table
+from .layout import dataset_folder, find_file, find_image_dir, label_file_path
 
 __all__ = ["AGIQA", "load_agiqa", "FOLDER", "LABEL_FILE", "TASK_COLUMNS", "DEFAULT_THRESHOLDS"]
 
@@ -34,14 +34,17 @@ def load_agiqa(options: DatasetOptions) -> LevelledData:
     """Read AGIQA-3K's label file, split it and attach levels (see ``core.assemble``)."""
     task = resolve_task(options.task, list(TASK_COLUMNS), "AGIQA")
     base = dataset_folder(options.root, FOLDER)
-    csv_path = find_file(base, [LABEL_FILE], "AGIQA-3K label file")
+    csv_path = label_file_path(base, options.label_file) or find_file(
+        base, [LABEL_FILE], "AGIQA-3K label file")
     if csv_path is None:
         raise DatasetError(f"AGIQA-3K label file {base / LABEL_FILE} not found (also looked one "
                            f"folder deeper); {describe_dir(base)}")
-    table = read_csv_table(csv_path, TASK_COLUMNS[task], prompt_column="prompt")
+    table = read_label_table(csv_path, TASK_COLUMNS[task], prompt_column="prompt",
+                             sheet=options.label_sheet)
     bases = [csv_path.parent] + ([base] if csv_path.parent != base else [])
     image_dir = find_image_dir(bases, table["name"].tolist())
-    return assemble(table, image_dir, options, task, DEFAULT_THRESHOLDS)
+    return assemble(table, image_dir, options, task, DEFAULT_THRESHOLDS, base=base,
+                    label_files=[csv_path])
 
 
 @DATASET_REGISTRY.register()

@@ -18,8 +18,8 @@ from dassl.data.datasets import DATASET_REGISTRY
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
 from .errors import DatasetError, describe_dir
-from .labels import read_csv_table, read_mat_table
-from .layout import dataset_folder, find_file, find_image_dir
+from .labels import read_label_table, read_mat_table
+from .layout import dataset_folder, find_file, find_image_dir, label_file_path
 
 __all__ = ["AIGCIQA2023", "load_aigciqa2023", "mos_sources", "FOLDER", "IMAGE_FOLDER",
            "TASK_MAT_INDEX", "DEFAULT_THRESHOLDS"]
@@ -45,24 +45,27 @@ def load_aigciqa2023(options: DatasetOptions) -> LevelledData:
     task = resolve_task(options.task, list(TASK_MAT_INDEX), "AIGCIQA2023")
     base = dataset_folder(options.root, FOLDER)
     mat_names, csv_names = mos_sources(task)
-    mat_path = find_file(base, mat_names, f"AIGCIQA2023 {task} MOS")
+    given = label_file_path(base, options.label_file)
+    mat_path = given if given is not None and given.suffix.lower() == ".mat" else (
+        None if given is not None else find_file(base, mat_names, f"AIGCIQA2023 {task} MOS"))
     if mat_path is not None:
         table = read_mat_table(mat_path)
         data_root = mat_path.parent.parent if mat_path.parent.name == "MOS" else mat_path.parent
         source = mat_path
     else:
-        csv_path = find_file(base, csv_names, f"AIGCIQA2023 {task} MOS")
+        csv_path = given or find_file(base, csv_names, f"AIGCIQA2023 {task} MOS")
         if csv_path is None:
             raise DatasetError(
                 f"AIGCIQA2023 {task} MOS not found: expected {base / mat_names[0]} (variable MOSz) "
                 f"or {base / csv_names[0]} (columns name,mos, see mat2csv.py); "
                 f"{describe_dir(base)}; {describe_dir(base / 'MOS')}"
             )
-        table = read_csv_table(csv_path, "mos")
+        table = read_label_table(csv_path, "mos", sheet=options.label_sheet)
         data_root, source = csv_path.parent, csv_path
     bases = list(dict.fromkeys([base / IMAGE_FOLDER, data_root / IMAGE_FOLDER]))
     image_dir = find_image_dir(bases, table["name"].tolist())
-    data = assemble(table, image_dir, options, task, DEFAULT_THRESHOLDS)
+    data = assemble(table, image_dir, options, task, DEFAULT_THRESHOLDS, base=base,
+                    label_files=[source])
     if options.check_files:
         _check_no_extra_images(image_dir, len(table), source)
     return data

@@ -24,16 +24,26 @@ def to_datums(part: pd.DataFrame, data: LevelledData) -> list[Datum]:
     """One ``Datum`` per row of ``part``, in order.
 
     ``name`` is the image name exactly as the label file gives it (split files print it),
-    ``impath`` the resolved path, ``mos`` a Python float, ``label`` the level index,
-    ``classname`` its level name and ``prompt`` the generation prompt (None without one). Existence was already checked in bulk, so ``check_file`` is off.
+    ``impath`` the resolved path (in the row's ``folder`` when the table has that column),
+    ``mos`` a Python float, ``label`` the level index, ``classname`` its level name and
+    ``prompt`` the generation prompt (None without one). Existence was already checked in bulk,
+    so ``check_file`` is off.
     """
-    folder = data.image_dir
     prompts = part["prompt"] if "prompt" in part else [None] * len(part)
     return [
         Datum(impath=str(folder / name), label=int(label), classname=data.level_names[int(label)],
               mos=float(mos), name=name, prompt=prompt)
-        for name, mos, label, prompt in zip(part["name"], part["mos"], part["label"], prompts)
+        for folder, name, mos, label, prompt in zip(image_folders(part, data.image_dir),
+                                                    part["name"], part["mos"], part["label"],
+                                                    prompts)
     ]
+
+
+def image_folders(part: pd.DataFrame, image_dir: Path) -> list[Path]:
+    """The folder of each row's image: its ``folder`` column when present, else ``image_dir``."""
+    if "folder" in part:
+        return [Path(f) for f in part["folder"]]
+    return [image_dir] * len(part)
 
 
 def drop_unreadable(tables: dict[str, pd.DataFrame], image_dir: Path,
@@ -46,7 +56,8 @@ def drop_unreadable(tables: dict[str, pd.DataFrame], image_dir: Path,
     split, so every other image keeps its reference split; a warning with the count and the
     files goes to the log. Returns the (filtered) tables and the ``(path, reason)`` list.
     """
-    paths = [str(image_dir / name) for table in tables.values() for name in table["name"]]
+    paths = [str(folder / name) for table in tables.values()
+             for folder, name in zip(image_folders(table, image_dir), table["name"])]
     bad = find_unreadable_images(paths)
     if not bad:
         return tables, []
@@ -59,7 +70,8 @@ def drop_unreadable(tables: dict[str, pd.DataFrame], image_dir: Path,
     bad_paths = {path for path, _ in bad}
     kept, dropped = {}, []
     for part, table in tables.items():
-        mask = table["name"].map(lambda name: str(image_dir / name) in bad_paths).astype(bool)
+        mask = pd.Series([str(folder / name) in bad_paths for folder, name in
+                          zip(image_folders(table, image_dir), table["name"])], dtype=bool)
         kept[part] = table[~mask].reset_index(drop=True)
         dropped.append(f"{part} {int(mask.sum())}")
     message = (f"DATASET.SKIP_BAD_IMAGES: skipping {len(bad)} of {len(paths)} images that cannot "
@@ -76,7 +88,8 @@ class LevelDataset(DatasetBase):
     ``task`` (str), ``thresholds`` (list of float, the MOS cut points used), ``dataset_dir``
     (the image folder), plus DatasetBase's ``train_x``/``val``/``test`` and ``classnames`` =
     ``DATASET.LEVEL_NAMES``, and ``skipped_images`` (``(path, reason)`` of the unreadable images
-    left out, see ``drop_unreadable``). Nothing is written to disk. Like upstream,
+    left out, see ``drop_unreadable``), ``provenance`` (where labels and split came from, see
+    ``LevelledData``). Nothing is written to disk. Like upstream,
     ``DATASET.NUM_SHOTS`` is not applied: the whole training split is used.
     """
 
@@ -86,6 +99,7 @@ class LevelDataset(DatasetBase):
         self.task = data.task
         self.thresholds = list(data.thresholds)
         self.dataset_dir = str(data.image_dir)
+        self.provenance = dict(data.provenance)
         tables = dict(data.parts)
         self.skipped_images: list[tuple[str, str]] = []
         if options.check_files:

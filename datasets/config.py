@@ -20,10 +20,21 @@ _KEYS: dict[str, tuple[Any, str]] = {
     "TEST_RATIO": (0.2, "fraction of all rows held out as the test split"),
     "VAL_RATIO": (0.0, "fraction of the training split carved out as validation; 0 = no val"),
     "SPLIT_MODE": ("random", "'random' = split rows (the reference split); 'prompt' = split "
-                             "whole prompts, so no prompt is in two parts (ratios approximate)"),
+                             "whole prompts, so no prompt is in two parts (ratios approximate); "
+                             "'all' = every row in the test part (cross-database --eval-only)"),
     "PROMPT_FILE": ("", "CSV with columns name,prompt giving each image's prompt (SPLIT_MODE "
                         "prompt, TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE); '' = the label file's own "
                         "prompt column (AGIQA-3K has one)"),
+    "LABEL_FILE": ("", "label file relative to the database folder (or absolute); '' = the "
+                       "database's own (AIGIQA-20K: a full name,prompt,mos file switches to the "
+                       "official train/val/test membership)"),
+    "LABEL_SHEET": ("", "sheet of an .xlsx label file; '' = its first sheet"),
+    "DROP_DUPLICATE_NAMES": (False, "AGIQA-1K: keep only the first row of an image name listed "
+                                    "twice (default keeps both rows, as published splits do)"),
+    "SPLIT_FILE": ("", "split as data, relative to the database folder (or absolute): a CSV "
+                       "name,split (train|val|test) or a folder with train.csv, val.csv "
+                       "[, test.csv]; '' = split with SPLIT_SEED/TEST_RATIO/VAL_RATIO"),
+    "SPLIT_INDEX": (-1, "K >= 0: read the split folder SPLIT_FILE/K/; -1 = SPLIT_FILE itself"),
     "CHECK_FILES": (True, "verify that every listed image exists and decodes before training"),
     "SKIP_BAD_IMAGES": (False, "with CHECK_FILES: leave out images that do not decode (warning "
                                "+ list in the log) instead of stopping with an error"),

@@ -7,18 +7,21 @@ that the dassl-facing classes turn into ``Datum`` lists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .config import DATASET_KEYS
 from .errors import DatasetError
+from .labels import sha256_file
 from .layout import check_images
-from .levels import mos_to_levels, resolve_thresholds, validate_levels
+from .levels import mos_to_levels, quantile_thresholds, resolve_thresholds, validate_levels
 from .prompts import attach_prompts
-from .splits import split_table
+from .split_files import resolve_split_path, split_file_list, split_from_file
+from .splits import Split, split_table
 
 __all__ = ["DatasetOptions", "LevelledData", "read_options", "resolve_task", "assemble"]
 
@@ -40,6 +43,11 @@ class DatasetOptions:
     split_mode: str = "random"
     prompt_file: str = ""
     skip_bad_images: bool = False
+    label_file: str = ""
+    label_sheet: str = ""
+    drop_duplicate_names: bool = False
+    split_file: str = ""
+    split_index: int = -1
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,10 @@ class LevelledData:
     """A dataset ready for ``Datum`` construction.
 
     ``parts`` maps "train"/"val"/"test" to tables in split order with columns ``name`` (str),
-    ``mos`` (float64), ``label`` (int64 level index) and, where available, ``prompt``.
+    ``mos`` (float64), ``label`` (int64 level index), where available ``prompt``, and
+    ``folder`` (str) when the images of a database lie in several folders (else every image is
+    in ``image_dir``). ``provenance``: where the labels and the split came from (file paths
+    and SHA-256, split settings, threshold rule), as ``results.json`` records it.
     """
 
     task: str
@@ -55,6 +66,7 @@ class LevelledData:
     level_names: list[str]
     thresholds: list[float]
     parts: dict[str, pd.DataFrame]
+    provenance: dict = field(default_factory=dict)
 
 
 def _normalised(value: Any) -> str:
@@ -67,7 +79,9 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "root": str, "task": _normalised, "level_names": tuple, "level_thresholds": tuple,
     "split_seed": int, "test_ratio": float, "val_ratio": float, "check_files": bool,
     "split_mode": _normalised, "prompt_file": lambda value: str(value).strip(),
-    "skip_bad_images": bool,
+    "skip_bad_images": bool, "label_file": lambda value: str(value).strip(),
+    "label_sheet": lambda value: str(value).strip(), "drop_duplicate_names": bool,
+    "split_file": lambda value: str(value).strip(), "split_index": int,
 }
 
 
@@ -94,25 +108,101 @@ def resolve_task(task: str, known: Sequence[str], dataset: str) -> str:
     return task
 
 
+def file_record(path: Path) -> dict:
+    """``{"path", "sha256"}`` of a label or split file."""
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+
+
+def choose_split(table: pd.DataFrame, options: DatasetOptions, base: Path | None,
+                 fixed_split: Split | None = None) -> tuple[Split, dict]:
+    """The split of ``table`` and its provenance record.
+
+    In order: ``SPLIT_MODE all`` (every row tested), ``SPLIT_FILE`` (+ ``SPLIT_INDEX``, relative
+    to the database folder ``base``), the database's ``fixed_split`` (AIGIQA-20K's official
+    membership), else ``split_table`` with the seed and ratios.
+    """
+    if options.split_index >= 0 and not options.split_file:
+        raise DatasetError(f"DATASET.SPLIT_INDEX {options.split_index} needs DATASET.SPLIT_FILE "
+                           "(the folder holding the numbered split folders)")
+    record: dict[str, Any] = {"mode": options.split_mode}
+    if options.split_mode == "all":
+        if options.split_file:
+            raise DatasetError("DATASET.SPLIT_MODE all puts every row in the test part: leave "
+                               "DATASET.SPLIT_FILE empty")
+        return split_table(table, mode="all"), record
+    if options.split_file:
+        if options.split_mode != "random":
+            raise DatasetError(f"DATASET.SPLIT_FILE sets the split: DATASET.SPLIT_MODE "
+                               f"{options.split_mode!r} cannot apply as well (leave it 'random')")
+        path = resolve_split_path(options.split_file, options.split_index,
+                                  base if base is not None else Path.cwd())
+        split = split_from_file(table, path)
+        record.update(mode="file", file=str(path.resolve()), index=options.split_index,
+                      files=[file_record(f) for f in split_file_list(path)])
+        unassigned = len(table) - sum(len(getattr(split, part)) for part in PARTS)
+        if unassigned:
+            print(f"Split file {path}: {unassigned} of {len(table)} label rows are in no part "
+                  "and are not used")
+        return split, record
+    if fixed_split is not None:
+        record.update(mode="official")
+        return fixed_split, record
+    record.update(seed=options.split_seed, test_ratio=options.test_ratio,
+                  val_ratio=options.val_ratio)
+    return split_table(table, options.test_ratio, options.split_seed, options.val_ratio,
+                       mode=options.split_mode), record
+
+
+def _thresholds(options: DatasetOptions, default: Sequence[float] | None, table: pd.DataFrame,
+                split: Split) -> tuple[list[float], list[str], str]:
+    """Level names, thresholds and the rule that gave them ("configured", "database default"
+    or "training quantiles": the L-quantiles of the training part's MOS, all rows without one)."""
+    if len(options.level_thresholds):
+        names, cuts = validate_levels(options.level_names, options.level_thresholds)
+        return cuts, names, "configured"
+    if default is not None:
+        names, cuts = validate_levels(options.level_names, resolve_thresholds((), default))
+        return cuts, names, "database default"
+    rows = split.train if len(split.train) else np.arange(len(table))
+    cuts = quantile_thresholds(table["mos"].to_numpy()[rows], len(options.level_names))
+    names, cuts = validate_levels(options.level_names, cuts)
+    return cuts, names, "training quantiles" if len(split.train) else "quantiles of all rows"
+
+
+def check_table_images(table: pd.DataFrame, image_dir: Path) -> None:
+    """Every image of ``table`` must exist, in its ``folder`` when it has one."""
+    if "folder" not in table:
+        check_images(image_dir, table["name"].tolist())
+        return
+    for folder, group in table.groupby("folder", sort=False):
+        check_images(Path(folder), group["name"].tolist())
+
+
 def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task: str,
-             default_thresholds: Mapping[str, Sequence[float]]) -> LevelledData:
+             default_thresholds: Mapping[str, Sequence[float] | None], *,
+             base: Path | None = None, label_files: Sequence[Path] = (),
+             fixed_split: Split | None = None) -> LevelledData:
     """Split ``table``, attach level labels and (if ``options.check_files``) check the images.
 
     ``default_thresholds`` maps each task to the thresholds used when
-    ``DATASET.LEVEL_THRESHOLDS`` is empty. Levels are computed per row, so they do not depend on
-    the split. The prompts of ``options.prompt_file``, when set, replace the table's own
-    ``prompt`` column (for a prompt-disjoint split and for prompt-conditioned level prompts).
-    With ``options.split_mode == "prompt"`` the split is prompt-disjoint.
+    ``DATASET.LEVEL_THRESHOLDS`` is empty; None there means the L-quantiles of the training
+    split's MOS (``levels.quantile_thresholds``). Levels are computed per row. The prompts of
+    ``options.prompt_file``, when set, replace the table's own ``prompt`` column (for a
+    prompt-disjoint split and for prompt-conditioned level prompts). With
+    ``options.split_mode == "prompt"`` the split is prompt-disjoint; see ``choose_split`` for
+    split files, ``SPLIT_MODE all`` and ``fixed_split``. ``base`` is the database folder
+    (relative ``SPLIT_FILE`` paths start there), ``label_files`` the files the table was read
+    from (for the provenance record).
     """
-    thresholds = resolve_thresholds(options.level_thresholds, default_thresholds[task])
-    names, thresholds = validate_levels(options.level_names, thresholds)
     if options.check_files:
-        check_images(image_dir, table["name"].tolist())
+        check_table_images(table, image_dir)
     labelled = table.copy()
     if options.prompt_file:
         labelled = attach_prompts(labelled, options.prompt_file)
+    split, split_record = choose_split(labelled, options, base, fixed_split)
+    thresholds, names, rule = _thresholds(options, default_thresholds[task], labelled, split)
     labelled["label"] = mos_to_levels(labelled["mos"].to_numpy(), thresholds)
-    split = split_table(labelled, options.test_ratio, options.split_seed, options.val_ratio,
-                        mode=options.split_mode)
+    provenance = {"label_files": [file_record(f) for f in label_files], "split": split_record,
+                  "level_thresholds": {"values": thresholds, "rule": rule}}
     return LevelledData(task=task, image_dir=image_dir, level_names=names, thresholds=thresholds,
-                        parts=split.tables(labelled))
+                        parts=split.tables(labelled), provenance=provenance)

@@ -9,6 +9,7 @@ and counts rows after the header).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -18,9 +19,15 @@ import pandas as pd
 
 from .errors import DatasetError
 
-__all__ = ["read_csv_table", "read_mat_table", "read_text_csv", "mat_row_name", "MAT_VARIABLE"]
+__all__ = ["read_csv_table", "read_label_table", "read_mat_table", "read_text_csv",
+           "read_text_table", "read_xlsx_text", "duplicate_rows", "sha256_file", "mat_row_name",
+           "MAT_VARIABLE", "EXCEL_SUFFIXES", "DUPLICATE_POLICIES"]
 
 MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, shape (N, 1)
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
+# What a label table does with an image name on several rows: "error" (every database but
+# AGIQA-1K), "keep" (all rows stay, as AGIQA-1K's published splits do) or "first".
+DUPLICATE_POLICIES = ("error", "keep", "first")
 
 
 def mat_row_name(index: int) -> str:
@@ -48,20 +55,117 @@ def read_text_csv(path: str | os.PathLike, columns: Sequence[str],
     return raw
 
 
-def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = "name",
-                   prompt_column: str | None = None) -> pd.DataFrame:
-    """Read a CSV label file into a validated label table.
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as the text a CSV would hold: ``repr`` of floats (exact round trip
+    through ``float()``), integers without a decimal point, empty cells as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
-    ``mos_column`` becomes ``mos``; ``prompt_column`` (if given and present) becomes ``prompt``.
-    MOS cells are parsed with ``float()``, so values equal those written with ``repr``.
+
+def read_xlsx_text(path: str | os.PathLike, columns: Sequence[str], what: str = "label file",
+                   sheet: str = "") -> pd.DataFrame:
+    """Read one sheet of an Excel workbook (``.xlsx``) as text, like ``read_text_csv``.
+
+    ``sheet`` "" = the first sheet. The first row with a non-empty cell is the header; fully
+    empty rows after it are skipped. Raises ``DatasetError`` naming the file and the sheet when
+    the workbook cannot be opened, the sheet is missing or empty, or a column is missing.
+    Needs ``openpyxl`` (a requirement of this project).
     """
     path = Path(path)
-    raw = read_text_csv(path, (name_column, mos_column))
-    mos = _numeric_mos(raw[mos_column], raw[name_column], path, mos_column)
-    table = pd.DataFrame({"name": raw[name_column], "mos": mos})
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - openpyxl is in requirements.txt
+        raise DatasetError(f"reading {what} {path} needs the package openpyxl "
+                           "(pip install openpyxl)") from exc
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types (zipfile, KeyError, XML errors)
+        raise DatasetError(f"cannot read {what} {path} as an Excel workbook: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    try:
+        names = list(book.sheetnames)
+        if sheet and sheet not in names:
+            raise DatasetError(f"{what} {path} has no sheet {sheet!r}; its sheets are {names} "
+                               "(DATASET.LABEL_SHEET)")
+        chosen = sheet or names[0]
+        rows = [tuple(_cell_text(v) for v in row)
+                for row in book[chosen].iter_rows(values_only=True)]
+    finally:
+        book.close()
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise DatasetError(f"{what} {path}, sheet {chosen!r}, is empty; expected a header row "
+                           f"with columns {list(columns)}")
+    header = [cell.strip() for cell in rows[0]]
+    width = len(header)
+    while width and not header[width - 1]:
+        width -= 1
+    header = header[:width]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DatasetError(f"{what} {path}, sheet {chosen!r}, lacks column(s) {missing}; its "
+                           f"header row has {header}")
+    body = [list(row[:width]) + [""] * (width - len(row)) for row in rows[1:]]
+    return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def read_text_table(path: str | os.PathLike, columns: Sequence[str], what: str = "label file",
+                    sheet: str = "") -> pd.DataFrame:
+    """Every cell of a label file as text: ``.xlsx`` through ``read_xlsx_text`` (``sheet``),
+    anything else as CSV through ``read_text_csv``. ``columns`` must be present."""
+    if Path(path).suffix.lower() in EXCEL_SUFFIXES:
+        return read_xlsx_text(path, columns, what, sheet)
+    return read_text_csv(path, columns, what)
+
+
+def read_label_table(path: str | os.PathLike, mos_column: str | None, name_column: str = "name",
+                     prompt_column: str | None = None, sheet: str = "",
+                     duplicates: str = "error") -> pd.DataFrame:
+    """Read a CSV or Excel label file into a validated label table.
+
+    ``mos_column`` becomes ``mos`` (None: a list of images without MOS, e.g. AIGIQA-20K's
+    ``info_test.xlsx``; the table then has no ``mos`` column); ``prompt_column`` (if given and
+    present) becomes ``prompt``. MOS cells are parsed with ``float()``, so values equal those
+    written with ``repr``. ``duplicates`` (``DUPLICATE_POLICIES``): "error" rejects a name on
+    several rows, "keep" keeps every row, "first" keeps the first row of each name.
+    """
+    path = Path(path)
+    needed = (name_column,) if mos_column is None else (name_column, mos_column)
+    raw = read_text_table(path, needed, sheet=sheet)
+    table = pd.DataFrame({"name": raw[name_column]})
+    if mos_column is not None:
+        table["mos"] = _numeric_mos(raw[mos_column], raw[name_column], path, mos_column)
     if prompt_column is not None and prompt_column in raw.columns:
-        table["prompt"] = raw[prompt_column].fillna("")
-    return _validated(table, path)
+        table["prompt"] = raw[prompt_column].fillna("").astype(str)
+    return _validated(table, path, duplicates=duplicates)
+
+
+def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = "name",
+                   prompt_column: str | None = None) -> pd.DataFrame:
+    """Read a CSV label file into a validated label table (see ``read_label_table``)."""
+    return read_label_table(path, mos_column, name_column, prompt_column)
+
+
+def duplicate_rows(names: pd.Series) -> list[list[int]]:
+    """Positions of every image name listed on several rows, one list per name, in file order."""
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(str(name), []).append(i)
+    return [rows for rows in positions.values() if len(rows) > 1]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (provenance of label and split files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_mat_table(path: str | os.PathLike, variable: str = MAT_VARIABLE) -> pd.DataFrame:
@@ -113,8 +217,12 @@ def _numeric_mos(column: pd.Series, names: pd.Series, path: Path, mos_column: st
     return values
 
 
-def _validated(table: pd.DataFrame, path: Path, what: str = "data row") -> pd.DataFrame:
-    """Reject empty names, NaN/inf MOS and duplicate names; return the table with a fresh index."""
+def _validated(table: pd.DataFrame, path: Path, what: str = "data row",
+               duplicates: str = "error") -> pd.DataFrame:
+    """Reject empty names, NaN/inf MOS and (``duplicates`` "error") duplicate names; with
+    "first" keep each name's first row. Returns the table with a fresh index."""
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     table = table.reset_index(drop=True)
     if table.empty:
         raise DatasetError(f"label file {path} has no data rows")
@@ -123,7 +231,7 @@ def _validated(table: pd.DataFrame, path: Path, what: str = "data row") -> pd.Da
     if empty.any():
         i = int(np.flatnonzero(empty.to_numpy())[0])
         raise DatasetError(f"label file {path}: empty image name at {what} {i}")
-    mos = table["mos"].to_numpy(dtype=np.float64)
+    mos = table["mos"].to_numpy(dtype=np.float64) if "mos" in table else np.zeros(len(table))
     bad = np.flatnonzero(~np.isfinite(mos))
     if bad.size:
         i = int(bad[0])
@@ -132,7 +240,10 @@ def _validated(table: pd.DataFrame, path: Path, what: str = "data row") -> pd.Da
             f"(name {names.iloc[i]!r}); {bad.size} such row(s) in total"
         )
     dup = names.duplicated(keep=False)
-    if dup.any():
+    if duplicates == "first":
+        table = table[~names.duplicated(keep="first")].reset_index(drop=True)
+        names = table["name"]
+    elif dup.any() and duplicates == "error":
         rows = np.flatnonzero(dup.to_numpy())
         first = names.iloc[rows[0]]
         same = np.flatnonzero((names == first).to_numpy()).tolist()

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .errors import SHOW_MISSING, DatasetError, describe_dir
 
-__all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images"]
+__all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path"]
 
 _PROBE = 20  # how many image names to probe when deciding which folder holds the images
 
@@ -50,6 +50,18 @@ def find_file(folder: Path, candidates: Sequence[str], what: str) -> Path | None
         if hits:
             return hits[0]
     return None
+
+
+def label_file_path(base: Path, label_file: str) -> Path | None:
+    """``DATASET.LABEL_FILE`` (relative to the database folder ``base``, or absolute; ``~``
+    expanded), which must exist; None when the key is empty."""
+    if not label_file:
+        return None
+    path = Path(os.path.expanduser(label_file))
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise DatasetError(f"DATASET.LABEL_FILE {path} not found; {describe_dir(path.parent)}")
+    return path
 
 
 def find_image_dir(bases: Sequence[Path], names: Sequence[str]) -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DatasetError
 
-__all__ = ["validate_levels", "mos_to_levels", "resolve_thresholds"]
+__all__ = ["validate_levels", "mos_to_levels", "resolve_thresholds", "quantile_thresholds"]
 
 
 def validate_levels(names: Sequence[str],
@@ -76,3 +76,23 @@ def mos_to_levels(mos: Sequence[float] | np.ndarray, thresholds: Sequence[float]
     # side="right" makes a value equal to a cut point belong to the upper level (half-open bins).
     cuts = np.asarray(thresholds, dtype=np.float64)
     return np.searchsorted(cuts, values, side="right").astype(np.int64)
+
+
+def quantile_thresholds(mos: Sequence[float] | np.ndarray, n_levels: int) -> list[float]:
+    """The ``n_levels``-quantiles of ``mos`` (``(N,)``, MOS units): cut points at
+    ``k / n_levels`` for ``k = 1 .. n_levels - 1``, numpy's linear interpolation.
+
+    The rule for databases without published level thresholds: with six levels these are the
+    sextiles of the training split's MOS, which the original AGIQA-3K cut points approximate.
+    Raises ``DatasetError`` when there are too few MOS or they tie, so that two cut points
+    coincide (then ``DATASET.LEVEL_THRESHOLDS`` must be given).
+    """
+    values = np.asarray(mos, dtype=np.float64)
+    if values.size < n_levels:
+        raise DatasetError(f"cannot derive {n_levels - 1} level thresholds from {values.size} "
+                           "training MOS: set DATASET.LEVEL_THRESHOLDS")
+    cuts = np.quantile(values, np.arange(1, n_levels) / n_levels).tolist()
+    if any(b <= a for a, b in zip(cuts, cuts[1:])):
+        raise DatasetError(f"the training MOS quantiles {cuts} are not strictly increasing (tied "
+                           "MOS): set DATASET.LEVEL_THRESHOLDS")
+    return [float(c) for c in cuts]

@@ -29,7 +29,7 @@ from .errors import DatasetError
 __all__ = ["Split", "SPLIT_MODES", "random_split_positions", "group_split_positions",
            "prompt_key", "split_table", "validate_ratios"]
 
-SPLIT_MODES = ("random", "prompt")
+SPLIT_MODES = ("random", "prompt", "all")
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,16 @@ def split_table(table: pd.DataFrame, test_ratio: float = 0.2, seed: int = 42,
     validation part is then taken from the training part with ``val_ratio`` (a fraction of the
     training part) and the same seed. With ``val_ratio == 0`` the val array is empty.
     ``mode="prompt"`` splits by ``prompt_key`` of the table's ``prompt`` column (which must
-    exist and have no empty cell) with ``group_split_positions``; ``"random"`` splits rows.
+    exist and have no empty cell) with ``group_split_positions``; ``"random"`` splits rows;
+    ``"all"`` puts every row in the test part (ratios unused; for evaluating a model trained
+    on another database).
     """
-    validate_ratios(test_ratio, val_ratio)
     if mode not in SPLIT_MODES:
         raise DatasetError(f"DATASET.SPLIT_MODE must be one of {list(SPLIT_MODES)}, got {mode!r}")
+    if mode == "all":
+        empty = np.empty(0, dtype=np.int64)
+        return Split(train=empty, val=empty, test=np.arange(len(table), dtype=np.int64))
+    validate_ratios(test_ratio, val_ratio)
     if len(table) < 2:
         raise DatasetError(f"a label table needs at least 2 rows to be split, got {len(table)}")
     keys = _prompt_keys(table) if mode == "prompt" else None

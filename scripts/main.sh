@@ -2,7 +2,7 @@
 # Train CLIP-AGIQA with the paper's protocol, once per seed.
 #
 # Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...]
-#   DATASET  AGIQA | AIGCIQA2023 (configs/datasets/DATASET.yaml)
+#   DATASET  AGIQA | AGIQA1K | AIGCIQA2023 | AIGIQA20K (configs/datasets/DATASET.yaml)
 #   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
 #            ablation, e.g. head_similarity (configs/ablations/CFG.yaml; CTP/NCTX/CSC still apply)
 #   CTP      class token position: end | middle | front

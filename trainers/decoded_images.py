@@ -19,9 +19,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from dassl.utils import read_image
+from dassl.utils import ImageReadError, image_size, read_image
 
 from .resample import MAX_RESAMPLE_ELEMENTS
 
@@ -31,18 +30,6 @@ __all__ = ["DecodedImages", "image_size", "default_workers"]
 def default_workers() -> int:
     """Decoding threads: one per CPU core, at most 16."""
     return max(1, min(16, os.cpu_count() or 1))
-
-
-def image_size(path: str) -> tuple[int, int]:
-    """`(height, width)` of an image file from its header (no pixel decoding)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except OSError as exc:
-        raise OSError(f"Cannot read image file {path}: {exc}") from exc
-    return height, width
 
 
 class DecodedImages:
@@ -78,11 +65,12 @@ class DecodedImages:
     @classmethod
     def decode(cls, paths: Sequence[str], compute_device: torch.device | str,
                on_device: bool = True, workers: int | None = None) -> "DecodedImages":
-        """Decode `paths` (RGB, any PIL format) into size groups.
+        """Decode `paths` into size groups (`dassl.utils.read_image`: RGB as displayed, EXIF
+        orientation applied; sizes from `dassl.utils.image_size`, which agrees).
 
         `on_device=True` keeps the pixels on `compute_device`; False keeps them in host memory
-        (page-locked when `compute_device` is CUDA). Raises `FileNotFoundError` / `OSError`
-        naming the first unreadable file.
+        (page-locked when `compute_device` is CUDA). Raises `ImageReadError` (an `OSError`;
+        `ImageNotFoundError` for a missing file) naming the first unreadable file.
         """
         start = time.perf_counter()
         compute_device = torch.device(compute_device)
@@ -141,6 +129,7 @@ def _decode_into(job: tuple[str, torch.Tensor, tuple[int, int]]) -> None:
     path, slot, size = job
     pixels = np.asarray(read_image(path))   # (H, W, 3), read-only view of PIL's bytes
     if pixels.shape[:2] != size:
-        raise OSError(f"Image {path} decoded to {pixels.shape[:2]}, its header says {size}")
+        raise ImageReadError(path=path, reason=f"decoded to (H, W) = {pixels.shape[:2]}, but its "
+                                               f"header says {size}")
     # Assign through a NumPy view of the slot: one HWC -> CHW copy, no read-only tensor.
     slot.numpy().transpose(1, 2, 0)[...] = pixels

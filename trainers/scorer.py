@@ -6,7 +6,9 @@ range of the run's training split, or None when the run has no `splits/train.csv
 
 Preprocessing is the trainer's test transform (shorter side resized to `max(INPUT.SIZE)`,
 centre crop, CLIP normalisation), computed the way the run computed it, so scores equal the
-run's `predictions.csv`: runs with the fast pipeline use its tensor transform
+run's `predictions.csv`. Files and PIL images are decoded by `dassl.utils.read_image` /
+`to_display_rgb`, the decoder training used (EXIF orientation, alpha over white, 16-bit
+samples' top 8 bits). Runs with the fast pipeline use its tensor transform
 (`trainers.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
 8-bit levels (`round(x * 255)`), the precision of the images the model was trained on; a tensor
 made from an 8-bit image (`x = u / 255`) therefore scores exactly like the image file.
@@ -25,7 +27,7 @@ import torch
 from PIL import Image
 
 from dassl.data.transforms import build_transform
-from dassl.utils import read_image
+from dassl.utils import read_image, to_display_rgb
 
 from .decoded_images import DecodedImages
 from .multi_crop import MultiCropTransform
@@ -76,7 +78,7 @@ def _as_pil_list(images: ImageInput) -> list[Image.Image]:
     out = []
     for item in images:
         if isinstance(item, Image.Image):
-            out.append(item.convert("RGB"))
+            out.append(to_display_rgb(item))
         elif isinstance(item, (str, os.PathLike)):
             out.append(read_image(os.fspath(item)))
         else:

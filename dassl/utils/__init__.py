@@ -5,13 +5,15 @@ Submodules imported on demand: ``run_record`` (config.yaml / run_info.json of a 
 """
 from .errors import CheckpointFileError, CheckpointMismatchError, ConfigError, UserError
 from .image_check import find_unreadable_images, format_bad_images, image_problem
+from .images import (MAX_IMAGE_PIXELS, ImageNotFoundError, ImageReadError, image_size,
+                     read_image, to_display_rgb)
 from .logger import buffer_early_output, setup_logger, teardown_logger
 from .meters import AverageMeter, MetricMeter
 from .registry import Registry, RegistryKeyError, check_availability
 from .reproducibility import (collect_env_info, configure_determinism, get_rng_state,
                               set_random_seed, set_rng_state)
 from .tools import (atomic_write, atomic_write_text, check_isfile, listdir_nohidden,
-                    mkdir_if_missing, read_image, read_json, remove_stale_temp_files,
+                    mkdir_if_missing, read_json, remove_stale_temp_files,
                     tolist_if_not, write_json)
 from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, LoadedCheckpoint,
                          checkpoint_file_name, load_checkpoint, load_module_checkpoints,
@@ -31,4 +33,5 @@ __all__ = [
     "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "load_module_checkpoints",
     "load_state_dict_checked", "module_checkpoint_paths", "read_checkpoint",
     "read_module_checkpoint", "strip_module_prefix", "find_unreadable_images", "format_bad_images", "image_problem",
+    "MAX_IMAGE_PIXELS", "ImageNotFoundError", "ImageReadError", "image_size", "to_display_rgb",
 ]

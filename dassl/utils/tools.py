@@ -6,8 +6,6 @@ import os
 import tempfile
 from typing import Any, Callable
 
-from PIL import Image
-
 
 def mkdir_if_missing(dirname: str) -> None:
     """Create ``dirname`` (and parents) if it does not exist yet."""
@@ -81,21 +79,6 @@ def read_json(fpath: str) -> Any:
 def write_json(obj: Any, fpath: str) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     atomic_write_text(fpath, json.dumps(obj, indent=4, separators=(",", ": ")) + "\n")
-
-
-def read_image(path: str) -> Image.Image:
-    """Read an image file as an RGB ``PIL.Image``.
-
-    Raises ``FileNotFoundError`` for a missing file and ``OSError`` naming the file when it
-    exists but cannot be decoded.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except OSError as exc:
-        raise OSError(f"Cannot read image file {path}: {exc}") from exc
 
 
 def listdir_nohidden(path: str, sort: bool = False) -> list[str]:

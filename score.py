@@ -13,7 +13,8 @@ number of levels and the head input are read off the checkpoints, the rest comes
 (searched recursively for image files). The CSV has the columns `name,score` (score = predicted
 MOS, higher is better); a name is the file name for files given directly and the path relative
 to the folder for files found in a folder. With --labels (CSV with columns name,mos) the
-SRCC/PLCC/KRCC/RMSE against those MOS are printed and saved next to the CSV as
+SRCC/PLCC/KRCC/RMSE against those MOS (the file is read like the training label files: any
+common encoding, delimiter, decimal comma, or .xlsx) are printed and saved next to the CSV as
 `<csv name>.metrics.json`. A run trained with prompt-conditioned level prompts
 (TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE) needs `--prompts`, a CSV with columns name,prompt giving
 each scored image's generation prompt (names as in the output CSV, or file names). With
@@ -41,6 +42,7 @@ from clip.checkpoint import CheckpointError
 from clip.weights import DownloadError, WeightsNotFoundError
 from dassl.evaluation import iqa_metrics
 from dassl.utils import UserError, atomic_write_text
+from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
 from trainers.scorer import load_scorer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -149,21 +151,19 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
 
 
 def read_labels(path: str) -> dict[str, float]:
-    """`{name: mos}` of a CSV with columns name,mos."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"labels file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"name", "mos"} <= set(reader.fieldnames):
-            raise ValueError(f"{path} must have the columns name,mos; it has "
-                             f"{reader.fieldnames}")
-        labels = {}
-        for line, row in enumerate(reader, start=2):
-            try:
-                labels[row["name"]] = float(row["mos"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}, line {line}: mos {row['mos']!r} is not a number") \
-                    from exc
+    """`{name: mos}` of a label file with columns name,mos, read like the training label files
+    (`dassl.utils.label_file`: any common encoding, delimiter, decimal comma, .xlsx). Rows with
+    an empty mos are left out; raises `LabelFileError` naming the file, line and cause."""
+    table = read_label_file(path, ("name", "mos"), what="labels file (--labels, columns name,mos)")
+    labels = {}
+    for name, cell, line in zip(table["name"], table["mos"], table.attrs["lines"]):
+        try:
+            value = parse_number(cell)
+        except ValueError:
+            raise LabelFileError(f"{path}, line {line}: mos {visible(cell)} of {visible(name)} "
+                                 "is not a number (expected e.g. 3.25 or 3,25)") from None
+        if math.isfinite(value):
+            labels[name] = value
     return labels
 
 

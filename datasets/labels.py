@@ -17,10 +17,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
+
 from .errors import DatasetError
 
 __all__ = ["read_csv_table", "read_label_table", "read_mat_table", "read_text_csv",
-           "read_text_table", "read_xlsx_text", "duplicate_rows", "sha256_file", "mat_row_name",
+           "read_text_table", "read_xlsx_text", "data_row", "duplicate_rows", "sha256_file", "mat_row_name",
            "MAT_VARIABLE", "EXCEL_SUFFIXES", "DUPLICATE_POLICIES"]
 
 MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, shape (N, 1)
@@ -37,22 +39,21 @@ def mat_row_name(index: int) -> str:
 
 def read_text_csv(path: str | os.PathLike, columns: Sequence[str],
                   what: str = "label file") -> pd.DataFrame:
-    """Read a CSV with every cell as text and require ``columns``; ``what`` names the file kind
-    ("label file", "prompt file") in the ``DatasetError`` raised for a parse error or a missing
-    column."""
-    path = Path(path)
+    """Read a label CSV (or .xlsx) with every cell as text and require ``columns``, through the
+    project's one label-file reader (``dassl.utils.label_file.read_label_file``: any common
+    encoding, delimiter and spreadsheet quirk); ``what`` names the file kind ("label file",
+    "prompt file") in the ``DatasetError`` raised when it cannot be read."""
     try:
-        # Everything as text: names stay verbatim (no "NA" -> NaN) and MOS are parsed by
-        # Python's float(), which round-trips repr() exactly on every pandas version.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot parse {what} {path}: {exc}") from exc
-    missing = [c for c in columns if c not in raw.columns]
-    if missing:
-        raise DatasetError(
-            f"{what} {path} lacks column(s) {missing}; it has columns {list(raw.columns)}"
-        )
-    return raw
+        return read_label_file(path, columns, what=what)
+    except LabelFileError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def data_row(table: pd.DataFrame, i: int) -> str:
+    """``"data row i (line L)"``: a row of a table from ``read_text_csv`` in words, 0-based
+    after the header as before, with its 1-based line in the file."""
+    lines = table.attrs.get("lines")
+    return f"data row {i} (line {lines[i]})" if lines and i < len(lines) else f"data row {i}"
 
 
 def _cell_text(value: object) -> str:
@@ -139,10 +140,10 @@ def read_label_table(path: str | os.PathLike, mos_column: str | None, name_colum
     raw = read_text_table(path, needed, sheet=sheet)
     table = pd.DataFrame({"name": raw[name_column]})
     if mos_column is not None:
-        table["mos"] = _numeric_mos(raw[mos_column], raw[name_column], path, mos_column)
+        table["mos"] = _numeric_mos(raw, raw[name_column], path, mos_column)
     if prompt_column is not None and prompt_column in raw.columns:
         table["prompt"] = raw[prompt_column].fillna("").astype(str)
-    return _validated(table, path, duplicates=duplicates)
+    return _validated(table, path, duplicates=duplicates, lines=raw.attrs.get("lines"))
 
 
 def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = "name",
@@ -201,42 +202,47 @@ def read_mat_table(path: str | os.PathLike, variable: str = MAT_VARIABLE) -> pd.
     return _validated(table, path, what=f"variable '{variable}' row")
 
 
-def _numeric_mos(column: pd.Series, names: pd.Series, path: Path, mos_column: str) -> np.ndarray:
-    """Convert a text MOS column to float64; empty cells become NaN (rejected later)."""
+def _numeric_mos(raw: pd.DataFrame, names: pd.Series, path: Path, mos_column: str) -> np.ndarray:
+    """Convert a text MOS column to float64 (``parse_number``: decimal commas too); empty cells
+    become NaN (rejected later)."""
+    column = raw[mos_column]
     values = np.empty(len(column), dtype=np.float64)
     for i, cell in enumerate(column):
-        # Short rows leave trailing cells NaN even when reading as text.
-        text = cell.strip() if isinstance(cell, str) else ""
         try:
-            values[i] = float(text) if text else np.nan
+            values[i] = parse_number(cell)
         except ValueError:
             raise DatasetError(
-                f"label file {path}: column '{mos_column}' is not numeric at data row {i} "
-                f"(name {names.iloc[i]!r}): {cell!r}"
+                f"label file {path}: column '{mos_column}' is not numeric at {data_row(raw, i)} "
+                f"(name {names.iloc[i]!r}): {cell!r}; expected a number such as 3.25 or 3,25"
             ) from None
     return values
 
 
 def _validated(table: pd.DataFrame, path: Path, what: str = "data row",
-               duplicates: str = "error") -> pd.DataFrame:
+               duplicates: str = "error", lines: Sequence[int] | None = None) -> pd.DataFrame:
     """Reject empty names, NaN/inf MOS and (``duplicates`` "error") duplicate names; with
-    "first" keep each name's first row. Returns the table with a fresh index."""
+    "first" keep each name's first row. Returns the table with a fresh index. ``lines`` (file
+    line of each row) adds "(line L)" to the row named in a message."""
     if duplicates not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     table = table.reset_index(drop=True)
+
+    def line(i: int) -> str:
+        return f" (line {lines[i]})" if lines is not None and i < len(lines) else ""
+
     if table.empty:
         raise DatasetError(f"label file {path} has no data rows")
     names = table["name"]
     empty = names.isna() | (names.astype(str).str.strip() == "")
     if empty.any():
         i = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DatasetError(f"label file {path}: empty image name at {what} {i}")
+        raise DatasetError(f"label file {path}: empty image name at {what} {i}{line(i)}")
     mos = table["mos"].to_numpy(dtype=np.float64) if "mos" in table else np.zeros(len(table))
     bad = np.flatnonzero(~np.isfinite(mos))
     if bad.size:
         i = int(bad[0])
         raise DatasetError(
-            f"label file {path}: MOS is missing or not finite ({mos[i]}) at {what} {i} "
+            f"label file {path}: MOS is missing or not finite ({mos[i]}) at {what} {i}{line(i)} "
             f"(name {names.iloc[i]!r}); {bad.size} such row(s) in total"
         )
     dup = names.duplicated(keep=False)
@@ -247,8 +253,9 @@ def _validated(table: pd.DataFrame, path: Path, what: str = "data row",
         rows = np.flatnonzero(dup.to_numpy())
         first = names.iloc[rows[0]]
         same = np.flatnonzero((names == first).to_numpy()).tolist()
+        at_lines = f" (lines {[lines[i] for i in same]})" if lines is not None else ""
         raise DatasetError(
-            f"label file {path}: duplicate image name {first!r} at {what}s {same}; "
+            f"label file {path}: duplicate image name {first!r} at {what}s {same}{at_lines}; "
             f"{int(names[dup].nunique())} name(s) are duplicated"
         )
     table["name"] = names.astype(str)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SHOW_MISSING, DatasetError
-from .labels import read_text_csv
+from .labels import data_row, read_text_csv
 
 __all__ = ["read_prompt_file", "attach_prompts"]
 
@@ -31,10 +31,11 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
                            "name,prompt)")
     raw = read_text_csv(path, ("name", "prompt"), what="prompt file")
     table = raw[["name", "prompt"]].reset_index(drop=True)
+    table.attrs = dict(raw.attrs)
     for column in ("name", "prompt"):
         empty = table.index[table[column].str.strip() == ""]
         if len(empty):
-            raise DatasetError(f"prompt file {path}: empty {column} at data row {empty[0]} "
+            raise DatasetError(f"prompt file {path}: empty {column} at {data_row(table, empty[0])} "
                                f"({len(empty)} such row(s))")
     dup = table["name"][table["name"].duplicated()]
     if len(dup):

@@ -17,7 +17,7 @@ Runs with `TEST.NUM_CROPS` C > 1 score the mean over the same C-crop grid, and r
 """
 from __future__ import annotations
 
-import csv
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence, Union
@@ -28,6 +28,7 @@ from PIL import Image
 
 from dassl.data.transforms import build_transform
 from dassl.utils import read_image, to_display_rgb
+from dassl.utils.label_file import parse_number, read_label_file
 
 from .decoded_images import DecodedImages
 from .multi_crop import MultiCropTransform
@@ -45,8 +46,8 @@ def training_score_range(run_dir: str) -> tuple[float, float] | None:
     path = os.path.join(run_dir, "splits", "train.csv")
     if not os.path.isfile(path):
         return None
-    with open(path, newline="", encoding="utf-8") as handle:
-        values = [float(row["mos"]) for row in csv.DictReader(handle) if row.get("mos")]
+    table = read_label_file(path, ("name", "mos"), what="split file")
+    values = [v for v in map(parse_number, table["mos"]) if math.isfinite(v)]
     return (min(values), max(values)) if values else None
 
 

@@ -1,5 +1,9 @@
 """Dassl-facing base class: turns a ``LevelledData`` into ``Datum`` lists on a ``DatasetBase``,
-after checking that every image decodes (``DATASET.CHECK_FILES``)."""
+after checking that every image decodes (``DATASET.CHECK_FILES``, or ``SKIP_BAD_IMAGES``).
+
+With the check off, an image that fails later (in either training pipeline) stops the run with
+one ``error: Cannot read image file PATH: reason`` line and exit status 2
+(``dassl.utils.ImageReadError``)."""
 
 from __future__ import annotations
 
@@ -102,7 +106,9 @@ class LevelDataset(DatasetBase):
         self.provenance = dict(data.provenance)
         tables = dict(data.parts)
         self.skipped_images: list[tuple[str, str]] = []
-        if options.check_files:
+        # Skipping needs to know which images fail, so SKIP_BAD_IMAGES runs the decode check
+        # even with CHECK_FILES False.
+        if options.check_files or options.skip_bad_images:
             tables, self.skipped_images = drop_unreadable(tables, data.image_dir,
                                                           options.skip_bad_images)
         parts = {name: to_datums(table, data) for name, table in tables.items()}

@@ -224,3 +224,24 @@ def test_images_score_as_displayed_in_the_api_and_the_cli(run, scorer, tmp_path)
     assert score.main([str(run["out"]), *paths, "--output", str(output), "--no-progress"]) == 0
     cli = {r["name"]: float(r["score"]) for r in read_rows(output)}
     assert cli["i16.png"] == cli["l8.png"] and cli["phone.png"] == cli["upright.png"]
+
+
+@pytest.mark.parametrize("device, cuda_gpus, message", [
+    ("cuda", 0, "'cuda' was asked for but .*; use cpu"),
+    ("cuda:3", 1, r"'cuda:3' was asked for but only 1 CUDA GPU\(s\) are visible"),
+    ("gpu", 0, "unknown device 'gpu': use cpu, cuda, cuda:N or mps"),
+])
+def test_a_device_the_machine_lacks_is_one_error_line(run, tmp_path, capsys, monkeypatch,
+                                                      device, cuda_gpus, message):
+    # The machine's GPUs are set by the test, so it means the same on CPU and GPU machines.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_gpus)
+    with pytest.raises(ConfigError, match=message):
+        load_scorer(run["out"], device=device)
+    capsys.readouterr()
+    status = score.main([str(run["out"]), run["paths"][0], "--device", device,
+                         "--output", str(tmp_path / "s.csv"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(("error: device", "error: unknown device"))

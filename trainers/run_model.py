@@ -30,7 +30,7 @@ from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
 from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
-                         read_module_checkpoint)
+                         read_module_checkpoint, resolve_device)
 
 from .clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
 from .custom_clip import CustomCLIP, head_input_size, load_clip, resolve_precision
@@ -209,10 +209,11 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     `backbone` (CLIP name or weights file) overrides the run's `MODEL.BACKBONE.NAME`;
     `level_names` / `class_token_position` are only for runs without config.yaml (a conflict
     with the stored config raises `ConfigError`). Missing files raise `FileNotFoundError`,
-    checkpoints that do not fit the rebuilt model `CheckpointMismatchError` / `ConfigError`.
+    checkpoints that do not fit the rebuilt model `CheckpointMismatchError` / `ConfigError`, a
+    device this machine lacks `ConfigError` (`dassl.utils.resolve_device`).
     """
     run_dir = os.fspath(run_dir)
-    device = torch.device(device)
+    device = resolve_device(device)
     model_file = find_model_file(run_dir, epoch)
     pl_path = module_checkpoint_paths(run_dir, ["prompt_learner"], model_file)["prompt_learner"]
     pl_checkpoint, pl_state = read_module_checkpoint(pl_path)

@@ -3,6 +3,7 @@
 Submodules imported on demand: ``run_record`` (config.yaml / run_info.json of a run) and
 ``run_dir`` (inspecting an existing output directory).
 """
+from .devices import resolve_device
 from .errors import CheckpointFileError, CheckpointMismatchError, ConfigError, UserError
 from .image_check import find_unreadable_images, format_bad_images, image_problem
 from .images import (MAX_IMAGE_PIXELS, ImageNotFoundError, ImageReadError, image_size,
@@ -33,5 +34,5 @@ __all__ = [
     "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "load_module_checkpoints",
     "load_state_dict_checked", "module_checkpoint_paths", "read_checkpoint",
     "read_module_checkpoint", "strip_module_prefix", "find_unreadable_images", "format_bad_images", "image_problem",
-    "MAX_IMAGE_PIXELS", "ImageNotFoundError", "ImageReadError", "image_size", "to_display_rgb",
+    "resolve_device", "MAX_IMAGE_PIXELS", "ImageNotFoundError", "ImageReadError", "image_size", "to_display_rgb",
 ]

@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
 from . import agiqa, aigciqa2023
-from .labels import MAT_VARIABLE, mat_row_name
+from .labels import MAT_VARIABLE, mat_row_name, read_text_csv
 
 __all__ = ["make_synthetic_agiqa", "make_synthetic_aigciqa2023", "make_synthetic_agiqa1k",
            "make_synthetic_aigiqa20k", "aigiqa20k_names", "write_xlsx", "render_example",
@@ -160,7 +160,7 @@ def _agiqa_rows(n_images: int | None, names_csv: str | Path | None,
     """Names and text columns: from ``names_csv`` (an evenly spaced subset in file order when
     ``n_images`` is smaller) or generated in AGIQA-3K's naming pattern."""
     if names_csv is not None:
-        source = pd.read_csv(names_csv, dtype=str, keep_default_na=False)
+        source = read_text_csv(names_csv, ("name",))
         if n_images is not None:
             if not 0 < n_images <= len(source):
                 raise ValueError(f"n_images must be in 1..{len(source)} for {names_csv}, "

@@ -106,7 +106,7 @@ def _layout_of(tensors: dict) -> str:
         return "a timm image model without CLIP's text tower"
     shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
     missing = [k for k in _CLIP_KEYS if k not in tensors]
-    return f"weights of another model (keys {shown}; missing CLIP's {', '.join(missing)})"
+    return f"weights of another model (keys {shown}; missing key(s) {', '.join(missing)} of CLIP)"
 
 
 def _first_tensors(obj, depth: int = 0) -> dict[str, torch.Tensor]:

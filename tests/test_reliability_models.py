@@ -31,7 +31,7 @@ def test_corrupt_weights_file(user_error, tiny_args, sentinel, tmp_path):
     weights.write_bytes(b"<html><body>404 Not Found</body></html>")  # a failed download
     untouched = sentinel(tmp_path / "out")
     message = user_error(tiny_args(tmp_path / "out", weights=weights))
-    assert f"cannot read CLIP weights from {weights} (truncated or corrupt file?)" in message
+    assert f"cannot read CLIP weights from {weights}: it is an HTML page" in message  # issue 14
     assert untouched()
 
 
@@ -41,7 +41,7 @@ def test_truncated_weights_file(user_error, tiny_args, tiny_assets, sentinel, tm
     weights.write_bytes(data[: len(data) // 2])
     untouched = sentinel(tmp_path / "out")
     message = user_error(tiny_args(tmp_path / "out", weights=weights))
-    assert f"cannot read CLIP weights from {weights} (truncated or corrupt file?)" in message
+    assert f"cannot read CLIP weights from {weights}: it is a truncated archive" in message
     assert untouched()
 
 

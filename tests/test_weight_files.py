@@ -95,3 +95,22 @@ def test_train_reports_an_html_page_as_weights_in_one_line(user_error, tiny_args
     assert message == (f"cannot read CLIP weights from {page}: it is an HTML page (48 bytes), not "
                        "weights: a failed download saves the server's error page under the file "
                        "name; delete it and download again")
+
+
+def test_module_checkpoint_errors_are_one_line(tmp_path, weights):
+    from dassl.utils import CheckpointFileError, load_checkpoint
+
+    page = tmp_path / "model-best.pth.tar"
+    page.write_bytes(b"<!DOCTYPE html><html><body>Not Found</body></html>")
+    cut = tmp_path / "model.pth.tar-3"
+    data = open(weights[0], "rb").read()
+    cut.write_bytes(data[: len(data) // 3])
+    garbage = tmp_path / "model.pth.tar-4"
+    garbage.write_bytes(b"<" + bytes(range(256)) * 4)
+    for path, cause in ((page, "it is an HTML page"), (cut, "truncated or corrupt file?"),
+                        (garbage, "truncated or corrupt file?")):
+        with pytest.raises(CheckpointFileError) as info:
+            load_checkpoint(str(path))
+        message = str(info.value)
+        assert message.startswith(f"Cannot read checkpoint {path} ({cause}")
+        assert "\n" not in message and "weights_only" not in message

@@ -122,9 +122,21 @@ def _torch_load(fpath: str, **kwargs: Any) -> Any:
 
 
 def _unreadable(fpath: str, exc: BaseException) -> CheckpointFileError:
-    return CheckpointFileError(
-        f"Cannot read checkpoint {fpath} (truncated or corrupt file?): {type(exc).__name__}: "
-        f"{exc}")
+    """One line: the file, the likely cause and the first line of the library's reason, without
+    PyTorch's advice to load with weights_only=False (which would run code from the file)."""
+    with open(fpath, "rb") as handle:
+        head = handle.read(64).lstrip().lower()
+    if not head:
+        cause = "it is empty (0 bytes)"
+    elif head.startswith((b"<!doctype", b"<html", b"<?xml")):
+        cause = "it is an HTML page, not a checkpoint"
+    else:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        useful = [ln for ln in lines if "weights_only" not in ln
+                  and not ln.startswith(("(1)", "(2)", "Check the documentation"))]
+        return CheckpointFileError(f"Cannot read checkpoint {fpath} (truncated or corrupt "
+                                   f"file?): {type(exc).__name__}: {(useful or lines or [''])[0]}")
+    return CheckpointFileError(f"Cannot read checkpoint {fpath} ({cause})")
 
 
 def load_checkpoint(fpath: str, weights_only: bool = True) -> Any:

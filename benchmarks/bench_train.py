@@ -189,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device == "cuda":
+        from dassl.utils import ConfigError, resolve_device
+
+        try:  # USE_CUDA True on a machine without a GPU would silently measure the CPU
+            resolve_device("cuda")
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     args.prec = args.prec or ("fp16" if args.device == "cuda" else "fp32")
     if args.worker:
         args.weights = str(ensure_weights(args.root, args.model)[0])  # the parent made them

@@ -65,3 +65,13 @@ def test_summary_uses_steady_epochs_and_checks_the_targets():
     table = format_table(summary)
     assert "speedup reference/fast (total): 19.8x" in table
     assert "target speedup_ge_20x: FAIL" in table and "4.00 GiB on cuda:0" in table
+
+
+def test_benchmark_device_cuda_without_a_gpu_is_one_error_line(monkeypatch, capsys):
+    import torch
+    from bench_train import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--device", "cuda", "--small"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device 'cuda' was asked for but") and err.count("\n") == 1

@@ -5,7 +5,9 @@ the MOS either as the database ships them, ``MOS/mosz{1,2,3}.mat`` (variable ``M
 (N, 1), row i = image ``i.png``), or as the CSVs ``mat2csv.py`` writes,
 ``mos_{quality,authenticity,correspondence}.csv`` (columns ``name,mos``). The ``.mat`` file is
 preferred when both exist because the CSV is derived from it. Either may also sit one folder
-deeper (``ROOT/AIGCIQA2023/<sub>/MOS/...``).
+deeper (``ROOT/AIGCIQA2023/<sub>/MOS/...``), and the images in any folder up to three levels
+below the dataset folder: the release unpacks to ``DATA/MOS/mosz*.mat`` and
+``Image/allimg/<i>.png``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def load_aigciqa2023(options: DatasetOptions) -> LevelledData:
             )
         table = read_label_table(csv_path, "mos", sheet=options.label_sheet)
         data_root, source = csv_path.parent, csv_path
-    bases = list(dict.fromkeys([base / IMAGE_FOLDER, data_root / IMAGE_FOLDER]))
+    # allimg/ where the loader documents it, beside the MOS folder, or anywhere below the
+    # dataset folder (the release unpacks to AIGCIQA2023/Image/allimg/).
+    bases = list(dict.fromkeys([base / IMAGE_FOLDER, data_root / IMAGE_FOLDER, base]))
     image_dir = find_image_dir(bases, table["name"].tolist())
     data = assemble(table, image_dir, options, task, DEFAULT_THRESHOLDS, base=base,
                     label_files=[source])

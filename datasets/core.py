@@ -169,10 +169,11 @@ def _thresholds(options: DatasetOptions, default: Sequence[float] | None, table:
     return cuts, names, "training quantiles" if len(split.train) else "quantiles of all rows"
 
 
-def check_table_images(table: pd.DataFrame, image_dir: Path) -> None:
-    """Every image of ``table`` must exist, in its ``folder`` when it has one."""
+def check_table_images(table: pd.DataFrame, image_dir: Path, searched: Path | None = None) -> None:
+    """Every image of ``table`` must exist, in its ``folder`` when it has one. ``searched``: the
+    database folder ``find_image_dir`` searched, named when no image is found at all."""
     if "folder" not in table:
-        check_images(image_dir, table["name"].tolist())
+        check_images(image_dir, table["name"].tolist(), searched)
         return
     for folder, group in table.groupby("folder", sort=False):
         check_images(Path(folder), group["name"].tolist())
@@ -195,7 +196,7 @@ def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task
     from (for the provenance record).
     """
     if options.check_files:
-        check_table_images(table, image_dir)
+        check_table_images(table, image_dir, searched=base)
     labelled = table.copy()
     if options.prompt_file:
         labelled = attach_prompts(labelled, options.prompt_file)

@@ -1,9 +1,11 @@
 """Locating dataset folders, label files and images on disk, tolerant of nested archive layouts.
 
-Unzipping an archive often adds one folder level (``ROOT/AGIQA-3K/AGIQA-3K/<name>``,
-``ROOT/AIGCIQA2023/allimg/allimg/<i>.png``). These helpers accept the expected location or one
-level below it, and otherwise fail with a ``DatasetError`` that says what was expected where and
-what the folder actually holds.
+Unzipping an archive often adds folder levels (``ROOT/AGIQA-3K/AGIQA-3K/<name>``,
+``ROOT/AIGCIQA2023/allimg/allimg/<i>.png``, AIGCIQA2023's release layout
+``ROOT/AIGCIQA2023/DATA/MOS/mosz1.mat`` + ``ROOT/AIGCIQA2023/Image/allimg/<i>.png``). Label files
+are found at the expected location or one level below it, images in any folder up to
+``SEARCH_DEPTH`` levels below the expected ones; otherwise a ``DatasetError`` says what was
+expected where and what the folder actually holds.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Sequence
 
 from .errors import SHOW_MISSING, DatasetError, describe_dir
 
-__all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path"]
+__all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path",
+           "SEARCH_DEPTH"]
 
 _PROBE = 20  # how many image names to probe when deciding which folder holds the images
+# How deep below the expected folders images are looked for: release archives and users'
+# copies add folders (AIGCIQA2023's release: AIGCIQA2023/Image/allimg/<i>.png).
+SEARCH_DEPTH = 3
 
 
 def dataset_folder(root: str, folder: str) -> Path:
@@ -65,42 +71,71 @@ def label_file_path(base: Path, label_file: str) -> Path | None:
 
 
 def find_image_dir(bases: Sequence[Path], names: Sequence[str]) -> Path:
-    """Return the folder among ``bases`` and their direct subfolders that holds the listed images.
+    """Return the folder among ``bases`` and the folders below them (up to ``SEARCH_DEPTH``
+    levels) that holds the listed images.
 
-    Probes the first few ``names`` and picks the folder holding most of them; earlier bases win
-    ties, and ``bases[0]`` is returned when no folder holds any of them, so that the file check
-    reports the expected location.
+    Probes the first few ``names`` and picks the folder holding most of them; earlier bases, and
+    shallower folders, win ties. ``bases[0]`` is returned when no folder holds any of them, so
+    that the file check reports the expected location.
     """
     probe = list(names[:_PROBE])
-    best, best_hits = bases[0], -1
+    best, best_hits = bases[0], 0
     for base in bases:
-        candidates = [base]
-        if base.is_dir():
-            candidates += sorted(p for p in base.iterdir() if p.is_dir())
-        for folder in candidates:
+        for folder in _folders_below(base, SEARCH_DEPTH):
             hits = _count_present(folder, probe)
+            if hits == len(probe) and probe:
+                return folder
             if hits > best_hits:
                 best, best_hits = folder, hits
-            if hits == len(probe):
-                return folder
-    return best if best_hits > 0 else bases[0]
+    return best
 
 
-def check_images(image_dir: Path, names: Sequence[str]) -> None:
-    """Raise one ``DatasetError`` listing how many of ``names`` are missing from ``image_dir``."""
+def _folders_below(base: Path, depth: int) -> list[Path]:
+    """``base`` and its sub-folders down to ``depth`` levels, breadth first, sorted per level
+    (hidden folders skipped)."""
+    level, found = [base], []
+    for _ in range(depth + 1):
+        found += [p for p in level if p.is_dir()]
+        level = [child for parent in level if parent.is_dir()
+                 for child in sorted(_subfolders(parent))]
+    return found
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def check_images(image_dir: Path, names: Sequence[str], searched: Path | None = None) -> None:
+    """Raise one ``DatasetError`` listing how many of ``names`` are missing from ``image_dir``.
+
+    ``searched``: the folder whose sub-folders ``find_image_dir`` searched, named in the message
+    when none of the images was found anywhere.
+    """
     try:
         present = set(os.listdir(image_dir))
     except OSError:
         present = set()
     # Names with a folder part are not in the flat listing: fall back to a stat for those.
     missing = [n for n in names if n not in present and not (image_dir / n).is_file()]
-    if missing:
-        shown = "\n  ".join(str(image_dir / n) for n in missing[:SHOW_MISSING])
+    if not missing:
+        return
+    if len(missing) == len(names):
+        where = (f"; no folder up to {SEARCH_DEPTH} levels below {searched} holds them either"
+                 if searched is not None else "")
+        shown = ", ".join(missing[:SHOW_MISSING])
         raise DatasetError(
-            f"{len(missing)} of {len(names)} images listed in the label file are missing from "
-            f"{image_dir}; first missing:\n  {shown}\n{describe_dir(image_dir)}\n"
-            "(set DATASET.CHECK_FILES False to skip this check)"
-        )
+            f"none of the {len(names)} images listed in the label file were found: expected "
+            f"them in {image_dir} (e.g. {shown}){where}; {describe_dir(image_dir)}")
+    shown = "\n  ".join(str(image_dir / n) for n in missing[:SHOW_MISSING])
+    raise DatasetError(
+        f"{len(missing)} of {len(names)} images listed in the label file are missing from "
+        f"{image_dir}; first missing:\n  {shown}\n{describe_dir(image_dir)}\n"
+        "(set DATASET.CHECK_FILES False to skip this check)"
+    )
 
 
 def _count_present(folder: Path, names: Sequence[str]) -> int:

@@ -23,16 +23,16 @@ from datasets.labels import read_text_csv
 from datasets.synthetic import make_synthetic_agiqa
 
 REPO = Path(__file__).resolve().parents[1]
-# Where the real AGIQA-3K label file may be, relative to the repository (first found wins).
-NAMES_CSV_CANDIDATES = (REPO / "shared/data/agiqa3k/data.csv",
-                        REPO.parent / "shared/data/agiqa3k/data.csv")
+# The real AGIQA-3K label file, committed with the tests (MIT licence; tests/data/README.md).
+NAMES_CSV = REPO / "tests" / "data" / "agiqa3k" / "data.csv"
 MARKER = ".bench_dataset.json"
 FULL_SIZE = 2982  # rows of AGIQA-3K's data.csv
 
 
 def default_names_csv() -> Path | None:
-    """The real AGIQA-3K data.csv if this checkout has it, else None (generated names)."""
-    return next((p for p in NAMES_CSV_CANDIDATES if p.is_file()), None)
+    """The real AGIQA-3K data.csv if this checkout has it (a copy without tests/ may not),
+    else None (generated names)."""
+    return NAMES_CSV if NAMES_CSV.is_file() else None
 
 
 def _render_part(job: tuple[str, str, int]) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from clip.random_weights import save_random_weights
 from datasets.synthetic import make_synthetic_agiqa
+from label_files import write_aigciqa2023_mos
 
 REPO = Path(__file__).resolve().parents[1]
 AGIQA_YAML = str(REPO / "configs/datasets/AGIQA.yaml")
@@ -27,6 +28,13 @@ def tiny_assets(tmp_path_factory) -> dict:
     make_synthetic_agiqa(base / "data", n_images=TINY_IMAGES, sizes=((48, 48),))
     weights = save_random_weights(base / "tiny-vit.pt", "tiny-vit")
     return {"root": str(base / "data"), "weights": str(weights)}
+
+
+@pytest.fixture(scope="session")
+def aigciqa2023_mos(tmp_path_factory) -> Path:
+    """A read-only folder with AIGCIQA2023's ``mosz1.mat`` and ``mosz2.mat``: the real files
+    when ``tests/data/aigciqa2023/`` has them, same-shape stand-ins otherwise."""
+    return write_aigciqa2023_mos(tmp_path_factory.mktemp("aigciqa2023_mos"))
 
 
 @pytest.fixture

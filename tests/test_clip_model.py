@@ -24,6 +24,7 @@ def _pair(arch, overrides=None):
 SHALLOW = {"ViT-B/16": {"vision_layers": 2, "transformer_layers": 2}, "RN50": {"transformer_layers": 2}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["ViT-B/16", "RN50"])
 def test_parity_with_open_clip(arch):
     ours, ref = _pair(arch, SHALLOW[arch])

@@ -9,9 +9,9 @@ from open_clip.tokenizer import SimpleTokenizer as OpenClipTokenizer
 
 from clip import clip
 from clip.simple_tokenizer import SimpleTokenizer, bytes_to_unicode, default_bpe
+from label_files import AGIQA3K_CSV
 
-REPO = Path(__file__).resolve().parents[1]
-AGIQA_CSV = REPO / ".." / "shared" / "data" / "agiqa3k" / "data.csv"
+AGIQA_CSV = AGIQA3K_CSV  # committed: tests/data/README.md
 # SHA-256 of OpenAI's bpe_simple_vocab_16e6.txt.gz (identical in the CLIP and open_clip releases).
 VOCAB_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 
@@ -38,8 +38,6 @@ def reference():
 
 
 def _agiqa_prompts():
-    if not AGIQA_CSV.is_file():
-        pytest.fail(f"AGIQA-3K label file missing: {AGIQA_CSV} (the tokenizer parity test needs it)")
     with open(AGIQA_CSV, newline="", encoding="utf-8") as handle:
         prompts = [row["prompt"] for row in csv.DictReader(handle)]
     assert len(prompts) > 2900

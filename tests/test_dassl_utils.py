@@ -47,6 +47,7 @@ def test_trainer_registry_lookup_error():
         build_trainer(cfg)
 
 
+@pytest.mark.slow
 def test_logger_tees_stdout_stderr_warnings_and_early_output(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

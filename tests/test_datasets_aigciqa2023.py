@@ -1,7 +1,7 @@
-"""AIGCIQA2023 loader on the real MOS files (mosz1/mosz2), paired with tiny placeholder images."""
+"""AIGCIQA2023 loader on MOS files of the real shape (the real ones when present), paired with
+tiny placeholder images; see tests/label_files.py."""
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +12,9 @@ from dassl.config import get_cfg_default
 from dassl.data.datasets import build_dataset
 from datasets import AIGCIQA2023, DatasetError, add_dataset_config
 from datasets.synthetic import write_placeholder_images
+from label_files import AIGCIQA2023_ROWS, needs_real_aigciqa2023
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aigciqa2023"
-pytestmark = pytest.mark.skipif(not (REAL / "mosz1.mat").is_file(), reason=f"{REAL} not available")
-
-N = 2400
+N = AIGCIQA2023_ROWS
 ALL_NAMES = [f"{i}.png" for i in range(N)]
 
 
@@ -29,21 +27,35 @@ def make_cfg(root, **dataset):
     return cfg
 
 
-def real_mos(k):
-    return loadmat(REAL / f"mosz{k}.mat")["MOSz"][:, 0]
-
-
-def build_root(root, mats=(1, 2), image_dir="allimg", names=ALL_NAMES):
-    base = root / "AIGCIQA2023"
-    (base / "MOS").mkdir(parents=True)
-    for k in mats:
-        shutil.copy(REAL / f"mosz{k}.mat", base / "MOS" / f"mosz{k}.mat")
-    write_placeholder_images(base / image_dir, names)
-    return root
+@pytest.fixture(scope="module")
+def mos_file(aigciqa2023_mos):
+    """``mos_file(k) -> Path`` of mosz<k>.mat (real or stand-in)."""
+    return lambda k: aigciqa2023_mos / f"mosz{k}.mat"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def mos_values(mos_file):
+    """``mos_values(k) -> (2400,) float64``: the scores of mosz<k>.mat, row i = image i.png."""
+    return lambda k: loadmat(mos_file(k))["MOSz"][:, 0]
+
+
+@pytest.fixture(scope="module")
+def build_root(mos_file):
+    """``build_root(root, mats, image_dir, names) -> root`` with AIGCIQA2023/MOS and images."""
+
+    def build(root, mats=(1, 2), image_dir="allimg", names=ALL_NAMES):
+        base = root / "AIGCIQA2023"
+        (base / "MOS").mkdir(parents=True)
+        for k in mats:
+            shutil.copy(mos_file(k), base / "MOS" / f"mosz{k}.mat")
+        write_placeholder_images(base / image_dir, names)
+        return root
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, build_root):
     return build_root(tmp_path_factory.mktemp("aigc_root"))
 
 
@@ -56,30 +68,31 @@ def names(items):
     return [d.name for d in items]
 
 
-def test_counts_split_and_fields(quality, root):
+def test_counts_split_and_fields(quality, root, mos_values):
     assert (len(quality.train_x), len(quality.test)) == (1920, 480)
     assert quality.task == "quality" and quality.thresholds == [30.0, 40.0, 50.0, 60.0, 70.0]
     ref_train, ref_test = train_test_split(np.arange(N), test_size=0.2, random_state=42)
     assert names(quality.train_x) == [f"{i}.png" for i in ref_train]
     assert names(quality.test) == [f"{i}.png" for i in ref_test]
-    mos = real_mos(1)
+    mos = mos_values(1)
     for d in quality.train_x[:100] + quality.test[:100]:
         assert d.mos == float(mos[int(d.name[:-4])])
         assert d.impath == str(root / "AIGCIQA2023" / "allimg" / d.name)
         assert d.classname == quality.classnames[d.label]
 
 
+@needs_real_aigciqa2023
 def test_level_counts_match_upstream(quality, root):
     assert np.bincount([d.label for d in quality.train_x]).tolist() == [7, 338, 574, 686, 307, 8]
     auth = AIGCIQA2023(make_cfg(root, TASK="authenticity"))
     assert np.bincount([d.label for d in auth.train_x]).tolist() == [5, 228, 734, 742, 208, 3]
 
 
-def test_task_switch_keeps_the_split_and_changes_the_values(quality, root):
+def test_task_switch_keeps_the_split_and_changes_the_values(quality, root, mos_values):
     auth = build_dataset(make_cfg(root, TASK="authenticity"))
     assert isinstance(auth, AIGCIQA2023) and auth.task == "authenticity"
     assert names(auth.train_x) == names(quality.train_x)
-    mos2 = real_mos(2)
+    mos2 = mos_values(2)
     assert all(d.mos == float(mos2[int(d.name[:-4])]) for d in auth.train_x + auth.test)
     assert [d.mos for d in auth.test] != [d.mos for d in quality.test]
 
@@ -101,13 +114,13 @@ def test_missing_task_file_names_both_expected_sources(root):
     assert "mosz1.mat" in message  # what MOS/ holds instead
 
 
-def test_nested_image_folder_is_tolerated(tmp_path):
+def test_nested_image_folder_is_tolerated(tmp_path, build_root):
     root = build_root(tmp_path, mats=(1,), image_dir="allimg/allimg")
     ds = AIGCIQA2023(make_cfg(root))
     assert ds.test[0].impath == str(root / "AIGCIQA2023" / "allimg" / "allimg" / ds.test[0].name)
 
 
-def test_missing_root_and_missing_images(tmp_path):
+def test_missing_root_and_missing_images(tmp_path, build_root):
     with pytest.raises(DatasetError, match=r"AIGCIQA2023 not found .*does not exist"):
         AIGCIQA2023(make_cfg(tmp_path / "nowhere"))
     root = build_root(tmp_path, mats=(1,), names=ALL_NAMES[:-3])
@@ -116,26 +129,26 @@ def test_missing_root_and_missing_images(tmp_path):
     assert len(AIGCIQA2023(make_cfg(root, CHECK_FILES=False)).test) == 480
 
 
-def test_mat_without_mosz_or_with_wrong_length(tmp_path):
+def test_mat_without_mosz_or_with_wrong_length(tmp_path, build_root, mos_values):
     root = build_root(tmp_path, mats=(), names=ALL_NAMES)
     mat = root / "AIGCIQA2023" / "MOS" / "mosz1.mat"
-    savemat(mat, {"scores": real_mos(1)[:, None]})
+    savemat(mat, {"scores": mos_values(1)[:, None]})
     with pytest.raises(DatasetError, match=r"no variable 'MOSz'; it holds \['scores'\]"):
         AIGCIQA2023(make_cfg(root))
-    savemat(mat, {"MOSz": real_mos(1)[:-1, None]})
+    savemat(mat, {"MOSz": mos_values(1)[:-1, None]})
     with pytest.raises(DatasetError, match=r"wrong MOS length: .*2399 rows .*2399.png"):
         AIGCIQA2023(make_cfg(root))
-    savemat(mat, {"MOSz": np.stack([real_mos(1), real_mos(2)], axis=1)})
+    savemat(mat, {"MOSz": np.stack([mos_values(1), mos_values(2)], axis=1)})
     with pytest.raises(DatasetError, match=r"shape \(2400, 2\)"):
         AIGCIQA2023(make_cfg(root))
-    bad = real_mos(1).copy()
+    bad = mos_values(1).copy()
     bad[17] = np.nan
     savemat(mat, {"MOSz": bad[:, None]})
     with pytest.raises(DatasetError, match="row 17 .*'17.png'"):
         AIGCIQA2023(make_cfg(root))
 
 
-def test_csv_source_is_used_when_no_mat_exists(tmp_path):
+def test_csv_source_is_used_when_no_mat_exists(tmp_path, build_root):
     root = build_root(tmp_path, mats=(), names=["0.png", "1.png", "2.png", "3.png", "4.png"])
     (root / "AIGCIQA2023" / "mos_authenticity.csv").write_text(
         "name,mos\n0.png,25.5\n1.png,35\n2.png,45\n3.png,65\n4.png,75\n")

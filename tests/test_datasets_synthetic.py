@@ -1,7 +1,5 @@
 """Synthetic AGIQA-3K / AIGCIQA2023: layout, naming, and MOS that follow the degradations."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +13,9 @@ from datasets.agiqa import DEFAULT_THRESHOLDS as AGIQA_DEFAULT_THRESHOLDS
 from datasets.levels import mos_to_levels
 from datasets.synthetic import (AGIQA_APPROX_SIZES, degrade, main, make_synthetic_agiqa,
                                 make_synthetic_aigciqa2023, random_scene, render_example)
+from label_files import AGIQA3K_CSV
 
-REAL_CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "agiqa3k" / "data.csv"
+REAL_CSV = AGIQA3K_CSV  # committed: tests/data/README.md
 
 
 def psnr(a, b):
@@ -42,6 +41,7 @@ def test_degradation_grows_with_strength_on_a_fixed_scene():
         degrade(scene, 1.5, np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_agiqa_set_mos_follows_the_pixels(tmp_path):
     folder = make_synthetic_agiqa(tmp_path, n_images=64, seed=3)
     table = pd.read_csv(folder / "data.csv")
@@ -79,7 +79,6 @@ def test_agiqa_set_loads_and_is_learnable_by_level(tmp_path):
     assert len(set(levels.tolist())) > 1  # the synthetic MOS span several levels
 
 
-@pytest.mark.skipif(not REAL_CSV.is_file(), reason="real data.csv not available")
 def test_agiqa_names_from_the_real_csv_and_real_sizes(tmp_path):
     folder = make_synthetic_agiqa(tmp_path, n_images=12, names_csv=REAL_CSV, sizes="real")
     table = pd.read_csv(folder / "data.csv")

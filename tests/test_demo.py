@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_script_trains_and_reports_metrics(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, DEMO_DIR=str(tmp_path / "demo"),
                DEMO_IMAGES="40", DEMO_EPOCHS="2", CLIP_CACHE_DIR=str(tmp_path / "no-cache"),

@@ -104,6 +104,7 @@ def test_padding_and_flip_in_axis_maps():
     assert torch.equal(out, expected.flip(-1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transforms", [
     ("random_resized_crop", "random_flip", "normalize"),  # the paper's configuration
     ("random_crop", "random_flip", "normalize"),

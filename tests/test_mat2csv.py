@@ -15,8 +15,6 @@ from dassl.config import get_cfg_default
 from datasets import AIGCIQA2023, add_dataset_config
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "data" / "aigciqa2023"
-needs_real = pytest.mark.skipif(not (REAL / "mosz1.mat").is_file(), reason=f"{REAL} not available")
 
 
 def make_cfg(root, task):
@@ -28,12 +26,11 @@ def make_cfg(root, task):
     return cfg
 
 
-@needs_real
-def test_round_trip_gives_exactly_the_mat_values(tmp_path, capsys):
+def test_round_trip_gives_exactly_the_mat_values(tmp_path, capsys, aigciqa2023_mos):
     base = tmp_path / "AIGCIQA2023"
     (base / "MOS").mkdir(parents=True)
     for k in (1, 2):
-        shutil.copy(REAL / f"mosz{k}.mat", base / "MOS")
+        shutil.copy(aigciqa2023_mos / f"mosz{k}.mat", base / "MOS")
     assert mat2csv.main(["--mos-dir", str(base / "MOS"), "--out-dir", str(base)]) == 0
     out, err = capsys.readouterr()
     assert "mos_quality.csv (2400 rows)" in out and "mos_authenticity.csv" in out
@@ -52,7 +49,7 @@ def test_round_trip_gives_exactly_the_mat_values(tmp_path, capsys):
         shutil.move(tmp_path / "MOS.hidden", base / "MOS")
         for a, b in ((from_mat.train_x, from_csv.train_x), (from_mat.test, from_csv.test)):
             assert [(d.name, d.mos, d.label) for d in a] == [(d.name, d.mos, d.label) for d in b]
-        mat = loadmat(REAL / f"mosz{k}.mat")["MOSz"][:, 0]
+        mat = loadmat(aigciqa2023_mos / f"mosz{k}.mat")["MOSz"][:, 0]
         expected = [float(mat[int(d.name[:-4])]) for d in from_csv.test]
         assert [d.mos for d in from_csv.test] == expected
 
@@ -89,12 +86,11 @@ def test_help_from_the_command_line():
     assert "--mos-dir" in result.stdout and "mos_correspondence.csv" in result.stdout
 
 
-@needs_real
-def test_positional_paths_and_the_original_defaults(tmp_path, monkeypatch):
+def test_positional_paths_and_the_original_defaults(tmp_path, monkeypatch, aigciqa2023_mos):
     """`mat2csv.py MOS_DIR OUT_DIR`, and no arguments from the AIGCIQA2023 root (./MOS -> .)."""
     root = tmp_path / "AIGCIQA2023"
     (root / "MOS").mkdir(parents=True)
-    shutil.copy(REAL / "mosz2.mat", root / "MOS" / "mosz2.mat")
+    shutil.copy(aigciqa2023_mos / "mosz2.mat", root / "MOS" / "mosz2.mat")
     assert mat2csv.main([str(root / "MOS"), str(tmp_path / "out")]) == 0
     positional = (tmp_path / "out" / "mos_authenticity.csv").read_text()
     assert positional.splitlines()[0] == "name,mos"

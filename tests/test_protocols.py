@@ -12,12 +12,12 @@ from datasets.labels import read_csv_table
 from datasets.prompts import attach_prompts, read_prompt_file
 from datasets.splits import group_split_positions, prompt_key, split_table
 from datasets.synthetic import make_synthetic_aigciqa2023, write_placeholder_images
+from label_files import AGIQA3K_CSV
 from scripts.sweeps.spec import format_opt_value, load_protocol, yaml_to_opts
 from trainers import add_trainer_config
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CSV = REPO.parent / "shared" / "data" / "agiqa3k" / "data.csv"
-needs_real = pytest.mark.skipif(not REAL_CSV.is_file(), reason=f"{REAL_CSV} not available")
+REAL_CSV = AGIQA3K_CSV  # committed: tests/data/README.md
 
 PROTOCOLS = {  # name -> (SPLIT_MODE, VAL_RATIO, FINAL_MODEL, ALLOW_SELECTION_ON_TEST)
     "paper": ("random", 0.0, "best_val", True),
@@ -113,7 +113,6 @@ def test_prompt_key_ignores_case_and_spacing():
 
 
 # ----------------------------------------------------------------------------- real data.csv
-@needs_real
 @pytest.mark.parametrize("seed", [42, 7])
 def test_prompt_split_of_real_agiqa3k_is_disjoint_and_near_the_ratios(seed):
     table = read_csv_table(REAL_CSV, "mos_quality", prompt_column="prompt")
@@ -133,7 +132,6 @@ def test_prompt_split_of_real_agiqa3k_is_disjoint_and_near_the_ratios(seed):
                for p in ("train", "val", "test"))
 
 
-@needs_real
 def test_random_mode_still_gives_the_reference_split():
     table = read_csv_table(REAL_CSV, "mos_quality", prompt_column="prompt")
     assert (len(split_table(table).train), len(split_table(table).test)) == (2385, 597)

@@ -94,6 +94,7 @@ def pointers(out: Path) -> list:
     return [read_checkpoint_pointer(str(out / m)) for m in ("prompt_learner", "regression")]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_same_command_resumes(reference, tiny_args, tmp_path):
     out = tmp_path / "killed"
     argv = command(tiny_args, out)
@@ -110,6 +111,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(reference, tiny_args, tmp_p
     assert outcome(out) == reference()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_same_command_resumes(reference, tiny_args, tmp_path):
     out = tmp_path / "interrupted"
     argv = command(tiny_args, out)

@@ -40,6 +40,7 @@ def finished(tiny_args, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics_and_predictions(finished, tiny_args, tmp_path):
     train.main(tiny_args(tmp_path / "again", epochs=2))
     assert outcome(tmp_path / "again") == outcome(finished)
@@ -58,6 +59,7 @@ def test_rerun_into_finished_dir_returns_stored_results_and_writes_nothing(
     assert file_state(all_files(out)) == before
 
 
+@pytest.mark.slow
 def test_force_moves_the_previous_run_aside_and_retrains(finished, tiny_args, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished, out)
@@ -115,6 +117,7 @@ def test_rerun_after_a_kill_during_final_evaluation_keeps_the_history(finished, 
         (finished / "run_info.json").read_text())["start_time"]
 
 
+@pytest.mark.slow
 def test_eval_only_rerun_is_skipped_until_the_checkpoint_changes(finished, tiny_args, tmp_path,
                                                                 capsys):
     flags = ["--eval-only", "--model-dir", str(finished), "--load-epoch", "2"]

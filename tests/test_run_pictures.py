@@ -48,6 +48,7 @@ def check_png(path: Path) -> None:
     assert pixels.std() > 10  # not a blank canvas
 
 
+@pytest.mark.slow
 def test_scatter_written_after_training_and_eval_only(runs):
     check_png(runs["train"] / "scatter.png")
     check_png(runs["eval"] / "scatter.png")

@@ -58,6 +58,7 @@ def scorer(run):
     return load_scorer(run["out"])
 
 
+@pytest.mark.slow
 def test_scorer_reproduces_the_run_predictions(run, scorer):
     assert isinstance(scorer, Scorer) and scorer.lower_better is False
     assert scorer.run.config_source == "config.yaml"

@@ -278,6 +278,7 @@ def test_visible_gpus_and_slots():
 
 
 # ----------------------------------------------------------------------------- real train.py
+@pytest.mark.slow
 def test_real_sweep_end_to_end(tmp_path, capsys):
     """2 variants x 1 seed of the real train.py: tiny random CLIP, 20 synthetic images."""
     make_synthetic_agiqa(tmp_path / "data", n_images=20, sizes=((32, 32),))

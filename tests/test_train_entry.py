@@ -52,6 +52,7 @@ def trained(assets, tmp_path_factory):
     return out, results
 
 
+@pytest.mark.slow
 def test_training_run_writes_everything(trained, assets):
     out, results = trained
     for path in ("log.txt", "results.json", "predictions.csv", "splits/train.csv",
@@ -78,6 +79,7 @@ def test_training_run_writes_everything(trained, assets):
     assert "selected on test)" in log and "Finish training" in log
 
 
+@pytest.mark.slow
 def test_eval_only_reproduces_the_reported_model(trained, assets, tmp_path):
     out, results = trained
     evaluated = train.main(base_args(assets, tmp_path / "eval") + [

@@ -64,6 +64,12 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 USER_ERRORS = (UserError, CheckpointError, DownloadError,
                WeightsNotFoundError, TextTooLongError, FileNotFoundError)
 
+EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
+  python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
+      --dataset-config-file configs/datasets/AGIQA.yaml \\
+      --config-file configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml --output-dir output/run
+trailing KEY VALUE pairs set config keys, e.g. OPTIM.MAX_EPOCH 10 MODEL.BACKBONE.NAME path/to/ViT-B-16.pt
+(scripts/main.sh runs the paper's experiments; scripts/demo.sh an offline demo)"""
 # CLI flag (argparse dest) -> config key; applied when the flag is given (`is not None`).
 FLAG_TO_KEY = {
     "root": "DATASET.ROOT",
@@ -80,16 +86,17 @@ FLAG_TO_KEY = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EXAMPLE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=str, default=None, help="path to the dataset root")
     parser.add_argument("--output-dir", type=str, default=None, help="output directory")
     parser.add_argument("--resume", type=str, default=None,
                         help="checkpoint directory to resume from (default: the output directory)")
     parser.add_argument("--seed", type=int, default=None, help="seed; >= 0 fixes every RNG")
-    parser.add_argument("--source-domains", type=str, nargs="+", default=None,
-                        help="source domains (domain-adaptation datasets only)")
-    parser.add_argument("--target-domains", type=str, nargs="+", default=None,
-                        help="target domains (domain-adaptation datasets only)")
+    # CoOp/Dassl flags that no dataset here uses: accepted (old command lines keep working),
+    # left out of --help.
+    parser.add_argument("--source-domains", type=str, nargs="+", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--target-domains", type=str, nargs="+", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--transforms", type=str, nargs="+", default=None,
                         help="data augmentation methods")
     parser.add_argument("--config-file", type=str, default="", help="method (trainer) yaml")
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trainer", type=str, default=None, help="name of the trainer")
     parser.add_argument("--backbone", type=str, default=None,
                         help="CLIP model name or weights file (MODEL.BACKBONE.NAME)")
-    parser.add_argument("--head", type=str, default=None, help="name of the head")
+    parser.add_argument("--head", type=str, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--eval-only", action="store_true", help="evaluation only")
     parser.add_argument("--model-dir", type=str, default="",
                         help="load the model from this directory for --eval-only")
@@ -148,6 +155,12 @@ def check_config(cfg, args: argparse.Namespace) -> None:
 
     Raises ``ConfigError`` (or a registry ``KeyError`` naming the unknown trainer/dataset).
     """
+    if not cfg.TRAINER.NAME:
+        raise ConfigError("no trainer given: pass --trainer CLIP_AGIQA (python train.py --help "
+                          "shows an example command)")
+    if not cfg.DATASET.NAME:
+        raise ConfigError("no dataset given: pass --dataset-config-file with a file of "
+                          "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
     TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
     check_test_cfg(cfg)
@@ -193,7 +206,11 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     raises ``SystemExit(130)``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:
+        print(f"{parser.format_usage()}\n{EXAMPLE}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    args = parser.parse_args(argv)
     # Anything printed before the log file exists is kept and written at its top.
     buffer_early_output()
     try:

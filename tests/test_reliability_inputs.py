@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from scipy.io import savemat
 
+import train
+
 from datasets.synthetic import make_synthetic_aigciqa2023
 
 from conftest import REPO
@@ -225,3 +227,36 @@ def test_unknown_trainer(user_error, tiny_args, tmp_path):
     message = user_error(args)
     assert "'CLIP_AQIGA' does not exist in the 'TRAINER' registry" in message
     assert "did you mean 'CLIP_AGIQA'?" in message
+
+
+def test_no_arguments_prints_usage_with_an_example(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main([])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert err.startswith("usage: ") and "--trainer CLIP_AGIQA" in err
+    assert "--dataset-config-file configs/datasets/AGIQA.yaml" in err
+
+
+@pytest.mark.parametrize("drop, expected", [
+    ("--trainer", "no trainer given: pass --trainer CLIP_AGIQA"),
+    ("--dataset-config-file", "no dataset given: pass --dataset-config-file"),
+])
+def test_missing_trainer_or_dataset_says_which_flag(drop, expected, user_error, tiny_args,
+                                                     tmp_path):
+    args = tiny_args(tmp_path / "out")
+    at = args.index(drop)
+    message = user_error(args[:at] + args[at + 2:])
+    assert message.startswith(expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_hides_the_coop_only_flags_which_stay_accepted(capsys, tiny_args, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "example (train on AGIQA-3K" in out
+    assert not {"--source-domains", "--target-domains", "--head"} & set(out.split())
+    args = tiny_args(tmp_path / "out", flags=["--source-domains", "a", "--target-domains", "b",
+                                              "--head", "mlp", "--no-train"])
+    assert train.main(args) is None  # parsed and built as before

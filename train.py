@@ -16,6 +16,7 @@ and `OUTPUT_DIR/results.json` and `OUTPUT_DIR/predictions.csv` at its end
 Reliability (exit status 0 = done, 2 = bad input, 130 = interrupted):
 - bad input (config, dataset files, images, weights, model directory) is found before training
   and reported as one `error: <message>` line on stderr (and in log.txt), without a traceback;
+  an OUTPUT_DIR that the failed command created is removed again, so it does not look like a run;
 - an OUTPUT_DIR with finished results is not trained again: the stored results are returned
   ("already finished"); `--force` moves the previous run's files into
   `OUTPUT_DIR/previous-<time>/` (nothing is deleted) and starts from scratch. An interrupted
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from typing import Sequence
 
@@ -42,8 +44,8 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
 from dassl.engine.trainer import check_test_cfg
 from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint_file_name,
-                         collect_env_info, configure_determinism, set_random_seed, setup_logger,
-                         teardown_logger)
+                         collect_env_info, configure_determinism, log_only, set_random_seed,
+                         setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run)
 from dassl.utils.run_record import write_run_record
@@ -246,6 +248,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
                                 load_epoch=args.load_epoch)
     if finished is not None:
         return finished
+    new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
+    try:
+        return _start(cfg, args, argv)
+    except USER_ERRORS:
+        if new_output_dir and not checkpoint_dirs(cfg.OUTPUT_DIR):
+            # Bad input found before any checkpoint: the folder this command made holds no run
+            # (the error is on stderr), so it is not left behind looking like one.
+            teardown_logger()
+            shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)
+        raise
+
+
+def _start(cfg, args: argparse.Namespace, argv: list[str]) -> dict | None:
+    """Set up OUTPUT_DIR (log, run record) and run the training or evaluation."""
     moved = move_previous_run(cfg.OUTPUT_DIR, include_checkpoints=not args.eval_only) \
         if args.force else None
     setup_logger(cfg.OUTPUT_DIR)
@@ -258,13 +274,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     write_run_record(cfg, argv, REPO_DIR)
-    print("** Arguments **")
-    for key in sorted(vars(args)):
-        print(f"{key}: {getattr(args, key)}")
-    print("** Config **")
-    print(cfg)
-    print("Collecting env info ...")
-    print(collect_env_info())
+    # The full record goes to log.txt only; the console keeps what a user acts on.
+    arguments = "".join(f"{key}: {getattr(args, key)}\n" for key in sorted(vars(args)))
+    log_only(f"** Arguments **\n{arguments}** Config **\n{cfg}\n"
+             f"Collecting env info ...\n{collect_env_info()}")
+    print(f"Config: {os.path.join(cfg.OUTPUT_DIR, 'config.yaml')} (arguments, config and "
+          f"environment also in {os.path.join(cfg.OUTPUT_DIR, 'log.txt')})")
 
     trainer = build_trainer(cfg)
     if args.eval_only:

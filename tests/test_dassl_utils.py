@@ -54,11 +54,13 @@ def test_logger_tees_stdout_stderr_warnings_and_early_output(tmp_path):
     (out / "log.txt").write_text("previous run\n")
     script = textwrap.dedent(f"""
         import sys, warnings
-        from dassl.utils import buffer_early_output, setup_logger
+        from dassl.utils import buffer_early_output, log_only, setup_logger
         buffer_early_output()
         print("Setting fixed seed: 0")
+        log_only("early, file only")
         path = setup_logger({str(out)!r})
         print("after setup")
+        log_only("late, file only")
         sys.stderr.write("to stderr\\n")
         sys.stderr.write("\\r 50%|#####     | progress bar redraw")
         warnings.warn("careful now")
@@ -69,7 +71,9 @@ def test_logger_tees_stdout_stderr_warnings_and_early_output(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "after setup" in proc.stdout and "Setting fixed seed" in proc.stdout
     log = (out / "log.txt").read_text()
-    assert log.index("Setting fixed seed: 0") < log.index("after setup")
+    assert log.index("Setting fixed seed: 0") < log.index("early, file only") < log.index("after setup")
+    assert log.index("after setup") < log.index("late, file only")
+    assert "file only" not in proc.stdout + proc.stderr
     assert "to stderr" in log and "UserWarning: careful now" in log
     assert "progress bar" not in log and "progress bar" in proc.stderr
     rotated = [f for f in os.listdir(out) if f != "log.txt"]

@@ -260,3 +260,11 @@ def test_help_hides_the_coop_only_flags_which_stay_accepted(capsys, tiny_args, t
     args = tiny_args(tmp_path / "out", flags=["--source-domains", "a", "--target-domains", "b",
                                               "--head", "mlp", "--no-train"])
     assert train.main(args) is None  # parsed and built as before
+
+
+def test_a_run_folder_made_by_a_command_that_failed_on_bad_input_is_removed(user_error, tiny_args,
+                                                                           tmp_path):
+    out = tmp_path / "new" / "run"
+    message = user_error(tiny_args(out, root=tmp_path / "nowhere"))
+    assert "does not exist" in message
+    assert not out.exists()  # the existing-folder case keeps its log: test_missing_root

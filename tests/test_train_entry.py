@@ -180,3 +180,14 @@ def test_eval_sh_reads_the_main_sh_layout(tmp_path):
                               "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "No trained run" in missing.stderr
 
+
+
+def test_full_config_goes_to_the_log_and_config_yaml_not_the_console(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train.main(base_args(assets, out) + ["--no-train"] + tiny_opts(assets)) is None
+    console = capsys.readouterr()
+    log = (out / "log.txt").read_text()
+    for record in ("** Arguments **", "** Config **", "Collecting env info", "PIXEL_MEAN"):
+        assert record in log and record not in console.out + console.err, record
+    assert f"Config: {out / 'config.yaml'}" in console.out and (out / "config.yaml").is_file()
+    assert len(console.out.splitlines()) < 60  # the config and environment alone are over 120

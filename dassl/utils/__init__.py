@@ -8,7 +8,7 @@ from .errors import CheckpointFileError, CheckpointMismatchError, ConfigError, U
 from .image_check import find_unreadable_images, format_bad_images, image_problem
 from .images import (MAX_IMAGE_PIXELS, ImageNotFoundError, ImageReadError, image_size,
                      read_image, to_display_rgb)
-from .logger import buffer_early_output, setup_logger, teardown_logger
+from .logger import buffer_early_output, log_only, setup_logger, teardown_logger
 from .meters import AverageMeter, MetricMeter
 from .registry import Registry, RegistryKeyError, check_availability
 from .reproducibility import (collect_env_info, configure_determinism, get_rng_state,
@@ -24,7 +24,7 @@ from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, LoadedCh
                          strip_module_prefix)
 
 __all__ = [
-    "buffer_early_output", "setup_logger", "teardown_logger", "AverageMeter", "MetricMeter",
+    "buffer_early_output", "log_only", "setup_logger", "teardown_logger", "AverageMeter", "MetricMeter",
     "Registry", "RegistryKeyError", "check_availability", "collect_env_info",
     "configure_determinism", "get_rng_state", "set_random_seed", "set_rng_state", "atomic_write",
     "atomic_write_text", "check_isfile", "listdir_nohidden", "mkdir_if_missing", "read_image",

@@ -4,7 +4,8 @@ Usage (train.py): call :func:`buffer_early_output` first thing (optional), then
 ``setup_logger(cfg.OUTPUT_DIR)`` once the output directory is known. Everything printed in
 between (e.g. "Setting fixed seed") is kept in memory and written at the top of the log, so no
 message is lost; stderr (warnings, tracebacks) goes to the log as well. Text containing a
-carriage return (progress-bar redraws) is shown on the console but not copied to the file.
+carriage return (progress-bar redraws) is shown on the console but not copied to the file;
+:func:`log_only` writes to the file alone.
 """
 from __future__ import annotations
 
@@ -109,6 +110,19 @@ def setup_logger(output: Optional[str] = None) -> Optional[str]:
     sink.write(early_text)
     _install(sink, fpath)
     return fpath
+
+
+def log_only(text: str) -> bool:
+    """Write ``text`` to the log file (or the early buffer) but not to the console.
+
+    For what a log must keep but a user need not read at every start (the full config, the
+    environment). Returns False, writing nothing, when no log or buffer is set up.
+    """
+    sink = _state["sink"]
+    if sink is None:
+        return False
+    sink.write(text if text.endswith("\n") else text + "\n")
+    return True
 
 
 def teardown_logger() -> None:

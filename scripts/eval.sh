@@ -10,12 +10,16 @@
 #         (or .../epochLOAD_EPOCH): log.txt, results.json, predictions.csv, scatter.png
 set -euo pipefail
 
+source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    usage "$0" 2 10
+    exit 0
+fi
 if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
-    sed -n '2,10p' "$0" >&2
+    usage "$0" 2 10 >&2
     exit 2
 fi
-
-source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh" "$@"
+set_run_layout "$@"
 SEED=${7:-1}
 LOAD_EPOCH=${8:-}
 

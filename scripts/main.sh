@@ -2,7 +2,8 @@
 # Train CLIP-AGIQA with the paper's protocol, once per seed.
 #
 # Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...]
-#   DATASET  AGIQA | AGIQA1K | AIGCIQA2023 | AIGIQA20K (configs/datasets/DATASET.yaml)
+#   DATASET  a file of configs/datasets/ without .yaml, e.g. AGIQA, AGIQA1K, AIGCIQA2023, AIGIQA20K
+#            (the full list is printed below)
 #   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
 #            ablation, e.g. head_similarity (configs/ablations/CFG.yaml; CTP/NCTX/CSC still apply)
 #   CTP      class token position: end | middle | front
@@ -19,12 +20,16 @@
 # Output: output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
 set -euo pipefail
 
+source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    usage "$0" 2 15
+    exit 0
+fi
 if [ "$#" -lt 6 ]; then
-    sed -n '2,14p' "$0" >&2
+    usage "$0" 2 15 >&2
     exit 2
 fi
-
-source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh" "$@"
+set_run_layout "$@"
 if [ ! -f "${METHOD_CONFIG}" ]; then
     echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or configs/ablations/${CFG}.yaml" >&2
     exit 2

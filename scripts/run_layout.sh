@@ -1,30 +1,53 @@
 # Sourced by main.sh and eval.sh: their shared positional arguments, environment defaults and
 # run-directory layout, kept in one place so that eval.sh always finds what main.sh wrote.
-# Usage (from a script): source run_layout.sh DATASET CFG CTP NCTX SHOTS CSC
+# Usage (from a script): source run_layout.sh; set_run_layout DATASET CFG CTP NCTX SHOTS CSC
 DATA=${DATA:-./data}
 PYTHON=${PYTHON:-python3}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
 
-DATASET=$1
-CFG=$2
-CTP=$3
-NCTX=$4
-SHOTS=$5
-CSC=$6
-DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
-# CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.
-METHOD_CONFIG=${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml
-if [ ! -f "${METHOD_CONFIG}" ] && [ -f "${REPO}/configs/ablations/${CFG}.yaml" ]; then
-    METHOD_CONFIG=${REPO}/configs/ablations/${CFG}.yaml
-fi
-# The method options of a run, as train.py's trailing KEY VALUE pairs.
-METHOD_OPTS=(
-    TRAINER.CLIP_AGIQA.N_CTX "${NCTX}"
-    TRAINER.CLIP_AGIQA.CSC "${CSC}"
-    TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}"
-    DATASET.NUM_SHOTS "${SHOTS}"
-)
+# dataset_names: the DATASET values, one per file of configs/datasets/, space separated.
+dataset_names() {
+    local names=() file
+    for file in "${REPO}"/configs/datasets/*.yaml; do
+        names+=("$(basename "${file}" .yaml)")
+    done
+    echo "${names[*]}"
+}
+
+# usage SCRIPT FIRST LAST: the script's header comment lines FIRST..LAST and the DATASET values.
+usage() {
+    sed -n "$2,$3p" "$1" | sed -e 's/^# //' -e 's/^#$//'
+    echo "DATASET is one of: $(dataset_names)"
+}
+
+# set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below; a DATASET without a yaml
+# is an error (exit 2) before anything runs.
+set_run_layout() {
+    DATASET=$1
+    CFG=$2
+    CTP=$3
+    NCTX=$4
+    SHOTS=$5
+    CSC=$6
+    DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
+    if [ ! -f "${DATASET_CONFIG}" ]; then
+        echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(dataset_names)" >&2
+        exit 2
+    fi
+    # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.
+    METHOD_CONFIG=${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml
+    if [ ! -f "${METHOD_CONFIG}" ] && [ -f "${REPO}/configs/ablations/${CFG}.yaml" ]; then
+        METHOD_CONFIG=${REPO}/configs/ablations/${CFG}.yaml
+    fi
+    # The method options of a run, as train.py's trailing KEY VALUE pairs.
+    METHOD_OPTS=(
+        TRAINER.CLIP_AGIQA.N_CTX "${NCTX}"
+        TRAINER.CLIP_AGIQA.CSC "${CSC}"
+        TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}"
+        DATASET.NUM_SHOTS "${SHOTS}"
+    )
+}
 
 # run_name SEED: DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
 run_name() {

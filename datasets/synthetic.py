@@ -5,6 +5,9 @@ image is a random smooth "scene" (a blurred colour field, sharp-edged shapes and
 grating) degraded by Gaussian blur, Gaussian noise and JPEG compression, all growing with one
 strength ``s`` in [0, 1]; the quality MOS is a decreasing linear function of ``s``
 (AGIQA-3K: ``5 (1 - s)``; AIGCIQA2023: ``27 + 47 (1 - s)``), so a model can learn it from pixels.
+Optionally (``haze``, used by the demo) the image also fades toward white as ``s`` grows: blur,
+noise and JPEG hardly change what a CLIP with random weights computes (its image feature is
+close to an average over patches, where noise cancels), while a haze shifts every patch alike.
 Generation is deterministic in ``(seed, image index)``.
 
 CLI: ``python -m datasets.synthetic agiqa --root DIR --n 200`` or
@@ -57,6 +60,7 @@ _WORDS = ["cat", "city", "forest", "robot", "river", "castle", "flower", "ship",
 _MAX_BLUR = 3.0    # Gaussian blur radius at s = 1, in pixels per 256 px of the short side
 _MAX_NOISE = 25.0  # noise standard deviation at s = 1, in 8-bit grey levels
 _JPEG_BEST, _JPEG_WORST = 95, 10  # JPEG quality at s = 0 and s = 1
+_HAZE_COLOUR = 255.0  # the haze is white
 
 
 def random_scene(rng: np.random.Generator, size: Size) -> Image.Image:
@@ -78,13 +82,23 @@ def random_scene(rng: np.random.Generator, size: Size) -> Image.Image:
     return img
 
 
-def degrade(scene: Image.Image, strength: float, rng: np.random.Generator) -> Image.Image:
-    """Blur, add noise and JPEG-compress ``scene``, each growing linearly with ``strength``."""
+def degrade(scene: Image.Image, strength: float, rng: np.random.Generator,
+            haze: float = 0.0) -> Image.Image:
+    """Blur, haze, add noise and JPEG-compress ``scene``, each growing linearly with ``strength``.
+
+    ``haze`` in [0, 1] is the fraction of white mixed into every pixel at ``strength`` 1
+    (0: no haze). Raises ValueError for a strength or haze outside [0, 1].
+    """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if not 0.0 <= haze <= 1.0:
+        raise ValueError(f"haze must be in [0, 1], got {haze}")
     radius = _MAX_BLUR * strength * min(scene.size) / 256
     img = scene.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else scene.copy()
     pixels = np.asarray(img, dtype=np.float32)
+    if haze > 0:
+        veil = haze * strength
+        pixels = (1.0 - veil) * pixels + veil * _HAZE_COLOUR
     pixels = pixels + rng.normal(0.0, _MAX_NOISE * strength, size=pixels.shape)
     img = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
     buffer = io.BytesIO()
@@ -94,12 +108,14 @@ def degrade(scene: Image.Image, strength: float, rng: np.random.Generator) -> Im
     return Image.open(buffer).convert("RGB")
 
 
-def render_example(seed: int, index: int, size: Size) -> tuple[Image.Image, Image.Image, float]:
-    """Return ``(clean, degraded, strength)`` of image ``index`` of a set made with ``seed``."""
+def render_example(seed: int, index: int, size: Size, haze: float = 0.0
+                   ) -> tuple[Image.Image, Image.Image, float]:
+    """Return ``(clean, degraded, strength)`` of image ``index`` of a set made with ``seed``
+    (``haze``: see ``degrade``)."""
     rng = np.random.default_rng([seed, 0, index])
     scene = random_scene(rng, size)
     strength = float(rng.uniform(0.0, 1.0))
-    return scene, degrade(scene, strength, rng), strength
+    return scene, degrade(scene, strength, rng, haze), strength
 
 
 def write_placeholder_images(folder: str | Path, names: Sequence[str],
@@ -183,13 +199,14 @@ def _agiqa_rows(n_images: int | None, names_csv: str | Path | None,
 
 def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
                          names_csv: str | Path | None = None, sizes: SizeSpec = ((256, 256),),
-                         seed: int = 0, image_format: str = "jpg") -> Path:
+                         seed: int = 0, image_format: str = "jpg", haze: float = 0.0) -> Path:
     """Build ``root/AGIQA-3K/data.csv`` plus its images; return the ``AGIQA-3K`` folder.
 
     Names come from ``names_csv`` (e.g. the real data.csv; prompt/adj/style copied, MOS
     replaced) or follow ``<Generator>_<style>_<NNN>.<ext>`` (64 images when ``n_images`` is
     None). ``mos_quality = 5 (1 - s)`` in [0, 5]; ``mos_align`` is uniform in [0, 5] and
     unrelated to the pixels. ``sizes``: see ``_size_for`` ("real" = ``AGIQA_APPROX_SIZES``).
+    ``haze``: see ``degrade`` (0: none).
     """
     if image_format not in ("jpg", "png"):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
@@ -198,7 +215,7 @@ def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
     rows = _agiqa_rows(n_images, names_csv, image_format)
     quality = np.empty(len(rows))
     for i, name in enumerate(rows["name"]):
-        _clean, img, strength = render_example(seed, i, _size_for(sizes, name, i))
+        _clean, img, strength = render_example(seed, i, _size_for(sizes, name, i), haze)
         _save(img, folder / name, image_format)
         quality[i] = 5.0 * (1.0 - strength)
     rng = np.random.default_rng([seed, 1])
@@ -211,12 +228,12 @@ def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
 
 
 def make_synthetic_aigciqa2023(root: str | Path, n_images: int = 64, seed: int = 0,
-                               sizes: Sequence[Size] = ((256, 256),)) -> Path:
+                               sizes: Sequence[Size] = ((256, 256),), haze: float = 0.0) -> Path:
     """Build ``root/AIGCIQA2023/allimg/<i>.png`` and ``MOS/mosz{1,2,3}.mat``; return the folder.
 
     ``MOSz`` has shape (N, 1): quality ``27 + 47 (1 - s)``, authenticity the quality plus
     N(0, 4^2) noise, correspondence uniform in [27, 74]; all clipped to [27, 74]. The real
-    images are about 512x512; smaller defaults keep tests fast.
+    images are about 512x512; smaller defaults keep tests fast. ``haze``: see ``degrade``.
     """
     from scipy.io import savemat  # deferred: SciPy's io module is only needed here
 
@@ -227,7 +244,7 @@ def make_synthetic_aigciqa2023(root: str | Path, n_images: int = 64, seed: int =
     quality = np.empty(n_images)
     for i in range(n_images):
         name = mat_row_name(i)
-        _clean, img, strength = render_example(seed, i, _size_for(sizes, name, i))
+        _clean, img, strength = render_example(seed, i, _size_for(sizes, name, i), haze)
         _save(img, folder / aigciqa2023.IMAGE_FOLDER / name, "png")
         quality[i] = 27.0 + 47.0 * (1.0 - strength)
     rng = np.random.default_rng([seed, 1])
@@ -378,15 +395,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--names-csv", type=Path, default=None,
                         help="agiqa only: take image names and prompts from this data.csv")
     parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="agiqa only")
+    parser.add_argument("--haze", type=float, default=0.0,
+                        help="fraction of white mixed in at the worst quality (0..1, default 0: "
+                             "blur, noise and JPEG only)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.haze <= 1.0:
+        parser.error(f"--haze must be in [0, 1], got {args.haze}")
     if args.dataset == "agiqa":
         folder = make_synthetic_agiqa(args.root, args.n, args.names_csv, args.sizes, args.seed,
-                                      args.format)
+                                      args.format, args.haze)
     else:
         if args.sizes == "real" or args.names_csv is not None:
             parser.error("--sizes real and --names-csv apply to agiqa only")
         folder = make_synthetic_aigciqa2023(args.root, 64 if args.n is None else args.n,
-                                            args.seed, args.sizes)
+                                            args.seed, args.sizes, args.haze)
     print(folder)
     return 0
 

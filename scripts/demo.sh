@@ -1,24 +1,63 @@
 #!/usr/bin/env bash
 # Offline demo of CLIP-AGIQA on CPU, nothing to download:
 #   1. builds a small synthetic dataset in the AGIQA-3K layout whose MOS follows visible
-#      degradations (blur, noise, JPEG) -- datasets/synthetic.py;
+#      degradations (blur, noise, JPEG and a haze) -- datasets/synthetic.py;
 #   2. uses the real CLIP ViT-B/16 when its weights are already cached (a few epochs: the real
 #      encoder runs at a few images/s on a CPU), else a tiny CLIP with random weights;
-#   3. trains and tests with train.py, then prints SRCC/PLCC/KRCC of the test split.
-# Environment: PYTHON (default python3), DEMO_DIR (default output/demo), DEMO_IMAGES (200),
-# DEMO_EPOCHS (default 20 with the tiny CLIP, 3 with the real ViT-B/16).
+#   3. trains and tests with train.py (configs/demo/cpu.yaml), then prints SRCC/PLCC/KRCC of the
+#      test split and where the run's files are.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-WORK=${DEMO_DIR:-output/demo}
-N_IMAGES=${DEMO_IMAGES:-200}
-mkdir -p "$WORK"
 
-if [ ! -f "$WORK/data/AGIQA-3K/data.csv" ]; then
-  echo "[demo] writing $N_IMAGES synthetic images to $WORK/data/AGIQA-3K"
-  "$PYTHON" -m datasets.synthetic agiqa --root "$WORK/data" --n "$N_IMAGES" \
-    --sizes 256x256,320x240,240x320
+usage() {
+    cat <<'EOF'
+Usage: bash scripts/demo.sh [--dir DIR] [--images N] [--epochs E] [--force]
+  --dir DIR     work folder: synthetic data in DIR/data, the run in DIR/run (default
+                output/demo in the repository; a relative DIR is taken from the current folder)
+  --images N    synthetic images to write (default 200; 80% train, 20% test)
+  --epochs E    training epochs (default 20 with the tiny random CLIP, 3 with a cached ViT-B/16)
+  --force       start over: rebuild the images and move a previous run in DIR/run aside
+                (into DIR/run/previous-<time>/) instead of reusing it
+  -h, --help    this text
+Environment: PYTHON (default python3); DEMO_DIR, DEMO_IMAGES, DEMO_EPOCHS set the defaults of
+--dir, --images and --epochs. Run again with the same settings: the finished run is reported.
+EOF
+}
+
+PYTHON=${PYTHON:-python3}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${DEMO_DIR:-$REPO/output/demo}
+N_IMAGES=${DEMO_IMAGES:-200}
+EPOCHS_WANTED=${DEMO_EPOCHS:-}
+FORCE=0
+HAZE=0.6  # fraction of white mixed in at the worst quality (datasets/synthetic.py)
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --force) FORCE=1; shift ;;
+        --dir|--images|--epochs)
+            if [ "$#" -lt 2 ]; then
+                echo "error: $1 needs a value" >&2; usage >&2; exit 2
+            fi
+            case "$1" in
+                --dir) WORK=$2 ;;
+                --images) N_IMAGES=$2 ;;
+                --epochs) EPOCHS_WANTED=$2 ;;
+            esac
+            shift 2 ;;
+        *) echo "error: unknown argument $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+is_count() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
+if ! is_count "$N_IMAGES" || [ "$N_IMAGES" -lt 10 ]; then
+    echo "error: --images must be a whole number of at least 10, got '$N_IMAGES'" >&2; exit 2
 fi
+if [ -n "$EPOCHS_WANTED" ] && ! is_count "$EPOCHS_WANTED"; then
+    echo "error: --epochs must be a positive whole number, got '$EPOCHS_WANTED'" >&2; exit 2
+fi
+
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+cd "$REPO"
 
 # Prints "<weights> <epochs>": the cached ViT-B/16 (never downloads here) or tiny random weights.
 read -r WEIGHTS EPOCHS < <(HF_HUB_OFFLINE=1 "$PYTHON" - "$WORK" <<'PY'
@@ -37,20 +76,45 @@ except WeightsNotFoundError:
     print(tiny, 20)
 PY
 )
-EPOCHS=${DEMO_EPOCHS:-$EPOCHS}
-echo "[demo] CLIP weights: $WEIGHTS ($EPOCHS epochs)"
+EPOCHS=${EPOCHS_WANTED:-$EPOCHS}
 
+# What the demo in DIR was made with: a run with other settings is replaced only on --force.
 RUN="$WORK/run"
-"$PYTHON" train.py --root "$WORK/data" --seed 1 --trainer CLIP_AGIQA \
-  --dataset-config-file configs/datasets/AGIQA.yaml \
-  --config-file configs/demo/cpu.yaml \
-  --output-dir "$RUN" \
-  MODEL.BACKBONE.NAME "$WEIGHTS" OPTIM.MAX_EPOCH "$EPOCHS"
+SETTINGS_FILE="$WORK/demo-settings.txt"
+IMAGE_SETTINGS="images=$N_IMAGES haze=$HAZE"
+SETTINGS="$IMAGE_SETTINGS weights=$WEIGHTS epochs=$EPOCHS config=$(cksum < configs/demo/cpu.yaml | cut -d' ' -f1)"
+PREVIOUS=$(cat "$SETTINGS_FILE" 2>/dev/null || true)
+if [ -e "$RUN/config.yaml" ] && [ "$PREVIOUS" != "$SETTINGS" ] && [ "$FORCE" = 0 ]; then
+    echo "error: $RUN holds a demo run made with other settings (${PREVIOUS:-unknown}); add" \
+         "--force to replace it (it is moved aside, not deleted) or --dir to use another folder" >&2
+    exit 2
+fi
+TRAIN_FLAGS=()
+if [ "$FORCE" = 1 ] || [ "$PREVIOUS" != "$SETTINGS" ]; then
+    if [ -e "$RUN" ]; then
+        TRAIN_FLAGS=(--force)
+    fi
+    if [ "$FORCE" = 1 ] || [ "${PREVIOUS%% weights=*}" != "$IMAGE_SETTINGS" ] \
+            || [ ! -f "$WORK/data/AGIQA-3K/data.csv" ]; then
+        rm -rf "$WORK/data"
+        echo "[demo] writing $N_IMAGES synthetic images to $WORK/data/AGIQA-3K"
+        "$PYTHON" -m datasets.synthetic agiqa --root "$WORK/data" --n "$N_IMAGES" \
+            --sizes 256x256,320x240,240x320 --haze "$HAZE" >/dev/null
+    fi
+    echo "$SETTINGS" > "$SETTINGS_FILE"
+fi
 
-"$PYTHON" - "$RUN/results.json" <<'PY'
-import json, sys
-result = json.load(open(sys.argv[1]))
-metrics = result["final"]["metrics"]
+echo "[demo] CLIP weights: $WEIGHTS ($EPOCHS epochs)"
+"$PYTHON" train.py --root "$WORK/data" --seed 1 --trainer CLIP_AGIQA \
+    --dataset-config-file configs/datasets/AGIQA.yaml \
+    --config-file configs/demo/cpu.yaml \
+    --output-dir "$RUN" "${TRAIN_FLAGS[@]}" \
+    MODEL.BACKBONE.NAME "$WEIGHTS" OPTIM.MAX_EPOCH "$EPOCHS"
+
+"$PYTHON" - "$RUN" <<'PY'
+import json, os, sys
+run = sys.argv[1]
+metrics = json.load(open(os.path.join(run, "results.json")))["final"]["metrics"]
 print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in ("srcc", "plcc", "krcc")))
-print(f"[demo] results: {sys.argv[1]}")
+print(f"[demo] run folder: {run} (results.json, predictions.csv, scatter.png, log.txt, tensorboard/)")
 PY

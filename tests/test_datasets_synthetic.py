@@ -41,6 +41,22 @@ def test_degradation_grows_with_strength_on_a_fixed_scene():
         degrade(scene, 1.5, np.random.default_rng(0))
 
 
+def test_haze_fades_toward_white_with_strength_and_is_off_by_default():
+    scene = random_scene(np.random.default_rng(0), (128, 128))
+    plain = degrade(scene, 0.8, np.random.default_rng(1))
+    assert np.array_equal(np.asarray(plain), np.asarray(degrade(scene, 0.8, np.random.default_rng(1),
+                                                                haze=0.0)))
+    means = [np.asarray(degrade(scene, s, np.random.default_rng(1), haze=0.6), np.float64).mean()
+             for s in (0.0, 0.5, 1.0)]
+    base = np.asarray(scene, np.float64).mean()
+    # At strength s the mean moves toward 255 by 0.6 s of its distance (noise has mean 0; the
+    # +-3 grey levels allow for clipping at 0/255 and JPEG rounding).
+    for s, mean in zip((0.0, 0.5, 1.0), means):
+        assert abs(mean - (base + 0.6 * s * (255 - base))) < 3, (s, mean)
+    with pytest.raises(ValueError, match="haze"):
+        degrade(scene, 0.5, np.random.default_rng(0), haze=1.5)
+
+
 @pytest.mark.slow
 def test_agiqa_set_mos_follows_the_pixels(tmp_path):
     folder = make_synthetic_agiqa(tmp_path, n_images=64, seed=3)

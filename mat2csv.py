@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+# Where the MOS files are when mat2csv.py runs without --mos-dir from the AIGCIQA2023 root: the
+# layout this project documents, then the release archive's.
+DEFAULT_MOS_DIRS = (Path("MOS"), Path("DATA") / "MOS")
+
 
 def conversions() -> list[tuple[str, str]]:
     """``(input .mat name, output CSV name)`` per task, in the database's numbering (mosz1 ..).
@@ -64,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Defaults = the original usage: run from the AIGCIQA2023 root, read ./MOS, write here.
     parser.add_argument("--mos-dir", type=Path, default=None,
                         help="folder holding mosz1.mat / mosz2.mat / mosz3.mat "
-                             "(e.g. ROOT/AIGCIQA2023/MOS; default ./MOS)")
+                             "(e.g. ROOT/AIGCIQA2023/MOS; default ./MOS, else ./DATA/MOS as the "
+                             "release unpacks)")
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="folder to write the CSV files into (e.g. ROOT/AIGCIQA2023, "
                              "where the loader looks for them; default: the current folder); "
@@ -81,7 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if flag is not None and positional is not None and flag != positional:
             parser.error(f"--{name.replace('_', '-')} and the positional {name.upper()} disagree")
         setattr(args, name, flag or positional)
-    args.mos_dir = args.mos_dir or Path("MOS")
+    if args.mos_dir is None:
+        # Run from the AIGCIQA2023 root: ./MOS, or ./DATA/MOS as the release archive unpacks.
+        args.mos_dir = next((p for p in DEFAULT_MOS_DIRS if p.is_dir()), DEFAULT_MOS_DIRS[0])
+        if not args.mos_dir.is_dir():
+            print(f"error: no MOS folder here: looked for {' and '.join(map(str, DEFAULT_MOS_DIRS))} "
+                  "in the current folder; pass --mos-dir", file=sys.stderr)
+            return 1
     args.out_dir = args.out_dir or Path(".")
     if not args.mos_dir.is_dir():
         print(f"error: --mos-dir {args.mos_dir} is not a folder", file=sys.stderr)

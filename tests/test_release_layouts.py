@@ -61,3 +61,18 @@ def test_no_image_anywhere_says_where_they_were_expected(tmp_path):
                               f"expected them in {base / 'allimg'} (e.g. 0.png, 1.png")
     assert f"no folder up to 3 levels below {base} holds them either" in message
     assert "CHECK_FILES" not in message
+
+
+def test_mat2csv_without_arguments_finds_the_release_mos_folder(tmp_path, monkeypatch):
+    import pandas as pd
+    from scipy.io import loadmat
+
+    import mat2csv
+
+    base = release_layout(tmp_path)
+    monkeypatch.chdir(base)
+    assert mat2csv.main([]) == 0
+    written = pd.read_csv(base / "mos_quality.csv")
+    expected = loadmat(base / "DATA" / "MOS" / "mosz1.mat")["MOSz"][:, 0]
+    assert written["name"].tolist() == [f"{i}.png" for i in range(N)]
+    assert written["mos"].tolist() == expected.tolist()

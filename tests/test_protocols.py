@@ -201,10 +201,12 @@ def test_aigciqa2023_prompt_file_gives_disjoint_parts(aigc_root, tmp_path):
     test = {prompt_of[d.name] for d in ds.test}
     assert train.isdisjoint(test) and len(ds.train_x) + len(ds.test) == 24
     assert len(ds.test) == 4  # 0.2 * 24 = 4.8 images: one prompt of 4 is closest
-    # The file is ignored in random mode: the reference split is unchanged.
+    # In random mode the file only supplies the prompts: the reference split is unchanged.
     plain = AIGCIQA2023(dataset_cfg("AIGCIQA2023", aigc_root, PROMPT_FILE=str(path)))
     default = AIGCIQA2023(dataset_cfg("AIGCIQA2023", aigc_root))
     assert [d.name for d in plain.test] == [d.name for d in default.test]
+    assert all(d.prompt == prompt_of[d.name] for d in plain.train_x + plain.test)
+    assert all(d.prompt is None for d in default.train_x + default.test)
 
 
 def test_prompt_file_errors_name_the_problem(tmp_path):

@@ -249,3 +249,20 @@ def test_last_k_in_fp32_gets_gradients_only_in_those_blocks(tiny_clip_file):
     with_grad = {n for n, p in encoder.named_parameters() if p.grad is not None}
     assert with_grad == {n for n, p in encoder.named_parameters() if p.requires_grad}
     assert np.all([p.grad.abs().sum() > 0 for p in encoder.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("mode", ["last_k", "lora"])
+def test_fp16_encoder_trains_float32_parameters(tiny_clip_file, mode):
+    images = torch.randn(1, 3, 224, 224).half()
+    frozen = model_from_file(tiny_clip_file).visual          # mixed fp16 (upstream layout)
+    with torch.no_grad():
+        reference = frozen(images)
+    encoder = model_from_file(tiny_clip_file).visual
+    trainable = attach_encoder_tuning(encoder, mode, last_k=1, rank=2)
+    output = encoder(images)
+    assert output.dtype == torch.float16
+    if mode == "lora":   # zero B: the adapted fp16 weights are the frozen ones, bit for bit
+        assert torch.equal(output.detach(), reference)
+    output.float().sum().backward()
+    grads = [p.grad for p in trainable.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 for g in grads)

@@ -1,8 +1,11 @@
 """The CLIP-AGIQA trainer: learns prompt contexts and a regression head to predict MOS.
 
 Registered in dassl's `TRAINER_REGISTRY` as "CLIP_AGIQA". Two modules are trained and
-registered in this order: `prompt_learner` (the context vectors) and `regression` (the MLP head);
-each has its own optimizer and LR scheduler built from `OPTIM`. The CLIP encoders are frozen.
+registered in this order: `prompt_learner` (the context vectors) and `regression` (the MLP head,
+or the similarity head's affine map with `HEAD similarity`); each has its own optimizer and LR
+scheduler built from `OPTIM`. The CLIP encoders are frozen, except that
+`TRAIN_IMAGE_ENCODER last_k / lora` registers a third module, `image_encoder` (the trained
+blocks or LoRA factors, learning rate `ENCODER_LR`).
 Loss: MSE between predicted and ground-truth MOS (float32, mean over the batch).
 
 `TRAINER.CLIP_AGIQA.PIPELINE` "fast" (default) replaces the image loaders with loaders of

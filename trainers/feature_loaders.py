@@ -53,13 +53,16 @@ class ImageFeatureEncoder:
     @torch.no_grad()
     def encode(self, images: DecodedImages, indices: torch.Tensor,
                transform: TensorTransform) -> torch.Tensor:
-        """Features `(N, D)` float32 (on `images.compute_device`) of `transform(images[indices])`.
+        """Features `(N, D)` float32 (on `images.compute_device`) of `transform(images[indices])`
+        (`(N * C, D)`, image-major, for a transform with `num_crops` C).
 
         Augmentation parameters are drawn chunk by chunk in the order of `indices`; on a GPU
         the drawing of chunk k+1 overlaps the asynchronous encoding of chunk k.
         """
         chunks = []
-        for chunk in torch.as_tensor(indices, dtype=torch.int64).split(self.batch_size):
+        # A multi-crop transform makes C inputs per image: keep each call at `batch_size` inputs.
+        per_call = max(1, self.batch_size // getattr(transform, "num_crops", 1))
+        for chunk in torch.as_tensor(indices, dtype=torch.int64).split(per_call):
             pixels = transform(images, chunk)
             with self.autocast():
                 chunks.append(self.model.encode_image(pixels).float())

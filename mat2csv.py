@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_USER_ERROR = 2  # bad input, as train.py, score.py and the scripts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the conversion; return the process exit status (0 = at least one file written)."""
     parser = build_parser()
@@ -92,11 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.mos_dir.is_dir():
             print(f"error: no MOS folder here: looked for {' and '.join(map(str, DEFAULT_MOS_DIRS))} "
                   "in the current folder; pass --mos-dir", file=sys.stderr)
-            return 1
+            return EXIT_USER_ERROR
     args.out_dir = args.out_dir or Path(".")
     if not args.mos_dir.is_dir():
-        print(f"error: --mos-dir {args.mos_dir} is not a folder", file=sys.stderr)
-        return 1
+        print(f"error: the MOS folder {args.mos_dir} is not a folder", file=sys.stderr)
+        return EXIT_USER_ERROR
     from datasets.errors import DatasetError  # deferred for the same reason as in conversions()
 
     pairs = conversions()
@@ -110,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = convert(mat_path, args.out_dir / csv_name)
         except DatasetError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_USER_ERROR
         print(f"wrote {args.out_dir / csv_name} ({rows} rows) from {mat_path}")
         written += 1
     if missing:
@@ -118,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not written:
         print(f"error: none of {[m for m, _ in pairs]} found in {args.mos_dir}",
               file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     return 0
 
 

@@ -69,14 +69,21 @@ def test_all_three_tasks_and_out_dir_creation(tmp_path):
 
 
 def test_failures_return_nonzero_with_a_message(tmp_path, capsys):
-    assert mat2csv.main(["--mos-dir", str(tmp_path / "absent"), "--out-dir", str(tmp_path)]) == 1
-    assert "is not a folder" in capsys.readouterr().err
-    assert mat2csv.main(["--mos-dir", str(tmp_path), "--out-dir", str(tmp_path)]) == 1
+    assert mat2csv.main(["--mos-dir", str(tmp_path / "absent"), "--out-dir", str(tmp_path)]) == 2
+    assert "the MOS folder" in capsys.readouterr().err
+    assert mat2csv.main(["--mos-dir", str(tmp_path), "--out-dir", str(tmp_path)]) == 2
     assert "none of" in capsys.readouterr().err
     savemat(tmp_path / "mosz1.mat", {"other": np.ones((3, 1))})
-    assert mat2csv.main(["--mos-dir", str(tmp_path), "--out-dir", str(tmp_path)]) == 1
+    assert mat2csv.main(["--mos-dir", str(tmp_path), "--out-dir", str(tmp_path)]) == 2
     assert "no variable 'MOSz'" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_no_arguments_outside_the_database_names_the_default_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert mat2csv.main([]) == 2
+    err = capsys.readouterr().err
+    assert "no MOS folder here" in err and "pass --mos-dir" in err
 
 
 def test_help_from_the_command_line():

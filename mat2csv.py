@@ -7,7 +7,7 @@ each holding a variable ``MOSz`` of shape (N, 1), and writes ``mos_quality.csv``
 ``mos_authenticity.csv`` and ``mos_correspondence.csv`` with one row per image ``i.png``
 (i = 0 .. N-1). Values are written with Python's shortest round-trip repr, so reading the CSV
 back yields exactly the floats of the ``.mat``. Files are written atomically (temporary file,
-then rename). Missing ``.mat`` files are reported and skipped; exit status 1 when none exists
+then rename). Missing ``.mat`` files are reported and skipped; exit status 2 when none exists
 or one cannot be read.
 """
 

@@ -47,7 +47,7 @@ from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint
                          collect_env_info, configure_determinism, log_only, set_random_seed,
                          setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
-                                 move_previous_run)
+                                 move_previous_run, read_results as read_run_results)
 from dassl.utils.run_record import write_run_record
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
@@ -59,6 +59,9 @@ from trainers import add_trainer_config, check_trainer_config
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+MODEL_CONFIG_FILE = "config.yaml"  # the frozen config every run stores in its OUTPUT_DIR
+# Config subtrees that define a trained model and its test-time input.
+MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
@@ -142,10 +145,54 @@ def base_cfg():
     return cfg
 
 
+def trained_run_config(model_dir: str) -> dict | None:
+    """What an ``--eval-only`` run takes from the trained run in ``model_dir``.
+
+    The model and its test-time input (``INPUT``, ``MODEL``, ``TRAINER``: backbone,
+    transforms, precision, prompts, head), the level names and the level thresholds the run
+    used (``results.json``'s record, else its configured ones), and its data root. None when
+    ``model_dir`` has no ``config.yaml`` (e.g. the original code's output). Raises
+    ``ConfigError`` for an unreadable file.
+    """
+    path = os.path.join(model_dir, MODEL_CONFIG_FILE)
+    if not model_dir or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stored = yaml.safe_load(handle)
+        subset = {key: stored[key] for key in MODEL_SUBTREES if key in stored}
+        dataset = stored.get("DATASET", {})
+    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"cannot read the trained run's config {path}: {exc}") from exc
+    levels = {"LEVEL_NAMES": list(dataset.get("LEVEL_NAMES", []))}
+    results = read_run_results(model_dir) or {}
+    used = ((results.get("data") or {}).get("level_thresholds") or {}).get("values")
+    thresholds = used or list(dataset.get("LEVEL_THRESHOLDS", []))
+    if thresholds:
+        levels["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
+    subset["DATASET"] = levels
+    return {"model": subset, "root": dataset.get("ROOT", ""), "dataset": dataset.get("NAME", ""),
+            "task": dataset.get("TASK", "")}
+
+
 def setup_cfg(args: argparse.Namespace):
-    """Build the frozen config of a run from the parsed arguments."""
+    """Build the frozen config of a run from the parsed arguments.
+
+    ``--eval-only`` of one of our runs takes the model, its transforms and precision, the level
+    prompts and thresholds from the trained run (``trained_run_config``) after the yaml files,
+    so ``--dataset-config-file`` alone may name another database; explicit flags and options
+    still come last. Without ``--output-dir`` its results go to ``MODEL_DIR/eval/<dataset>``.
+    """
     cfg = base_cfg()
     merge_config(cfg, [args.dataset_config_file, args.config_file])
+    trained = trained_run_config(args.model_dir) if args.eval_only else None
+    if trained is not None:
+        cfg.merge_from_other_cfg(type(cfg)(trained["model"]))
+        if trained["root"] and args.root is None:
+            cfg.DATASET.ROOT = trained["root"]
+        if args.output_dir is None:
+            name = os.path.splitext(os.path.basename(args.dataset_config_file))[0]
+            cfg.OUTPUT_DIR = os.path.join(args.model_dir, "eval", name or cfg.DATASET.NAME)
     reset_cfg(cfg, args)
     merge_config(cfg, opts=args.opts)
     cfg.freeze()
@@ -173,6 +220,10 @@ def check_config(cfg, args: argparse.Namespace) -> None:
         check_trainer_config(cfg, levels or None)
     if args.eval_only:
         check_model_dir(args.model_dir, args.load_epoch)
+    elif cfg.DATASET.SPLIT_MODE == "all":
+        raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
+                          "nothing to train on: use it with --eval-only --model-dir RUN to test "
+                          "a trained run on all of this database")
 
 
 def check_model_dir(model_dir: str, load_epoch: int | None) -> None:

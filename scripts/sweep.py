@@ -9,6 +9,9 @@ Usage:
     python scripts/sweep.py configs/sweeps/example.yaml --executor slurm --partition gpu \\
         --time-per-run 2:00:00 --runs-per-task 2 [--collect-job]       # on a SLURM login node
     python scripts/sweep.py configs/sweeps/example.yaml --status   # new/queued/running/done/failed
+    python scripts/sweep.py --datasets AGIQA1K --variants vit_b16_ep100 --protocol paper \\
+        --split-indices 1 2 3 4 5 6 7 8 9 10 --extra-opts DATASET.SPLIT_FILE peer_splits
+    python scripts/sweep.py --datasets AGIQA AGIQA1K --variants vit_b16_ep100 --cross
 
 Each run is one ``train.py`` process writing to
 ``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The local executor (default)
@@ -21,8 +24,12 @@ and returns; ``--collect-only`` (or the dependent job of ``--collect-job``) writ
 once it has finished. Either way finished runs are skipped, interrupted ones resumed and runs
 still queued or running on the cluster left alone, so the same command can simply be run again.
 Exit status: 0 when every run is done (or the array was submitted), 1 when some failed or are
-missing, 2 for an invalid sweep. See ``scripts/sweeps/spec.py`` for the spec format and
-``configs/protocols/`` for the protocols.
+missing, 2 for an invalid sweep. With ``--split-indices`` the runs use the fixed split folders
+``SPLIT_FILE/<K>/`` (run folders ``split<K>``). With ``--cross`` (local executor) every run of
+dataset A is also tested on all of every other dataset B (eval-only, in the run's ``eval/<B>``
+folder), and ``OUTPUT/cross.csv`` (one row per A x B x run, the diagonal being A's own test
+split), ``OUTPUT/cross_summary.csv`` (medians) and the printed A x B table follow. See
+``scripts/sweeps/spec.py`` for the spec format and ``configs/protocols/`` for the protocols.
 """
 from __future__ import annotations
 
@@ -40,10 +47,13 @@ from dassl.evaluation.plots import save_boxplot  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.runner import (Job, check_identity, device_slots, execute,  # noqa: E402
                                 read_results, run_status, visible_gpus)
-from scripts.sweeps.spec import Run, SweepError, build_spec, load_spec_file  # noqa: E402
+from scripts.sweeps.spec import (CrossRun, Run, SweepError, build_spec,  # noqa: E402
+                                 load_spec_file)
 from tabulate import tabulate  # noqa: E402
-from scripts.sweeps.tables import (format_summary, result_row, results_table,  # noqa: E402
-                                summary_table, write_csv)
+import pandas as pd  # noqa: E402
+from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # noqa: E402
+                                   format_cross, format_summary, result_row, results_table,
+                                   summary_table, write_csv)
 
 TRAIN_SCRIPT = REPO / "train.py"
 
@@ -65,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: 1)")
     parser.add_argument("--split-seeds", nargs="+", type=int, default=None,
                         help="DATASET.SPLIT_SEED values (default: 42, the reference split)")
+    parser.add_argument("--split-indices", nargs="+", type=int, default=None,
+                        help="DATASET.SPLIT_INDEX values: fixed split folders SPLIT_FILE/<K>/ "
+                             "(run folders split<K>) instead of split seeds")
+    parser.add_argument("--cross", action="store_true", default=None,
+                        help="also test each run on all of every other dataset (A x B table; "
+                             "local executor)")
     parser.add_argument("--root", default=None, help="dataset root (default: ./data)")
     parser.add_argument("--output", default=None, help="sweep folder (default: output/sweep)")
     parser.add_argument("--extra-opts", nargs="+", default=None, metavar="KEY_OR_VALUE",
@@ -122,9 +138,11 @@ def slurm_options(args: argparse.Namespace) -> Optional[cluster.SlurmOptions]:
         sbatch_opts=args.sbatch_opt)
 
 
-def make_jobs(runs: Sequence[Run], root: str, extra_opts: Sequence[str]) -> list[Job]:
+def make_jobs(runs: Sequence[Run | CrossRun], root: str,
+              extra_opts: Sequence[str]) -> list[Job]:
     return [Job(run.key, (sys.executable, str(TRAIN_SCRIPT), *run.train_argv(root, extra_opts)),
-                run.output_dir, run.identity(extra_opts)) for run in runs]
+                run.output_dir, run.identity(extra_opts),
+                "eval_only" if isinstance(run, CrossRun) else "train") for run in runs]
 
 
 def validate_configs(runs: Sequence[Run], jobs: Sequence[Job]) -> None:
@@ -167,6 +185,42 @@ def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
     print(format_summary(summary))
     print(message)
     return rows, len(done) == len(results)
+
+
+def collect_cross(runs: Sequence[Run], cross: Sequence[CrossRun], output: Path) -> bool:
+    """Write cross.csv and cross_summary.csv and print the A x B table; True when complete."""
+    rows = []
+    for run in runs:
+        trained = read_results(run.output_dir)
+        train_range = trained.get("train_mos_range") if trained else None
+        ids = {"train_dataset": run.dataset.name, "variant": run.variant.name,
+               "protocol": run.protocol.name, "split": run.split_folder, "seed": run.seed}
+        tested = (trained or {}).get("final", {}).get("mos_range")
+        rows.append(cross_row(dict(ids, test_dataset=run.dataset.name), str(run.output_dir),
+                              trained["selected"] if trained else None, train_range,
+                              tested if trained else None))
+        for job in (c for c in cross if c.run == run):
+            evaluated = read_results(job.output_dir, "eval_only")
+            final = evaluated["final"] if evaluated else None
+            rows.append(cross_row(dict(ids, test_dataset=job.target.name), str(job.output_dir),
+                                  final, train_range, final.get("mos_range") if final else None))
+    table = pd.DataFrame(rows, columns=list(CROSS_COLUMNS))
+    summary = cross_summary(table)
+    output.mkdir(parents=True, exist_ok=True)
+    write_csv(table, output / "cross.csv")
+    write_csv(summary, output / "cross_summary.csv")
+    print(format_cross(summary))
+    print(f"cross-database tables: {output / 'cross.csv'}, {output / 'cross_summary.csv'}")
+    return bool((table["status"] == "done").all())
+
+
+def collect_all(runs: Sequence[Run], cross: Sequence[CrossRun], output: Path,
+                with_cross: bool) -> bool:
+    """The sweep tables, and the cross-database ones with ``--cross``; True when complete."""
+    complete = collect(runs, output)[1]
+    if with_cross:
+        complete = collect_cross(runs, cross, output) and complete
+    return complete
 
 
 def check_output_folder(output: Path, jobs: Sequence[Job]) -> None:
@@ -242,14 +296,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {"datasets": args.datasets, "variants": args.variants,
                  "protocols": args.protocols, "seeds": args.seeds,
-                 "split_seeds": args.split_seeds, "root": args.root, "output": args.output,
+                 "split_seeds": args.split_seeds, "split_indices": args.split_indices,
+                 "cross": args.cross, "root": args.root, "output": args.output,
                  "extra_opts": args.extra_opts}
     try:
         options = slurm_options(args)
         spec = build_spec(load_spec_file(args.spec) if args.spec else {}, overrides)
         runs = spec.runs()
+        cross = spec.cross_runs()
         jobs = make_jobs(runs, spec.root, spec.extra_opts)
-        check_output_folder(spec.output, jobs)
+        cross_jobs = make_jobs(cross, spec.root, spec.extra_opts)
+        if cross and options is not None:
+            raise SweepError("--cross runs on the local executor: submit the training runs with "
+                             "--executor slurm, then run the same command with --cross locally "
+                             "(finished runs are skipped) for the evaluations and the A x B table")
+        check_output_folder(spec.output, jobs + cross_jobs)
         if not (args.collect_only or args.status):
             validate_configs(runs, jobs)
         slots = device_slots(visible_gpus(), args.jobs) if options is None else []
@@ -264,8 +325,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.status:
         return show_status(jobs, states)
     plan = print_plan(spec.output, jobs, states)
+    plan.update({job.key: run_status(job.output_dir, job.mode) for job in cross_jobs})
+    if cross_jobs:
+        waiting = sum(plan[job.key] != "done" for job in cross_jobs)
+        print(f"+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run")
     if args.dry_run:
-        for job in jobs:
+        for job in jobs + cross_jobs:
             print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
         if options is not None:
             tasks = -(-sum(v in ("new", "resume") for v in plan.values()) // options.runs_per_task)
@@ -273,21 +338,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{options.runs_per_task} run(s), {options.task_time_min} min each")
         return 0
     if args.collect_only:
-        return 0 if collect(runs, spec.output)[1] else 1
+        return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
     if options is not None:
         try:
             return submit_to_slurm(args, argv, runs, jobs, spec.output, options)
         except SweepError as exc:
             print(f"sweep: error: {exc}", file=sys.stderr)
             return 2
-    todo = [job for job in jobs if plan[job.key] in ("new", "resume")]
-    if todo:
-        gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
-        where = f"GPU(s) {gpus}" if gpus else "CPU"
-        print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
-        execute(todo, slots)
-    _rows, complete = collect(runs, spec.output)
-    return 0 if complete else 1
+    # Evaluations need their trained run: they go after all training runs.
+    for phase in (jobs, cross_jobs):
+        todo = [job for job in phase if plan[job.key] in ("new", "resume")]
+        if todo:
+            gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
+            where = f"GPU(s) {gpus}" if gpus else "CPU"
+            print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
+            execute(todo, slots)
+    return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
 
 
 if __name__ == "__main__":

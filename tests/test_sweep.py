@@ -30,13 +30,28 @@ def load_cli():
 sweep = load_cli()
 
 # A stand-in for train.py: records how it was called and writes a results.json whose SRCC is
-# 0.8 (N_CTX 4) or 0.7 (N_CTX 8) plus 0.01 * seed; exits 3 when called with --fail.
+# 0.8 (N_CTX 4) or 0.7 (N_CTX 8) plus 0.01 * seed; exits 3 when called with --fail. With
+# --eval-only it writes an eval-only report whose SRCC is 0.3; MOS ranges are 27..74 for
+# AIGCIQA2023 and 0..5 otherwise.
 FAKE_TRAINER = textwrap.dedent("""
     import json, os, sys
     args = sys.argv[1:]
     if "--fail" in args:
         print("boom: deliberate failure")
         sys.exit(3)
+    config = args[args.index("--dataset-config-file") + 1] if "--dataset-config-file" in args \\
+        else ""
+    mos_range = [27.0, 74.0] if "AIGCIQA2023" in config else [0.0, 5.0]
+    if "--eval-only" in args:
+        out = args[args.index("--output-dir") + 1]
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "invocations.jsonl"), "a") as f:
+            f.write(json.dumps({"argv": args}) + "\\n")
+        metrics = {"srcc": 0.3, "plcc": 0.35, "krcc": 0.2, "rmse": 2.0}
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump({"mode": "eval_only", "final": {"split": "test", "metrics": metrics,
+                       "n_images": 7, "mos_range": mos_range}}, f)
+        sys.exit(0)
     out = args[args.index("--output-dir") + 1]
     seed = int(args[args.index("--seed") + 1])
     opts = args[args.index("--output-dir") + 2:]
@@ -53,7 +68,8 @@ FAKE_TRAINER = textwrap.dedent("""
     block = {"epoch": 2, "split": "test", "metrics": metrics}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"mode": "train", "final_model": kv["TEST.FINAL_MODEL"], "last": block,
-                   "selected": dict(block, selected_on="test")}, f)
+                   "selected": dict(block, selected_on="test"), "train_mos_range": mos_range,
+                   "final": {"split": "test", "metrics": metrics, "mos_range": mos_range}}, f)
 """)
 
 
@@ -306,3 +322,58 @@ def test_real_sweep_end_to_end(tmp_path, capsys):
     assert list(summary["n"]) == [1, 1] and (out / "boxplot.png").is_file()
     assert sweep.main(args) == 0  # everything done: skipped
     assert "2 run(s): 2 done" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- split files, cross
+def test_split_indices_plan_one_run_per_split_folder(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA1K", "--variants", "vit_b16_ep50", "--split-indices", "1", "2",
+            "--output", str(out), "--root", str(tmp_path), "--extra-opts",
+            "DATASET.SPLIT_FILE", "peer_splits", "--dry-run"]
+    assert sweep.main(args) == 0
+    text = capsys.readouterr().out
+    for k in (1, 2):
+        assert f"AGIQA1K/vit_b16_ep50/paper/split{k}/seed1" in text
+        assert f"DATASET.SPLIT_INDEX {k} DATASET.SPLIT_FILE peer_splits" in text
+    spec = build_spec({}, {"datasets": ["AGIQA1K"], "variants": ["vit_b16_ep50"],
+                           "split_indices": [3]})
+    run = spec.runs()[0]
+    assert run.output_dir.parts[-2:] == ("split3", "seed1") and run.identity()["split_index"] == 3
+    with pytest.raises(SweepError, match="split seeds or split indices, not both"):
+        build_spec({}, {"datasets": ["AGIQA1K"], "variants": ["vit_b16_ep50"],
+                        "split_indices": [1], "split_seeds": [1, 2]})
+    with pytest.raises(SweepError, match="set by the sweep"):
+        build_spec({}, {"datasets": ["AGIQA1K"], "variants": ["vit_b16_ep50"],
+                        "extra_opts": ["DATASET.SPLIT_INDEX", "1"]})
+
+
+def test_cross_sweep_builds_the_a_by_b_table(tmp_path, fake_trainer, capsys):
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA", "AGIQA1K", "AIGCIQA2023", "--variants", "nctx4=vit_b16_ep50",
+            "--output", str(out), "--root", str(tmp_path / "data"), "--cross"]
+    assert sweep.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 run(s)" in printed and "+ 6 cross-database evaluation(s), 6 to run" in printed
+    cross = pd.read_csv(out / "cross.csv")
+    assert len(cross) == 9 and (cross["status"] == "done").all()
+    cell = cross.set_index(["train_dataset", "test_dataset"])
+    for a in ("AGIQA", "AGIQA1K", "AIGCIQA2023"):
+        assert cell.loc[(a, a), "srcc"] == pytest.approx(0.81)  # the run's own test split
+        for b in {"AGIQA", "AGIQA1K", "AIGCIQA2023"} - {a}:
+            assert cell.loc[(a, b), "srcc"] == pytest.approx(0.3)
+            run = out / a / "nctx4" / "paper" / "splitseed42" / "seed1"
+            argv = json.loads((run / "eval" / b / "invocations.jsonl").read_text())["argv"]
+            assert argv[:3] == ["--eval-only", "--model-dir", str(run)]
+            assert argv[-2:] == ["DATASET.SPLIT_MODE", "all"] and "--config-file" not in argv
+    # RMSE only where the MOS scales agree (0..5 vs 27..74 do not).
+    assert cell.loc[("AGIQA", "AGIQA1K"), "rmse"] == pytest.approx(2.0)
+    assert np.isnan(cell.loc[("AGIQA", "AIGCIQA2023"), "rmse"])
+    assert np.isnan(cell.loc[("AIGCIQA2023", "AGIQA1K"), "rmse"])
+    assert cell.loc[("AIGCIQA2023", "AIGCIQA2023"), "rmse"] == pytest.approx(0.19)
+    assert "0.8100 / 0.8100 / 0.1900" in printed and "0.3000 / 0.3500 / 2.0000" in printed
+    assert "RMSE only where the MOS scales agree" in printed
+    summary = pd.read_csv(out / "cross_summary.csv")
+    assert len(summary) == 9 and (summary["n"] == 1).all()
+    assert sweep.main(args) == 0  # nothing left to run
+    printed = capsys.readouterr().out
+    assert "3 done, 0 to resume, 0 new" in printed and "0 to run" in printed

@@ -114,9 +114,14 @@ class CLIP_AGIQA(TrainerX):
         check_prompts(spec, {"training": dataset.train_x, "validation": dataset.val,
                              "test": dataset.test})
         print("Building custom CLIP")
-        target_stats = (training_target_stats(dataset.train_x)
-                        if spec.standardize_target else None)
-        mos_range = training_mos_range(dataset.train_x) if spec.head == "similarity" else None
+        # Without a training split (SPLIT_MODE all, evaluation only) the target statistics and
+        # MOS range are the trained run's, loaded with the head's checkpoint: this data's scale
+        # never enters the model.
+        train_x = dataset.train_x
+        target_stats = (training_target_stats(train_x)
+                        if spec.standardize_target and train_x else None)
+        mos_range = (training_mos_range(train_x) if spec.head == "similarity" and train_x
+                     else None)
         self.model = CustomCLIP.from_spec(self.spec, clip_model, target_stats, mos_range)
 
         print("Turning off gradients in both the image and the text encoder")
@@ -177,11 +182,12 @@ class CLIP_AGIQA(TrainerX):
         self.image_feature_encoder = ImageFeatureEncoder(
             self.model, self.device, options.encode_batch_size, self._autocast)
         test_transform = MultiCropTransform(cfg)
-        train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
-            else FeatureEpochLoader
-        self.train_loader_x = train_loader(
-            self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
-            self.image_feature_encoder, on_device)
+        if self.dm.train_loader_x is not None:
+            train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
+                else FeatureEpochLoader
+            self.train_loader_x = train_loader(
+                self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
+                self.image_feature_encoder, on_device)
         self.test_loader = CachedFeatureLoader(
             self.dm.test_loader, test_transform, self.image_feature_encoder, on_device)
         if self.val_loader is not None:

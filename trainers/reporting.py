@@ -8,7 +8,12 @@
   (`dassl.engine.selection.TrainingResult`: `epoch` 1-based, `split`, `metrics`; `selected` also
   `selected_on`, `selection_metric`, `selection_value`);
 - eval-only mode: `evaluated_checkpoint` = `{model_dir, load_epoch, modules: {name: {path,
-  epoch, val_result}}}`.
+  epoch, val_result}}}` and `trained_run` = `{dataset, task, train_mos_range}` of the run the
+  model comes from (from its results.json; nulls when it has none);
+- `data`: where the labels and the split came from (`label_files` and split `files` with path
+  and SHA-256, split mode / seed / ratios / index, the level thresholds used and their rule), as
+  the dataset records it; `level_names`; `final.mos_range` `[min, max]` of the tested MOS and,
+  in train mode, `train_mos_range` of the training split (to tell whether MOS scales agree).
 `predictions.csv`: header `name,mos,pred`, one row per test image in loader order (names and MOS
 as the label file gives them), floats in full precision (`repr`), so an evaluation run can be
 compared exactly with the training run.
@@ -26,7 +31,7 @@ import warnings
 from typing import Any, Iterable
 
 from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
-from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE
+from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE, read_results
 
 
 def _clean(value: Any) -> Any:
@@ -66,10 +71,17 @@ def _tested_split(trainer: Any) -> str:
     return trainer.last_test_split or trainer.cfg.TEST.SPLIT
 
 
-def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None = None,
-                  load_epoch: int | None = None) -> dict:
+def mos_range(values: Iterable[Any]) -> list[float] | None:
+    """`[min, max]` of the finite MOS among `values`; None when there are none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return [min(finite), max(finite)] if finite else None
+
+
+def build_results(trainer: Any, mode: str, rows: list[tuple[str, float, float]],
+                  model_dir: str | None = None, load_epoch: int | None = None) -> dict:
     """Collect the report of a finished `train()` (mode "train") or `test()` ("eval_only") whose
-    final test scored `n_images` images."""
+    final test gave the `(name, mos, pred)` `rows`."""
+    n_images = len(rows)
     cfg = trainer.cfg
     results: dict[str, Any] = {
         "mode": mode,
@@ -87,7 +99,12 @@ def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None 
             "n_images": n_images,
         },
     }
+    dataset = trainer.dm.dataset
+    results["data"] = getattr(dataset, "provenance", None)
+    results["level_names"] = list(getattr(dataset, "classnames", []) or [])
+    results["final"]["mos_range"] = mos_range(row[1] for row in rows)
     if mode == "train":
+        results["train_mos_range"] = mos_range(item.mos for item in dataset.train_x or [])
         result = trainer.training_result  # None when the run had no final test (NO_TEST)
         results["last"] = None if result is None else dict(result.last)
         results["selected"] = None if result is None else dict(result.selected)
@@ -98,6 +115,9 @@ def build_results(trainer: Any, mode: str, n_images: int, model_dir: str | None 
             "file": checkpoint_file_name(load_epoch),
             "modules": dict(trainer.loaded_checkpoints),
         }
+        trained = (read_results(model_dir) if model_dir else None) or {}
+        results["trained_run"] = {key: trained.get(key) for key in
+                                  ("dataset", "task", "train_mos_range")}
     return _clean(results)
 
 
@@ -134,7 +154,7 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     dict."""
     output_dir = trainer.cfg.OUTPUT_DIR
     rows = prediction_rows(trainer)
-    results = build_results(trainer, mode, len(rows), model_dir, load_epoch)
+    results = build_results(trainer, mode, rows, model_dir, load_epoch)
     atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")

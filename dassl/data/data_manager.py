@@ -99,7 +99,8 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
 class DataManager:
     """Builds the dataset (``DATASET.NAME``), the transforms and the loaders.
 
-    Attributes: ``dataset``, ``train_loader_x``, ``train_loader_u`` (None without ``train_u``),
+    Attributes: ``dataset``, ``train_loader_x`` (None only with ``DATASET.SPLIT_MODE all``,
+    which has no training split), ``train_loader_u`` (None without ``train_u``),
     ``val_loader`` (None without ``val``), ``test_loader``, ``tfm_train``, ``tfm_test``,
     ``num_classes``, ``num_source_domains``, ``lab2cname``.
     """
@@ -110,7 +111,10 @@ class DataManager:
                           else custom_tfm_train)
         self.tfm_test = (build_transform(cfg, is_train=False) if custom_tfm_test is None
                          else custom_tfm_test)
-        if not dataset.train_x:
+        # SPLIT_MODE "all" (every row tested, for evaluating a model trained elsewhere) is the
+        # one configuration without a training split.
+        evaluation_only = cfg.DATASET.get("SPLIT_MODE", "") == "all"
+        if not dataset.train_x and not evaluation_only:
             raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty training split: check "
                               "DATASET.TEST_RATIO / VAL_RATIO and the label file")
         if not dataset.test:
@@ -118,7 +122,7 @@ class DataManager:
                               "DATASET.TEST_RATIO and the label file")
         dl = cfg.DATALOADER
 
-        self.train_loader_x = build_data_loader(
+        self.train_loader_x = None if not dataset.train_x else build_data_loader(
             cfg, sampler_type=dl.TRAIN_X.SAMPLER, data_source=dataset.train_x,
             batch_size=dl.TRAIN_X.BATCH_SIZE, n_domain=dl.TRAIN_X.N_DOMAIN, n_ins=dl.TRAIN_X.N_INS,
             tfm=self.tfm_train, is_train=True, dataset_wrapper=dataset_wrapper)

@@ -42,18 +42,20 @@ class Job:
     argv: tuple[str, ...]
     output_dir: Path
     identity: Mapping
+    mode: str = "train"  # the results.json mode that marks it done: "train" or "eval_only"
 
 
-def read_results(run_dir: str | os.PathLike) -> Optional[dict]:
-    """The run's ``results.json`` if it is a complete training report, else None.
+def read_results(run_dir: str | os.PathLike, mode: str = "train") -> Optional[dict]:
+    """The run's ``results.json`` if it is a complete report of ``mode``, else None.
 
-    Complete: mode "train" and ``last`` / ``selected`` blocks whose ``metrics`` hold
-    SRCC/PLCC/KRCC/RMSE keys (values may be null = NaN). Unreadable JSON counts as incomplete.
+    Complete: that mode, and ``last`` / ``selected`` blocks (train) or a ``final`` block
+    (eval_only) whose ``metrics`` hold SRCC/PLCC/KRCC/RMSE keys (values may be null = NaN).
+    Unreadable JSON counts as incomplete.
     """
     results = read_run_results(os.fspath(run_dir))
-    if results is None or results.get("mode") != "train":
+    if results is None or results.get("mode") != mode:
         return None
-    for block in ("last", "selected"):
+    for block in ("last", "selected") if mode == "train" else ("final",):
         part = results.get(block)
         metrics = part.get("metrics") if isinstance(part, dict) else None
         if not isinstance(metrics, dict) or not all(k in metrics for k in REQUIRED_METRICS):
@@ -61,10 +63,10 @@ def read_results(run_dir: str | os.PathLike) -> Optional[dict]:
     return results
 
 
-def run_status(run_dir: str | os.PathLike) -> str:
+def run_status(run_dir: str | os.PathLike, mode: str = "train") -> str:
     """"done", "resume" (a module folder holds a checkpoint) or "new"."""
     run_dir = Path(run_dir)
-    if read_results(run_dir) is not None:
+    if read_results(run_dir, mode) is not None:
         return "done"
     if run_dir.is_dir() and checkpoint_dirs(os.fspath(run_dir)):
         return "resume"
@@ -150,10 +152,15 @@ def launch(job: Job, device: Optional[str] = None,
 def report(job: Job, code: Optional[int], took_s: float) -> tuple[bool, str]:
     """Whether a run that ended with exit status ``code`` succeeded (status 0 and a complete
     ``results.json``), and the console line for it (a failure shows the log's last lines)."""
-    results = read_results(job.output_dir) if code == 0 else None
+    results = read_results(job.output_dir, job.mode) if code == 0 else None
     if results is None:
         return False, (f"FAILED {job.key} (exit code {code}) after {took_s:.0f} s; log "
                        f"{job.output_dir / LOG_FILE}:\n{log_tail(job.output_dir)}")
+    if job.mode != "train":
+        srcc = results["final"]["metrics"].get("srcc")
+        srcc = "nan" if srcc is None else f"{float(srcc):.4f}"
+        return True, (f"done  {job.key} in {took_s:.0f} s: SRCC {srcc} on all "
+                      f"{results['final'].get('n_images')} images")
     selected = results["selected"]
     srcc = selected["metrics"].get("srcc")
     srcc = "nan" if srcc is None else f"{float(srcc):.4f}"

@@ -1,6 +1,6 @@
 """Sweep specifications and protocol yamls -> the list of planned ``train.py`` runs.
 
-A sweep is the product datasets x variants x protocols x split seeds x seeds. Its yaml file
+A sweep is the product datasets x variants x protocols x splits x seeds. Its yaml file
 (all keys optional; CLI flags of ``scripts/sweep.py`` override them) reads::
 
     root: ./data                  # DATASET.ROOT
@@ -10,7 +10,15 @@ A sweep is the product datasets x variants x protocols x split seeds x seeds. It
     protocols: [paper, val]       # configs/protocols/<name>.yaml or a yaml path
     seeds: [1, 2, 3]              # --seed of train.py
     split_seeds: [42]             # DATASET.SPLIT_SEED
+    split_indices: []             # DATASET.SPLIT_INDEX K (fixed split files): folders split<K>
+    cross: false                  # also test every run on all of every other dataset
     extra_opts: []                # KEY VALUE pairs appended to every run
+
+With ``split_indices`` the splits are the numbered folders of each dataset's
+``DATASET.SPLIT_FILE`` (e.g. AGIQA-1K's peer splits) instead of seeds: one run per index, in
+``OUTPUT/.../split<K>/seedS``. With ``cross`` every training run of dataset A is then evaluated
+on all of every other dataset B (``train.py --eval-only ... DATASET.SPLIT_MODE all``, written to
+the run's ``eval/<B>`` folder), giving the A x B table (``CrossRun``).
 
 A dataset or variant entry is a name (``configs/datasets/<name>.yaml``,
 ``configs/trainers/CLIP_AGIQA/<name>.yaml``), a yaml path (name = file stem), or a mapping
@@ -36,7 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-__all__ = ["SweepError", "Entry", "Protocol", "Run", "SweepSpec", "REPO", "load_spec_file",
+__all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
            "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
            "opt_keys", "RESERVED_KEYS", "NON_SEMANTIC_KEYS"]
 
@@ -47,13 +55,13 @@ PROTOCOL_DIR = REPO / "configs" / "protocols"
 DEFAULT_TRAINER = "CLIP_AGIQA"
 # Set by the sweep itself for every run; user opts must not override them.
 RESERVED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.SPLIT_SEED",
-                 "TRAINER.NAME")
+                 "DATASET.SPLIT_INDEX", "TRAINER.NAME")
 # Opts that may change between invocations of one experiment (where and how fast it runs, how
 # much it prints): left out of a run's identity, so e.g. --extra-opts DATALOADER.NUM_WORKERS 8
 # on another machine still skips / resumes the runs made before.
 NON_SEMANTIC_KEYS = ("DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA")
 SPEC_KEYS = ("root", "output", "datasets", "variants", "protocols", "seeds", "split_seeds",
-             "extra_opts")
+             "split_indices", "cross", "extra_opts")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # one safe path component
 
 
@@ -90,17 +98,27 @@ class Run:
     split_seed: int
     seed: int
     output_dir: Path
+    split_index: int | None = None
+
+    @property
+    def split_folder(self) -> str:
+        """``split<K>`` for a fixed split file index, else ``splitseed<K>``."""
+        return (f"splitseed{self.split_seed}" if self.split_index is None
+                else f"split{self.split_index}")
 
     @property
     def key(self) -> str:
-        """``dataset/variant/protocol/splitseedK/seedS`` (the run's folder below the output)."""
+        """``dataset/variant/protocol/splitseedK/seedS`` (the run's folder below the output;
+        ``split<K>`` instead of ``splitseed<K>`` with split indices)."""
         return (f"{self.dataset.name}/{self.variant.name}/{self.protocol.name}/"
-                f"splitseed{self.split_seed}/seed{self.seed}")
+                f"{self.split_folder}/seed{self.seed}")
 
     def opts(self, extra_opts: Sequence[str] = ()) -> list[str]:
-        """Trailing KEY VALUE opts: dataset, variant, protocol, split seed, then extra opts."""
+        """Trailing KEY VALUE opts: dataset, variant, protocol, split seed (and index), then
+        extra opts."""
+        index = [] if self.split_index is None else ["DATASET.SPLIT_INDEX", str(self.split_index)]
         return [*self.dataset.opts, *self.variant.opts, *self.protocol.opts,
-                "DATASET.SPLIT_SEED", str(self.split_seed), *extra_opts]
+                "DATASET.SPLIT_SEED", str(self.split_seed), *index, *extra_opts]
 
     def train_argv(self, root: str, extra_opts: Sequence[str] = ()) -> list[str]:
         """Arguments of ``train.py`` (without the interpreter and script path)."""
@@ -115,6 +133,39 @@ class Run:
                 "variant": self.variant.name, "variant_config": _display(self.variant.config),
                 "trainer": self.variant.trainer, "protocol": self.protocol.name,
                 "seed": self.seed, "split_seed": self.split_seed,
+                **({} if self.split_index is None else {"split_index": self.split_index}),
+                "opts": _semantic(self.opts(extra_opts))}
+
+
+@dataclass(frozen=True)
+class CrossRun:
+    """Evaluation of the trained ``run`` (dataset A) on all of ``target`` (dataset B):
+    ``train.py --eval-only --model-dir RUN --dataset-config-file B DATASET.SPLIT_MODE all``."""
+
+    run: Run
+    target: Entry
+
+    @property
+    def output_dir(self) -> Path:
+        return self.run.output_dir / "eval" / self.target.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.run.key}/eval/{self.target.name}"
+
+    def opts(self, extra_opts: Sequence[str] = ()) -> list[str]:
+        return [*self.target.opts, "DATASET.SPLIT_MODE", "all", *extra_opts]
+
+    def train_argv(self, root: str, extra_opts: Sequence[str] = ()) -> list[str]:
+        """Arguments of the eval-only ``train.py`` call: the model, its transforms, precision
+        and levels come from the trained run, only the data from B."""
+        return ["--eval-only", "--model-dir", str(self.run.output_dir), "--root", str(root),
+                "--dataset-config-file", str(self.target.config),
+                "--output-dir", str(self.output_dir), *self.opts(extra_opts)]
+
+    def identity(self, extra_opts: Sequence[str] = ()) -> dict:
+        return {"evaluates": self.run.key, "dataset": self.target.name,
+                "dataset_config": _display(self.target.config),
                 "opts": _semantic(self.opts(extra_opts))}
 
 
@@ -130,13 +181,33 @@ class SweepSpec:
     root: str
     output: Path
     extra_opts: tuple[str, ...] = field(default_factory=tuple)
+    split_indices: list[int] = field(default_factory=list)
+    cross: bool = False
 
     def runs(self) -> list[Run]:
-        """Runs of every dataset x variant pair the variant applies to (see `applies_to`)."""
-        return [Run(d, v, p, k, s, self.output / d.name / v.name / p.name / f"splitseed{k}"
-                    / f"seed{s}")
-                for d in self.datasets for v in self.variants if applies_to(v, d)
-                for p in self.protocols for k in self.split_seeds for s in self.seeds]
+        """Runs of every dataset x variant pair the variant applies to (see `applies_to`), per
+        split (seed or fixed split index) and seed."""
+        splits = ([(self.split_seeds[0], i) for i in self.split_indices] if self.split_indices
+                  else [(k, None) for k in self.split_seeds])
+        runs = []
+        for d in self.datasets:
+            for v in self.variants:
+                if not applies_to(v, d):
+                    continue
+                for p in self.protocols:
+                    for k, i in splits:
+                        for s in self.seeds:
+                            folder = f"splitseed{k}" if i is None else f"split{i}"
+                            runs.append(Run(d, v, p, k, s, self.output / d.name / v.name
+                                            / p.name / folder / f"seed{s}", i))
+        return runs
+
+    def cross_runs(self) -> list[CrossRun]:
+        """With ``cross``: every run evaluated on every other dataset, in run order."""
+        if not self.cross:
+            return []
+        return [CrossRun(run, target) for run in self.runs() for target in self.datasets
+                if target.name != run.dataset.name]
 
     def skipped(self) -> list[tuple[str, str]]:
         """`(dataset, variant)` names of the pairs left out because the variant is named for
@@ -370,9 +441,21 @@ def build_spec(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSpe
         if clash:
             raise SweepError(f"{what} sets {clash}: these keys are set by the sweep or its "
                              "protocol; choose or add a protocol instead")
+    split_seeds = _ints(pick("split_seeds", [42]), "split_seeds")
+    indices = pick("split_indices", [])
+    split_indices = _ints(indices, "split_indices") if _as_list(indices) else []
+    if split_indices and len(split_seeds) > 1:
+        raise SweepError("give split seeds or split indices, not both: split indices name fixed "
+                         "split files, which no seed changes")
+    if any(i < 0 for i in split_indices):
+        raise SweepError(f"split_indices must be >= 0, got {split_indices}")
+    cross = pick("cross", False)
+    if not isinstance(cross, bool):
+        raise SweepError(f"cross must be true or false, got {cross!r}")
+    if cross and len(datasets) < 2:
+        raise SweepError("cross needs at least two datasets (A x B table)")
     return SweepSpec(datasets=datasets, variants=variants, protocols=protocols,
-                     seeds=_ints(pick("seeds", [1]), "seeds"),
-                     split_seeds=_ints(pick("split_seeds", [42]), "split_seeds"),
+                     seeds=_ints(pick("seeds", [1]), "seeds"), split_seeds=split_seeds,
                      root=os.path.abspath(os.path.expanduser(str(pick("root", "./data")))),
                      output=Path(os.path.abspath(str(pick("output", "output/sweep")))),
-                     extra_opts=extra)
+                     extra_opts=extra, split_indices=split_indices, cross=cross)

@@ -102,3 +102,92 @@ def format_summary(summary: pd.DataFrame) -> str:
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``table`` without index (floats round-trip exactly), atomically."""
     atomic_write_text(str(path), table.to_csv(index=False))
+
+
+# ----------------------------------------------------------------------------- cross-database
+CROSS_COLUMNS = ("train_dataset", "test_dataset", "variant", "protocol", "split", "seed",
+                 "status", "n_images", "srcc", "plcc", "rmse", "scales_agree",
+                 "train_mos_min", "train_mos_max", "test_mos_min", "test_mos_max", "output_dir")
+CROSS_METRICS = ("srcc", "plcc", "rmse")
+# Two MOS ranges share a scale when they overlap over at least this fraction of the shorter
+# one: AGIQA-3K / AGIQA-1K / AIGIQA-20K (about 0..5) agree, AIGCIQA2023 (about 27..74) does not.
+SCALE_OVERLAP = 0.5
+
+
+def scales_agree(a: Optional[list], b: Optional[list]) -> bool:
+    """Whether the MOS ranges ``[min, max]`` ``a`` and ``b`` are on one scale (see
+    ``SCALE_OVERLAP``); False when either is unknown."""
+    if not a or not b:
+        return False
+    overlap = min(a[1], b[1]) - max(a[0], b[0])
+    shorter = min(a[1] - a[0], b[1] - b[0])
+    return shorter > 0 and overlap >= SCALE_OVERLAP * shorter
+
+
+def cross_row(ids: Mapping[str, Any], output_dir: str, metrics_block: Optional[dict],
+              train_range: Optional[list], test_range: Optional[list]) -> dict:
+    """One ``cross.csv`` row; ``metrics_block`` is the tested block of results.json
+    (``selected`` of the training run on the diagonal, ``final`` of the eval-only run
+    elsewhere), None when the run is missing. RMSE is NaN unless the MOS scales agree."""
+    row: dict[str, Any] = {c: None for c in CROSS_COLUMNS}
+    row.update(ids, output_dir=str(output_dir),
+               status="missing" if metrics_block is None else "done")
+    if metrics_block is None:
+        return row
+    agree = scales_agree(train_range, test_range)
+    metrics = metrics_block.get("metrics") or {}
+    row.update(n_images=metrics_block.get("n_images"), scales_agree=agree,
+               srcc=_number(metrics.get("srcc")), plcc=_number(metrics.get("plcc")),
+               rmse=_number(metrics.get("rmse")) if agree else math.nan)
+    for name, values in (("train", train_range), ("test", test_range)):
+        if values:
+            row[f"{name}_mos_min"], row[f"{name}_mos_max"] = values
+    return row
+
+
+def cross_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Median SRCC/PLCC/RMSE over seeds and splits per variant x protocol x A x B (done runs).
+    RMSE stays NaN where the scales disagree."""
+    keys = ["variant", "protocol", "train_dataset", "test_dataset"]
+    out = []
+    for key, group in rows.groupby(keys, sort=False):
+        done = group[group["status"] == "done"]
+        entry: dict[str, Any] = dict(zip(keys, key))
+        entry.update(n=len(done), n_missing=len(group) - len(done))
+        for metric in CROSS_METRICS:
+            values = done[metric].to_numpy(dtype=np.float64)
+            entry[f"{metric}_median"] = float(np.median(values)) if values.size else math.nan
+        out.append(entry)
+    return pd.DataFrame(out, columns=keys + ["n", "n_missing"]
+                        + [f"{m}_median" for m in CROSS_METRICS])
+
+
+def format_cross(summary: pd.DataFrame) -> str:
+    """One A x B matrix per variant x protocol; cells ``SRCC / PLCC`` (``/ RMSE`` where the
+    MOS scales agree), medians over seeds and splits."""
+    blocks = []
+    for (variant, protocol), group in summary.groupby(["variant", "protocol"], sort=False):
+        trained = list(dict.fromkeys(group["train_dataset"]))
+        tested = list(dict.fromkeys(list(group["train_dataset"]) + list(group["test_dataset"])))
+        cells = {(r["train_dataset"], r["test_dataset"]): r for r in group.to_dict("records")}
+        lines = []
+        for a in trained:
+            line = [a]
+            for b in tested:
+                r = cells.get((a, b))
+                if r is None or r["n"] == 0:
+                    line.append("-")
+                    continue
+                text = f"{r['srcc_median']:.4f} / {r['plcc_median']:.4f}"
+                if math.isfinite(r["rmse_median"]):
+                    text += f" / {r['rmse_median']:.4f}"
+                line.append(text)
+            lines.append(line)
+        headers = [f"{variant}, {protocol}: trained on \\ tested on"] + tested
+        blocks.append(tabulate(lines, headers=headers, tablefmt="github",
+                               disable_numparse=True))
+    note = ("cells: SRCC / PLCC [/ RMSE], medians over seeds x splits. Diagonal: the database's "
+            "own test split; elsewhere: the row's run tested on ALL of the column's database. "
+            "RMSE only where the MOS scales agree (training vs tested MOS range overlap; e.g. "
+            "AGIQA-3K is 0-5, AIGCIQA2023 about 27-74: no RMSE between them).")
+    return "\n\n".join(blocks) + "\n" + note

@@ -1,0 +1,88 @@
+"""Cross-database evaluation end to end: train on a tiny AGIQA-1K (real label rows, rendered
+images), then test on all of a tiny AIGIQA-20K with one eval-only command naming only B."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import train
+from datasets.synthetic import make_synthetic_agiqa1k, make_synthetic_aigiqa20k
+from trainers import load_scorer
+
+REPO = Path(__file__).resolve().parents[1]
+AGIQA1K_YAML = str(REPO / "configs/datasets/AGIQA1K.yaml")
+AIGIQA20K_YAML = str(REPO / "configs/datasets/AIGIQA20K.yaml")
+LABELS = REPO / "tests" / "data" / "agiqa1k" / "AIGC_MOS_Zscore.xlsx"
+TINY_20K = {"train": 1, "val": 1, "test": 1}  # 40 images per part
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def cross(tmp_path_factory, tiny_args):
+    """A 1-epoch AGIQA-1K run (standardised target, fp32) and its eval-only run on AIGIQA-20K."""
+    root = tmp_path_factory.mktemp("cross")
+    make_synthetic_agiqa1k(root, LABELS, n_images=40, size=(40, 40), rendered=True)
+    make_synthetic_aigiqa20k(root, TINY_20K, images="split", size=(40, 40))
+    run = root / "run"
+    train.main(tiny_args(run, "TRAINER.CLIP_AGIQA.PREC", "fp32",
+                         "TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET", "True",
+                         "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True",
+                         root=root, dataset_yaml=AGIQA1K_YAML))
+    results = train.main(["--eval-only", "--model-dir", str(run), "--dataset-config-file",
+                          AIGIQA20K_YAML, "DATASET.SPLIT_MODE", "all",
+                          "DATALOADER.NUM_WORKERS", "0"])
+    return {"root": root, "run": run, "results": results, "eval": run / "eval" / "AIGIQA20K"}
+
+
+def test_eval_only_tests_every_row_of_b_with_the_trained_model(cross):
+    results = cross["results"]
+    assert results["mode"] == "eval_only" and results["dataset"] == "AIGIQA20K"
+    assert results["final"]["split"] == "test" and results["final"]["n_images"] == 40
+    assert results["data"]["split"]["mode"] == "all"
+    assert results["trained_run"]["dataset"] == "AGIQA1K"
+    assert json.loads((cross["eval"] / "results.json").read_text()) == results
+    rows = read_rows(cross["eval"] / "predictions.csv")
+    # The predictions are those of the trained run's model (its weights, prompts, transforms,
+    # precision and target statistics), scored independently of the eval-only run.
+    scorer = load_scorer(cross["run"])
+    folder = cross["root"] / "AIGIQA-20K" / "train"
+    expected = scorer([str(folder / r["name"]) for r in rows])
+    # Tolerance: the fast pipeline and the scorer resize on different code paths (float32).
+    torch.testing.assert_close(torch.tensor([float(r["pred"]) for r in rows]), expected,
+                               rtol=0, atol=1e-5)
+
+
+def test_model_settings_and_levels_come_from_the_trained_run(cross):
+    trained = yaml.safe_load((cross["run"] / "config.yaml").read_text())
+    evaluated = yaml.safe_load((cross["eval"] / "config.yaml").read_text())
+    for key in ("N_CTX", "PREC", "STANDARDIZE_TARGET", "HEAD_INPUT"):
+        assert evaluated["TRAINER"]["CLIP_AGIQA"][key] == trained["TRAINER"]["CLIP_AGIQA"][key]
+    assert evaluated["TRAINER"]["CLIP_AGIQA"]["N_CTX"] == 4  # not the method yaml's 16
+    assert evaluated["MODEL"] == trained["MODEL"] and evaluated["INPUT"] == trained["INPUT"]
+    used = json.loads((cross["run"] / "results.json").read_text())["data"]["level_thresholds"]
+    assert used["rule"] == "training quantiles"
+    assert evaluated["DATASET"]["LEVEL_THRESHOLDS"] == used["values"]
+    assert cross["results"]["data"]["level_thresholds"]["rule"] == "configured"
+    # B's scale never reaches the model: the head keeps A's training statistics.
+    head = torch.load(cross["run"] / "regression" / "model-best.pth.tar",
+                      weights_only=True)["state_dict"]
+    train_mos = [float(r["mos"]) for r in read_rows(cross["run"] / "splits" / "train.csv")]
+    mean = sum(train_mos) / len(train_mos)
+    # Tolerance: the buffer is float32.
+    assert float(head["target_mean"]) == pytest.approx(mean, rel=1e-6)
+
+
+def test_split_mode_all_cannot_train(tiny_args, user_error, tmp_path, cross):
+    message = user_error(tiny_args(tmp_path / "out", "DATASET.SPLIT_MODE", "all",
+                                   root=cross["root"], dataset_yaml=AIGIQA20K_YAML))
+    assert "SPLIT_MODE all puts every row in the test part" in message
+    assert "--eval-only" in message

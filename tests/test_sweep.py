@@ -318,6 +318,11 @@ def test_real_sweep_end_to_end(tmp_path, capsys):
         assert results.set_index("variant").loc[variant, "rmse"] == pytest.approx(
             stored["selected"]["metrics"]["rmse"])
         assert pd.read_csv(folder / "predictions.csv").shape == (4, 3)
+    # Where the labels came from: the label file's path and SHA-256, per run.
+    import hashlib
+    label_file = tmp_path / "data" / "AGIQA-3K" / "data.csv"
+    digest = hashlib.sha256(label_file.read_bytes()).hexdigest()
+    assert (results["label_files"] == f"{label_file.resolve()}@{digest}").all()
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["n"]) == [1, 1] and (out / "boxplot.png").is_file()
     assert sweep.main(args) == 0  # everything done: skipped

@@ -2,7 +2,8 @@
 
 ``results.csv``: one row per planned run (``RESULT_COLUMNS``): its identity, ``status``
 ("done" or "missing"), the selected model's epoch, selection split and test metrics (bare
-metric names) and the last epoch's (``last_`` prefix). ``summary.csv``: one row per dataset x
+metric names), the last epoch's (``last_`` prefix) and where its data came from (split index,
+label and split files as ``path@sha256``, from results.json's ``data``). ``summary.csv``: one row per dataset x
 variant x protocol over the done runs (all seeds and split seeds): ``n``, ``n_missing`` and
 ``<metric>_median``, ``_mean``, ``_std`` (sample std, ddof 1; NaN when n < 2) of SRCC, PLCC,
 KRCC, RMSE. A NaN metric of a run (e.g. constant predictions) propagates to its group's
@@ -29,7 +30,16 @@ GROUP_COLUMNS = ("dataset", "variant", "protocol")
 ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
 RESULT_COLUMNS = (ID_COLUMNS + ("status", "output_dir", "final_model", "selected_on",
                                 "selected_epoch") + METRICS + ("last_epoch",)
-                  + tuple(f"last_{m}" for m in METRICS))
+                  + tuple(f"last_{m}" for m in METRICS)
+                  + ("split_index", "label_files", "split_files"))
+
+
+def _file_list(records: Any) -> Optional[str]:
+    """``path@sha256;...`` of results.json file records (provenance columns), None if none."""
+    if not isinstance(records, list) or not records:
+        return None
+    return ";".join(f"{r.get('path')}@{r.get('sha256')}" for r in records
+                    if isinstance(r, Mapping))
 
 
 def _number(value: Any) -> float:
@@ -53,6 +63,10 @@ def result_row(ids: Mapping[str, Any], output_dir: str, results: Optional[dict])
     for metric in METRICS:
         row[metric] = _number(selected["metrics"].get(metric))
         row[f"last_{metric}"] = _number(last["metrics"].get(metric))
+    data = results.get("data") if isinstance(results.get("data"), Mapping) else {}
+    split = data.get("split") if isinstance(data.get("split"), Mapping) else {}
+    row.update(split_index=split.get("index"), label_files=_file_list(data.get("label_files")),
+               split_files=_file_list(split.get("files")))
     return row
 
 

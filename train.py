@@ -224,6 +224,11 @@ def check_config(cfg, args: argparse.Namespace) -> None:
         raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
                           "nothing to train on: use it with --eval-only --model-dir RUN to test "
                           "a trained run on all of this database")
+    if (float(cfg.DATASET.TEST_RATIO) == 0.0 and not cfg.DATASET.SPLIT_FILE
+            and cfg.DATASET.SPLIT_MODE != "all" and cfg.TEST.SPLIT != "val"):
+        raise ConfigError("DATASET.TEST_RATIO 0 trains on every row and holds out no test part: "
+                          "set TEST.SPLIT val (with DATASET.VAL_RATIO > 0) to report on the "
+                          "validation part")
 
 
 def check_model_dir(model_dir: str, load_epoch: int | None) -> None:

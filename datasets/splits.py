@@ -47,9 +47,19 @@ class Split:
 
 
 def validate_ratios(test_ratio: float, val_ratio: float) -> None:
-    """Require ``0 < test_ratio < 1`` and ``0 <= val_ratio < 1`` (fractions of rows)."""
+    """Require ``0 <= test_ratio < 1`` and ``0 <= val_ratio < 1`` (fractions of rows).
+
+    ``test_ratio`` 0 trains on every row (e.g. before testing on another database); the
+    validation part is then the only held-out one, so ``val_ratio`` must be positive.
+    """
+    if float(test_ratio) == 0.0:
+        if not 0.0 < float(val_ratio) < 1.0:
+            raise DatasetError("DATASET.TEST_RATIO 0 (train on every row) needs a validation "
+                               f"part: set DATASET.VAL_RATIO in (0, 1), got {val_ratio}")
+        return
     if not 0.0 < float(test_ratio) < 1.0:
-        raise DatasetError(f"DATASET.TEST_RATIO must be in (0, 1), got {test_ratio}")
+        raise DatasetError(f"DATASET.TEST_RATIO must be in (0, 1), or 0 to hold out no test "
+                           f"part, got {test_ratio}")
     if not 0.0 <= float(val_ratio) < 1.0:
         raise DatasetError(f"DATASET.VAL_RATIO must be in [0, 1), got {val_ratio}")
 
@@ -138,7 +148,10 @@ def split_table(table: pd.DataFrame, test_ratio: float = 0.2, seed: int = 42,
             return random_split_positions(positions, ratio, seed)
         return group_split_positions(positions, keys[positions], ratio, seed)
 
-    train, test = split(np.arange(len(table)), test_ratio)
+    if float(test_ratio) == 0.0:
+        train, test = np.arange(len(table), dtype=np.int64), np.empty(0, dtype=np.int64)
+    else:
+        train, test = split(np.arange(len(table)), test_ratio)
     val = np.empty(0, dtype=np.int64)
     if val_ratio > 0:
         train, val = split(train, val_ratio)

@@ -86,3 +86,18 @@ def test_split_mode_all_cannot_train(tiny_args, user_error, tmp_path, cross):
                                    root=cross["root"], dataset_yaml=AIGIQA20K_YAML))
     assert "SPLIT_MODE all puts every row in the test part" in message
     assert "--eval-only" in message
+
+
+def test_train_on_all_of_a_with_a_validation_part(tiny_args, user_error, tmp_path, cross):
+    opts = ("DATASET.TEST_RATIO", "0", "DATASET.VAL_RATIO", "0.25",
+            "TEST.FINAL_MODEL", "best_val")
+    message = user_error(tiny_args(tmp_path / "a", *opts, root=cross["root"],
+                                   dataset_yaml=AGIQA1K_YAML))
+    assert "TEST_RATIO 0 trains on every row" in message and "TEST.SPLIT val" in message
+    results = train.main(tiny_args(tmp_path / "b", *opts, "TEST.SPLIT", "val",
+                                   root=cross["root"], dataset_yaml=AGIQA1K_YAML))
+    # 40 rows: no test part, a quarter of them validate and are the reported split.
+    assert results["final"]["split"] == "val" and results["final"]["n_images"] == 10
+    assert results["selected"]["selected_on"] == "val"
+    splits = tmp_path / "b" / "splits"
+    assert len(read_rows(splits / "train.csv")) == 30 and len(read_rows(splits / "test.csv")) == 0

@@ -126,3 +126,14 @@ def test_merge_helper_errors(tmp_path):
         merge_config(get_cfg_default(), [str(tmp_path / "missing.yaml")])
     with pytest.raises(ValueError, match="KEY VALUE"):
         merge_config(get_cfg_default(), opts=["OPTIM.LR"])
+
+
+def test_whole_numbers_are_taken_for_float_keys(tmp_path):
+    cfg = get_cfg_default()
+    yaml_file = tmp_path / "opts.yaml"
+    yaml_file.write_text("OPTIM:\n  LR: 1\n")
+    merge_config(cfg, [str(yaml_file)], opts=["OPTIM.WEIGHT_DECAY", "0"])
+    assert cfg.OPTIM.LR == 1.0 and isinstance(cfg.OPTIM.LR, float)
+    assert cfg.OPTIM.WEIGHT_DECAY == 0.0 and isinstance(cfg.OPTIM.WEIGHT_DECAY, float)
+    with pytest.raises(ValueError, match="Type mismatch"):  # an int key still wants an int
+        merge_config(cfg, opts=["OPTIM.MAX_EPOCH", "1.5"])

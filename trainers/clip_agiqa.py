@@ -188,8 +188,9 @@ class CLIP_AGIQA(TrainerX):
             self.train_loader_x = train_loader(
                 self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
                 self.image_feature_encoder, on_device)
-        self.test_loader = CachedFeatureLoader(
-            self.dm.test_loader, test_transform, self.image_feature_encoder, on_device)
+        if self.dm.test_loader is not None:
+            self.test_loader = CachedFeatureLoader(
+                self.dm.test_loader, test_transform, self.image_feature_encoder, on_device)
         if self.val_loader is not None:
             self.val_loader = CachedFeatureLoader(
                 self.dm.val_loader, test_transform, self.image_feature_encoder, on_device)

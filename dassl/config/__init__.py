@@ -1,6 +1,7 @@
 """Configuration: Dassl defaults (yacs) and a merge helper."""
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 from typing import Iterable, Optional, Sequence
@@ -38,25 +39,67 @@ def _check_keys_exist(cfg: CfgNode, keys: Iterable[str]) -> None:
             raise KeyError(f"Non-existent config key: {key}{hint}")
 
 
+def _lookup(cfg: CfgNode, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _whole_numbers_as_floats(cfg: CfgNode, opts: Sequence[str]) -> list[str]:
+    """``opts`` with a whole number given for a float key written as a float (``0`` ->
+    ``0.0``), which yacs would otherwise reject as a type mismatch."""
+    out = list(opts)
+    for i in range(0, len(out), 2):
+        if not isinstance(_lookup(cfg, out[i]), float):
+            continue
+        try:
+            value = ast.literal_eval(str(out[i + 1]))
+        except (ValueError, SyntaxError):
+            continue
+        if _is_int(value):
+            out[i + 1] = repr(float(value))
+    return out
+
+
+def _coerce_file_numbers(cfg: CfgNode, loaded: CfgNode) -> None:
+    """In a loaded yaml, turn whole numbers given for float keys of ``cfg`` into floats."""
+    for key, value in loaded.items():
+        if key not in cfg:
+            continue
+        if isinstance(value, CfgNode) and isinstance(cfg[key], CfgNode):
+            _coerce_file_numbers(cfg[key], value)
+        elif isinstance(cfg[key], float) and _is_int(value):
+            loaded[key] = float(value)
+
+
 def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
                  opts: Optional[Sequence[str]] = None) -> CfgNode:
     """Merge yaml files (in order, empty paths skipped) and then ``KEY VALUE`` ``opts`` into ``cfg``.
 
     This is the yacs part of the merge chain defaults -> dataset yaml -> method yaml -> CLI ->
     opts (CLI flags are applied by the caller between files and opts). Unknown keys raise
-    ``KeyError`` and values of the wrong type ``ValueError`` (yacs). Returns ``cfg`` (not frozen).
+    ``KeyError`` and values of the wrong type ``ValueError`` (yacs); a whole number for a float
+    key (``DATASET.TEST_RATIO 0``) is taken as that float. Returns ``cfg`` (not frozen).
     """
     for path in config_files:
         if not path:
             continue
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Config file not found: {path}")
-        cfg.merge_from_file(path)
+        with open(path, encoding="utf-8") as handle:
+            loaded = cfg.load_cfg(handle)
+        _coerce_file_numbers(cfg, loaded)
+        cfg.merge_from_other_cfg(loaded)
     if opts:
         if len(opts) % 2:
             raise ValueError(f"opts must be KEY VALUE pairs, got an odd number of items: {list(opts)}")
         _check_keys_exist(cfg, opts[0::2])
-        cfg.merge_from_list(list(opts))
+        cfg.merge_from_list(_whole_numbers_as_floats(cfg, opts))
     return cfg
 
 

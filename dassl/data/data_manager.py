@@ -100,7 +100,8 @@ class DataManager:
     """Builds the dataset (``DATASET.NAME``), the transforms and the loaders.
 
     Attributes: ``dataset``, ``train_loader_x`` (None only with ``DATASET.SPLIT_MODE all``,
-    which has no training split), ``train_loader_u`` (None without ``train_u``),
+    which has no training split), ``train_loader_u``, ``test_loader`` (None only with
+    ``DATASET.TEST_RATIO 0``) (None without ``train_u``),
     ``val_loader`` (None without ``val``), ``test_loader``, ``tfm_train``, ``tfm_test``,
     ``num_classes``, ``num_source_domains``, ``lab2cname``.
     """
@@ -117,7 +118,9 @@ class DataManager:
         if not dataset.train_x and not evaluation_only:
             raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty training split: check "
                               "DATASET.TEST_RATIO / VAL_RATIO and the label file")
-        if not dataset.test:
+        # TEST_RATIO 0 (train on every row, report on the validation part) has no test split.
+        no_test_part = float(cfg.DATASET.get("TEST_RATIO", 1.0)) == 0.0
+        if not dataset.test and not no_test_part:
             raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty test split: check "
                               "DATASET.TEST_RATIO and the label file")
         dl = cfg.DATALOADER
@@ -142,7 +145,7 @@ class DataManager:
                 batch_size=dl.TEST.BATCH_SIZE, tfm=self.tfm_test, is_train=False,
                 dataset_wrapper=dataset_wrapper)
 
-        self.test_loader = build_data_loader(
+        self.test_loader = None if not dataset.test else build_data_loader(
             cfg, sampler_type=dl.TEST.SAMPLER, data_source=dataset.test,
             batch_size=dl.TEST.BATCH_SIZE, tfm=self.tfm_test, is_train=False,
             dataset_wrapper=dataset_wrapper)

@@ -101,3 +101,20 @@ def test_train_on_all_of_a_with_a_validation_part(tiny_args, user_error, tmp_pat
     assert results["selected"]["selected_on"] == "val"
     splits = tmp_path / "b" / "splits"
     assert len(read_rows(splits / "train.csv")) == 30 and len(read_rows(splits / "test.csv")) == 0
+
+
+def test_blind_predictions_for_the_official_test_list(cross, tmp_path):
+    import score
+    from datasets.labels import read_label_table
+
+    info = cross["root"] / "AIGIQA-20K" / "info_test.xlsx"
+    out = tmp_path / "test_scores.csv"
+    assert score.main([str(cross["run"]), "--list", str(info), "--output", str(out),
+                       "--no-progress", "--workers", "1"]) == 0
+    rows = read_rows(out)
+    names = read_label_table(info, None)["name"].tolist()
+    assert [r["name"] for r in rows] == names  # the official order and names, no MOS needed
+    expected = load_scorer(cross["run"])(
+        [str(cross["root"] / "AIGIQA-20K" / "test" / n) for n in names])
+    torch.testing.assert_close(torch.tensor([float(r["score"]) for r in rows]), expected,
+                               rtol=0, atol=1e-6)  # same scorer, same images: batching only

@@ -40,6 +40,7 @@ def _path_summary(r: dict) -> dict:
         "peak_rss_gib": r["peak_rss_bytes"] / GIB,
         "peak_gpu_gib": r["peak_gpu_bytes"] / GIB if "peak_gpu_bytes" in r else None,
         "srcc_last": r.get("srcc_last"),
+        "prec": r.get("prec"),
     }
     if "eval_s" in r:
         out["eval_images_per_s"] = r["eval_images"] / r["eval_s"]
@@ -63,8 +64,31 @@ def summarize(results: dict[str, dict], args: Any) -> dict:
         fast, ref = paths["fast"]["steady"], paths["reference"]["steady"]
         summary["speedup"] = {k: (ref[k] / fast[k] if fast[k] else None)
                               for k in ("train_s", "test_s", "total_s")}
+    if "reference" in paths:
+        ref = paths["reference"]["steady"]
+        summary["speedup_by_run"] = {
+            label: {k: (ref[k] / p["steady"][k] if p["steady"][k] else None)
+                    for k in ("train_s", "test_s", "total_s")}
+            for label, p in paths.items() if label != "reference"}
+    summary["max_pred_diff_vs_fp32"] = _prediction_differences(results)
+    summary["default_cpu_prec"] = getattr(args, "default_cpu_prec", None)
     summary["targets"] = _targets(summary)
     return summary
+
+
+def _prediction_differences(results: dict[str, dict]) -> dict:
+    """Largest |prediction - fast fp32 prediction| (MOS) of every run after the same steps
+    (every run draws the same batches, crops and dropout masks); {} without a fast fp32 run."""
+    base = next((r for label, r in results.items() if label.startswith("fast")
+                 and r.get("prec") == "fp32" and r.get("last_epoch_predictions")), None)
+    if base is None:
+        return {}
+    out = {}
+    for label, r in results.items():
+        preds = r.get("last_epoch_predictions")
+        if preds and len(preds) == len(base["last_epoch_predictions"]):
+            out[label] = max(abs(a - b) for a, b in zip(preds, base["last_epoch_predictions"]))
+    return out
 
 
 def _targets(summary: dict) -> dict:
@@ -80,6 +104,12 @@ def _targets(summary: dict) -> dict:
             "eval_ge_5000_images_per_s": fast.get("eval_images_per_s", 0.0) >= 5000.0,
             "decoded_host_lt_12gib": host_decoded < 12.0,
         }
+    # On a CPU: the run in the precision the default configuration gets there.
+    default = summary.get("default_cpu_prec")
+    label = next((name for name, p in summary["paths"].items()
+                  if name != "reference" and p.get("prec") == default), None)
+    if label is not None and summary.get("speedup_by_run"):
+        speedup = summary["speedup_by_run"][label]["total_s"]
     return {"cpu_speedup_ge_2x": None if speedup is None else speedup >= 2.0}
 
 
@@ -127,6 +157,15 @@ def format_table(summary: dict) -> str:
                                                   for n in names))
     for key, value in (summary.get("speedup") or {}).items():
         lines.append(f"speedup reference/fast ({key[:-2]}): {_fmt(value, 'x')}")
+    if len(summary.get("speedup_by_run") or {}) > 1:
+        for label, value in summary["speedup_by_run"].items():
+            lines.append(f"speedup reference/{label} ({summary['paths'][label]['prec']}, "
+                         f"total): {_fmt(value['total_s'], 'x')}")
+    for label, value in (summary.get("max_pred_diff_vs_fp32") or {}).items():
+        lines.append(f"max |prediction - fast fp32| after the same steps, {label}: "
+                     f"{_fmt(value)}")
+    if summary.get("default_cpu_prec"):
+        lines.append(f"default configuration (PREC fp16) on this CPU: {summary['default_cpu_prec']}")
     for key, value in summary["targets"].items():
         lines.append(f"target {key}: {'PASS' if value else 'FAIL' if value is False else '-'}")
     return "\n".join(lines)

@@ -28,6 +28,10 @@ from bench_assets import FULL_SIZE, default_names_csv, ensure_dataset, ensure_we
 from bench_report import format_table, summarize  # noqa: E402
 
 SMALL = {"n_images": 45, "epochs": 2}  # 36 train (one step of 32) / 9 test images
+PRECISIONS = ("fp16", "fp32", "amp", "bf16")
+# On a CPU: the fast pipeline in each precision (run label "fast" for the first, "fast-<prec>"
+# for the others) against the reference pipeline in fp32.
+CPU_PRECISION_RUNS = ("fp32", "bf16", "amp", "fp16")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random CLIP preset to measure (clip.random_weights.PRESETS; "
                              "tiny-vit for smoke tests)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    parser.add_argument("--prec", choices=["fp16", "fp32", "amp"], default=None,
-                        help="TRAINER.CLIP_AGIQA.PREC (default fp16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--prec", choices=PRECISIONS, default=None,
+                        help="TRAINER.CLIP_AGIQA.PREC of both pipelines (default fp16 on CUDA; "
+                             "on a CPU the reference runs in fp32 and the fast pipeline in "
+                             "every precision of --precisions)")
+    parser.add_argument("--precisions", default=None,
+                        help="CPU: comma-separated precisions of the fast pipeline (default "
+                             f"{','.join(CPU_PRECISION_RUNS)}; fp16 is the real fp16 path)")
+    parser.add_argument("--cpu-prec", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--paths", default="fast,reference", help="pipelines to measure")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="DATALOADER.NUM_WORKERS of the reference pipeline")
@@ -86,6 +96,9 @@ def _instrument(trainer, events: list) -> None:
                 _sync(trainer.device)
                 stack.pop()
                 events.append((trainer.epoch, _name, time.perf_counter() - start, enclosing))
+                if _name == "test" and enclosing == "after_epoch":
+                    trainer.bench_predictions = [float(p[2])
+                                                 for p in trainer.evaluator.predictions()]
 
         setattr(trainer, name, timed)
 
@@ -124,6 +137,7 @@ def run_worker(args: argparse.Namespace) -> dict:
         "MODEL.BACKBONE.NAME", args.weights,
         "OUTPUT_DIR", tempfile.mkdtemp(prefix=f"bench_{args.worker}_", dir=args.root),
         "USE_CUDA", str(args.device == "cuda"), "TRAINER.CLIP_AGIQA.PREC", args.prec,
+        "TRAINER.CLIP_AGIQA.CPU_PREC", args.cpu_prec,
         "TRAINER.CLIP_AGIQA.PIPELINE", args.worker,
         "TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE", str(args.encode_batch_size),
         "TRAINER.CLIP_AGIQA.DECODED_ON", args.decoded_on,
@@ -158,6 +172,8 @@ def run_worker(args: argparse.Namespace) -> dict:
     out["final_evaluation_s"] = sum(sec for _e, name, sec, _in in events if name == "after_train")
     out["epochs"] = _epoch_rows(events, args.epochs)
     out["srcc_last"] = trainer.final_results["last"]["metrics"]["srcc"]
+    # The last per-epoch test's predictions (same steps in every run: same seed, same draws).
+    out["last_epoch_predictions"] = getattr(trainer, "bench_predictions", None)
     if trainer.pipeline == "fast":
         # Eval-only throughput from decoded images: test transform + encoder, no training.
         encoder, transform = trainer.image_feature_encoder, trainer.test_loader.transform
@@ -173,12 +189,41 @@ def run_worker(args: argparse.Namespace) -> dict:
     return out
 
 
-def _worker_argv(args: argparse.Namespace, path: str, result_file: str) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--worker", path,
+def _worker_argv(args: argparse.Namespace, run: dict, result_file: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", run["path"],
             "--result-file", result_file, "--root", args.root, "--n-images", str(args.n_images),
-            "--epochs", str(args.epochs), "--device", args.device, "--prec", args.prec,
+            "--epochs", str(args.epochs), "--device", args.device, "--prec", run["prec"],
+            "--cpu-prec", run["cpu_prec"],
             "--workers", str(args.workers), "--encode-batch-size", str(args.encode_batch_size),
             "--decoded-on", args.decoded_on, "--model", args.model]
+
+
+def planned_runs(args: argparse.Namespace) -> list[dict]:
+    """`[{label, path, prec, cpu_prec}]` to measure. With `--prec` (and always on CUDA) each
+    pipeline of `--paths` once in that precision; on a CPU otherwise the reference in fp32 and
+    the fast pipeline in each of `--precisions` (PREC fp16 with CPU_PREC fp16: the real fp16)."""
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = [p for p in paths if p not in ("fast", "reference")]
+    if unknown:
+        raise SystemExit(f"--paths: unknown pipeline {unknown[0]!r} (fast, reference)")
+    if args.prec is not None or args.device == "cuda":
+        prec = args.prec or "fp16"
+        return [{"label": p, "path": p, "prec": prec, "cpu_prec": prec if prec == "fp16"
+                 else "auto"} for p in paths]
+    precisions = [p.strip() for p in (args.precisions or ",".join(CPU_PRECISION_RUNS)).split(",")
+                  if p.strip()]
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise SystemExit(f"--precisions: expected some of {PRECISIONS}, got {args.precisions!r}")
+    runs = []
+    if "reference" in paths:
+        runs.append({"label": "reference", "path": "reference", "prec": "fp32",
+                     "cpu_prec": "auto"})
+    if "fast" in paths:
+        for index, prec in enumerate(precisions):
+            runs.append({"label": "fast" if index == 0 else f"fast-{prec}", "path": "fast",
+                         "prec": prec, "cpu_prec": "fp16" if prec == "fp16" else "auto"})
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    args.prec = args.prec or ("fp16" if args.device == "cuda" else "fp32")
     if args.worker:
         args.weights = str(ensure_weights(args.root, args.model)[0])  # the parent made them
         result = run_worker(args)
@@ -216,18 +260,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare_only:
         return 0
     results = {}
-    for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
-        if path not in ("fast", "reference"):
-            raise SystemExit(f"--paths: unknown pipeline {path!r} (fast, reference)")
-        log = Path(args.root) / f"bench_{path}.log"
-        result_file = Path(args.root) / f"bench_{path}.json"
-        print(f"measuring the {path} pipeline (log: {log}) ...", flush=True)
+    for run in planned_runs(args):
+        label = run["label"]
+        log = Path(args.root) / f"bench_{label}.log"
+        result_file = Path(args.root) / f"bench_{label}.json"
+        print(f"measuring the {run['path']} pipeline, PREC {run['prec']} (log: {log}) ...",
+              flush=True)
         with open(log, "w") as handle:
-            proc = subprocess.run(_worker_argv(args, path, str(result_file)), stdout=handle,
+            proc = subprocess.run(_worker_argv(args, run, str(result_file)), stdout=handle,
                                   stderr=subprocess.STDOUT, cwd=REPO)
         if proc.returncode != 0:
-            raise SystemExit(f"the {path} run failed (exit {proc.returncode}); see {log}")
-        results[path] = json.loads(result_file.read_text())
+            raise SystemExit(f"the {label} run failed (exit {proc.returncode}); see {log}")
+        results[label] = json.loads(result_file.read_text())
+    if args.device == "cpu":
+        from trainers.precision import resolve_precision
+
+        # What the default configuration (main.sh: PREC fp16) runs in on this CPU.
+        args.default_cpu_prec = resolve_precision("fp16", "cpu", "auto")
     summary = summarize(results, args)
     summary["model"] = args.model
     print(format_table(summary))

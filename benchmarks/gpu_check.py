@@ -217,8 +217,10 @@ def stage_install(ctx: dict, budget: float) -> dict:
 
 def _bench_argv(ctx: dict, *extra: str) -> list[str]:
     bench = ctx["bench"]
+    # --precisions applies on a CPU only (one fast run in fp32 there); a GPU runs fp16.
     return [sys.executable, str(REPO / "benchmarks/bench_train.py"), "--root", ctx["root"],
-            "--n-images", str(bench["n_images"]), "--model", bench["model"], *extra]
+            "--n-images", str(bench["n_images"]), "--model", bench["model"],
+            "--precisions", "fp32", *extra]
 
 
 def stage_bench_data(ctx: dict, budget: float) -> dict:

@@ -125,25 +125,26 @@ class CLIP(nn.Module):
         return logits_per_image, logits_per_image.t()
 
 
-def convert_weights(model: nn.Module) -> None:
-    """Cast, in place, the parameters OpenAI ships in fp16 to fp16.
+def convert_weights(model: nn.Module, dtype: torch.dtype = torch.float16) -> None:
+    """Cast, in place, the parameters OpenAI ships in fp16 to ``dtype`` (default fp16).
 
     That is: weights and biases of every Conv1d/Conv2d/Linear, the fused attention input
     projection, and any parameter attribute named ``text_projection`` or ``proj``. LayerNorm,
-    BatchNorm, embeddings, ``class_embedding`` and ``logit_scale`` stay fp32.
+    BatchNorm, embeddings, ``class_embedding`` and ``logit_scale`` stay fp32. ``torch.bfloat16``
+    gives the same mixed layout in bfloat16.
     """
-    def _half(module: nn.Module) -> None:
+    def _cast(module: nn.Module) -> None:
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            module.weight.data = module.weight.data.half()
+            module.weight.data = module.weight.data.to(dtype)
             if module.bias is not None:
-                module.bias.data = module.bias.data.half()
+                module.bias.data = module.bias.data.to(dtype)
         # SelfAttention's fused projection; the CLIP/ViT output projections are bare Parameters.
         for name in ("in_proj_weight", "in_proj_bias", "text_projection", "proj"):
             tensor = getattr(module, name, None)
             if isinstance(tensor, torch.Tensor):
-                tensor.data = tensor.data.half()
+                tensor.data = tensor.data.to(dtype)
 
-    model.apply(_half)
+    model.apply(_cast)
 
 
 def _require(state_dict: dict, *keys: str) -> None:

@@ -74,3 +74,26 @@ def test_benchmark_device_cuda_without_a_gpu_is_one_error_line(monkeypatch, caps
     assert main(["--device", "cuda", "--small"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: device 'cuda' was asked for but") and err.count("\n") == 1
+
+
+def test_cpu_summary_compares_every_precision_with_fp32():
+    """CPU: the reference in fp32 against the fast pipeline in each precision, the largest
+    prediction difference from the fast fp32 run, and the 2x target read on the precision the
+    default configuration gets (here bf16)."""
+    runs = {"reference": fake_run("reference", 8.0, 2.0), "fast": fake_run("fast", 6.0, 0.01),
+            "fast-bf16": fake_run("fast", 3.0, 0.01), "fast-fp16": fake_run("fast", 20.0, 0.01)}
+    for (label, run), prec, preds in zip(runs.items(), ("fp32", "fp32", "bf16", "fp16"),
+                                         ([1.0, 2.0], [1.0, 2.5], [1.25, 2.5], [1.0, 2.4])):
+        run.update(device="cpu", prec=prec, last_epoch_predictions=preds)
+    summary = summarize(runs, Namespace(n_images=45, epochs=3, default_cpu_prec="bf16"))
+    assert summary["max_pred_diff_vs_fp32"] == pytest.approx(
+        {"reference": 0.5, "fast": 0.0, "fast-bf16": 0.25, "fast-fp16": 0.1})
+    by_run = summary["speedup_by_run"]
+    assert by_run["fast-bf16"]["total_s"] == pytest.approx(10.1 / 3.11)
+    assert by_run["fast-fp16"]["total_s"] == pytest.approx(10.1 / 20.11)
+    assert summary["targets"] == {"cpu_speedup_ge_2x": True}  # bf16: 3.2x; fp32 alone: 1.6x
+    assert summary["paths"]["fast-bf16"]["prec"] == "bf16"
+    table = format_table(summary)
+    assert "speedup reference/fast-bf16 (bf16, total): 3.25x" in table
+    assert "max |prediction - fast fp32| after the same steps, fast-bf16: 0.25" in table
+    assert "default configuration (PREC fp16) on this CPU: bf16" in table

@@ -10,6 +10,7 @@ import train
 from dassl.config import get_cfg_default
 from trainers import load_scorer
 from trainers.model_spec import SPEC_VERSION, ModelSpec, add_trainer_config
+from trainers.precision import resolve_precision
 
 LEVELS = ("terrible", "bad", "poor", "average", "good", "perfect")
 
@@ -53,8 +54,10 @@ def test_checkpoints_carry_the_spec_and_rebuild_without_config_yaml(tiny_args, t
     for module in ("prompt_learner", "regression"):
         checkpoint = torch.load(out / module / "model.pth.tar-1", weights_only=True)
         stored = ModelSpec.from_dict(checkpoint["model_spec"])
-        # The effective precision: PREC fp16 (the yaml's) runs in fp32 on a CPU.
-        assert stored.precision == "fp32" and stored.standardize_target
+        # The effective precision: PREC fp16 (the yaml's) runs in CPU_PREC auto's choice on a
+        # CPU (bf16 or fp32, read from this CPU's flags).
+        assert stored.precision == resolve_precision("fp16", "cpu", "auto")
+        assert stored.standardize_target
         assert stored.level_names == LEVELS and stored.n_ctx == 4
     with_config = load_scorer(out)
     weights_only = tmp_path / "weights_only"

@@ -218,8 +218,11 @@ def test_text_feature_cache():
 def test_config_validation_errors():
     from trainers.config import check_trainer_config
 
-    with pytest.raises(ValueError, match="PREC"):
-        check_trainer_config(make_cfg(PREC="bf16"))
+    check_trainer_config(make_cfg(PREC="bf16"))  # bf16 is a precision since issue #13
+    with pytest.raises(ValueError, match="PREC must be one of"):
+        check_trainer_config(make_cfg(PREC="fp8"))
+    with pytest.raises(ValueError, match="CPU_PREC must be one of"):
+        check_trainer_config(make_cfg(CPU_PREC="amp"))
     with pytest.raises(ValueError, match="CLASS_TOKEN_POSITION"):
         check_trainer_config(make_cfg(CLASS_TOKEN_POSITION="start"))
     with pytest.raises(ValueError, match="N_CTX"):

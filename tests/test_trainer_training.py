@@ -36,17 +36,24 @@ def snapshot(trainer):
             for name in trainer.get_model_names()}
 
 
-@pytest.mark.parametrize("prec", ["fp32", "amp", "fp16"])
-def test_one_step_trains_both_modules(assets, tmp_path, prec):
+@pytest.mark.parametrize("prec, cpu_prec, effective, tower", [
+    ("fp32", "auto", "fp32", torch.float32), ("amp", "auto", "amp", torch.float32),
+    ("fp16", "fp16", "fp16", torch.float16), ("fp16", "bf16", "bf16", torch.bfloat16),
+    ("fp16", "fp32", "fp32", torch.float32), ("bf16", "auto", "bf16", torch.bfloat16)])
+def test_one_step_trains_both_modules(assets, tmp_path, prec, cpu_prec, effective, tower):
+    """Every precision runs on the CPU for real (no fallback, no warning)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer = make_trainer(assets, tmp_path, prec)
-    fallback = [w for w in caught if "fp16 is not supported on the CPU" in str(w.message)]
-    assert len(fallback) == (1 if prec == "fp16" else 0)
-    assert trainer.prec == ("fp32" if prec == "fp16" else prec)
+        trainer = make_trainer(assets, tmp_path, prec,
+                               **{"TRAINER.CLIP_AGIQA.CPU_PREC": cpu_prec})
+    assert not [w for w in caught if "PREC" in str(w.message)]
+    assert trainer.prec == effective
     assert (trainer.scaler is not None) == (prec == "amp")
     assert trainer.get_model_names() == ["prompt_learner", "regression"]
-    assert trainer.model.dtype == torch.float32
+    assert trainer.model.dtype == tower
+    ctx_dtype = torch.float16 if effective == "fp16" else torch.float32
+    assert trainer.model.prompt_learner.ctx.dtype == ctx_dtype
+    assert trainer.model.regression[1].weight.dtype == torch.float32
 
     before = snapshot(trainer)
     trainer.set_model_mode("train")

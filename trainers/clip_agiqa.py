@@ -21,7 +21,7 @@ through `CustomCLIP.forward`.
 """
 from __future__ import annotations
 
-import warnings
+import os
 from contextlib import nullcontext
 
 import torch
@@ -29,14 +29,18 @@ from torch import nn
 
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import CheckpointMismatchError, ConfigError, load_state_dict_checked
+from dassl.utils import (CheckpointMismatchError, ConfigError, checkpoint_file_name,
+                         load_checkpoint, load_state_dict_checked, module_checkpoint_paths,
+                         read_module_checkpoint)
+from dassl.utils.run_record import update_run_record
 
-from .custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu, resolve_precision,
+from .custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
                           training_target_stats)
 from .feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
                               ImageFeatureEncoder)
 from .model_spec import ModelSpec, PipelineOptions
 from .multi_crop import MultiCropTransform
+from .precision import describe, precision_for_checkpoint, resolve_precision
 from .similarity_head import training_mos_range
 from .prompt_learner import PromptLearner, TextEncoder
 from .tensor_transforms import TensorTransform, unsupported_reason
@@ -93,17 +97,82 @@ class CLIP_AGIQA(TrainerX):
         `build_model`)."""
         self.pipeline_options = PipelineOptions.from_config(cfg)
 
-    def _effective_precision(self, configured: str) -> str:
-        prec = resolve_precision(configured, self.device)
-        if prec != configured:
-            warnings.warn(f"TRAINER.CLIP_AGIQA.PREC {configured} is not supported on the "
-                          f"{self.device.type.upper()}: running in {prec}", stacklevel=3)
-        return prec
+    def use_precision(self, precision: str, message: str | None = None) -> None:
+        """Rebuild the model, its optimizers and schedulers and the loaders in `precision`.
+
+        Only before any step (a resume or an evaluation loads its state right after): the model
+        is built afresh rather than cast, because casting bf16 weights back to fp32 would not
+        give the weights back. A trained image encoder (TRAIN_IMAGE_ENCODER) cannot switch.
+        """
+        if precision == self.prec:
+            return
+        if self.model.encoder_tuning is not None:
+            raise ConfigError(
+                f"{message or self._describe(precision)}: a run with a trained "
+                f"image encoder (TRAIN_IMAGE_ENCODER) cannot switch from {self.prec}; set "
+                "TRAINER.CLIP_AGIQA.PREC / CPU_PREC so that the run computes in "
+                f"{precision}")
+        print(message or self._describe(precision))
+        for registry in (self._models, self._optims, self._scheds):
+            registry.clear()
+        self._chosen_precision = precision
+        self.build_model()
+
+    def _describe(self, precision: str) -> str:
+        configured = self.configured_spec
+        return describe(precision, configured.precision, configured.cpu_precision, self.device)
+
+    def _adopt_checkpoint_precision(self, checkpoint: dict, path: str, resume: bool) -> None:
+        """Continue or evaluate in the precision `checkpoint` (read from `path`) was computed in
+        (`trainers.precision.precision_for_checkpoint`)."""
+        configured = self.configured_spec
+        precision, message = precision_for_checkpoint(
+            configured.precision, configured.cpu_precision, self.device, self.prec, checkpoint,
+            path, resume)
+        if message is not None and precision == self.prec:
+            print(message)
+        self.use_precision(precision, message)
+
+    def checkpoint_extra_state(self) -> dict:
+        """Also (amp) the gradient scaler's state; the effective precision is recorded in every
+        module checkpoint's `model_spec`."""
+        state = super().checkpoint_extra_state()
+        if self.scaler is not None:
+            state["grad_scaler"] = self.scaler.state_dict()
+        return state
+
+    def restore_extra_state(self, state: dict) -> None:
+        super().restore_extra_state(state)
+        if self.scaler is not None and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """Resume in the precision the checkpoint was computed in (see `use_precision`)."""
+        names = self.get_model_names()
+        fname = self._resume_file_name(directory, names)
+        if fname is not None:
+            path = os.path.join(directory, names[0], fname)
+            self._adopt_checkpoint_precision(load_checkpoint(path), path, resume=True)
+        return super().resume_model_if_exist(directory)
+
+    def _make_scaler(self):
+        return torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
+
+    def _record_precision(self) -> None:
+        """Put the effective precision into OUTPUT_DIR/run_info.json (when train.py wrote one)."""
+        path = os.path.join(self.cfg.OUTPUT_DIR, "run_info.json")
+        if os.path.isfile(path):
+            update_run_record(self.cfg.OUTPUT_DIR, precision=self.prec)
 
     def build_model(self) -> None:
         # Dassl's `classnames` are this method's level names, worst first.
         spec = ModelSpec.from_config(self.cfg, list(self.dm.dataset.classnames))
-        self.prec = self._effective_precision(spec.precision)
+        # The configured spec (PREC, CPU_PREC as set); `self.spec` has the effective precision.
+        self.configured_spec = spec
+        chosen = self.__dict__.pop("_chosen_precision", None)
+        self.prec = chosen or resolve_precision(spec.precision, self.device, spec.cpu_precision)
+        if chosen is None:
+            print(describe(self.prec, spec.precision, spec.cpu_precision, self.device))
         # What every module checkpoint records: the model with the precision it ran in.
         self.spec = spec.with_precision(self.prec)
 
@@ -152,7 +221,8 @@ class CLIP_AGIQA(TrainerX):
             optim = build_optimizer(self.model.encoder_tuning, encoder_optim_cfg)
             sched = build_lr_scheduler(optim, encoder_optim_cfg)
             self.register_model(ENCODER_MODULE, self.model.encoder_tuning, optim, sched)
-        self.scaler = torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
+        self.scaler = self._make_scaler()
+        self._record_precision()
 
         self.pipeline = self.spec.test_pipeline
         # The data source, chosen once: batches carry image features ("feat", fast pipeline)
@@ -273,3 +343,13 @@ class CLIP_AGIQA(TrainerX):
     def checkpoint_ignored_keys(self) -> dict:
         """The prompt buffers are recomputed from the level names: not required on loading."""
         return dict(IGNORED_ON_LOAD)
+
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
+        """Dassl's `load_model`, with the model first rebuilt in the precision the checkpoint
+        records, unless `CPU_PREC` forces one (`trainers.precision.precision_for_checkpoint`)."""
+        if directory:
+            name = self.get_model_names()[0]
+            path = module_checkpoint_paths(directory, [name], checkpoint_file_name(epoch))[name]
+            checkpoint, _state = read_module_checkpoint(path)
+            self._adopt_checkpoint_precision(checkpoint, path, resume=False)
+        super().load_model(directory, epoch)

@@ -23,6 +23,7 @@ from clip.weights import resolve_weights
 
 from .encoder_tuning import attach_encoder_tuning
 from .model_spec import ModelSpec
+from .precision import cast_clip
 from .prompt_learner import PromptLearner, TextEncoder
 from .prompt_template import ConditionedPromptTokens, conditioned_embeddings
 from .similarity_head import SimilarityHead
@@ -33,8 +34,9 @@ HEAD_DROPOUT = 0.5
 
 
 def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
-    """CLIP named by `backbone`, on the CPU in eval mode: OpenAI's mixed fp16 for "fp16",
-    converted to fp32 for "fp32" and "amp".
+    """CLIP named by `backbone`, on the CPU in eval mode, in the layout of the effective
+    `precision` (`trainers.precision.cast_clip`): OpenAI's mixed fp16 as loaded for "fp16",
+    float32 for "fp32" and "amp", the mixed layout in bfloat16 for "bf16".
 
     `backbone` is an OpenAI model name (e.g. "ViT-B/16", fetched into the CLIP cache) or the path
     of a weights file in any format `clip.load` reads (TorchScript archive, `torch.save` state
@@ -48,20 +50,14 @@ def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
     path = resolve_weights(os.path.expanduser(backbone))
     # model_from_file reports a state dict of another architecture as clip's CheckpointError.
     clip_model = model_from_file(path).eval()
-    if precision in ("fp32", "amp"):
-        clip_model.float()
+    if precision != "fp16":
+        cast_clip(clip_model, precision)
     return clip_model
 
 
 def load_clip_to_cpu(cfg: CfgNode) -> nn.Module:
     """`load_clip(cfg.MODEL.BACKBONE.NAME)`: OpenAI's mixed fp16 (CoOp's function name)."""
     return load_clip(cfg.MODEL.BACKBONE.NAME)
-
-
-def resolve_precision(prec: str, device: torch.device) -> str:
-    """The precision a run uses: `PREC`, except that fp16 runs in fp32 on a CPU (CPU kernels
-    lack fp16)."""
-    return "fp32" if prec == "fp16" and device.type == "cpu" else prec
 
 
 def head_input_size(head_input: str, embed_dim: int, n_levels: int) -> int:

@@ -21,11 +21,13 @@ from typing import Any, Mapping, Sequence
 from yacs.config import CfgNode as CN
 
 __all__ = ["ModelSpec", "PipelineOptions", "SPEC_VERSION", "add_trainer_config",
-           "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "PIPELINES", "DECODED_ON",
+           "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "CPU_PRECISIONS", "PIPELINES",
+           "DECODED_ON",
            "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
            "EXTRA_PROMPT_TOKENS"]
 
-PRECISIONS = ("fp16", "fp32", "amp")
+PRECISIONS = ("fp16", "fp32", "amp", "bf16")
+CPU_PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 PIPELINES = ("fast", "reference")
 DECODED_ON = ("device", "cpu")
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
@@ -47,7 +49,10 @@ _KEYS = {
     "N_CTX": (16, "number of learnable context tokens (CTX_INIT's token count wins when set)"),
     "CSC": (False, "class-specific contexts: one context per quality level instead of a shared one"),
     "CTX_INIT": ("", "words initialising the shared context, e.g. 'a photo of a'; '' = random init"),
-    "PREC": ("fp16", "precision: fp16 (CLIP and ctx in half, as upstream; fp32 on CPU), fp32, amp"),
+    "PREC": ("fp16", "precision: fp16 (CLIP and ctx in half, as upstream; on a CPU see CPU_PREC), "
+                     "fp32, amp (autocast: fp16 on GPU, bf16 on CPU), bf16 (towers in bfloat16)"),
+    "CPU_PREC": ("auto", "what PREC fp16 runs in on a CPU: auto (bf16 where the CPU has native "
+                         "bf16, else fp32), fp16, bf16, fp32"),
     "CLASS_TOKEN_POSITION": ("end", "level name position relative to the context: end/middle/front"),
     "PIPELINE": ("fast", "fast: decode once, batch/cache the frozen image features; "
                          "reference: per-batch decode + encode (same updates; parity checks)"),
@@ -146,8 +151,9 @@ class ModelSpec:
     """Everything that defines a CLIP-AGIQA model and its test-time input.
 
     `level_names` worst first; `n_ctx` the effective context length in tokens (CTX_INIT's BPE
-    token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" (the configured one
-    from a config, the effective one once the trainer has resolved it for its device);
+    token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" | "bf16" (the configured
+    one from a config, the effective one once the trainer has resolved it for its device:
+    `trainers.precision`); `cpu_precision` what `PREC fp16` becomes on a CPU (`CPU_PREC`);
     `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
     generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
     `encoder_last_k` / `lora_rank`; `test_input` the `INPUT` keys of `TEST_INPUT_KEYS` as plain
@@ -170,6 +176,7 @@ class ModelSpec:
     encoder_last_k: int = 1
     lora_rank: int = 4
     precision: str = "fp16"
+    cpu_precision: str = "auto"
     test_input: Mapping[str, Any] = None
     test_pipeline: str = "fast"
     num_crops: int = 1
@@ -214,6 +221,7 @@ class ModelSpec:
             encoder_last_k=_positive_int(node, "ENCODER_LAST_K"),
             lora_rank=_positive_int(node, "LORA_RANK"),
             precision=_choice(node, "PREC", PRECISIONS),
+            cpu_precision=_choice(node, "CPU_PREC", CPU_PRECISIONS),
             test_input={key: _plain(cfg.INPUT[key]) for key in TEST_INPUT_KEYS},
             test_pipeline=test_pipeline,
             num_crops=num_crops,
@@ -305,6 +313,7 @@ class ModelSpec:
         node.CLASS_TOKEN_POSITION, node.HEAD_INPUT = self.class_token_position, self.head_input
         node.HEAD_DROPOUT = self.head_dropout
         node.STANDARDIZE_TARGET, node.PREC = self.standardize_target, self.precision
+        node.CPU_PREC = self.cpu_precision
         node.HEAD, node.PROMPT_TEMPLATE = self.head, self.prompt_template
         node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K = self.train_image_encoder, \
             self.encoder_last_k

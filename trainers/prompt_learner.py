@@ -21,8 +21,9 @@ CTX_INIT_STD = 0.02
 class PromptLearner(nn.Module):
     """Builds the `n_levels` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
 
-    Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_levels, n_ctx, ctx_dim)` (CSC), in the CLIP
-    dtype. Persistent buffers (kept in checkpoints for compatibility, recomputed on load):
+    Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_levels, n_ctx, ctx_dim)` (CSC), float16
+    with fp16 towers (upstream) and float32 otherwise (see `trainers.precision`). Persistent
+    buffers (kept in checkpoints for compatibility, recomputed on load):
     `token_prefix` `(n_levels, 1, ctx_dim)` (SOT embedding) and `token_suffix`
     `(n_levels, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:
     `tokenized_prompts` `(n_levels, L)` int64, used to locate each prompt's EOT token.
@@ -40,7 +41,8 @@ class PromptLearner(nn.Module):
             raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got "
                              f"{class_token_position!r}")
         level_names = list(level_names)
-        dtype = clip_model.dtype
+        # fp16 towers: an fp16 context, as upstream; bf16 and fp32 towers: an fp32 context.
+        dtype = torch.float16 if clip_model.dtype == torch.float16 else torch.float32
         ctx_dim = clip_model.ln_final.weight.shape[0]
         context_length = clip_model.positional_embedding.shape[0]
 

@@ -33,8 +33,9 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          read_module_checkpoint, resolve_device)
 
 from .clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
-from .custom_clip import CustomCLIP, head_input_size, load_clip, resolve_precision
+from .custom_clip import CustomCLIP, head_input_size, load_clip
 from .model_spec import ModelSpec, add_trainer_config
+from .precision import precision_for_checkpoint, resolve_precision
 
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 
@@ -227,7 +228,12 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
         spec = _spec_from_checkpoints(pl_state, level_names, class_token_position)
     if backbone:
         spec = replace(spec, backbone=backbone)
-    precision = resolve_precision(spec.precision, device)
+    precision, message = precision_for_checkpoint(
+        spec.precision, spec.cpu_precision, device,
+        resolve_precision(spec.precision, device, spec.cpu_precision), pl_checkpoint, pl_path,
+        resume=False)
+    if message is not None:
+        print(message)
     clip_model = load_clip(spec.backbone, precision)
     if inferred:
         reg_state = read_module_checkpoint(paths["regression"])[1]

@@ -6,7 +6,8 @@
   ``python``, ``packages`` (name -> version or null), ``platform``, ``device``, ``git``
   (``{commit, dirty}`` of the source checkout, or null outside a git checkout) and
   ``previous_runs`` (the earlier entries of a resumed or repeated run, oldest first).
-Both are written atomically at the start of a run.
+Both are written atomically at the start of a run; facts known only once the trainer exists
+(``precision``: the effective precision) are added with ``update_run_record``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 from .tools import atomic_write_text, read_json, write_json
 
 __all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "PACKAGES", "package_versions", "git_state",
-           "device_name", "write_run_record"]
+           "device_name", "write_run_record", "update_run_record"]
 
 CONFIG_FILE = "config.yaml"
 RUN_INFO_FILE = "run_info.json"
@@ -91,6 +92,17 @@ def write_run_record(cfg: Any, argv: Sequence[str], source_dir: str) -> dict[str
     }
     info["previous_runs"] = _previous_runs(os.path.join(output_dir, RUN_INFO_FILE))
     write_json(info, os.path.join(output_dir, RUN_INFO_FILE))
+    return info
+
+
+def update_run_record(output_dir: str, **fields: Any) -> dict[str, Any]:
+    """Set ``fields`` (JSON-able) in ``output_dir/run_info.json``, for facts known only once the
+    run has started (e.g. the effective precision); return the updated info. Raises ``OSError``
+    / ``ValueError`` when the file is missing or unreadable."""
+    path = os.path.join(output_dir, RUN_INFO_FILE)
+    info = read_json(path)
+    info.update(fields)
+    write_json(info, path)
     return info
 
 

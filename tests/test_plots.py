@@ -96,3 +96,13 @@ def test_scatter_from_predictions_csv_and_cli(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("name,score\na,1\n")
     with pytest.raises(ValueError, match="name,mos,pred"):
         scatter_from_predictions(str(tmp_path / "bad.csv"), str(tmp_path / "c.png"))
+
+
+def test_boxplot_axis_has_a_minimum_span_for_near_equal_values():
+    from dassl.evaluation.plots import y_limits
+    lo, hi = y_limits([0.8012, 0.8016])
+    # One run per protocol: the axis must not magnify a 4e-4 difference to full height.
+    assert hi - lo == pytest.approx(0.1) and lo < 0.8012 and hi > 0.8016
+    assert (lo + hi) / 2 == pytest.approx(0.8014)
+    lo, hi = y_limits([0.2, 0.9])
+    assert lo == pytest.approx(0.13) and hi == pytest.approx(0.97)

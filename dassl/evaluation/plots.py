@@ -96,6 +96,22 @@ def _finite(value: Any) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
+def y_limits(values: Sequence[float], min_span: float = 0.1) -> tuple[float, float]:
+    """Y-axis limits for correlation values (SRCC/PLCC, unitless): the data's range plus 10 %
+    padding, widened about its centre to at least ``min_span``.
+
+    Without the floor, one run per group (or seeds that agree to the fourth digit) gives an axis
+    spanning ~1e-4 on which rounding-level differences look like large effects. ``values`` must
+    not be empty."""
+    lo, hi = min(values), max(values)
+    pad = 0.1 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    if hi - lo < min_span:
+        centre = 0.5 * (lo + hi)
+        lo, hi = centre - 0.5 * min_span, centre + 0.5 * min_span
+    return lo, hi
+
+
 def save_boxplot(table: Any, path: str, metrics: Sequence[str] = ("srcc", "plcc"),
                  group_by: Sequence[str] = ("dataset", "variant", "protocol"),
                  title: str = "") -> list[str]:
@@ -139,6 +155,8 @@ def save_boxplot(table: Any, path: str, metrics: Sequence[str] = ("srcc", "plcc"
         ax.set_xticklabels([f"{label}\n(n={len(d)})" for label, d in zip(labels, data)],
                            fontsize=7)
         ax.set_xlim(0.4, len(labels) + 0.6)
+        if positions:
+            ax.set_ylim(*y_limits([v for d in data for v in d]))
         ax.set_title(metric.upper())
         ax.grid(True, axis="y", alpha=0.3)
     if title:

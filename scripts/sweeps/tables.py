@@ -74,23 +74,35 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
 
 
+def _statistics(values: np.ndarray) -> dict[str, float]:
+    """Median, mean and sample std of one metric over the done runs of a group (NaN if empty;
+    std needs two runs). np.median/mean propagate NaN, where pandas would skip a broken run."""
+    return {"median": float(np.median(values)) if values.size else math.nan,
+            "mean": float(np.mean(values)) if values.size else math.nan,
+            "std": float(np.std(values, ddof=1)) if values.size > 1 else math.nan}
+
+
+def _group_table(results: pd.DataFrame, keys: list[str], metrics: Iterable[str],
+                 statistics: tuple[str, ...]) -> pd.DataFrame:
+    """One row per ``keys`` group, in first-seen order: ``n`` done runs, ``n_missing`` others,
+    and ``<metric>_<statistic>`` over the done runs."""
+    metrics = list(metrics)
+    rows = []
+    for key, group in results.groupby(keys, sort=False):
+        done = group[group["status"] == "done"]
+        row: dict[str, Any] = dict(zip(keys, key))
+        row.update(n=len(done), n_missing=len(group) - len(done))
+        for metric in metrics:
+            stats = _statistics(done[metric].to_numpy(dtype=np.float64))
+            row.update({f"{metric}_{s}": stats[s] for s in statistics})
+        rows.append(row)
+    columns = keys + ["n", "n_missing"] + [f"{m}_{s}" for m in metrics for s in statistics]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, variant, protocol), in first-seen order: counts and metric statistics."""
-    rows = []
-    for key, group in results.groupby(list(GROUP_COLUMNS), sort=False):
-        done = group[group["status"] == "done"]
-        row: dict[str, Any] = dict(zip(GROUP_COLUMNS, key))
-        row.update(n=len(done), n_missing=len(group) - len(done))
-        for metric in SUMMARY_METRICS:
-            values = done[metric].to_numpy(dtype=np.float64)
-            # np.median/mean propagate NaN; pandas would skip it and hide a broken run.
-            row[f"{metric}_median"] = float(np.median(values)) if values.size else math.nan
-            row[f"{metric}_mean"] = float(np.mean(values)) if values.size else math.nan
-            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if values.size > 1 else math.nan
-        rows.append(row)
-    columns = list(GROUP_COLUMNS) + ["n", "n_missing"] + [
-        f"{m}_{s}" for m in SUMMARY_METRICS for s in ("median", "mean", "std")]
-    return pd.DataFrame(rows, columns=columns)
+    return _group_table(results, list(GROUP_COLUMNS), SUMMARY_METRICS, ("median", "mean", "std"))
 
 
 def _cell(row: Mapping[str, Any], metric: str) -> str:
@@ -163,17 +175,7 @@ def cross_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Median SRCC/PLCC/RMSE over seeds and splits per variant x protocol x A x B (done runs).
     RMSE stays NaN where the scales disagree."""
     keys = ["variant", "protocol", "train_dataset", "test_dataset"]
-    out = []
-    for key, group in rows.groupby(keys, sort=False):
-        done = group[group["status"] == "done"]
-        entry: dict[str, Any] = dict(zip(keys, key))
-        entry.update(n=len(done), n_missing=len(group) - len(done))
-        for metric in CROSS_METRICS:
-            values = done[metric].to_numpy(dtype=np.float64)
-            entry[f"{metric}_median"] = float(np.median(values)) if values.size else math.nan
-        out.append(entry)
-    return pd.DataFrame(out, columns=keys + ["n", "n_missing"]
-                        + [f"{m}_median" for m in CROSS_METRICS])
+    return _group_table(rows, keys, CROSS_METRICS, ("median",))
 
 
 def format_cross(summary: pd.DataFrame) -> str:

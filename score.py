@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Score the images; returns the exit status (0 done, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)
     try:
         return run(args)
     except USER_ERRORS as exc:

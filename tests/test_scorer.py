@@ -246,3 +246,16 @@ def test_a_device_the_machine_lacks_is_one_error_line(run, tmp_path, capsys, mon
     assert status == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(("error: device", "error: unknown device"))
+
+
+def test_score_cli_takes_options_between_the_run_and_the_images(run, tmp_path):
+    # `score.py RUN --device cpu IMG ...` is how people type it; plain argparse refuses the images
+    # after an option ("unrecognized arguments").
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.open(run["paths"][0]).save(first)
+    Image.open(run["paths"][1]).save(second)
+    output = tmp_path / "scores.csv"
+    status = score.main([str(run["out"]), "--device", "cpu", str(first), "--no-progress",
+                         str(second), "--output", str(output)])
+    assert status == 0
+    assert [r["name"] for r in read_rows(output)] == ["a.png", "b.png"]

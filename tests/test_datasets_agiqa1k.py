@@ -173,12 +173,9 @@ def test_split_file_errors(root, tmp_path):
         load_agiqa1k(options(root, SPLIT_FILE=str(PEER), SPLIT_INDEX=11))
 
 
-AGIQA3K_CSV = next((p for p in (Path(__file__).resolve().parent / "data" / "agiqa3k" / "data.csv",
-                                Path(__file__).resolve().parents[2] / "shared" / "data" / "agiqa3k"
-                                / "data.csv") if p.is_file()), None)
+AGIQA3K_CSV = Path(__file__).resolve().parent / "data" / "agiqa3k" / "data.csv"  # shipped (MIT)
 
 
-@pytest.mark.skipif(AGIQA3K_CSV is None, reason="AGIQA-3K data.csv not available")
 def test_the_quantile_rule_gives_agiqa3k_training_sextiles():
     from datasets.levels import quantile_thresholds
     from datasets.splits import split_table

@@ -1,9 +1,8 @@
 """AIGIQA-20K: label files of the real shape built here (the real ones have no known licence;
-the real-file checks run only where ../shared/data/aigiqa20k exists), both image layouts, the
+the real-file checks run only where a user put them in tests/data/aigiqa20k/), both image layouts, the
 official membership with a full label file, and the image list for blind predictions."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +17,7 @@ from datasets.labels import read_label_table
 from datasets.synthetic import aigiqa20k_names, make_synthetic_aigiqa20k
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = Path(os.environ.get("CLIP_AGIQA_SHARED_DATA", REPO.parent / "shared" / "data")) / "aigiqa20k"
+REAL = REPO / "tests" / "data" / "aigiqa20k"  # git-ignored: see tests/data/README.md
 SMALL = {"train": 2, "val": 1, "test": 1}  # images per model unit: 80 / 40 / 40
 
 
@@ -102,8 +101,9 @@ def test_errors(tmp_path):
         load_aigiqa20k(options(tmp_path, CHECK_FILES=False))
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not available (the real AIGIQA-20K "
-                                              "files have no known licence to ship)")
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"needs AIGIQA-20K's real label files: copy "
+                    f"info_train.xlsx, info_val.xlsx and info_test.xlsx into {REAL} (see "
+                    "tests/data/README.md; they have no known licence to ship)")
 def test_real_info_files_have_the_shape_the_synthetic_ones_copy():
     shapes = {}
     for part in ("train", "val", "test"):

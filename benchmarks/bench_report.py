@@ -10,6 +10,8 @@ checked against the numbers where they apply (GPU targets assume the full AGIQA-
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 GIB = 1024 ** 3
@@ -169,3 +171,13 @@ def format_table(summary: dict) -> str:
     for key, value in summary["targets"].items():
         lines.append(f"target {key}: {'PASS' if value else 'FAIL' if value is False else '-'}")
     return "\n".join(lines)
+
+
+def emit(table: str, summary: dict, out: str | None) -> None:
+    """Print the human table, then the summary as one JSON line (what scripts parse), and write
+    that line to ``out`` when given."""
+    print(table)
+    line = json.dumps(summary, sort_keys=True)
+    print(line)
+    if out:
+        Path(out).write_text(line + "\n")

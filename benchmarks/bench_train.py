@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench_assets import FULL_SIZE, default_names_csv, ensure_dataset, ensure_weights  # noqa: E402
-from bench_report import format_table, summarize  # noqa: E402
+from bench_report import emit, format_table, summarize  # noqa: E402
 
 SMALL = {"n_images": 45, "epochs": 2}  # 36 train (one step of 32) / 9 test images
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
@@ -279,11 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         args.default_cpu_prec = resolve_precision("fp16", "cpu", "auto")
     summary = summarize(results, args)
     summary["model"] = args.model
-    print(format_table(summary))
-    line = json.dumps(summary, sort_keys=True)
-    print(line)
-    if args.out:
-        Path(args.out).write_text(line + "\n")
+    emit(format_table(summary), summary, args.out)
     return 0
 
 

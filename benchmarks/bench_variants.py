@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench_assets import default_names_csv, ensure_dataset, ensure_weights  # noqa: E402
+from bench_report import emit  # noqa: E402
 from bench_train import _epoch_rows, _instrument  # noqa: E402
 
 # The issue-16 variants; "default" is configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml.
@@ -145,11 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         result["wall_s"] = time.perf_counter() - start
         results.append(result)
         print(f"{variant}: done in {result['wall_s']:.0f} s (log {log})", flush=True)
-    print(format_table(results))
-    summary = json.dumps({"results": results})
-    print(summary)
-    if args.out:
-        Path(args.out).write_text(summary + "\n")
+    emit(format_table(results), {"results": results}, args.out)
     return 0
 
 

@@ -43,7 +43,7 @@ from clip.weights import DownloadError, WeightsNotFoundError
 from dassl.evaluation import iqa_metrics
 from dassl.utils import UserError, atomic_write_text
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
-from trainers.scorer import load_scorer
+from trainers.inference.scorer import load_scorer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Problems the user can fix: reported as one line, no traceback.

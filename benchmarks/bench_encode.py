@@ -3,7 +3,7 @@
     python benchmarks/bench_encode.py                    # 1 thread, batch 8, every precision
     python benchmarks/bench_encode.py --threads 2 --batch 16 --model tiny-vit
 
-Per precision (fp32, bf16, amp, fp16; see trainers/precision.py): wall seconds and process CPU
+Per precision (fp32, bf16, amp, fp16; see trainers/method/precision.py): wall seconds and process CPU
 seconds per image, best of `--repeats` timed batches after one warm-up batch, and the ratio to
 fp32. CPU seconds are reported because a shared machine's load inflates wall time; with one
 thread they measure the arithmetic itself. Prints a table and one JSON line.
@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
 
 from clip.model import build_model  # noqa: E402
 from clip.random_weights import random_state_dict  # noqa: E402
-from trainers.precision import cast_clip, cpu_flags, resolve_precision  # noqa: E402
+from trainers.method.precision import cast_clip, cpu_flags, resolve_precision  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "amp", "fp16")
 

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"the {label} run failed (exit {proc.returncode}); see {log}")
         results[label] = json.loads(result_file.read_text())
     if args.device == "cpu":
-        from trainers.precision import resolve_precision
+        from trainers.method.precision import resolve_precision
 
         # What the default configuration (main.sh: PREC fp16) runs in on this CPU.
         args.default_cpu_prec = resolve_precision("fp16", "cpu", "auto")

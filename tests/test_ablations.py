@@ -19,7 +19,7 @@ from clip.random_weights import save_random_weights
 from dassl.engine import build_trainer
 from datasets.synthetic import make_synthetic_agiqa
 from trainers.config import count_bpe_tokens
-from trainers.custom_clip import build_head_input
+from trainers.method.custom_clip import build_head_input
 
 REPO = Path(__file__).resolve().parents[1]
 ABLATIONS = sorted((REPO / "configs/ablations").glob("*.yaml"))

@@ -13,7 +13,7 @@ from dassl.config import get_cfg_default
 from datasets.synthetic import make_synthetic_agiqa
 from trainers import add_trainer_config
 from trainers.config import check_trainer_config
-from trainers.feature_loaders import CachedFeatureLoader, FeatureEpochLoader
+from trainers.fast.feature_loaders import CachedFeatureLoader, FeatureEpochLoader
 from tiny_trainer import build_tiny_trainer
 
 PAPER_TRANSFORMS = "('random_resized_crop', 'random_flip', 'normalize')"

@@ -13,9 +13,9 @@ from dassl.config import get_cfg_default
 from dassl.data.transforms import build_transform
 from dassl.utils import read_image
 from datasets.synthetic import render_example
-from trainers.decoded_images import DecodedImages
-from trainers.resample import AxisMaps, apply_axis_maps, axis_weights
-from trainers.tensor_transforms import (TensorTransform, random_crop_offsets,
+from trainers.fast.decoded_images import DecodedImages
+from trainers.fast.resample import AxisMaps, apply_axis_maps, axis_weights
+from trainers.fast.tensor_transforms import (TensorTransform, random_crop_offsets,
                                         random_resized_crop_params, unsupported_reason)
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]

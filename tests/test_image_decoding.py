@@ -14,7 +14,7 @@ from PIL import Image
 from dassl.data.data_manager import DatasetWrapper
 from dassl.data.datasets import Datum
 from dassl.utils import image_problem, image_size, read_image, to_display_rgb
-from trainers.decoded_images import DecodedImages
+from trainers.fast.decoded_images import DecodedImages
 
 from test_dassl_data import _toy_cfg
 

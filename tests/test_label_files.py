@@ -13,7 +13,7 @@ from datasets.agiqa import load_agiqa
 from datasets.core import read_options
 from datasets.labels import read_csv_table
 from datasets.prompts import read_prompt_file
-from trainers.scorer import training_score_range
+from trainers.inference.scorer import training_score_range
 
 from conftest import AGIQA_YAML
 

@@ -9,8 +9,8 @@ import torch
 import train
 from dassl.config import get_cfg_default
 from trainers import load_scorer
-from trainers.model_spec import SPEC_VERSION, ModelSpec, add_trainer_config
-from trainers.precision import resolve_precision
+from trainers.method.model_spec import SPEC_VERSION, ModelSpec, add_trainer_config
+from trainers.method.precision import resolve_precision
 
 LEVELS = ("terrible", "bad", "poor", "average", "good", "perfect")
 
@@ -75,7 +75,7 @@ def test_checkpoints_carry_the_spec_and_rebuild_without_config_yaml(tiny_args, t
 def test_head_dropout_goes_from_the_key_to_both_dropout_layers():
     from clip import clip
     from clip.random_weights import random_state_dict
-    from trainers.custom_clip import CustomCLIP
+    from trainers.method.custom_clip import CustomCLIP
 
     assert ModelSpec.from_config(method_cfg(), LEVELS).head_dropout == 0.5  # upstream
     spec = ModelSpec.from_config(method_cfg(HEAD_DROPOUT=0.2), LEVELS)

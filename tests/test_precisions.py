@@ -20,7 +20,7 @@ import score
 import train
 from dassl.utils import ConfigError
 from trainers import clip_agiqa
-from trainers.precision import (auto_cpu_precision, cpu_flags, recorded_precision,
+from trainers.method.precision import (auto_cpu_precision, cpu_flags, recorded_precision,
                                 resolve_precision)
 from tiny_trainer import build_tiny_trainer
 

@@ -1,4 +1,4 @@
-"""Scoring one's own images: trainers.scorer.load_scorer and score.py, on a tiny trained run."""
+"""Scoring one's own images: trainers.inference.scorer.load_scorer and score.py, on a tiny trained run."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +19,7 @@ from dassl.evaluation import iqa_metrics
 from dassl.utils import ConfigError
 from datasets.synthetic import make_synthetic_agiqa
 from trainers import Scorer, load_scorer
-from trainers.run_model import load_run_model
+from trainers.inference.run_model import load_run_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ from clip.model import CLIP
 from clip.random_weights import PRESETS, random_state_dict
 from dassl.config import get_cfg_default
 from trainers.config import add_trainer_config
-from trainers.custom_clip import CustomCLIP, load_clip_to_cpu
-from trainers.model_spec import ModelSpec
+from trainers.method.custom_clip import CustomCLIP, load_clip_to_cpu
+from trainers.method.model_spec import ModelSpec
 
 LEVELS = ["terrible", "bad", "poor", "average", "good", "perfect"]
 # Level names spanning several BPE tokens exercise the middle/front layouts.

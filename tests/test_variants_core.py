@@ -13,14 +13,14 @@ from clip.checkpoint import model_from_file
 from clip.random_weights import save_random_weights
 from dassl.config import get_cfg_default
 from trainers.config import add_trainer_config
-from trainers.decoded_images import DecodedImages
-from trainers.encoder_tuning import attach_encoder_tuning, lora_targets
-from trainers.multi_crop import MultiCropTransform, average_crops, crop_offsets, grid_shape
-from trainers.prompt_learner import PromptLearner, TextEncoder
-from trainers.prompt_template import (ConditionedPromptTokens, check_template,
+from trainers.fast.decoded_images import DecodedImages
+from trainers.method.encoder_tuning import attach_encoder_tuning, lora_targets
+from trainers.fast.multi_crop import MultiCropTransform, average_crops, crop_offsets, grid_shape
+from trainers.method.prompt_learner import PromptLearner, TextEncoder
+from trainers.method.prompt_template import (ConditionedPromptTokens, check_template,
                                       conditioned_embeddings, fill_template)
-from trainers.similarity_head import SimilarityHead, expected_level
-from trainers.tensor_transforms import TensorTransform
+from trainers.method.similarity_head import SimilarityHead, expected_level
+from trainers.fast.tensor_transforms import TensorTransform
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]

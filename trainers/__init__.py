@@ -3,9 +3,9 @@
 model (built from a config, saved in every checkpoint); `load_scorer(run_dir)` scores images
 with a trained run."""
 
-from .model_spec import ModelSpec, add_trainer_config, check_trainer_config
+from .method.model_spec import ModelSpec, add_trainer_config, check_trainer_config
 from .clip_agiqa import CLIP_AGIQA
-from .scorer import Scorer, load_scorer
+from .inference.scorer import Scorer, load_scorer
 
 __all__ = ["ModelSpec", "add_trainer_config", "check_trainer_config", "CLIP_AGIQA", "Scorer",
            "load_scorer"]

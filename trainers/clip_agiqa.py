@@ -9,7 +9,7 @@ blocks or LoRA factors, learning rate `ENCODER_LR`).
 Loss: MSE between predicted and ground-truth MOS (float32, mean over the batch).
 
 `TRAINER.CLIP_AGIQA.PIPELINE` "fast" (default) replaces the image loaders with loaders of
-precomputed image features (`trainers.feature_loaders`): images are decoded once, augmented on
+precomputed image features (`trainers.fast.feature_loaders`): images are decoded once, augmented on
 the device and encoded in large no-grad batches, test features are computed once, and the
 training step runs only the prompt/text path and the head. The updates are those of the
 "reference" pipeline (dassl's per-batch loaders, as upstream): same batches, augmentation
@@ -34,16 +34,16 @@ from dassl.utils import (CheckpointMismatchError, ConfigError, checkpoint_file_n
                          read_module_checkpoint)
 from dassl.utils.run_record import update_run_record
 
-from .custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
+from .method.custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
                           training_target_stats)
-from .feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
+from .fast.feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
                               ImageFeatureEncoder)
-from .model_spec import ModelSpec, PipelineOptions
-from .multi_crop import MultiCropTransform
-from .precision import describe, precision_for_checkpoint, resolve_precision
-from .similarity_head import training_mos_range
-from .prompt_learner import PromptLearner, TextEncoder
-from .tensor_transforms import TensorTransform, unsupported_reason
+from .method.model_spec import ModelSpec, PipelineOptions
+from .fast.multi_crop import MultiCropTransform
+from .method.precision import describe, precision_for_checkpoint, resolve_precision
+from .method.similarity_head import training_mos_range
+from .method.prompt_learner import PromptLearner, TextEncoder
+from .fast.tensor_transforms import TensorTransform, unsupported_reason
 
 __all__ = ["CLIP_AGIQA", "CustomCLIP", "PromptLearner", "TextEncoder", "load_clip_to_cpu",
            "CheckpointMismatchError", "load_state_dict_checked"]
@@ -124,7 +124,7 @@ class CLIP_AGIQA(TrainerX):
 
     def _adopt_checkpoint_precision(self, checkpoint: dict, path: str, resume: bool) -> None:
         """Continue or evaluate in the precision `checkpoint` (read from `path`) was computed in
-        (`trainers.precision.precision_for_checkpoint`)."""
+        (`trainers.method.precision.precision_for_checkpoint`)."""
         configured = self.configured_spec
         precision, message = precision_for_checkpoint(
             configured.precision, configured.cpu_precision, self.device, self.prec, checkpoint,
@@ -346,7 +346,7 @@ class CLIP_AGIQA(TrainerX):
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
         """Dassl's `load_model`, with the model first rebuilt in the precision the checkpoint
-        records, unless `CPU_PREC` forces one (`trainers.precision.precision_for_checkpoint`)."""
+        records, unless `CPU_PREC` forces one (`trainers.method.precision.precision_for_checkpoint`)."""
         if directory:
             name = self.get_model_names()[0]
             path = module_checkpoint_paths(directory, [name], checkpoint_file_name(epoch))[name]

@@ -23,7 +23,7 @@ AMD Zen 4) convert fp16 operands and run slower than fp32 (benchmarks/README.md)
 `CPU_PREC fp16` runs the real fp16 path on a CPU (tests use it).
 
 Every module checkpoint records the effective precision in its `model_spec`
-(`trainers.model_spec.ModelSpec.precision`; read it with `recorded_precision`, which also reads
+(`trainers.method.model_spec.ModelSpec.precision`; read it with `recorded_precision`, which also reads
 the `trainer_state["precision"]` of checkpoints written before the spec existed). A checkpoint
 with neither (older ones, or from the original code) counts as fp32 on a CPU and as its `PREC` on
 a GPU, which is what those runs computed in.

@@ -9,7 +9,7 @@ centre crop, CLIP normalisation), computed the way the run computed it, so score
 run's `predictions.csv`. Files and PIL images are decoded by `dassl.utils.read_image` /
 `to_display_rgb`, the decoder training used (EXIF orientation, alpha over white, 16-bit
 samples' top 8 bits). Runs with the fast pipeline use its tensor transform
-(`trainers.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
+(`trainers.fast.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
 8-bit levels (`round(x * 255)`), the precision of the images the model was trained on; a tensor
 made from an 8-bit image (`x = u / 255`) therefore scores exactly like the image file.
 Runs with `TEST.NUM_CROPS` C > 1 score the mean over the same C-crop grid, and runs with
@@ -30,8 +30,8 @@ from dassl.data.transforms import build_transform
 from dassl.utils import read_image, to_display_rgb
 from dassl.utils.label_file import parse_number, read_label_file
 
-from .decoded_images import DecodedImages
-from .multi_crop import MultiCropTransform
+from ..fast.decoded_images import DecodedImages
+from ..fast.multi_crop import MultiCropTransform
 from .run_model import RunModel, load_run_model
 
 __all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput"]
@@ -212,7 +212,7 @@ def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | N
     `backbone`: CLIP name or weights file replacing the run's `MODEL.BACKBONE.NAME` (needed when
     the run used a file that is elsewhere now; default for original runs: ViT-B/16).
     `level_names` / `class_token_position`: for runs without config.yaml (see
-    `trainers.run_model`).
+    `trainers.inference.run_model`).
     """
     run = load_run_model(run_dir, device=device, epoch=epoch, backbone=backbone,
                          level_names=level_names, class_token_position=class_token_position)

@@ -32,10 +32,10 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
                          read_module_checkpoint, resolve_device)
 
-from .clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
-from .custom_clip import CustomCLIP, head_input_size, load_clip
-from .model_spec import ModelSpec, add_trainer_config
-from .precision import precision_for_checkpoint, resolve_precision
+from ..clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
+from ..method.custom_clip import CustomCLIP, head_input_size, load_clip
+from ..method.model_spec import ModelSpec, add_trainer_config
+from ..method.precision import precision_for_checkpoint, resolve_precision
 
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 

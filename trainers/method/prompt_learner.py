@@ -22,7 +22,7 @@ class PromptLearner(nn.Module):
     """Builds the `n_levels` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
 
     Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_levels, n_ctx, ctx_dim)` (CSC), float16
-    with fp16 towers (upstream) and float32 otherwise (see `trainers.precision`). Persistent
+    with fp16 towers (upstream) and float32 otherwise (see `trainers.method.precision`). Persistent
     buffers (kept in checkpoints for compatibility, recomputed on load):
     `token_prefix` `(n_levels, 1, ctx_dim)` (SOT embedding) and `token_suffix`
     `(n_levels, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:

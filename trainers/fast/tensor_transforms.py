@@ -11,7 +11,7 @@ Randomness: crop parameters and flips are drawn per image, in order, with exactl
 torchvision makes (`RandomCrop.get_params`, `RandomResizedCrop.get_params`, then
 `RandomHorizontalFlip`'s `torch.rand(1)`) on the global torch RNG, so the same RNG state gives
 the same parameters, in the same order, as dassl's PIL pipeline on the main process. Pixels are
-resampled once per image (see `trainers.resample`) and rounded to 8-bit levels as PIL does.
+resampled once per image (see `trainers.fast.resample`) and rounded to 8-bit levels as PIL does.
 """
 from __future__ import annotations
 

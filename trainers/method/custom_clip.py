@@ -1,7 +1,7 @@
 """CLIP-AGIQA's model: frozen CLIP encoders, learnable level prompts and a regression MLP.
 
 The model takes plain arguments; `CustomCLIP.from_spec(spec, clip_model)` builds it from a
-`ModelSpec` (trainers.model_spec). The image encoding is separable from the rest
+`ModelSpec` (trainers.method.model_spec). The image encoding is separable from the rest
 (`encode_image`), so image features can be precomputed in large batches and fed to `regress`
 directly. Units: predictions are on the MOS scale of the training labels (unbounded regression
 output), also when the head is trained on standardised targets (`standardize_target`). What the
@@ -35,7 +35,7 @@ HEAD_DROPOUT = 0.5
 
 def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
     """CLIP named by `backbone`, on the CPU in eval mode, in the layout of the effective
-    `precision` (`trainers.precision.cast_clip`): OpenAI's mixed fp16 as loaded for "fp16",
+    `precision` (`trainers.method.precision.cast_clip`): OpenAI's mixed fp16 as loaded for "fp16",
     float32 for "fp32" and "amp", the mixed layout in bfloat16 for "bf16".
 
     `backbone` is an OpenAI model name (e.g. "ViT-B/16", fetched into the CLIP cache) or the path

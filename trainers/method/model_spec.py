@@ -153,7 +153,7 @@ class ModelSpec:
     `level_names` worst first; `n_ctx` the effective context length in tokens (CTX_INIT's BPE
     token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" | "bf16" (the configured
     one from a config, the effective one once the trainer has resolved it for its device:
-    `trainers.precision`); `cpu_precision` what `PREC fp16` becomes on a CPU (`CPU_PREC`);
+    `trainers.method.precision`); `cpu_precision` what `PREC fp16` becomes on a CPU (`CPU_PREC`);
     `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
     generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
     `encoder_last_k` / `lora_rank`; `test_input` the `INPUT` keys of `TEST_INPUT_KEYS` as plain
@@ -324,7 +324,7 @@ class ModelSpec:
 
 
 def _fast_if_supported(cfg: CN) -> str:
-    from .tensor_transforms import unsupported_reason
+    from ..fast.tensor_transforms import unsupported_reason
 
     return "fast" if unsupported_reason(cfg) is None else "reference"
 

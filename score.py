@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from clip.checkpoint import CheckpointError
 from clip.weights import DownloadError, WeightsNotFoundError
+from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.utils import UserError, atomic_write_text
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "run's, ViT-B/16 for runs without config.yaml")
     parser.add_argument("--level-names", nargs="+", default=None,
                         help="level names, worst first, for runs without config.yaml "
-                             "(default: terrible bad poor average good perfect)")
+                             f"(default: {' '.join(UPSTREAM_LEVEL_NAMES)})")
     parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
                         default=None, help="for runs without config.yaml (default end)")
     parser.add_argument("--labels", default=None, help="CSV with columns name,mos: report metrics")

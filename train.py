@@ -48,7 +48,7 @@ from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint
                          setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_results as read_run_results)
-from dassl.utils.run_record import write_run_record
+from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES, write_run_record
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
@@ -59,9 +59,6 @@ from trainers import add_trainer_config, check_trainer_config
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-MODEL_CONFIG_FILE = "config.yaml"  # the frozen config every run stores in its OUTPUT_DIR
-# Config subtrees that define a trained model and its test-time input.
-MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
@@ -154,7 +151,7 @@ def trained_run_config(model_dir: str) -> dict | None:
     ``model_dir`` has no ``config.yaml`` (e.g. the original code's output). Raises
     ``ConfigError`` for an unreadable file.
     """
-    path = os.path.join(model_dir, MODEL_CONFIG_FILE)
+    path = os.path.join(model_dir, CONFIG_FILE)
     if not model_dir or not os.path.isfile(path):
         return None
     try:

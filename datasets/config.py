@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dassl.data.levels import UPSTREAM_LEVEL_NAMES
+
 __all__ = ["add_dataset_config", "DEFAULT_LEVEL_NAMES", "DATASET_KEYS"]
 
-# Upstream's six quality levels, worst to best; also the prompt class names.
-DEFAULT_LEVEL_NAMES = ["terrible", "bad", "poor", "average", "good", "perfect"]
+# Upstream's six quality levels, worst to best (a fresh list: callers may change theirs).
+DEFAULT_LEVEL_NAMES = list(UPSTREAM_LEVEL_NAMES)
 
 # key -> (default, meaning); the meaning doubles as the one-line comment of each key.
 _KEYS: dict[str, tuple[Any, str]] = {

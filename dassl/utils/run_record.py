@@ -23,11 +23,14 @@ import torch
 
 from .tools import atomic_write_text, read_json, write_json
 
-__all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "PACKAGES", "package_versions", "git_state",
+__all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "MODEL_SUBTREES", "PACKAGES", "package_versions", "git_state",
            "device_name", "write_run_record", "update_run_record"]
 
 CONFIG_FILE = "config.yaml"
 RUN_INFO_FILE = "run_info.json"
+# Subtrees of ``config.yaml`` that define a trained model and its test-time input: what an
+# evaluation run or the scorer takes from a trained run.
+MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
 # Distributions whose versions can change the numbers of a run.
 PACKAGES = ("torch", "torchvision", "numpy", "Pillow", "scipy", "pandas", "scikit-learn",
             "yacs", "safetensors")

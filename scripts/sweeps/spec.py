@@ -44,6 +44,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from dassl.utils.run_dir import IGNORED_KEYS
+
 __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
            "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
            "opt_keys", "RESERVED_KEYS", "NON_SEMANTIC_KEYS"]
@@ -56,10 +58,11 @@ DEFAULT_TRAINER = "CLIP_AGIQA"
 # Set by the sweep itself for every run; user opts must not override them.
 RESERVED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.SPLIT_SEED",
                  "DATASET.SPLIT_INDEX", "TRAINER.NAME")
-# Opts that may change between invocations of one experiment (where and how fast it runs, how
-# much it prints): left out of a run's identity, so e.g. --extra-opts DATALOADER.NUM_WORKERS 8
-# on another machine still skips / resumes the runs made before.
-NON_SEMANTIC_KEYS = ("DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA")
+# Opts that may change between invocations of one experiment (how fast it runs, how much it
+# prints, the device): left out of a run's identity, so e.g. --extra-opts DATALOADER.NUM_WORKERS 8
+# on another machine still skips / resumes the runs made before. The keys train.py ignores when
+# it resumes a run (`dassl.utils.run_dir.IGNORED_KEYS`), less those the sweep sets itself.
+NON_SEMANTIC_KEYS = tuple(sorted(IGNORED_KEYS - set(RESERVED_KEYS)))
 SPEC_KEYS = ("root", "output", "datasets", "variants", "protocols", "seeds", "split_seeds",
              "split_indices", "cross", "extra_opts")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # one safe path component

@@ -28,9 +28,11 @@ from yacs.config import CfgNode
 
 from clip.clip import OPENAI_MEAN, OPENAI_STD
 from dassl.config import get_cfg_default
+from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
                          read_module_checkpoint, resolve_device)
+from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES
 
 from ..clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
 from ..method.custom_clip import CustomCLIP, head_input_size, load_clip
@@ -39,14 +41,9 @@ from ..method.precision import precision_for_checkpoint, resolve_precision
 
 __all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
 
-CONFIG_FILE = "config.yaml"
-# Upstream's six levels, worst first (as datasets.config.DEFAULT_LEVEL_NAMES, repeated here
-# because trainers never depend on the datasets package).
-UPSTREAM_LEVEL_NAMES = ("terrible", "bad", "poor", "average", "good", "perfect")
 UPSTREAM_BACKBONE = "ViT-B/16"
 UPSTREAM_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
-# Config subtrees that define the model and its test-time input (plus TEST.NUM_CROPS).
-MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
+# Besides the model subtrees (`MODEL_SUBTREES`), the test-time input's TEST keys.
 TEST_KEYS = ("NUM_CROPS",)
 
 

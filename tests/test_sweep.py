@@ -30,7 +30,8 @@ def load_cli():
 sweep = load_cli()
 
 # A stand-in for train.py: records how it was called and writes a results.json whose SRCC is
-# 0.8 (N_CTX 4) or 0.7 (N_CTX 8) plus 0.01 * seed; exits 3 when called with --fail. With
+# 0.8 (N_CTX 4) or 0.7 (N_CTX 8) plus 0.01 * seed and a data block (one label file, the random
+# split of the run's split seed, or split file <K> with DATASET.SPLIT_INDEX K); exits 3 when called with --fail. With
 # --eval-only it writes an eval-only report whose SRCC is 0.3; MOS ranges are 27..74 for
 # AIGCIQA2023 and 0..5 otherwise.
 FAKE_TRAINER = textwrap.dedent("""
@@ -67,9 +68,16 @@ FAKE_TRAINER = textwrap.dedent("""
                "plcc_fitted": None, "rmse_fitted": None}
     block = {"epoch": 2, "split": "test", "metrics": metrics}
     with open(os.path.join(out, "results.json"), "w") as f:
+        data = {"label_files": [{"path": "/data/labels.csv", "sha256": "a" * 64}],
+                "split": {"mode": "random", "seed": int(kv.get("DATASET.SPLIT_SEED", 0))}}
+        if "DATASET.SPLIT_INDEX" in kv:
+            index = int(kv["DATASET.SPLIT_INDEX"])
+            data["split"] = {"mode": "file", "index": index, "files": [
+                {"path": f"/data/peer/{index}/train.csv", "sha256": str(index) * 64}]}
         json.dump({"mode": "train", "final_model": kv["TEST.FINAL_MODEL"], "last": block,
                    "selected": dict(block, selected_on="test"), "train_mos_range": mos_range,
-                   "final": {"split": "test", "metrics": metrics, "mos_range": mos_range}}, f)
+                   "final": {"split": "test", "metrics": metrics, "mos_range": mos_range},
+                   "data": data}, f)
 """)
 
 
@@ -251,6 +259,9 @@ def test_sweep_skips_done_runs_and_resumes_interrupted_ones(tmp_path, fake_train
     assert results["srcc"].tolist() == pytest.approx([0.123, 0.82, 0.81, 0.82])
     stored = json.loads((run_dir(out, "nctx8", 2) / RUN_FILE).read_text())
     assert stored["protocol"] == "paper" and stored["variant"] == "nctx8"
+    # The finished run's data sources, as its results.json records them.
+    assert stored["data"] == {"label_files": [{"path": "/data/labels.csv", "sha256": "a" * 64}],
+                              "split_files": [], "split_mode": "random", "split_index": None}
     # Running again launches nothing, also with another number of data-loading workers...
     assert sweep.main(args + ["DATALOADER.NUM_WORKERS", "3"]) == 0
     assert "4 run(s): 4 done" in capsys.readouterr().out
@@ -323,6 +334,10 @@ def test_real_sweep_end_to_end(tmp_path, capsys):
     label_file = tmp_path / "data" / "AGIQA-3K" / "data.csv"
     digest = hashlib.sha256(label_file.read_bytes()).hexdigest()
     assert (results["label_files"] == f"{label_file.resolve()}@{digest}").all()
+    for variant in ("nctx2", "nctx4"):
+        data = json.loads((run_dir(out, variant, 1) / RUN_FILE).read_text())["data"]
+        assert data["label_files"] == [{"path": str(label_file.resolve()), "sha256": digest}]
+        assert data["split_mode"] == "random" and data["split_index"] is None
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["n"]) == [1, 1] and (out / "boxplot.png").is_file()
     assert sweep.main(args) == 0  # everything done: skipped
@@ -350,6 +365,23 @@ def test_split_indices_plan_one_run_per_split_folder(tmp_path, capsys):
     with pytest.raises(SweepError, match="set by the sweep"):
         build_spec({}, {"datasets": ["AGIQA1K"], "variants": ["vit_b16_ep50"],
                         "extra_opts": ["DATASET.SPLIT_INDEX", "1"]})
+
+
+def test_split_index_runs_record_their_split_files(tmp_path, fake_trainer, capsys):
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA1K", "--variants", "vit_b16_ep50", "--split-indices", "1", "2",
+            "--output", str(out), "--root", str(tmp_path), "--extra-opts",
+            "DATASET.SPLIT_FILE", "peer"]
+    assert sweep.main(args) == 0
+    for k in (1, 2):
+        folder = out / "AGIQA1K" / "vit_b16_ep50" / "paper" / f"split{k}" / "seed1"
+        stored = json.loads((folder / RUN_FILE).read_text())
+        assert stored["split_index"] == k  # the identity
+        assert stored["data"]["split_mode"] == "file" and stored["data"]["split_index"] == k
+        assert stored["data"]["split_files"] == [
+            {"path": f"/data/peer/{k}/train.csv", "sha256": str(k) * 64}]
+    assert sweep.main(args) == 0  # the recorded data is no part of the identity
+    assert "2 run(s): 2 done" in capsys.readouterr().out
 
 
 def test_cross_sweep_builds_the_a_by_b_table(tmp_path, fake_trainer, capsys):

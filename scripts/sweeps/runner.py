@@ -5,7 +5,10 @@ complete, *resume* when it holds a checkpoint pointer from an interrupted run (`
 resumes from ``OUTPUT_DIR`` by itself), else *new*. Before launching, the sweep writes
 ``sweep_run.json`` (the run's identity, see ``Run.identity``); a folder whose stored identity
 differs is refused, so results of different experiments are never mixed or resumed into each
-other. Each child's stdout and stderr are appended to ``sweep.log`` in its run folder.
+other. Once a run has finished, its ``sweep_run.json`` also records where its labels and split
+came from (``data``: path and SHA-256 of each label and split file, the split mode and index, as
+the run's ``results.json`` has them); that record is not part of the identity. Each child's
+stdout and stderr are appended to ``sweep.log`` in its run folder.
 """
 from __future__ import annotations
 
@@ -25,12 +28,14 @@ from dassl.utils.run_dir import read_results as read_run_results
 from .spec import SweepError
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "Job", "read_results", "run_status",
-           "check_identity", "write_identity", "visible_gpus", "device_slots", "launch", "report",
+           "check_identity", "write_identity", "data_record", "record_data", "visible_gpus", "device_slots", "launch", "report",
            "log_tail", "execute"]
 
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "sweep.log"
 REQUIRED_METRICS = ("srcc", "plcc", "krcc", "rmse")
+# Entries of sweep_run.json that record what a finished run used, not what it is: never compared.
+RECORD_KEYS = ("data",)
 _TAIL_LINES = 8  # lines of a failed run's log shown on the console
 
 
@@ -84,7 +89,8 @@ def check_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
         raise SweepError(f"{path} is not valid JSON ({exc}); delete it to reuse the folder") \
             from exc
     expected = json.loads(json.dumps(dict(identity)))  # tuples -> lists, as stored
-    differs = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+    differs = sorted(k for k in set(stored) | set(expected)
+                     if k not in RECORD_KEYS and stored.get(k) != expected.get(k))
     if differs:
         details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {expected.get(k)!r}"
                             for k in differs)
@@ -95,6 +101,25 @@ def check_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
 def write_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(str(Path(run_dir) / RUN_FILE), json.dumps(dict(identity), indent=2) + "\n")
+
+
+def data_record(results: Mapping) -> dict:
+    """Where a run's labels and split came from, from its ``results.json`` ``data`` block:
+    ``label_files`` and ``split_files`` (lists of ``{"path", "sha256"}``), ``split_mode``
+    ("random", "prompt", "file", "official" or "all") and ``split_index`` (int, None without a
+    split file). Missing entries are empty lists / None (e.g. a results.json of an old run)."""
+    data = results.get("data") if isinstance(results.get("data"), Mapping) else {}
+    split = data.get("split") if isinstance(data.get("split"), Mapping) else {}
+    return {"label_files": list(data.get("label_files") or []),
+            "split_files": list(split.get("files") or []),
+            "split_mode": split.get("mode"), "split_index": split.get("index")}
+
+
+def record_data(job: Job, results: Mapping) -> None:
+    """Add ``data_record(results)`` of the finished ``job`` to its ``sweep_run.json``."""
+    identity = dict(job.identity)
+    identity["data"] = data_record(results)
+    write_identity(job.output_dir, identity)
 
 
 def visible_gpus(env: Optional[Mapping[str, str]] = None,
@@ -151,11 +176,13 @@ def launch(job: Job, device: Optional[str] = None,
 
 def report(job: Job, code: Optional[int], took_s: float) -> tuple[bool, str]:
     """Whether a run that ended with exit status ``code`` succeeded (status 0 and a complete
-    ``results.json``), and the console line for it (a failure shows the log's last lines)."""
+    ``results.json``), and the console line for it (a failure shows the log's last lines). A
+    finished run's data sources go into its ``sweep_run.json`` (``record_data``)."""
     results = read_results(job.output_dir, job.mode) if code == 0 else None
     if results is None:
         return False, (f"FAILED {job.key} (exit code {code}) after {took_s:.0f} s; log "
                        f"{job.output_dir / LOG_FILE}:\n{log_tail(job.output_dir)}")
+    record_data(job, results)
     if job.mode != "train":
         srcc = results["final"]["metrics"].get("srcc")
         srcc = "nan" if srcc is None else f"{float(srcc):.4f}"

@@ -207,3 +207,29 @@ def test_image_only_head_trains_under_amp(assets, tmp_path):
     assert math.isfinite(summary["loss"])
     assert torch.equal(ctx, trainer.model.prompt_learner.ctx)
     assert not torch.equal(head, trainer.model.regression[4].weight)
+
+
+def test_agiqa_level_sets_carry_the_cut_points_they_name():
+    """The five-level AGIQA-3K yaml cuts at the quintiles of the reference training split's
+    mos_quality (the quantile rule, rounded to the 3 decimals the yaml keeps); the two-level one
+    at the middle of the six AGIQA-3K cut points. Level sets on one database's MOS scale are
+    named for it, so a sweep runs them only with that database."""
+    import pandas as pd
+
+    from datasets.agiqa import DEFAULT_THRESHOLDS
+    from datasets.levels import quantile_thresholds
+    from datasets.splits import split_table
+    from scripts.sweeps.spec import database_tag
+
+    table = pd.read_csv(REPO / "tests/data/agiqa3k/data.csv")
+    train_rows = split_table(table.rename(columns={"mos_quality": "mos"}), 0.2, 42).train
+    quintiles = quantile_thresholds(table["mos_quality"].to_numpy()[train_rows], 5)
+    five = yaml.safe_load((REPO / "configs/ablations/levels5_agiqa.yaml").read_text())["DATASET"]
+    assert len(five["LEVEL_NAMES"]) == 5
+    assert five["LEVEL_THRESHOLDS"] == pytest.approx(quintiles, abs=5e-4)  # 3 decimals kept
+    two = yaml.safe_load((REPO / "configs/ablations/levels2_agiqa.yaml").read_text())["DATASET"]
+    assert two["LEVEL_THRESHOLDS"] == [DEFAULT_THRESHOLDS["quality"][2]]
+    for path in ABLATIONS:
+        dataset = yaml.safe_load(path.read_text()).get("DATASET", {})
+        if dataset.get("LEVEL_THRESHOLDS"):
+            assert database_tag(path.stem) is not None, f"{path.name}: MOS cut points, no database"

@@ -43,6 +43,7 @@ def _path_summary(r: dict) -> dict:
         "peak_gpu_gib": r["peak_gpu_bytes"] / GIB if "peak_gpu_bytes" in r else None,
         "srcc_last": r.get("srcc_last"),
         "prec": r.get("prec"),
+        "load_avg": r.get("load_avg"),
     }
     if "eval_s" in r:
         out["eval_images_per_s"] = r["eval_images"] / r["eval_s"]
@@ -146,6 +147,8 @@ def format_table(summary: dict) -> str:
         ("peak host RSS", lambda p: _fmt(p["peak_rss_gib"], " GiB")),
         ("peak GPU memory", lambda p: _fmt(p["peak_gpu_gib"], " GiB")),
         ("SRCC after the last epoch", lambda p: _fmt(p["srcc_last"])),
+        ("load average 1 min: start / end", lambda p: "-" if not p.get("load_avg")
+         else " / ".join(f"{x:.1f}" for x in p["load_avg"])),
     ]
     width = max(len(label) for label, _ in rows) + 2
     col = 26

@@ -266,12 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         result_file = Path(args.root) / f"bench_{label}.json"
         print(f"measuring the {run['path']} pipeline, PREC {run['prec']} (log: {log}) ...",
               flush=True)
+        load_start = os.getloadavg()[0]
         with open(log, "w") as handle:
             proc = subprocess.run(_worker_argv(args, run, str(result_file)), stdout=handle,
                                   stderr=subprocess.STDOUT, cwd=REPO)
         if proc.returncode != 0:
             raise SystemExit(f"the {label} run failed (exit {proc.returncode}); see {log}")
         results[label] = json.loads(result_file.read_text())
+        # The 1-minute load average when the run started and ended: on a shared machine the
+        # figures are comparable only between runs under similar load.
+        results[label]["load_avg"] = [load_start, os.getloadavg()[0]]
     if args.device == "cpu":
         from trainers.method.precision import resolve_precision
 

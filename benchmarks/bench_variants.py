@@ -2,19 +2,23 @@
 
     python benchmarks/bench_variants.py                       # CPU, ViT-B/16, ~45 images
     python benchmarks/bench_variants.py --variants default head_similarity encoder_lora
+    python benchmarks/bench_variants.py --variants default encoder_last2 --repeats 3
 
 Builds (once, shared with bench_train.py) a synthetic AGIQA-3K under `--root` at the real
 per-generator image sizes and random ViT-B/16 weights, then trains each variant for `--epochs`
 epochs of the paper's protocol (fast pipeline, test after every epoch), one subprocess per
-variant, and reports the steady epoch (mean of epochs 2+: train, per-epoch test) and its ratio
-to the default. Prints a table and one JSON line (also written to `--out`). See
-benchmarks/README.md.
+variant and repeat, in interleaved order (A, B, A, B, ... with `--repeats 2`) so that a change
+of load on a shared machine hits every variant alike. It reports per variant the median over
+the repeats of epoch 1 and of the steady epoch (mean of epochs 2+: train, per-epoch test), the
+steady epoch's ratio to the default's, and the 1-minute load average at the start and end of
+its runs. Prints a table and one JSON line (also written to `--out`). See benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
                         help="'default' or names of configs/ablations/<NAME>.yaml")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per variant, interleaved (A, B, A, B); medians reported")
     parser.add_argument("--out", default=None, help="also write the JSON summary here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--weights", default=None, help=argparse.SUPPRESS)
@@ -96,18 +102,61 @@ def run_worker(args: argparse.Namespace) -> dict:
             "steady_test_s": sum(r["test_s"] for r in steady) / len(steady)}
 
 
+def run_variant(args: argparse.Namespace, variant: str, weights: Path, repeat: int) -> dict:
+    """Train `variant` once in its own subprocess; its `run_worker` result with the wall time
+    and the 1-minute load average at the start and end (`load_avg`). Log:
+    `--root/bench_variant_<variant>.log` (the last repeat's)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", dir=args.root, delete=False) as handle:
+        result_file = handle.name
+    log = Path(args.root) / f"bench_variant_{variant}.log"
+    load_start, start = os.getloadavg()[0], time.perf_counter()
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, __file__, "--worker", variant, "--root", args.root,
+                        "--weights", str(weights), "--epochs", str(args.epochs),
+                        "--batch-size", str(args.batch_size), "--device", args.device,
+                        "--result-file", result_file], stdout=out, stderr=subprocess.STDOUT,
+                       check=True)
+    result = json.loads(Path(result_file).read_text())
+    os.unlink(result_file)
+    result["wall_s"] = time.perf_counter() - start
+    result["load_avg"] = [load_start, os.getloadavg()[0]]
+    print(f"{variant} (run {repeat + 1}): done in {result['wall_s']:.0f} s, load average "
+          f"{load_start:.1f} -> {result['load_avg'][1]:.1f} (log {log})", flush=True)
+    return result
+
+
+def median_result(runs: list[dict]) -> dict:
+    """One variant's runs (`run_worker` results with `wall_s` and `load_avg`) as one row: the
+    medians over the runs of epoch 1 (train + test), the steady train and test seconds, and the
+    wall time; the load averages (1 min) seen at each run's start and end; the runs
+    themselves."""
+    def median(key):
+        return statistics.median(r[key] for r in runs)
+
+    return {"variant": runs[0]["variant"], "device": runs[0]["device"], "prec": runs[0]["prec"],
+            "threads": runs[0]["threads"], "n_train": runs[0]["n_train"],
+            "n_test": runs[0]["n_test"], "repeats": len(runs),
+            "epoch1_s": statistics.median(r["epochs"][0]["train_s"] + r["epochs"][0]["test_s"]
+                                          for r in runs),
+            "steady_train_s": median("steady_train_s"), "steady_test_s": median("steady_test_s"),
+            "wall_s": median("wall_s"), "load_avg": [x for r in runs for x in r["load_avg"]],
+            "runs": runs}
+
+
 def format_table(results: list[dict]) -> str:
-    """Epoch 1 (with the one-time test-feature cache) and the steady epoch per variant, and the
-    steady epoch's ratio to the default's."""
+    """Per variant (`median_result` rows): epoch 1 (with the one-time test-feature cache) and the
+    steady epoch, medians over the repeats, the steady epoch's ratio to the default's, and the
+    range of the 1-minute load average over its runs."""
     base = next((r for r in results if r["variant"] == "default"), None)
-    lines = [f"{'variant':<22}{'epoch 1 s':>11}{'train s':>10}{'test s':>9}{'epoch s':>10}"
-             f"{'x default':>11}"]
+    lines = [f"{'variant':<22}{'runs':>5}{'epoch 1 s':>11}{'train s':>10}{'test s':>9}"
+             f"{'epoch s':>10}{'x default':>11}{'load avg':>12}"]
     for r in results:
-        first = r["epochs"][0]["train_s"] + r["epochs"][0]["test_s"]
         epoch = r["steady_train_s"] + r["steady_test_s"]
         ratio = epoch / (base["steady_train_s"] + base["steady_test_s"]) if base else float("nan")
-        lines.append(f"{r['variant']:<22}{first:>11.1f}{r['steady_train_s']:>10.1f}"
-                     f"{r['steady_test_s']:>9.1f}{epoch:>10.1f}{ratio:>11.2f}")
+        load = f"{min(r['load_avg']):.1f}-{max(r['load_avg']):.1f}"
+        lines.append(f"{r['variant']:<22}{r['repeats']:>5}{r['epoch1_s']:>11.1f}"
+                     f"{r['steady_train_s']:>10.1f}{r['steady_test_s']:>9.1f}{epoch:>10.1f}"
+                     f"{ratio:>11.2f}{load:>12}")
     return "\n".join(lines)
 
 
@@ -120,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 2:
         print("error: --epochs must be at least 2 (the first epoch is a warm-up)", file=sys.stderr)
         return 2
+    if args.repeats < 1:
+        print("error: --repeats must be at least 1", file=sys.stderr)
+        return 2
     try:
         for variant in args.variants:
             method_yaml(variant)
@@ -129,23 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.root).mkdir(parents=True, exist_ok=True)
     ensure_dataset(args.root, args.n_images, default_names_csv())
     weights, _ = ensure_weights(args.root)
-    results = []
-    for variant in args.variants:
-        with tempfile.NamedTemporaryFile(suffix=".json", dir=args.root, delete=False) as handle:
-            result_file = handle.name
-        log = Path(args.root) / f"bench_variant_{variant}.log"
-        start = time.perf_counter()
-        with open(log, "w") as out:
-            subprocess.run([sys.executable, __file__, "--worker", variant, "--root", args.root,
-                            "--weights", str(weights), "--epochs", str(args.epochs),
-                            "--batch-size", str(args.batch_size), "--device", args.device,
-                            "--result-file", result_file], stdout=out, stderr=subprocess.STDOUT,
-                           check=True)
-        result = json.loads(Path(result_file).read_text())
-        os.unlink(result_file)
-        result["wall_s"] = time.perf_counter() - start
-        results.append(result)
-        print(f"{variant}: done in {result['wall_s']:.0f} s (log {log})", flush=True)
+    runs: dict[str, list[dict]] = {variant: [] for variant in args.variants}
+    for repeat in range(args.repeats):
+        for variant in args.variants:
+            runs[variant].append(run_variant(args, variant, weights, repeat))
+    results = [median_result(variant_runs) for variant_runs in runs.values()]
     emit(format_table(results), {"results": results}, args.out)
     return 0
 

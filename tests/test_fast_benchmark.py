@@ -85,6 +85,7 @@ def test_cpu_summary_compares_every_precision_with_fp32():
     for (label, run), prec, preds in zip(runs.items(), ("fp32", "fp32", "bf16", "fp16"),
                                          ([1.0, 2.0], [1.0, 2.5], [1.25, 2.5], [1.0, 2.4])):
         run.update(device="cpu", prec=prec, last_epoch_predictions=preds)
+    runs["fast-bf16"]["load_avg"] = [0.5, 1.5]  # the 1-minute load average at start and end
     summary = summarize(runs, Namespace(n_images=45, epochs=3, default_cpu_prec="bf16"))
     assert summary["max_pred_diff_vs_fp32"] == pytest.approx(
         {"reference": 0.5, "fast": 0.0, "fast-bf16": 0.25, "fast-fp16": 0.1})
@@ -97,3 +98,43 @@ def test_cpu_summary_compares_every_precision_with_fp32():
     assert "speedup reference/fast-bf16 (bf16, total): 3.25x" in table
     assert "max |prediction - fast fp32| after the same steps, fast-bf16: 0.25" in table
     assert "default configuration (PREC fp16) on this CPU: bf16" in table
+    load_row = next(x for x in table.splitlines() if x.startswith("load average"))
+    assert load_row.split()[-6:] == ["-", "-", "0.5", "/", "1.5", "-"]  # reference .. fast-fp16
+
+
+def test_variant_runs_are_interleaved_and_reported_as_medians(monkeypatch, tmp_path, capsys):
+    """bench_variants.py --repeats 3: the order is A, B, A, B, A, B; each variant's row holds the
+    medians of its runs (so one run slowed by another user's job does not move it) and the range
+    of the load averages seen."""
+    import json
+
+    import bench_variants
+
+    order = []
+    steady = {"default": [10.0, 30.0, 12.0], "encoder_lora": [25.0, 24.0, 90.0]}
+
+    def fake_run(args, variant, weights, repeat):
+        order.append(variant)
+        train = steady[variant][repeat]
+        return {"variant": variant, "device": "cpu", "prec": "bf16", "threads": 2, "n_train": 36,
+                "n_test": 9, "epochs": [{"train_s": 2 * train, "test_s": 1.0},
+                                        {"train_s": train, "test_s": 0.5}],
+                "steady_train_s": train, "steady_test_s": 0.5, "wall_s": 3 * train,
+                "load_avg": [1.0 + repeat, 2.0 + repeat]}
+
+    monkeypatch.setattr(bench_variants, "ensure_dataset", lambda *a, **k: (tmp_path, True))
+    monkeypatch.setattr(bench_variants, "ensure_weights", lambda *a, **k: (tmp_path / "w.pt", True))
+    monkeypatch.setattr(bench_variants, "run_variant", fake_run)
+    out = tmp_path / "variants.json"
+    assert bench_variants.main(["--root", str(tmp_path), "--variants", "default", "encoder_lora",
+                                "--repeats", "3", "--out", str(out)]) == 0
+    assert order == ["default", "encoder_lora"] * 3
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["results"]}
+    assert rows["default"]["steady_train_s"] == 12.0 and rows["encoder_lora"]["steady_train_s"] == 25.0
+    assert rows["default"]["epoch1_s"] == 25.0 and rows["encoder_lora"]["wall_s"] == 75.0
+    table = capsys.readouterr().out
+    line = next(x for x in table.splitlines() if x.startswith("encoder_lora"))
+    # 25.5 / 12.5 = 2.04x the default's steady epoch; load averages 1.0 .. 4.0 over the runs
+    assert line.split()[1:] == ["3", "51.0", "25.0", "0.5", "25.5", "2.04", "1.0-4.0"]
+    assert bench_variants.main(["--root", str(tmp_path), "--repeats", "0"]) == 2
+    assert capsys.readouterr().err == "error: --repeats must be at least 1\n"

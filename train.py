@@ -31,7 +31,7 @@ import argparse
 import os
 import shutil
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import yaml
 
@@ -42,7 +42,6 @@ from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
-from dassl.engine.trainer import check_test_cfg
 from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint_file_name,
                          collect_env_info, configure_determinism, log_only, set_random_seed,
                          setup_logger, teardown_logger)
@@ -55,7 +54,7 @@ import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
 from datasets.errors import describe_dir
 from datasets.levels import validate_levels
-from trainers import add_trainer_config, check_trainer_config
+from trainers import add_trainer_config
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -196,10 +195,12 @@ def setup_cfg(args: argparse.Namespace):
     return cfg
 
 
-def check_config(cfg, args: argparse.Namespace) -> None:
+def check_config(cfg, args: argparse.Namespace) -> Any:
     """Validate what can be checked without reading data, so typos fail in seconds.
 
-    Raises ``ConfigError`` (or a registry ``KeyError`` naming the unknown trainer/dataset).
+    Returns what the trainer class's ``validate_cfg`` built from ``cfg`` (for ``build_trainer``:
+    the config is validated once per run). Raises ``ConfigError`` (or a registry ``KeyError``
+    naming the unknown trainer/dataset).
     """
     if not cfg.TRAINER.NAME:
         raise ConfigError("no trainer given: pass --trainer CLIP_AGIQA (python train.py --help "
@@ -207,14 +208,11 @@ def check_config(cfg, args: argparse.Namespace) -> None:
     if not cfg.DATASET.NAME:
         raise ConfigError("no dataset given: pass --dataset-config-file with a file of "
                           "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
-    TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
-    check_test_cfg(cfg)
-    levels = list(cfg.DATASET.LEVEL_NAMES)
     if len(cfg.DATASET.LEVEL_THRESHOLDS):
-        validate_levels(levels, cfg.DATASET.LEVEL_THRESHOLDS)
-    if cfg.TRAINER.NAME == "CLIP_AGIQA":
-        check_trainer_config(cfg, levels or None)
+        validate_levels(list(cfg.DATASET.LEVEL_NAMES), cfg.DATASET.LEVEL_THRESHOLDS)
+    validated = trainer_class.validate_cfg(cfg)
     if args.eval_only:
         check_model_dir(args.model_dir, args.load_epoch)
     elif cfg.DATASET.SPLIT_MODE == "all":
@@ -226,6 +224,7 @@ def check_config(cfg, args: argparse.Namespace) -> None:
         raise ConfigError("DATASET.TEST_RATIO 0 trains on every row and holds out no test part: "
                           "set TEST.SPLIT val (with DATASET.VAL_RATIO > 0) to report on the "
                           "validation part")
+    return validated
 
 
 def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
@@ -291,7 +290,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
                           "end the command line; move it before them")
     try:
         cfg = setup_cfg(args)
-        check_config(cfg, args)
+        validated = check_config(cfg, args)
     except UserError:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
@@ -303,7 +302,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         return finished
     new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
     try:
-        return _start(cfg, args, argv)
+        return _start(cfg, args, argv, validated)
     except USER_ERRORS:
         if new_output_dir and not checkpoint_dirs(cfg.OUTPUT_DIR):
             # Bad input found before any checkpoint: the folder this command made holds no run
@@ -313,8 +312,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
 
 
-def _start(cfg, args: argparse.Namespace, argv: list[str]) -> dict | None:
-    """Set up OUTPUT_DIR (log, run record) and run the training or evaluation."""
+def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any) -> dict | None:
+    """Set up OUTPUT_DIR (log, run record) and run the training or evaluation; `validated`:
+    what `check_config` returned."""
     moved = move_previous_run(cfg.OUTPUT_DIR, include_checkpoints=not args.eval_only) \
         if args.force else None
     setup_logger(cfg.OUTPUT_DIR)
@@ -334,7 +334,7 @@ def _start(cfg, args: argparse.Namespace, argv: list[str]) -> dict | None:
     print(f"Config: {os.path.join(cfg.OUTPUT_DIR, 'config.yaml')} (arguments, config and "
           f"environment also in {os.path.join(cfg.OUTPUT_DIR, 'log.txt')})")
 
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, validated)
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

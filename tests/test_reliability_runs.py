@@ -171,7 +171,7 @@ def test_skip_bad_images_drops_them_with_a_warning(tiny_args, tiny_data, tmp_pat
 
 def test_ctrl_c_outside_the_loop_exits_130_and_bugs_keep_their_traceback(
         tiny_args, tmp_path, monkeypatch, capsys):
-    def interrupted(cfg):
+    def interrupted(cfg, validated=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "build_trainer", interrupted)
@@ -180,7 +180,7 @@ def test_ctrl_c_outside_the_loop_exits_130_and_bugs_keep_their_traceback(
     assert info.value.code == 130
     assert "interrupted (Ctrl-C)" in capsys.readouterr().err
 
-    def bug(cfg):
+    def bug(cfg, validated=None):
         raise RuntimeError("an internal bug")
 
     monkeypatch.setattr(train, "build_trainer", bug)

@@ -191,3 +191,31 @@ def test_full_config_goes_to_the_log_and_config_yaml_not_the_console(assets, tmp
         assert record in log and record not in console.out + console.err, record
     assert f"Config: {out / 'config.yaml'}" in console.out and (out / "config.yaml").is_file()
     assert len(console.out.splitlines()) < 60  # the config and environment alone are over 120
+
+
+@pytest.mark.slow
+def test_the_method_config_is_validated_once_per_run(assets, tmp_path, monkeypatch, capsys):
+    """train.py builds the model spec and pipeline options once; the trainer reuses them, also
+    when an evaluation rebuilds the model in the precision its checkpoint records."""
+    from trainers.method.model_spec import ModelSpec, PipelineOptions
+
+    calls = {"ModelSpec": 0, "PipelineOptions": 0}
+    for cls in (ModelSpec, PipelineOptions):
+        def counting(klass, *args, _original=cls.from_config.__func__, **kwargs):
+            calls[klass.__name__] += 1
+            return _original(klass, *args, **kwargs)
+        monkeypatch.setattr(cls, "from_config", classmethod(counting))
+
+    out = tmp_path / "run"
+    train.main(base_args(assets, out) + tiny_opts(assets) + [
+        "OPTIM.MAX_EPOCH", "1", "TEST.FINAL_MODEL", "last_step", "TRAINER.CLIP_AGIQA.PREC", "fp32"])
+    assert calls == {"ModelSpec": 1, "PipelineOptions": 1}
+
+    calls.update(ModelSpec=0, PipelineOptions=0)
+    capsys.readouterr()
+    train.main(base_args(assets, tmp_path / "eval") + [
+        "--eval-only", "--model-dir", str(out), "--load-epoch", "1"] + tiny_opts(assets) + [
+        "TRAINER.CLIP_AGIQA.PREC", "bf16"])
+    # The model was built twice (bf16 as configured, then fp32 as recorded) on one validation.
+    assert "Precision: fp32 (recorded in checkpoint" in capsys.readouterr().out
+    assert calls == {"ModelSpec": 1, "PipelineOptions": 1}

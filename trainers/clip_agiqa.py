@@ -38,7 +38,7 @@ from .method.custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
                           training_target_stats)
 from .fast.feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
                               ImageFeatureEncoder)
-from .method.model_spec import ModelSpec, PipelineOptions
+from .method.model_spec import MethodConfig, ModelSpec, PipelineOptions
 from .fast.multi_crop import MultiCropTransform
 from .method.precision import describe, precision_for_checkpoint, resolve_precision
 from .method.similarity_head import training_mos_range
@@ -92,10 +92,18 @@ IGNORED_ON_LOAD = {"prompt_learner": RECOMPUTED_BUFFERS}
 class CLIP_AGIQA(TrainerX):
     """CoOp-style prompt learning + MLP regression of MOS on frozen CLIP features."""
 
-    def check_cfg(self, cfg) -> None:
-        """The pipeline options (the model spec is built with the dataset's level names in
-        `build_model`)."""
-        self.pipeline_options = PipelineOptions.from_config(cfg)
+    @classmethod
+    def validate_cfg(cls, cfg) -> MethodConfig:
+        """Dassl's checks and the method's: the model spec (level names of
+        `DATASET.LEVEL_NAMES`; the dataset's own ones are set in `build_model`) and the pipeline
+        options, built once per run. Raises `ConfigError` / `ValueError` naming the key."""
+        super().validate_cfg(cfg)
+        return MethodConfig.from_config(cfg)
+
+    @property
+    def pipeline_options(self) -> PipelineOptions:
+        """How this trainer feeds the model (validated with the config)."""
+        return self.validated.pipeline
 
     def use_precision(self, precision: str, message: str | None = None) -> None:
         """Rebuild the model, its optimizers and schedulers and the loaders in `precision`.
@@ -166,7 +174,7 @@ class CLIP_AGIQA(TrainerX):
 
     def build_model(self) -> None:
         # Dassl's `classnames` are this method's level names, worst first.
-        spec = ModelSpec.from_config(self.cfg, list(self.dm.dataset.classnames))
+        spec = self._spec_for_levels(list(self.dm.dataset.classnames))
         # The configured spec (PREC, CPU_PREC as set); `self.spec` has the effective precision.
         self.configured_spec = spec
         chosen = self.__dict__.pop("_chosen_precision", None)
@@ -239,6 +247,13 @@ class CLIP_AGIQA(TrainerX):
         elif spec.num_crops > 1:
             raise ConfigError("TEST.NUM_CROPS > 1 needs the fast pipeline, which this config "
                               "cannot use (see the log line above)")
+
+    def _spec_for_levels(self, level_names: list[str]) -> ModelSpec:
+        """The validated spec with the dataset's level names (the prompt length is checked
+        again only when they are not the configured ones)."""
+        spec = self.validated.spec
+        return spec if list(spec.level_names) == level_names else \
+            spec.with_level_names(level_names)
 
     def module_checkpoint_entries(self) -> dict:
         """`model_spec` (plain data) in every module checkpoint: the weights rebuild their model

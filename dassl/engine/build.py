@@ -1,11 +1,21 @@
 """Trainer registry and factory."""
 from __future__ import annotations
 
+from typing import Any
+
 from dassl.utils import Registry
+
+from .trainer import NOT_VALIDATED
 
 TRAINER_REGISTRY = Registry("TRAINER")
 
 
-def build_trainer(cfg):
-    """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)`` (lookup errors suggest a name)."""
-    return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg)
+def build_trainer(cfg, validated: Any = NOT_VALIDATED):
+    """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)`` (lookup errors suggest a name).
+
+    ``validated``: what the trainer class's ``validate_cfg(cfg)`` returned, when the caller has
+    already validated ``cfg`` (passed on, so the trainer does not validate it again).
+    """
+    if validated is NOT_VALIDATED:
+        return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg)
+    return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg, validated=validated)

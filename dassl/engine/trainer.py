@@ -11,7 +11,7 @@ import sys
 import time
 import warnings
 from collections import OrderedDict
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from tqdm import tqdm
@@ -26,6 +26,8 @@ from .base import TrainerBase, checkpoint_epoch
 from .selection import BestEpochSelector, Evaluation, TrainingResult
 
 _FINAL_MODELS = ("last_step", "best_val")
+# Default of the trainers' `validated` argument: the constructor validates the config itself.
+NOT_VALIDATED = object()
 
 
 def check_test_cfg(cfg) -> None:
@@ -48,9 +50,12 @@ class SimpleTrainer(TrainerBase):
     ``OUTPUT_DIR/splits`` -> ``build_model`` (subclass) -> evaluator.
     """
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, validated: Any = NOT_VALIDATED) -> None:
+        """``validated``: what ``validate_cfg(cfg)`` returned, when the caller (train.py)
+        already validated ``cfg``; by default the constructor validates it. Either way the
+        config is validated once and the result kept as ``self.validated``."""
         super().__init__()
-        check_test_cfg(cfg)
+        self.validated = self.validate_cfg(cfg) if validated is NOT_VALIDATED else validated
         self.check_cfg(cfg)
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
         self.device = torch.device("cuda" if use_cuda else "cpu")
@@ -71,8 +76,21 @@ class SimpleTrainer(TrainerBase):
         self.build_model()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
 
+    @classmethod
+    def validate_cfg(cls, cfg) -> Any:
+        """Check everything this trainer reads from ``cfg`` that needs no data, and return what
+        it builds from it (here nothing: ``TEST.FINAL_MODEL`` and ``TEST.SPLIT`` are checked).
+
+        Called once per run, before any data is read: by train.py (which passes the result to
+        ``build_trainer``) or by the constructor. Subclasses extend it (``super()`` first) and
+        raise ``ConfigError`` / ``ValueError`` on invalid values.
+        """
+        check_test_cfg(cfg)
+        return None
+
     def check_cfg(self, cfg) -> None:
-        """Hook for method-specific config checks (raise on invalid values)."""
+        """Dassl's hook for method-specific config checks (raise on invalid values); runs after
+        ``validate_cfg``."""
 
     def build_data_loader(self) -> None:
         """Create ``self.dm`` and expose its loaders and dataset facts as attributes."""

@@ -67,13 +67,13 @@ class Registry:
                 f"available: {available}{_did_you_mean(name, available)}")
         return self._obj_map[name]
 
-    def build(self, name: str, cfg: Any) -> Any:
-        """``self.get(name)(cfg)``, announced as ``Loading <registry>: <name>`` when
+    def build(self, name: str, cfg: Any, **kwargs: Any) -> Any:
+        """``self.get(name)(cfg, **kwargs)``, announced as ``Loading <registry>: <name>`` when
         ``cfg.VERBOSE``."""
         cls = self.get(name)
         if cfg.VERBOSE:
             print(f"Loading {self._name.lower()}: {name}")
-        return cls(cfg)
+        return cls(cfg, **kwargs)
 
     def registered_names(self) -> list[str]:
         return list(self._obj_map.keys())

@@ -8,10 +8,11 @@
   data (`to_dict`) under `model_spec` in every module checkpoint, so a run's weights rebuild their
   model without `config.yaml` (`from_dict`).
 - `PipelineOptions.from_config(cfg)`: how the trainer feeds images (not part of the model).
+- `MethodConfig.from_config(cfg)`: both, built once per run (the trainer's `validate_cfg`).
 
 A new option of the method is a key in `_KEYS`, a field of `ModelSpec` read in `from_config`, and
-its use in the model (`CustomCLIP.from_spec`). Invalid values raise `ValueError` (a
-`ValueError`) naming the key.
+its use in the model (`CustomCLIP.from_spec`). Invalid values raise `ValueError` naming
+the key.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from yacs.config import CfgNode as CN
 
-__all__ = ["ModelSpec", "PipelineOptions", "SPEC_VERSION", "add_trainer_config",
+__all__ = ["ModelSpec", "PipelineOptions", "MethodConfig", "SPEC_VERSION", "add_trainer_config",
            "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "CPU_PRECISIONS", "PIPELINES",
            "DECODED_ON",
            "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
@@ -352,11 +353,28 @@ class PipelineOptions:
                    encoder_lr=float(node.ENCODER_LR))
 
 
+@dataclass(frozen=True)
+class MethodConfig:
+    """The validated `TRAINER.CLIP_AGIQA.*` of a run: the model as configured (`spec`: the
+    configured precision, the level names of `DATASET.LEVEL_NAMES`) and how the trainer feeds
+    it (`pipeline`). Built once per run (`CLIP_AGIQA.validate_cfg`)."""
+
+    spec: ModelSpec
+    pipeline: PipelineOptions
+
+    @classmethod
+    def from_config(cls, cfg: CN, level_names: Sequence[str] | None = None) -> "MethodConfig":
+        """Both objects of `cfg` (see `ModelSpec.from_config`); raises `ValueError`."""
+        return cls(spec=ModelSpec.from_config(cfg, level_names),
+                   pipeline=PipelineOptions.from_config(cfg))
+
+
 def check_trainer_config(cfg: CN, level_names: Sequence[str] | None = None,
-                         context_length: int = CONTEXT_LENGTH) -> None:
-    """Validate `TRAINER.CLIP_AGIQA.*` (both objects built from them); with `level_names`, also
-    check that every prompt fits `context_length` tokens. Raises `ValueError`."""
-    PipelineOptions.from_config(cfg)
-    spec = ModelSpec.from_config(cfg, level_names)
-    if spec.level_names:
-        spec.check_prompt_length(context_length)
+                         context_length: int = CONTEXT_LENGTH) -> MethodConfig:
+    """Validate `TRAINER.CLIP_AGIQA.*` and return what was built from them; with level names
+    (given or configured), also check that every prompt fits `context_length` tokens. Raises
+    `ValueError`."""
+    method = MethodConfig.from_config(cfg, level_names)
+    if method.spec.level_names and context_length != CONTEXT_LENGTH:
+        method.spec.check_prompt_length(context_length)
+    return method

@@ -25,10 +25,11 @@ once it has finished. Either way finished runs are skipped, interrupted ones res
 still queued or running on the cluster left alone, so the same command can simply be run again.
 Exit status: 0 when every run is done (or the array was submitted), 1 when some failed or are
 missing, 2 for an invalid sweep. With ``--split-indices`` the runs use the fixed split folders
-``SPLIT_FILE/<K>/`` (run folders ``split<K>``). With ``--cross`` (local executor) every run of
+``SPLIT_FILE/<K>/`` (run folders ``split<K>``). With ``--cross`` every run of
 dataset A is also tested on all of every other dataset B (eval-only, in the run's ``eval/<B>``
 folder), and ``OUTPUT/cross.csv`` (one row per A x B x run, the diagonal being A's own test
-split), ``OUTPUT/cross_summary.csv`` (medians) and the printed A x B table follow. See
+split), ``OUTPUT/cross_summary.csv`` (medians) and the printed A x B table follow; with
+``--executor slurm`` each evaluation runs in its training run's array task, right after it. See
 ``scripts/sweeps/spec.py`` for the spec format and ``configs/protocols/`` for the protocols.
 """
 from __future__ import annotations
@@ -260,21 +261,55 @@ def show_status(jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> int
     return 0 if all(s.state == "done" for s in states.values()) else 1
 
 
+def slurm_todo(runs_jobs: Sequence[Job], cross: Sequence[CrossRun], cross_jobs: Sequence[Job],
+               states: dict[str, cluster.RunState]) -> tuple[list[Job], dict[str, list[Job]],
+                                                               int]:
+    """What to submit: the runs that are new or failed (an evaluation of a training run
+    submitted now follows it in its task; one of a finished run is submitted on its own) as
+    ``(jobs, followers, waiting)``; ``waiting`` counts the evaluations left for a later
+    submission because their training run is queued or running."""
+    todo = [job for job in runs_jobs if states[job.key].state in ("new", "failed")]
+    submitted = {job.key for job in todo}
+    followers: dict[str, list[Job]] = {}
+    waiting = 0
+    for evaluation, job in zip(cross, cross_jobs):
+        if states[job.key].state not in ("new", "failed"):
+            continue
+        trained = evaluation.run.key
+        if trained in submitted:
+            followers.setdefault(trained, []).append(job)
+        elif states[trained].state == "done":
+            todo.append(job)
+        else:
+            waiting += 1
+    return todo, followers, waiting
+
+
 def submit_to_slurm(args: argparse.Namespace, argv: Sequence[str], runs: Sequence[Run],
-                    jobs: Sequence[Job], output: Path, options: cluster.SlurmOptions) -> int:
+                    jobs: Sequence[Job], output: Path, options: cluster.SlurmOptions,
+                    cross: Sequence[CrossRun] = (), cross_jobs: Sequence[Job] = ()) -> int:
     """Submit the runs that are neither done nor queued/running as one job array (under a
-    lock, so two submissions cannot race); optionally the collect job, optionally wait."""
+    lock, so two submissions cannot race), each training run followed in its task by its
+    cross-database evaluations; optionally the collect job, optionally wait."""
     with cluster.submission_lock(output):
-        states = cluster.run_states(jobs)  # again, under the lock
-        todo = [job for job in jobs if states[job.key].state in ("new", "failed")]
+        states = cluster.run_states([*jobs, *cross_jobs])  # again, under the lock
+        todo, followers, waiting = slurm_todo(jobs, cross, cross_jobs, states)
+        if waiting:
+            print(f"{waiting} cross-database evaluation(s) wait for their training run (queued "
+                  "or running): submit the same command again once it has ended")
         if not todo:
             print("nothing to submit: every run is done, queued or running; see --status")
             return 0
-        tasks = cluster.submit_runs(todo, options, output, name=f"sweep-{output.name}")
+        tasks = cluster.submit_runs(todo, options, output, name=f"sweep-{output.name}",
+                                    followers=followers)
+    submitted = todo + [job for chain in followers.values() for job in chain]
+    n_cross = sum(job.mode == "eval_only" for job in submitted)
+    evaluations = f" and {n_cross} cross-database evaluation(s)" if n_cross else ""
     array = tasks[0].job_id.split("_")[0]
-    print(f"submitted {len(todo)} run(s) as job {array}: {len(tasks)} task(s) of up to "
-          f"{options.runs_per_task} run(s), time limit {options.task_time_min} min per task, "
-          f"{options.gpus_per_run} GPU(s) each; logs in {output / cluster.LOG_DIR}")
+    print(f"submitted {len(submitted) - n_cross} run(s){evaluations} as job {array}: "
+          f"{len(tasks)} task(s) of up to {options.runs_per_task} run(s), time limit "
+          f"{options.task_time_min} min per task, {options.gpus_per_run} GPU(s) each; logs in "
+          f"{output / cluster.LOG_DIR}")
     if args.collect_job:
         command = [sys.executable, str(Path(__file__).resolve()), *argv, "--collect-only"]
         collector = cluster.submit_collect(command, array, options, output,
@@ -284,11 +319,11 @@ def submit_to_slurm(args: argparse.Namespace, argv: Sequence[str], runs: Sequenc
         print("follow it with --status; write the tables with --collect-only when it has ended")
         return 0
     cluster.wait_for(tasks)
-    states = cluster.run_states(todo)
-    for job in todo:
+    states = cluster.run_states(submitted)
+    for job in submitted:
         if states[job.key].state == "failed":
             print(cluster.describe_failure(job, states[job.key]))
-    return 0 if collect(runs, output)[1] else 1
+    return 0 if collect_all(runs, cross, output, bool(cross)) else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -306,10 +341,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cross = spec.cross_runs()
         jobs = make_jobs(runs, spec.root, spec.extra_opts)
         cross_jobs = make_jobs(cross, spec.root, spec.extra_opts)
-        if cross and options is not None:
-            raise SweepError("--cross runs on the local executor: submit the training runs with "
-                             "--executor slurm, then run the same command with --cross locally "
-                             "(finished runs are skipped) for the evaluations and the A x B table")
         check_output_folder(spec.output, jobs + cross_jobs)
         if not (args.collect_only or args.status):
             validate_configs(runs, jobs)
@@ -321,19 +352,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if skipped:
         print(f"left out {len(skipped)} dataset x variant pair(s) whose variant is named for "
               f"another database: {', '.join(f'{d}/{v}' for d, v in skipped)}")
-    states = cluster.run_states(jobs)
+    states = cluster.run_states(jobs + cross_jobs)
     if args.status:
-        return show_status(jobs, states)
+        return show_status(jobs + cross_jobs, states)
     plan = print_plan(spec.output, jobs, states)
-    plan.update({job.key: run_status(job.output_dir, job.mode) for job in cross_jobs})
+    plan.update({job.key: "active" if states[job.key].active
+                 else run_status(job.output_dir, job.mode) for job in cross_jobs})
     if cross_jobs:
-        waiting = sum(plan[job.key] != "done" for job in cross_jobs)
-        print(f"+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run")
+        waiting = sum(plan[job.key] in ("new", "resume") for job in cross_jobs)
+        active = sum(plan[job.key] == "active" for job in cross_jobs)
+        print(f"+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run"
+              + (f", {active} queued or running (left alone)" if active else ""))
     if args.dry_run:
         for job in jobs + cross_jobs:
             print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
         if options is not None:
-            tasks = -(-sum(v in ("new", "resume") for v in plan.values()) // options.runs_per_task)
+            todo = sum(plan[job.key] in ("new", "resume") for job in jobs)
+            tasks = -(-todo // options.runs_per_task)
             print(f"--executor slurm would submit {tasks} array task(s) of up to "
                   f"{options.runs_per_task} run(s), {options.task_time_min} min each")
         return 0
@@ -341,7 +376,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
     if options is not None:
         try:
-            return submit_to_slurm(args, argv, runs, jobs, spec.output, options)
+            return submit_to_slurm(args, argv, runs, jobs, spec.output, options, cross,
+                                   cross_jobs)
         except SweepError as exc:
             print(f"sweep: error: {exc}", file=sys.stderr)
             return 2

@@ -145,6 +145,76 @@ def test_local_executor_leaves_runs_queued_on_the_cluster_alone(tmp_path, fake_s
     assert ran == ["AGIQA/nctx8/paper/splitseed42/seed1", "AGIQA/nctx8/paper/splitseed42/seed2"]
 
 
+def task_keys(output: Path, array: int, n_tasks: int) -> list[list[str]]:
+    """The run keys of each pickled task of job ``array``, in order."""
+    keys = []
+    for i in range(n_tasks):
+        name = f"{array}_{i}_submitted.pkl" if n_tasks > 1 else f"{array}_submitted.pkl"
+        with open(output / "slurm" / name, "rb") as f:
+            keys.append([job.key for job in pickle.load(f).function.jobs])
+    return keys
+
+
+def test_cross_evaluations_follow_their_training_run_in_its_task(tmp_path, fake_slurm, capsys):
+    out = tmp_path / "sweep"
+    base = ["--datasets", "AGIQA", "AGIQA1K", "--variants", "nctx4=vit_b16_ep50",
+            "--output", str(out), "--root", str(tmp_path / "data")] + SLURM
+    a = "AGIQA/nctx4/paper/splitseed42/seed1"
+    b = "AGIQA1K/nctx4/paper/splitseed42/seed1"
+    # Training runs submitted without --cross and still pending: their evaluations wait.
+    assert sweep.main(base) == 0
+    sacct_says(fake_slurm, "1001_[0-1%3]|PENDING|None assigned")
+    capsys.readouterr()
+    assert sweep.main(base + ["--cross"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 cross-database evaluation(s) wait for their training run" in printed
+    assert "nothing to submit" in printed and len(list(fake_slurm.glob("sbatch-*.sh"))) == 1
+    # A finished, B's task gone without results: B is trained again and evaluated on A in the
+    # same task, after it; A's evaluation on B goes on its own (A's checkpoint exists).
+    write_run(out / a, results_json(0.5))
+    sacct_says(fake_slurm, "1001_0|COMPLETED|n1", "1001_1|CANCELLED by 42|None assigned")
+    assert sweep.main(base + ["--cross"]) == 0
+    printed = capsys.readouterr().out
+    assert "submitted 1 run(s) and 2 cross-database evaluation(s) as job 1002: 2 task(s)" \
+        in printed
+    assert task_keys(out, 1002, 2) == [[b, f"{b}/eval/AGIQA"], [f"{a}/eval/AGIQA1K"]]
+    for key in (b, f"{b}/eval/AGIQA", f"{a}/eval/AGIQA1K"):
+        assert json.loads((out / key / MARKER_FILE).read_text())["job_id"].startswith("1002_")
+    sacct_says(fake_slurm, "1001_0|COMPLETED|n1", "1002_0|RUNNING|n2", "1002_1|PENDING|None")
+    cluster.write_marker(out / b, state="running", started="now")
+    assert sweep.main(base + ["--cross", "--status"]) == 1
+    printed = capsys.readouterr().out
+    assert "4 run(s): 0 new, 2 queued, 1 running, 1 done, 0 failed" in printed
+    assert sweep.main(base + ["--cross"]) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+
+
+def test_cross_sweep_on_local_jobs_builds_the_a_by_b_table(tmp_path, fake_trainer, monkeypatch,
+                                                           capsys):
+    monkeypatch.setattr(cluster, "SUBMITIT_CLUSTER", "local")
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA", "AGIQA1K", "AIGCIQA2023", "--variants", "nctx4=vit_b16_ep50",
+            "--output", str(out), "--root", str(tmp_path / "data"), "--cross",
+            "--executor", "slurm", "--runs-per-task", "2", "--time-per-run", "10",
+            "--gpus-per-run", "0", "--wait"]
+    assert sweep.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "submitted 3 run(s) and 6 cross-database evaluation(s)" in printed
+    assert "2 task(s)" in printed
+    cross = pd.read_csv(out / "cross.csv")
+    assert len(cross) == 9 and (cross["status"] == "done").all()
+    cell = cross.set_index(["train_dataset", "test_dataset"])
+    for a in ("AGIQA", "AGIQA1K", "AIGCIQA2023"):
+        assert cell.loc[(a, a), "srcc"] == pytest.approx(0.81)  # the fake run's test split
+        for b in {"AGIQA", "AGIQA1K", "AIGCIQA2023"} - {a}:
+            assert cell.loc[(a, b), "srcc"] == pytest.approx(0.3)  # the fake eval-only run
+            folder = out / a / "nctx4" / "paper" / "splitseed42" / "seed1" / "eval" / b
+            assert json.loads((folder / MARKER_FILE).read_text())["state"] == "done"
+    assert (out / "cross_summary.csv").is_file()
+    assert sweep.main(args) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+
+
 def test_a_requeued_task_does_not_retry_the_run_it_failed(tmp_path, fake_trainer, monkeypatch,
                                                           capsys):
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")

@@ -49,7 +49,8 @@ except ImportError:  # --executor slurm then says how to install it (require_sub
 __all__ = ["SUBMITIT_CLUSTER", "MARKER_FILE", "LOG_DIR", "STATES", "SlurmOptions", "RunState",
            "RunTask", "require_submitit", "parse_time_minutes", "parse_sbatch_opts",
            "read_marker", "write_marker", "scheduler_states", "run_states", "planned_elsewhere",
-           "submission_lock", "submit_runs", "submit_collect", "wait_for", "describe_failure"]
+           "submission_lock", "task_chunks", "submit_runs", "submit_collect", "wait_for",
+           "describe_failure"]
 
 # The submitit executor behind ``--executor slurm``; the tests run the same code with "local"
 # (submitit's LocalExecutor: real subprocesses on this machine, no cluster).
@@ -308,7 +309,7 @@ def run_states(jobs: Sequence[Job]) -> dict[str, RunState]:
     """``{key: RunState}`` from the run folders and, for runs with a marker, the scheduler."""
     from dassl.utils.run_dir import checkpoint_dirs
 
-    done = {job.key for job in jobs if read_results(job.output_dir) is not None}
+    done = {job.key for job in jobs if read_results(job.output_dir, job.mode) is not None}
     markers = {job.key: read_marker(job.output_dir) for job in jobs if job.key not in done}
     scheduler = scheduler_states([m for m in markers.values() if m is not None])
     states = {}
@@ -410,7 +411,7 @@ class RunTask(Checkpointable):
         return outcome
 
     def _run(self, job: Job, job_id: str) -> str:
-        if read_results(job.output_dir) is not None:
+        if read_results(job.output_dir, job.mode) is not None:
             print(f"skip  {job.key}: already done", flush=True)
             return "done"
         marker = read_marker(job.output_dir) or {}
@@ -486,13 +487,30 @@ def _sbatch_errors() -> Iterator[None]:
         raise SweepError(f"sbatch refused the submission: {str(exc).strip()}") from exc
 
 
-def submit_runs(jobs: Sequence[Job], options: SlurmOptions, output: Path, name: str) -> list:
-    """Submit ``jobs`` as one job array of ``ceil(len / runs_per_task)`` tasks; mark every run
-    folder (identity + ``sweep_job.json``) and return the submitit jobs, one per task."""
+def task_chunks(jobs: Sequence[Job], runs_per_task: int,
+                followers: Optional[Mapping[str, Sequence[Job]]] = None) -> list[list[Job]]:
+    """The jobs of each array task: ``runs_per_task`` of ``jobs`` each, every one followed by
+    its ``followers[job.key]`` (the cross-database evaluations of a training run, which need
+    its checkpoint and so run in the same task, after it)."""
+    followers = followers or {}
+    chunks = []
+    for i in range(0, len(jobs), runs_per_task):
+        chunk = []
+        for job in jobs[i:i + runs_per_task]:
+            chunk += [job, *followers.get(job.key, ())]
+        chunks.append(chunk)
+    return chunks
+
+
+def submit_runs(jobs: Sequence[Job], options: SlurmOptions, output: Path, name: str,
+                followers: Optional[Mapping[str, Sequence[Job]]] = None) -> list:
+    """Submit ``jobs`` as one job array of ``ceil(len / runs_per_task)`` tasks (``task_chunks``:
+    each run followed by its ``followers``); mark every run folder (identity +
+    ``sweep_job.json``) and return the submitit jobs, one per task."""
     executor = _executor(output)
     executor.update_parameters(**options.parameters(name))
-    n = options.runs_per_task
-    chunks = [list(jobs[i:i + n]) for i in range(0, len(jobs), n)]
+    chunks = task_chunks(jobs, options.runs_per_task, followers)
+    jobs = [job for chunk in chunks for job in chunk]
     for job in jobs:  # claim the folders before any task can start
         write_identity(job.output_dir, job.identity)
     with _sbatch_errors():

@@ -114,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DatasetError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
+        except OSError as exc:  # the output folder cannot be made or written
+            print(f"error: cannot write {args.out_dir / csv_name}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USER_ERROR
         print(f"wrote {args.out_dir / csv_name} ({rows} rows) from {mat_path}")
         written += 1
     if missing:

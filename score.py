@@ -21,7 +21,9 @@ each scored image's generation prompt (names as in the output CSV, or file names
 --list FILE (a label file, CSV or .xlsx, whose `name` column lists the images; a MOS column is
 not needed, e.g. AIGIQA-20K's info_val/info_test) exactly those images are scored, in the file's
 order and under its names; they are looked up in the given folders (default: the list file's
-folder) and their direct sub-folders. Exit status: 0 done, 2 bad input (one `error:` line on
+folder) and their direct sub-folders. The console shows one line on the run (model config,
+precision, device), the progress bar and where the files went; `--verbose` adds the
+model-building messages. Exit status: 0 done, 2 bad input (one `error:` line on
 stderr).
 """
 from __future__ import annotations
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CSV with columns name,prompt: each image's generation prompt (runs "
                              "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the model-building messages (prompt initialisation, "
+                             "checkpoint loading) on stderr")
     return parser
 
 
@@ -244,22 +249,27 @@ def run(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels) if args.labels else None
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
-    # Model-building messages go to stderr: stdout carries only the metrics line.
-    with contextlib.redirect_stdout(sys.stderr):
+    # Model-building messages are internals: on stderr with --verbose, else dropped (stdout
+    # carries only the metrics line).
+    internals = sys.stderr if args.verbose else io.StringIO()
+    with contextlib.redirect_stdout(internals):
         scorer = load_scorer(args.run_dir, device=args.device, epoch=args.epoch,
                              backbone=args.backbone, level_names=args.level_names,
                              class_token_position=args.class_token_position)
     print(f"Scoring {len(images)} images with {args.run_dir} (model config from "
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
+    if scorer.run.precision_note:
+        print(scorer.run.precision_note, file=sys.stderr)
 
     def progress(iterator, total):
         return tqdm(iterator, total=total, desc="scoring", unit="batch", file=sys.stderr,
                     disable=args.no_progress)
 
     prompts = image_prompts(images, args.prompts, scorer.needs_prompts)
-    scores = scorer.score_paths([p for _, p in images], batch_size=args.batch_size,
-                                workers=args.workers, progress=progress,
-                                prompts=prompts).tolist()
+    with contextlib.redirect_stdout(internals):  # a truncated prompt also warns on stderr
+        scores = scorer.score_paths([p for _, p in images], batch_size=args.batch_size,
+                                    workers=args.workers, progress=progress,
+                                    prompts=prompts).tolist()
     names = [n for n, _ in images]
     write_scores(args.output, names, scores)
     print(f"Scores written to {args.output}", file=sys.stderr)

@@ -61,9 +61,10 @@ REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
-# listed one by one because clip imports nothing of ours.
+# listed one by one because clip imports nothing of ours. OSError: a path the user gave that
+# cannot be made or written (an OUTPUT_DIR under a file, no permission, a full disk).
 USER_ERRORS = (UserError, CheckpointError, DownloadError,
-               WeightsNotFoundError, TextTooLongError, FileNotFoundError)
+               WeightsNotFoundError, TextTooLongError, OSError)
 
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\

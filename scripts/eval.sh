@@ -32,8 +32,8 @@ if [ -n "${LOAD_EPOCH}" ]; then
 fi
 OUT_DIR=output/evaluation/${RUN}/${CHECKPOINT}
 if [ ! -d "${MODEL_DIR}" ]; then
-    echo "No trained run at ${MODEL_DIR}; train it with scripts/main.sh first" >&2
-    exit 1
+    echo "error: no trained run at ${MODEL_DIR}; train it with scripts/main.sh first" >&2
+    exit 2
 fi
 EPOCH_ARGS=()
 if [ -n "${LOAD_EPOCH}" ]; then

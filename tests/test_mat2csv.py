@@ -106,3 +106,15 @@ def test_positional_paths_and_the_original_defaults(tmp_path, monkeypatch, aigci
     assert mat2csv.main([]) == 0
     assert (root / "mos_authenticity.csv").read_text() == positional
     assert not (root / "mos_quality.csv").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path, capsys):
+    mos_dir = tmp_path / "MOS"
+    mos_dir.mkdir()
+    savemat(mos_dir / "mosz1.mat", {"MOSz": np.ones((3, 1))})
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert mat2csv.main(["--mos-dir", str(mos_dir), "--out-dir", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {blocker / 'sub' / 'mos_quality.csv'}: ")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

@@ -218,7 +218,34 @@ def test_missing_and_broken_config_files(user_error, tiny_args, tmp_path):
     message = user_error(missing[:missing.index("--config-file") + 1] + [str(broken)]
                          + missing[missing.index("--config-file") + 2:])
     assert message.startswith("invalid config:") and "flow sequence" in message
+    assert f"config file {broken} is not valid yaml at line 2, column 1" in message
+    assert len(message.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("weights.pt", b"\x80\x02binary", "is not a yaml file (expected a name ending in .yaml or .yml)"),
+    ("latin1.yaml", "OPTIM: {LR: 0.1}  # \xe9t\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+    ("list.yaml", b"- OPTIM\n- LR\n", "must hold a yaml mapping of config keys"),
+])
+def test_a_config_file_that_is_not_a_yaml_mapping_is_one_error_line(user_error, tiny_args,
+                                                                     tmp_path, name, content,
+                                                                     expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    args = tiny_args(tmp_path / "out")
+    args[args.index("--config-file") + 1] = str(path)
+    message = user_error(args)
+    assert message == f"invalid config: config file {path} {expected}" or \
+        message.startswith(f"invalid config: config file {path} {expected}")
+    assert len(message.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_an_output_dir_that_cannot_be_made_is_one_error_line(user_error, tiny_args, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    message = user_error(tiny_args(blocker / "run"))
+    assert "Not a directory" in message and str(blocker / "run") in message
 
 
 def test_unknown_trainer(user_error, tiny_args, tmp_path):

@@ -205,6 +205,40 @@ def test_score_cli_reports_bad_input(run, tmp_path, capsys):
     assert "columns name,mos" in capsys.readouterr().err
 
 
+def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
+    """The console gets one line on the run, where the scores went and nothing of the model's
+    construction (prompt initialisation, checkpoint loading) unless --verbose asks for it."""
+    output = tmp_path / "s.csv"
+    args = [str(run["out"]), run["paths"][0], "--output", str(output), "--no-progress"]
+    assert score.main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"Scoring 1 images with {run['out']} (model config from config.yaml, fp32 on cpu)",
+        f"Scores written to {output}"]
+    assert score.main(args + ["--verbose"]) == 0
+    verbose = capsys.readouterr()
+    assert verbose.out == ""
+    assert 'Initial context: "X X X X"' in verbose.err
+    assert verbose.err.splitlines()[-2:] == captured.err.splitlines()
+
+
+def test_score_cli_says_why_the_precision_differs_from_the_config(run, tmp_path, capsys):
+    # A config asking for bf16 beside fp32 checkpoints: scored in fp32, and the user is told why.
+    edited = tmp_path / "run"
+    shutil.copytree(run["out"], edited)
+    config = edited / "config.yaml"
+    text = config.read_text()
+    assert text.count("    PREC: fp32\n") == 1
+    config.write_text(text.replace("    PREC: fp32\n", "    PREC: bf16\n"))
+    assert score.main([str(edited), run["paths"][0], "--output", str(tmp_path / "s.csv"),
+                       "--no-progress"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "fp32 on cpu" in lines[0] and len(lines) == 3
+    assert lines[1].startswith("Precision: fp32 (recorded in checkpoint")
+    assert lines[1].endswith("the config alone would give bf16)")
+
+
 def test_images_score_as_displayed_in_the_api_and_the_cli(run, scorer, tmp_path):
     """A 16-bit greyscale PNG scores as its 8-bit rendering (257 g is grey g), a sideways-stored
     photo with EXIF orientation 6 as the upright file; file and PIL inputs agree."""

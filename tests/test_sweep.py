@@ -172,6 +172,24 @@ def test_spec_errors_are_clear(raw, overrides, message, tmp_path):
         build_spec(raw, overrides)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"datasets: [AGIQA\n", "is not valid yaml at line 2, column 1: expected ',' or ']'"),
+    (b"\x80\x02\x8a binary", "is not UTF-8 text"),
+])
+def test_an_unreadable_spec_or_protocol_is_one_error_line(content, message, tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(content)
+    assert sweep.main([str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: sweep spec {path} {message}")
+    assert len(err.splitlines()) == 1
+    assert sweep.main(["--datasets", "AGIQA", "--variants", "vit_b16_ep50", "--protocol",
+                       str(path), "--output", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: protocol {path} {message}")
+    assert len(err.splitlines()) == 1
+
+
 def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert sweep.main(two_by_two(out) + ["--dry-run"]) == 0

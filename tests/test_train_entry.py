@@ -178,7 +178,10 @@ def test_eval_sh_reads_the_main_sh_layout(tmp_path):
     assert args[args.index("--load-epoch") + 1] == "100"
     missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "x", "end", "16",
                               "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert missing.returncode == 1 and "No trained run" in missing.stderr
+    # A user error in the house style: one `error:` line, exit status 2.
+    assert missing.returncode == 2
+    assert missing.stderr == "error: no trained run at output/AGIQA/CLIP_AGIQA/x_1shots/" \
+        "nctx16_cscFalse_ctpend/seed1; train it with scripts/main.sh first\n"
 
 
 

@@ -6,6 +6,7 @@ import difflib
 import os
 from typing import Iterable, Optional, Sequence
 
+import yaml
 from yacs.config import CfgNode
 
 from .defaults import _C as cfg_default
@@ -77,6 +78,38 @@ def _coerce_file_numbers(cfg: CfgNode, loaded: CfgNode) -> None:
             loaded[key] = float(value)
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def _read_config_file(node_type: type, path: str) -> CfgNode:
+    """The yaml mapping in ``path`` as a ``node_type`` (not merged yet).
+
+    Raises ``ValueError`` in one line naming the file for another file type, text that is not
+    UTF-8, invalid yaml (with its line and column) and a document that is not a mapping.
+    """
+    if not path.lower().endswith(CONFIG_SUFFIXES):
+        raise ValueError(f"config file {path} is not a yaml file (expected a name ending in "
+                         f"{' or '.join(CONFIG_SUFFIXES)})")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        raise ValueError(f"config file {path} is not valid yaml{where}: "
+                         f"{f'{context}: ' if context else ''}{problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a yaml mapping of config keys (e.g. "
+                         f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
+    return node_type(data)
+
+
 def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
                  opts: Optional[Sequence[str]] = None) -> CfgNode:
     """Merge yaml files (in order, empty paths skipped) and then ``KEY VALUE`` ``opts`` into ``cfg``.
@@ -91,8 +124,7 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
             continue
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Config file not found: {path}")
-        with open(path, encoding="utf-8") as handle:
-            loaded = cfg.load_cfg(handle)
+        loaded = _read_config_file(type(cfg), path)
         _coerce_file_numbers(cfg, loaded)
         cfg.merge_from_other_cfg(loaded)
     if opts:

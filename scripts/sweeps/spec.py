@@ -334,11 +334,25 @@ def parse_entry(item: Any, folder: Path, what: str) -> Entry:
                  str(item.get("trainer") or DEFAULT_TRAINER))
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The yaml document in ``path`` (``{}`` when empty); ``SweepError`` in one line naming
+    ``what`` and the file for text that is not UTF-8 or not valid yaml (line and column)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except UnicodeDecodeError:
+        raise SweepError(f"{what} {path} is not UTF-8 text (a yaml file is expected)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SweepError(f"{what} {path} is not valid yaml{where}: {problem}") from None
+
+
 def load_protocol(value: str) -> Protocol:
     """A protocol by name (``configs/protocols/<name>.yaml``) or yaml path."""
     path = _resolve_yaml(value, PROTOCOL_DIR, "protocol")
-    with open(path, encoding="utf-8") as f:
-        content = yaml.safe_load(f) or {}
+    content = read_yaml(path, "protocol")
     if not isinstance(content, Mapping) or not content:
         raise SweepError(f"protocol {path} must be a non-empty yaml mapping of config keys")
     opts = tuple(yaml_to_opts(content))
@@ -353,8 +367,7 @@ def load_spec_file(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep spec {path} not found")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
+    raw = read_yaml(path, "sweep spec")
     if not isinstance(raw, Mapping):
         raise SweepError(f"sweep spec {path} must be a yaml mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(SPEC_KEYS))

@@ -51,8 +51,9 @@ TEST_KEYS = ("NUM_CROPS",)
 class RunModel:
     """A run's rebuilt model: `model` (CustomCLIP in eval mode on `device`), its `spec`, `cfg`
     (a frozen config equivalent to the spec, for the transforms), `level_names`, effective
-    `precision`, `config_source` ("config.yaml", "model_spec" or "checkpoint") and
-    `model_files` (module name -> absolute checkpoint path)."""
+    `precision`, `config_source` ("config.yaml", "model_spec" or "checkpoint"),
+    `model_files` (module name -> absolute checkpoint path) and `precision_note` (why the
+    precision differs from the config's, e.g. recorded in the checkpoint; None when it does not)."""
 
     model: CustomCLIP
     spec: ModelSpec
@@ -62,6 +63,7 @@ class RunModel:
     device: torch.device
     config_source: str
     model_files: dict[str, str] = field(default_factory=dict)
+    precision_note: str | None = None
 
 
 def find_model_file(run_dir: str, epoch: int | None = None,
@@ -229,8 +231,6 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
         spec.precision, spec.cpu_precision, device,
         resolve_precision(spec.precision, device, spec.cpu_precision), pl_checkpoint, pl_path,
         resume=False)
-    if message is not None:
-        print(message)
     clip_model = load_clip(spec.backbone, precision)
     if inferred:
         reg_state = read_module_checkpoint(paths["regression"])[1]
@@ -243,4 +243,5 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     cfg = spec.with_precision(precision).to_config()
     cfg.freeze()
     return RunModel(model=model, spec=spec, cfg=cfg, level_names=list(spec.level_names),
-                    precision=precision, device=device, config_source=source, model_files=paths)
+                    precision=precision, device=device, config_source=source, model_files=paths,
+                    precision_note=message)

@@ -432,3 +432,73 @@ def test_cross_sweep_builds_the_a_by_b_table(tmp_path, fake_trainer, capsys):
     assert sweep.main(args) == 0  # nothing left to run
     printed = capsys.readouterr().out
     assert "3 done, 0 to resume, 0 new" in printed and "0 to run" in printed
+
+
+# ----------------------------------------------------------------------------- the ablation sweep
+ABLATION_SPEC = REPO / "configs" / "sweeps" / "ablations.yaml"
+
+
+def test_ablation_sweep_tabulates_median_srcc_plcc_per_variant(tmp_path, capsys):
+    """`python scripts/sweep.py configs/sweeps/ablations.yaml`: every yaml of configs/ablations
+    on each database it applies to, one summary row per dataset x variant with the median
+    SRCC/PLCC over the seeds (the runs' results.json written here; the real train.py under the
+    same rules: `test_real_ablation_sweep_with_a_tiny_clip`). Seeds 1, 2, 10 with SRCC = PLCC =
+    0.8 + 0.01 x seed make the median (0.82) differ from the mean."""
+    from scripts.sweeps.spec import applies_to
+
+    out = tmp_path / "sweep"
+    args = [str(ABLATION_SPEC), "--output", str(out), "--root", str(tmp_path / "data"),
+            "--seeds", "1", "2", "10"]
+    spec = build_spec(load_spec_file(ABLATION_SPEC), {"output": str(out), "seeds": [1, 2, 10]})
+    for run in spec.runs():
+        srcc = 0.8 + 0.01 * run.seed
+        write_run(run.output_dir, results_json(srcc, plcc=srcc))
+    assert sweep.main(args + ["--collect-only"]) == 0
+    printed = capsys.readouterr().out
+    pairs = [(d.name, v.name) for d in spec.datasets for v in spec.variants if applies_to(v, d)]
+    ablations = {p.stem for p in (REPO / "configs" / "ablations").glob("*.yaml")}
+    assert {v for _, v in pairs} == ablations and len(pairs) == 2 * len(ablations) - 5
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(zip(summary["dataset"], summary["variant"])) == pairs
+    assert (summary["n"] == 3).all()
+    assert np.allclose(summary["srcc_median"], 0.82) and np.allclose(summary["plcc_median"], 0.82)
+    assert np.allclose(summary["srcc_mean"], (0.81 + 0.82 + 0.90) / 3)
+    assert ("AIGCIQA2023", "levels5_agiqa") not in pairs and "AIGCIQA2023/levels5_agiqa" in printed
+    row = next(x for x in printed.splitlines() if "| levels5_aigciqa2023 " in x)
+    assert row.split("|")[1].strip() == "AIGCIQA2023" and "0.8200 (0.8433±" in row
+
+
+@pytest.mark.slow
+def test_real_ablation_sweep_with_a_tiny_clip(tmp_path, capsys):
+    """The real train.py under the ablation sweep's rules: three ablation yamls (one named for
+    the other database, so left out) x three seeds on a synthetic AGIQA-3K with a tiny random
+    CLIP; summary.csv holds the median SRCC/PLCC of each variant's runs."""
+    import shutil
+
+    folder = tmp_path / "ablations"
+    folder.mkdir()
+    for name in ("head_similarity", "levels5_agiqa", "levels5_aigciqa2023"):
+        shutil.copy(REPO / "configs" / "ablations" / f"{name}.yaml", folder)
+    make_synthetic_agiqa(tmp_path / "data", n_images=20, sizes=((32, 32),))
+    weights = save_random_weights(tmp_path / "tiny.pt", "tiny-vit")
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA", "--variants", str(folder), "--seeds", "1", "2", "3",
+            "--root", str(tmp_path / "data"), "--output", str(out), "--jobs", "2",
+            "--extra-opts", "MODEL.BACKBONE.NAME", str(weights), "OPTIM.MAX_EPOCH", "2",
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+            "DATALOADER.TEST.BATCH_SIZE", "8", "TRAINER.CLIP_AGIQA.PREC", "fp32",
+            "INPUT.TRANSFORMS", "('normalize',)"]
+    assert sweep.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "AGIQA/levels5_aigciqa2023" in printed  # left out: thresholds on another MOS scale
+    results = pd.read_csv(out / "results.csv")
+    assert (results["status"] == "done").all() and len(results) == 6
+    assert results.groupby("variant")["srcc"].nunique().max() > 1  # seeds differ
+    summary = pd.read_csv(out / "summary.csv").set_index("variant")
+    assert list(summary.index) == ["head_similarity", "levels5_agiqa"]
+    medians = results.groupby("variant")[["srcc", "plcc"]].median()
+    for variant in summary.index:
+        assert summary.loc[variant, "n"] == 3
+        for metric in ("srcc", "plcc"):
+            assert summary.loc[variant, f"{metric}_median"] == pytest.approx(
+                medians.loc[variant, metric])

@@ -220,12 +220,29 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
         raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
                           "nothing to train on: use it with --eval-only --model-dir RUN to test "
                           "a trained run on all of this database")
+    # TEST_RATIO 0 holds out no test part: the validation part is the reported split, or, with
+    # no validation part either, the model after the last epoch is the result, not evaluated.
+    unevaluated = (cfg.TEST.FINAL_MODEL == "last_step"
+                   and float(cfg.DATASET.VAL_RATIO) == 0.0)
     if (float(cfg.DATASET.TEST_RATIO) == 0.0 and not cfg.DATASET.SPLIT_FILE
-            and cfg.DATASET.SPLIT_MODE != "all" and cfg.TEST.SPLIT != "val"):
+            and cfg.DATASET.SPLIT_MODE != "all" and cfg.TEST.SPLIT != "val" and not unevaluated):
         raise ConfigError("DATASET.TEST_RATIO 0 trains on every row and holds out no test part: "
                           "set TEST.SPLIT val (with DATASET.VAL_RATIO > 0) to report on the "
-                          "validation part")
+                          "validation part, or DATASET.VAL_RATIO 0 TEST.FINAL_MODEL last_step to "
+                          "train on every row and keep the last-epoch model unevaluated")
     return validated
+
+
+def deployed_epoch(model_dir: str) -> int | None:
+    """The checkpoint epoch ``--eval-only`` takes without ``--load-epoch``: None (the
+    ``model-best.pth.tar`` of a ``best_val`` run), or the last epoch of a finished
+    ``TEST.FINAL_MODEL last_step`` run, which deploys that model and keeps no best file."""
+    results = (read_run_results(model_dir) if model_dir and os.path.isdir(model_dir)
+               else None) or {}
+    if results.get("mode") != "train" or results.get("final_model") != "last_step":
+        return None
+    epoch = (results.get("selected") or {}).get("epoch")
+    return epoch if isinstance(epoch, int) and epoch > 0 else None
 
 
 def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
@@ -289,6 +306,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     if misplaced:
         raise ConfigError(f"{misplaced[0]} comes after the KEY VALUE config options, which must "
                           "end the command line; move it before them")
+    if args.eval_only and args.load_epoch is None:
+        args.load_epoch = deployed_epoch(args.model_dir)
     try:
         cfg = setup_cfg(args)
         validated = check_config(cfg, args)

@@ -49,19 +49,17 @@ class Split:
 def validate_ratios(test_ratio: float, val_ratio: float) -> None:
     """Require ``0 <= test_ratio < 1`` and ``0 <= val_ratio < 1`` (fractions of rows).
 
-    ``test_ratio`` 0 trains on every row (e.g. before testing on another database); the
-    validation part is then the only held-out one, so ``val_ratio`` must be positive.
+    ``test_ratio`` 0 holds out no test part (e.g. before testing on another database); the
+    validation part, if any, is then the only held-out one (``train.py`` checks that the
+    evaluation settings agree: ``TEST.SPLIT val``, or ``TEST.FINAL_MODEL last_step`` without one).
     """
+    if not 0.0 <= float(val_ratio) < 1.0:
+        raise DatasetError(f"DATASET.VAL_RATIO must be in [0, 1), got {val_ratio}")
     if float(test_ratio) == 0.0:
-        if not 0.0 < float(val_ratio) < 1.0:
-            raise DatasetError("DATASET.TEST_RATIO 0 (train on every row) needs a validation "
-                               f"part: set DATASET.VAL_RATIO in (0, 1), got {val_ratio}")
         return
     if not 0.0 < float(test_ratio) < 1.0:
         raise DatasetError(f"DATASET.TEST_RATIO must be in (0, 1), or 0 to hold out no test "
                            f"part, got {test_ratio}")
-    if not 0.0 <= float(val_ratio) < 1.0:
-        raise DatasetError(f"DATASET.VAL_RATIO must be in [0, 1), got {val_ratio}")
 
 
 def random_split_positions(positions: np.ndarray, ratio: float,

@@ -103,6 +103,35 @@ def test_train_on_all_of_a_with_a_validation_part(tiny_args, user_error, tmp_pat
     assert len(read_rows(splits / "train.csv")) == 30 and len(read_rows(splits / "test.csv")) == 0
 
 
+def test_train_on_all_of_a_without_test_or_validation_part(tiny_args, tmp_path, cross):
+    """TEST_RATIO 0, VAL_RATIO 0, FINAL_MODEL last_step: every row trains, nothing is
+    evaluated, the last-epoch model is the result and tests on all of B."""
+    run = tmp_path / "all_of_a"
+    results = train.main(tiny_args(run, "DATASET.TEST_RATIO", "0", "DATASET.VAL_RATIO", "0",
+                                   "TEST.FINAL_MODEL", "last_step", "TRAINER.CLIP_AGIQA.PREC",
+                                   "fp32", "TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET", "True",
+                                   epochs=2, root=cross["root"],
+                                   dataset_yaml=AGIQA1K_YAML))
+    assert len(read_rows(run / "splits" / "train.csv")) == 40
+    assert len(read_rows(run / "splits" / "test.csv")) == 0
+    assert results["final"]["n_images"] == 0 and results["last"]["epoch"] == 2
+    assert results["selected"]["selected_on"] == "last_epoch"
+    # No image was evaluated: every metric is undefined (NaN, null in results.json).
+    assert set(results["final"]["metrics"]) >= {"srcc", "plcc", "krcc", "rmse"}
+    assert all(v is None for v in results["final"]["metrics"].values())
+    assert (run / "predictions.csv").read_text() == "name,mos,pred\n"
+    assert (run / "prompt_learner" / "model.pth.tar-2").is_file()
+    # (The AIGIQA-20K images here are grey placeholders: A's rendered images give an SRCC.)
+    tested = train.main(["--eval-only", "--model-dir", str(run), "--dataset-config-file",
+                         AGIQA1K_YAML, "DATASET.SPLIT_MODE", "all",
+                         "DATALOADER.NUM_WORKERS", "0"])
+    # The run's deployed model: its last epoch (a last_step run keeps no model-best file).
+    assert tested["evaluated_checkpoint"]["load_epoch"] == 2
+    assert tested["final"]["n_images"] == 40
+    assert tested["final"]["metrics"]["srcc"] is not None  # finite, not NaN
+    assert tested["trained_run"]["dataset"] == "AGIQA1K"
+
+
 def test_blind_predictions_for_the_official_test_list(cross, tmp_path):
     import score
     from datasets.labels import read_label_table

@@ -74,10 +74,18 @@ def test_val_is_carved_from_train_with_the_split_seed():
     assert len(set(split.train) | set(split.val) | set(split.test)) == 500
 
 
-@pytest.mark.parametrize("test_ratio, val_ratio", [(0.0, 0.0), (1.0, 0.0), (0.2, 1.0), (0.2, -0.1)])
+@pytest.mark.parametrize("test_ratio, val_ratio", [(1.0, 0.0), (0.2, 1.0), (0.2, -0.1),
+                                                    (0.0, 1.0), (0.0, -0.1)])
 def test_bad_ratios_are_rejected(test_ratio, val_ratio):
     with pytest.raises(DatasetError, match="RATIO"):
         split_table(_table(10), test_ratio, 0, val_ratio)
+
+
+def test_no_test_and_no_validation_part_trains_on_every_row():
+    # TEST_RATIO 0, VAL_RATIO 0 (train.py allows it with TEST.FINAL_MODEL last_step).
+    split = split_table(_table(10), 0.0, 0, 0.0)
+    assert split.train.tolist() == list(range(10))
+    assert len(split.val) == 0 and len(split.test) == 0
 
 
 # ----------------------------------------------------------------------------- label files

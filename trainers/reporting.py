@@ -161,7 +161,7 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     source = "after training" if mode == "train" else "eval-only"
     title = (f"{results['dataset']} {results['task'] or ''}: {results['final']['split']} split "
              f"({source})")
-    if save_scatter_plot(rows, dict(trainer.last_test_results or {}),
+    if rows and save_scatter_plot(rows, dict(trainer.last_test_results or {}),
                          os.path.join(output_dir, SCATTER_FILE), title=" ".join(title.split())):
         print(f"Scatter plot written to {os.path.join(output_dir, SCATTER_FILE)}")
     return results

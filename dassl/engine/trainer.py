@@ -263,7 +263,13 @@ class SimpleTrainer(TrainerBase):
             split, loader = "test", self.test_loader
         else:
             raise ValueError(f"Unknown split {split!r}; expected 'val' or 'test'")
-        print(f"Evaluate on the *{split}* set")
+        if loader is None:
+            # Only DATASET.TEST_RATIO 0 without a validation part (train on every row, keep
+            # the last-epoch model): the metrics of no images are NaN.
+            print(f"No {split} split (DATASET.TEST_RATIO 0): the model is not evaluated")
+            loader = ()
+        else:
+            print(f"Evaluate on the *{split}* set")
         for batch in tqdm(loader, disable=not sys.stderr.isatty()):
             inputs, target = self.parse_batch_test(batch)
             output = self.model_inference(inputs)

@@ -41,7 +41,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from clip.checkpoint import CheckpointError
-from clip.weights import DownloadError, WeightsNotFoundError
+from clip.weights import DownloadError, WeightsNotFoundError, WeightsUnavailableError
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.utils import UserError, atomic_write_text
@@ -290,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
     try:
         return run(args)
+    except WeightsUnavailableError as exc:
+        print("error: " + exc.one_line(f"pass --backbone path/to/{exc.filename}"), file=sys.stderr)
+        return EXIT_USER_ERROR
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

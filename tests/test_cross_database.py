@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,35 @@ def test_model_settings_and_levels_come_from_the_trained_run(cross):
     mean = sum(train_mos) / len(train_mos)
     # Tolerance: the buffer is float32.
     assert float(head["target_mean"]) == pytest.approx(mean, rel=1e-6)
+
+
+def test_cross_predictions_come_from_the_saved_spec_not_config_yaml(cross, tmp_path):
+    """Deleting or altering the trained run's config.yaml changes no prediction: the model,
+    transforms and precision come from the spec saved in its checkpoints."""
+
+    def evaluate(run: Path, *flags: str) -> list[dict]:
+        out = tmp_path / f"eval_{run.name}"
+        train.main(["--eval-only", "--model-dir", str(run), *flags, "--output-dir", str(out),
+                    "--dataset-config-file", AGIQA1K_YAML, "DATASET.SPLIT_MODE", "all",
+                    "DATALOADER.NUM_WORKERS", "0"])
+        return read_rows(out / "predictions.csv")
+
+    reference = evaluate(cross["run"])
+    assert len({r["pred"] for r in reference}) > 1  # rendered images: distinct predictions
+    deleted, altered = tmp_path / "deleted", tmp_path / "altered"
+    for copy in (deleted, altered):
+        shutil.copytree(cross["run"], copy, ignore=shutil.ignore_patterns("eval"))
+    (deleted / "config.yaml").unlink()
+    config = yaml.safe_load((altered / "config.yaml").read_text())
+    config["TRAINER"]["CLIP_AGIQA"].update(N_CTX=16, PREC="bf16", HEAD_INPUT="image",
+                                           STANDARDIZE_TARGET=False, PIPELINE="reference")
+    config["INPUT"].update(SIZE=[32, 32], INTERPOLATION="bilinear", PIXEL_MEAN=[0.5] * 3)
+    config["MODEL"]["BACKBONE"]["NAME"] = "ViT-B/32"
+    config["TEST"]["NUM_CROPS"] = 4
+    (altered / "config.yaml").write_text(yaml.safe_dump(config))
+    # Exactly the same rows and predictions (same weights, same computation).
+    assert evaluate(deleted, "--root", str(cross["root"])) == reference
+    assert evaluate(altered) == reference
 
 
 def test_split_mode_all_cannot_train(tiny_args, user_error, tmp_path, cross):

@@ -61,7 +61,7 @@ def scorer(run):
 @pytest.mark.slow
 def test_scorer_reproduces_the_run_predictions(run, scorer):
     assert isinstance(scorer, Scorer) and scorer.lower_better is False
-    assert scorer.run.config_source == "config.yaml"
+    assert scorer.run.config_source == "model_spec"  # the checkpoint's own description
     assert len(run["rows"]) == 10 and run["preds"].std() > 0
     scores = scorer(run["paths"])
     assert scores.shape == (10,) and scores.dtype == torch.float32
@@ -214,7 +214,7 @@ def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        f"Scoring 1 images with {run['out']} (model config from config.yaml, fp32 on cpu)",
+        f"Scoring 1 images with {run['out']} (model config from model_spec, fp32 on cpu)",
         f"Scores written to {output}"]
     assert score.main(args + ["--verbose"]) == 0
     verbose = capsys.readouterr()
@@ -224,9 +224,15 @@ def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
 
 
 def test_score_cli_says_why_the_precision_differs_from_the_config(run, tmp_path, capsys):
-    # A config asking for bf16 beside fp32 checkpoints: scored in fp32, and the user is told why.
+    # A run written before checkpoints carried their model_spec (its config.yaml describes the
+    # model), whose config asks for bf16 beside fp32 checkpoints: scored in fp32, and the user
+    # is told why.
     edited = tmp_path / "run"
     shutil.copytree(run["out"], edited)
+    for checkpoint in edited.glob("*/model*.pth.tar*"):
+        entries = torch.load(checkpoint, weights_only=True)
+        del entries["model_spec"]
+        torch.save(entries, checkpoint)
     config = edited / "config.yaml"
     text = config.read_text()
     assert text.count("    PREC: fp32\n") == 1
@@ -235,7 +241,8 @@ def test_score_cli_says_why_the_precision_differs_from_the_config(run, tmp_path,
                        "--no-progress"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert "fp32 on cpu" in lines[0] and len(lines) == 3
-    assert lines[1].startswith("Precision: fp32 (recorded in checkpoint")
+    # Such a checkpoint records no precision: fp32 is what a checkpoint without the record is.
+    assert lines[1].startswith("Precision: fp32 (assumed for the unrecorded checkpoint")
     assert lines[1].endswith("the config alone would give bf16)")
 
 

@@ -3,11 +3,13 @@
 A run directory holds `prompt_learner/` and `regression/` with checkpoints (and
 `image_encoder/` when the run fine-tuned the image encoder, TRAIN_IMAGE_ENCODER). The model's
 `ModelSpec` comes from, in this order:
-- `OUTPUT_DIR/config.yaml` (the full config of the run), when present ("config.yaml");
-- the `model_spec` entry of the prompt learner's checkpoint, which every checkpoint written
-  since the spec exists carries, so copied weights rebuild their model alone ("model_spec");
-- for the original code's output (and runs of ours written before `model_spec` existed, without
-  config.yaml), the checkpoints' shapes ("checkpoint"). `ctx` `(n_ctx, width)` or
+- the `model_spec` entry of the loaded prompt-learner checkpoint, which every checkpoint written
+  since the spec exists carries: the model, test input and effective precision the weights were
+  computed with, so copied weights rebuild their model alone and an edited or deleted
+  config.yaml changes nothing ("model_spec");
+- for runs of ours written before `model_spec` existed, `OUTPUT_DIR/config.yaml` ("config.yaml");
+- for the original code's output (and such runs without config.yaml), the checkpoints' shapes
+  ("checkpoint"). `ctx` `(n_ctx, width)` or
   `(n_levels, n_ctx, width)` gives N_CTX and CSC, `token_prefix` `(n_levels, 1, width)` the
   number of levels, the width of `1.weight` (together with the backbone's embedding dim) the
   head input, `target_mean` in the head's state the target standardisation. What the
@@ -34,12 +36,17 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          read_module_checkpoint, resolve_device)
 from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES
 
-from ..clip_agiqa import IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules, module_names
+from ..clip_agiqa import (CLIP_AGIQA, IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules,
+                          module_names)
 from ..method.custom_clip import CustomCLIP, head_input_size, load_clip
 from ..method.model_spec import ModelSpec, add_trainer_config
 from ..method.precision import precision_for_checkpoint, resolve_precision
 
-__all__ = ["RunModel", "load_run_model", "find_model_file", "UPSTREAM_LEVEL_NAMES"]
+__all__ = ["RunModel", "load_run_model", "find_model_file", "saved_model_spec", "spec_config",
+           "UPSTREAM_LEVEL_NAMES"]
+
+# The trainer the spec describes (its registry name).
+TRAINER_NAME = CLIP_AGIQA.__name__
 
 UPSTREAM_BACKBONE = "ViT-B/16"
 UPSTREAM_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
@@ -157,16 +164,20 @@ def _complete_inferred_spec(spec: ModelSpec, reg_state: dict, clip_model) -> Mod
 
 def _stored_spec(run_dir: str, pl_checkpoint: dict, level_names: Sequence[str] | None,
                  class_token_position: str | None) -> tuple[ModelSpec | None, str]:
-    """`(spec, source)` from config.yaml or the checkpoint's `model_spec`; `(None,
-    "checkpoint")` when the run has neither. Passing level names or a class-token position
-    that differ from the stored ones raises `ConfigError`."""
+    """`(spec, source)` from the checkpoint's `model_spec`, else (runs written before it
+    existed) config.yaml; `(None, "checkpoint")` when the run has neither. Passing level names
+    or a class-token position that differ from the stored ones raises `ConfigError`."""
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    if os.path.isfile(config_path):
+    if pl_checkpoint.get("model_spec") is not None:
+        try:
+            spec = ModelSpec.from_dict(pl_checkpoint["model_spec"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{run_dir}: unreadable model_spec in the prompt_learner "
+                              f"checkpoint: {exc}") from exc
+        source, where = "model_spec", "the checkpoint's model_spec"
+    elif os.path.isfile(config_path):
         cfg, names = _config_from_file(config_path)
         spec, source, where = ModelSpec.from_config(cfg, names), CONFIG_FILE, config_path
-    elif pl_checkpoint.get("model_spec") is not None:
-        spec, source = ModelSpec.from_dict(pl_checkpoint["model_spec"]), "model_spec"
-        where = "the checkpoint's model_spec"
     else:
         return None, "checkpoint"
     names = list(spec.level_names)
@@ -175,6 +186,29 @@ def _stored_spec(run_dir: str, pl_checkpoint: dict, level_names: Sequence[str] |
         raise ConfigError(f"{where} sets the level names {names} and class-token "
                           f"position {spec.class_token_position!r}; do not pass other ones")
     return spec, source
+
+
+def saved_model_spec(run_dir: str, epoch: int | None = None) -> tuple[ModelSpec | None, str]:
+    """`(spec, source)` of the model `run_dir` deploys (`find_model_file`: `epoch`, else the best
+    or latest checkpoint), as `load_run_model` rebuilds it, without loading CLIP: source
+    "model_spec" or "config.yaml"; `(None, "checkpoint")` for the original code's output."""
+    model_file = find_model_file(os.fspath(run_dir), epoch)
+    path = module_checkpoint_paths(os.fspath(run_dir), ["prompt_learner"],
+                                   model_file)["prompt_learner"]
+    return _stored_spec(os.fspath(run_dir), read_module_checkpoint(path)[0], None, None)
+
+
+def spec_config(spec: ModelSpec) -> dict:
+    """Plain config subtrees that build `spec`'s model and test input in the trainer:
+    `INPUT`, `MODEL`, `TRAINER` (with `NAME` CLIP_AGIQA, `CLIP_AGIQA.PREC` the spec's
+    precision), `TEST.NUM_CROPS` and `DATASET.LEVEL_NAMES`."""
+    cfg = spec.to_config()
+    cfg.TRAINER.NAME = TRAINER_NAME
+    plain = yaml.safe_load(cfg.dump())
+    subtrees = {key: plain[key] for key in MODEL_SUBTREES}
+    subtrees["TEST"] = {key: plain["TEST"][key] for key in TEST_KEYS}
+    subtrees["DATASET"] = {"LEVEL_NAMES": list(spec.level_names)}
+    return subtrees
 
 
 def _infer_head_input(reg_state: dict, embed_dim: int, n_levels: int) -> str:

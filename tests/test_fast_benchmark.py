@@ -138,3 +138,29 @@ def test_variant_runs_are_interleaved_and_reported_as_medians(monkeypatch, tmp_p
     assert line.split()[1:] == ["3", "51.0", "25.0", "0.5", "25.5", "2.04", "1.0-4.0"]
     assert bench_variants.main(["--root", str(tmp_path), "--repeats", "0"]) == 2
     assert capsys.readouterr().err == "error: --repeats must be at least 1\n"
+
+
+def test_encode_stages_add_up_and_name_the_top_operators(tmp_path, capsys):
+    """bench_encode.py --stages with a tiny CLIP on 3 synthetic images: per precision the
+    transform + encoder time and its ratio to fp32's are the sums and ratios of the measured
+    stages; the profile lists operators by falling self CPU time, shares of one total."""
+    import json
+
+    import bench_encode
+
+    assert bench_encode.main(["--stages", "--model", "tiny-vit", "--root", str(tmp_path),
+                              "--n-images", "3", "--precisions", "fp32,bf16", "--repeats", "1",
+                              "--profile", "4"]) == 0
+    stages = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stages["n_images"] == 3 and stages["decode_cpu_s_per_image"] > 0
+    transform = stages["transform_cpu_s_per_image"]
+    fp32, bf16 = stages["encode"]["fp32"], stages["encode"]["bf16"]
+    for row in (fp32, bf16):
+        assert row["transform_plus_encode_cpu_s_per_image"] == pytest.approx(
+            transform + row["cpu_s_per_image"])
+        ops = row["top_ops"]
+        assert len(ops) == 4 and all(a["self_cpu_s"] >= b["self_cpu_s"] for a, b in zip(ops, ops[1:]))
+        assert 0 < sum(op["share"] for op in ops) <= 1
+    assert bf16["end_to_end_speedup_vs_fp32"] == pytest.approx(
+        (transform + fp32["cpu_s_per_image"]) / (transform + bf16["cpu_s_per_image"]))
+    assert fp32["end_to_end_speedup_vs_fp32"] == pytest.approx(1.0)

@@ -22,6 +22,8 @@ def _steady(epochs: list[dict]) -> dict:
     rows = epochs[1:] or epochs
     steady = {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
     steady["total_s"] = sum(steady[k] for k in KEYS)
+    if all("train_cpu_s" in r for r in rows):  # process CPU seconds (results before: absent)
+        steady["cpu_s"] = sum(r["train_cpu_s"] + r["test_cpu_s"] for r in rows) / len(rows)
     return steady
 
 
@@ -140,6 +142,7 @@ def format_table(summary: dict) -> str:
         ("steady epoch: test", lambda p: _fmt(p["steady"]["test_s"], " s")),
         ("steady epoch: checkpoints", lambda p: _fmt(p["steady"]["checkpoint_s"], " s")),
         ("steady epoch: total", lambda p: _fmt(p["steady"]["total_s"], " s")),
+        ("steady epoch: train + test CPU", lambda p: _fmt(p["steady"].get("cpu_s"), " s")),
         ("train images/s", lambda p: _fmt(p["train_images_per_s"])),
         ("eval images/s", lambda p: _fmt(p.get("eval_images_per_s"))),
         ("final evaluation (after_train)", lambda p: _fmt(p["final_evaluation_s"], " s")),

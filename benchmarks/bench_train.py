@@ -78,9 +78,11 @@ def _sync(device) -> None:
 
 
 def _instrument(trainer, events: list) -> None:
-    """Record `(epoch, method, seconds, enclosing)` for every run_epoch / test / after_epoch /
-    after_train call, device-synchronised; `enclosing` tells a per-epoch test (inside
-    after_epoch) from the final evaluation (inside after_train)."""
+    """Record `(epoch, method, seconds, enclosing, cpu_seconds)` for every run_epoch / test /
+    after_epoch / after_train call, device-synchronised; `enclosing` tells a per-epoch test
+    (inside after_epoch) from the final evaluation (inside after_train); `cpu_seconds` is this
+    process's CPU time (all its threads, not DataLoader worker processes), which another user's
+    load on a shared machine inflates far less than wall time."""
     stack: list[str] = []
     for name in ("run_epoch", "test", "after_epoch", "after_train"):
         method = getattr(trainer, name)
@@ -89,13 +91,14 @@ def _instrument(trainer, events: list) -> None:
             enclosing = stack[-1] if stack else None
             stack.append(_name)
             _sync(trainer.device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return _method(*args, **kwargs)
             finally:
                 _sync(trainer.device)
                 stack.pop()
-                events.append((trainer.epoch, _name, time.perf_counter() - start, enclosing))
+                events.append((trainer.epoch, _name, time.perf_counter() - start, enclosing,
+                               time.process_time() - cpu))
                 if _name == "test" and enclosing == "after_epoch":
                     trainer.bench_predictions = [float(p[2])
                                                  for p in trainer.evaluator.predictions()]
@@ -106,13 +109,15 @@ def _instrument(trainer, events: list) -> None:
 def _epoch_rows(events: list, n_epochs: int) -> list[dict]:
     rows = []
     for epoch in range(n_epochs):
-        def total(name, enclosing=None):
-            return sum(sec for e, n, sec, inside in events
-                       if e == epoch and n == name and (enclosing is None or inside == enclosing))
+        def total(name, enclosing=None, field=2):
+            return sum(event[field] for event in events if event[0] == epoch
+                       and event[1] == name and (enclosing is None or event[3] == enclosing))
         test = total("test", enclosing="after_epoch")
         # The per-epoch test runs inside after_epoch; the rest of it is checkpoint I/O.
         rows.append({"train_s": total("run_epoch"), "test_s": test,
-                     "checkpoint_s": max(0.0, total("after_epoch") - test)})
+                     "checkpoint_s": max(0.0, total("after_epoch") - test),
+                     "train_cpu_s": total("run_epoch", field=4),
+                     "test_cpu_s": total("test", enclosing="after_epoch", field=4)})
     return rows
 
 
@@ -169,7 +174,7 @@ def run_worker(args: argparse.Namespace) -> dict:
     events: list = []
     _instrument(trainer, events)
     trainer.train()
-    out["final_evaluation_s"] = sum(sec for _e, name, sec, _in in events if name == "after_train")
+    out["final_evaluation_s"] = sum(e[2] for e in events if e[1] == "after_train")
     out["epochs"] = _epoch_rows(events, args.epochs)
     out["srcc_last"] = trainer.final_results["last"]["metrics"]["srcc"]
     # The last per-epoch test's predictions (same steps in every run: same seed, same draws).

@@ -99,7 +99,8 @@ def run_worker(args: argparse.Namespace) -> dict:
             "threads": torch.get_num_threads(), "n_train": len(trainer.dm.dataset.train_x),
             "n_test": len(trainer.dm.dataset.test), "epochs": rows,
             "steady_train_s": sum(r["train_s"] for r in steady) / len(steady),
-            "steady_test_s": sum(r["test_s"] for r in steady) / len(steady)}
+            "steady_test_s": sum(r["test_s"] for r in steady) / len(steady),
+            "steady_cpu_s": sum(r["train_cpu_s"] + r["test_cpu_s"] for r in steady) / len(steady)}
 
 
 def run_variant(args: argparse.Namespace, variant: str, weights: Path, repeat: int) -> dict:
@@ -127,8 +128,8 @@ def run_variant(args: argparse.Namespace, variant: str, weights: Path, repeat: i
 
 def median_result(runs: list[dict]) -> dict:
     """One variant's runs (`run_worker` results with `wall_s` and `load_avg`) as one row: the
-    medians over the runs of epoch 1 (train + test), the steady train and test seconds, and the
-    wall time; the load averages (1 min) seen at each run's start and end; the runs
+    medians over the runs of epoch 1 (train + test), the steady train and test seconds, the
+    steady epoch's process CPU seconds, and the wall time; the load averages (1 min) seen at each run's start and end; the runs
     themselves."""
     def median(key):
         return statistics.median(r[key] for r in runs)
@@ -139,24 +140,26 @@ def median_result(runs: list[dict]) -> dict:
             "epoch1_s": statistics.median(r["epochs"][0]["train_s"] + r["epochs"][0]["test_s"]
                                           for r in runs),
             "steady_train_s": median("steady_train_s"), "steady_test_s": median("steady_test_s"),
+            "steady_cpu_s": median("steady_cpu_s"),
             "wall_s": median("wall_s"), "load_avg": [x for r in runs for x in r["load_avg"]],
             "runs": runs}
 
 
 def format_table(results: list[dict]) -> str:
     """Per variant (`median_result` rows): epoch 1 (with the one-time test-feature cache) and the
-    steady epoch, medians over the repeats, the steady epoch's ratio to the default's, and the
-    range of the 1-minute load average over its runs."""
+    steady epoch (wall seconds and process CPU seconds), medians over the repeats, their ratios
+    to the default's, and the range of the 1-minute load average over its runs."""
     base = next((r for r in results if r["variant"] == "default"), None)
     lines = [f"{'variant':<22}{'runs':>5}{'epoch 1 s':>11}{'train s':>10}{'test s':>9}"
-             f"{'epoch s':>10}{'x default':>11}{'load avg':>12}"]
+             f"{'epoch s':>10}{'x default':>11}{'CPU s':>8}{'x default':>11}{'load avg':>12}"]
     for r in results:
         epoch = r["steady_train_s"] + r["steady_test_s"]
         ratio = epoch / (base["steady_train_s"] + base["steady_test_s"]) if base else float("nan")
+        cpu_ratio = r["steady_cpu_s"] / base["steady_cpu_s"] if base else float("nan")
         load = f"{min(r['load_avg']):.1f}-{max(r['load_avg']):.1f}"
         lines.append(f"{r['variant']:<22}{r['repeats']:>5}{r['epoch1_s']:>11.1f}"
                      f"{r['steady_train_s']:>10.1f}{r['steady_test_s']:>9.1f}{epoch:>10.1f}"
-                     f"{ratio:>11.2f}{load:>12}")
+                     f"{ratio:>11.2f}{r['steady_cpu_s']:>8.1f}{cpu_ratio:>11.2f}{load:>12}")
     return "\n".join(lines)
 
 

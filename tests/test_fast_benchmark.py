@@ -119,7 +119,8 @@ def test_variant_runs_are_interleaved_and_reported_as_medians(monkeypatch, tmp_p
         return {"variant": variant, "device": "cpu", "prec": "bf16", "threads": 2, "n_train": 36,
                 "n_test": 9, "epochs": [{"train_s": 2 * train, "test_s": 1.0},
                                         {"train_s": train, "test_s": 0.5}],
-                "steady_train_s": train, "steady_test_s": 0.5, "wall_s": 3 * train,
+                "steady_train_s": train, "steady_test_s": 0.5, "steady_cpu_s": train + 1.5,
+                "wall_s": 3 * train,
                 "load_avg": [1.0 + repeat, 2.0 + repeat]}
 
     monkeypatch.setattr(bench_variants, "ensure_dataset", lambda *a, **k: (tmp_path, True))
@@ -134,8 +135,10 @@ def test_variant_runs_are_interleaved_and_reported_as_medians(monkeypatch, tmp_p
     assert rows["default"]["epoch1_s"] == 25.0 and rows["encoder_lora"]["wall_s"] == 75.0
     table = capsys.readouterr().out
     line = next(x for x in table.splitlines() if x.startswith("encoder_lora"))
-    # 25.5 / 12.5 = 2.04x the default's steady epoch; load averages 1.0 .. 4.0 over the runs
-    assert line.split()[1:] == ["3", "51.0", "25.0", "0.5", "25.5", "2.04", "1.0-4.0"]
+    # 25.5 / 12.5 = 2.04x the default's steady epoch; CPU 26.5 / 13.5 = 1.96x; load averages
+    # 1.0 .. 4.0 over the runs
+    assert line.split()[1:] == ["3", "51.0", "25.0", "0.5", "25.5", "2.04", "26.5", "1.96",
+                                "1.0-4.0"]
     assert bench_variants.main(["--root", str(tmp_path), "--repeats", "0"]) == 2
     assert capsys.readouterr().err == "error: --repeats must be at least 1\n"
 
@@ -164,3 +167,23 @@ def test_encode_stages_add_up_and_name_the_top_operators(tmp_path, capsys):
     assert bf16["end_to_end_speedup_vs_fp32"] == pytest.approx(
         (transform + fp32["cpu_s_per_image"]) / (transform + bf16["cpu_s_per_image"]))
     assert fp32["end_to_end_speedup_vs_fp32"] == pytest.approx(1.0)
+
+
+def test_epoch_rows_split_wall_and_cpu_seconds_per_epoch():
+    """_instrument's events -> per-epoch rows: the per-epoch test (inside after_epoch) apart
+    from the final evaluation (inside after_train), checkpoints = after_epoch - its test, and
+    the process CPU seconds of training and of the per-epoch test."""
+    from bench_report import _steady
+    from bench_train import _epoch_rows
+
+    events = [(0, "run_epoch", 10.0, None, 15.0), (0, "test", 2.0, "after_epoch", 3.0),
+              (0, "after_epoch", 2.5, None, 3.2), (1, "run_epoch", 8.0, None, 14.0),
+              (1, "test", 1.0, "after_epoch", 1.5), (1, "after_epoch", 1.25, None, 1.6),
+              (1, "test", 4.0, "after_train", 6.0), (1, "after_train", 4.0, None, 6.0)]
+    rows = _epoch_rows(events, 2)
+    assert rows == [{"train_s": 10.0, "test_s": 2.0, "checkpoint_s": 0.5, "train_cpu_s": 15.0,
+                     "test_cpu_s": 3.0},
+                    {"train_s": 8.0, "test_s": 1.0, "checkpoint_s": 0.25, "train_cpu_s": 14.0,
+                     "test_cpu_s": 1.5}]
+    assert _steady(rows) == {"train_s": 8.0, "test_s": 1.0, "checkpoint_s": 0.25,
+                             "total_s": 9.25, "cpu_s": 15.5}

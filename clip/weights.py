@@ -33,7 +33,7 @@ from tqdm import tqdm
 __all__ = ["MODELS", "HF_MIRRORS", "HF_FILENAMES", "CACHE_ENV", "DownloadError", "ChecksumError",
            "WeightsNotFoundError", "WeightsUnavailableError", "PROBE_TIMEOUT_S", "cache_dir", "sha256_file", "url_sha256", "download",
            "hf_mirror_cached", "download_from_hf_mirror", "offline_mode", "unreachable",
-           "resolve_weights"]
+           "weights_filename", "mirror_url", "cached_weights", "resolve_weights"]
 
 _OPENAI = "https://openaipublic.azureedge.net/clip/models"
 # Model name -> OpenAI URL; the second-to-last path segment is the file's SHA-256.
@@ -322,15 +322,34 @@ def resolve_weights(name_or_path: str, download_root: str | None = None) -> str:
                                f"{list(MODELS)}")
 
 
+def weights_filename(name: str) -> str:
+    """File name of a model name's OpenAI weights, e.g. "ViT-B-16.pt" for "ViT-B/16"."""
+    return os.path.basename(urllib.parse.urlparse(MODELS[name]).path)
+
+
+def mirror_url(name: str) -> str:
+    """Page of a model name's Hugging Face mirror at ``HF_ENDPOINT`` (read at call time)."""
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    return f"{endpoint}/{HF_MIRRORS[name]}"
+
+
+def cached_weights(name: str, download_root: str | None = None) -> str | None:
+    """Local file of a model name's weights without any request: ``<cache>/<file>.pt`` when its
+    SHA-256 matches, else the mirror file in the Hugging Face cache, else None."""
+    url = MODELS[name]
+    target = os.path.join(cache_dir(download_root), weights_filename(name))
+    if os.path.isfile(target) and sha256_file(target) == url_sha256(url):
+        return target
+    return hf_mirror_cached(name)
+
+
 def _resolve_name(name: str, download_root: str | None) -> str:
     url = MODELS[name]
     root = cache_dir(download_root)
-    filename = os.path.basename(urllib.parse.urlparse(url).path)
+    filename = weights_filename(name)
     target = os.path.join(root, filename)
     # Both caches first, so that a model once fetched from the mirror needs no request again.
-    if os.path.isfile(target) and sha256_file(target) == url_sha256(url):
-        return target
-    cached = hf_mirror_cached(name)
+    cached = cached_weights(name, download_root)
     if cached is not None:
         return cached
     failures = []
@@ -341,7 +360,7 @@ def _resolve_name(name: str, download_root: str | None) -> str:
                           "is set, nothing is downloaded)")
         reason = "not cached, and HF_HUB_OFFLINE forbids downloads"
     else:
-        path = _fetch(name, url, root, f"{endpoint}/{HF_MIRRORS[name]}", failures)
+        path = _fetch(name, url, root, mirror_url(name), failures)
         if path is not None:
             return path
         reason = "not cached, and the download failed: " + "; ".join(failures)

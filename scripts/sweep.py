@@ -24,7 +24,8 @@ and returns; ``--collect-only`` (or the dependent job of ``--collect-job``) writ
 once it has finished. Either way finished runs are skipped, interrupted ones resumed and runs
 still queued or running on the cluster left alone, so the same command can simply be run again.
 Exit status: 0 when every run is done (or the array was submitted), 1 when some failed or are
-missing, 2 for an invalid sweep. With ``--split-indices`` the runs use the fixed split folders
+missing, 2 for an invalid sweep. ``--dry-run`` also checks each run's inputs
+(``scripts/sweeps/preflight.py``) and exits 1 when some runs miss them, 2 when all do. With ``--split-indices`` the runs use the fixed split folders
 ``SPLIT_FILE/<K>/`` (run folders ``split<K>``). With ``--cross`` every run of
 dataset A is also tested on all of every other dataset B (eval-only, in the run's ``eval/<B>``
 folder), and ``OUTPUT/cross.csv`` (one row per A x B x run, the diagonal being A's own test
@@ -46,6 +47,7 @@ if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo
 
 from dassl.evaluation.plots import save_boxplot  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
+from scripts.sweeps.preflight import missing_inputs  # noqa: E402
 from scripts.sweeps.runner import (Job, check_identity, device_slots, execute,  # noqa: E402
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.spec import (CrossRun, Run, SweepError, build_spec,  # noqa: E402
@@ -89,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=None,
                         help="runs at a time (default: one per visible GPU, 1 on CPU)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="check every config, print the plan and commands, run nothing")
+                        help="check every config and what each run needs (database files, CLIP "
+                             "weights), print the plan, commands and what is missing, run "
+                             "nothing; exit 2 when no run can run, 1 when some cannot")
     parser.add_argument("--collect-only", action="store_true",
                         help="run nothing; write the tables from the runs finished so far")
     parser.add_argument("--status", action="store_true",
@@ -162,6 +166,47 @@ def validate_configs(runs: Sequence[Run], jobs: Sequence[Job]) -> None:
             train.setup_cfg(parser.parse_args(list(job.argv[2:])))
         except (KeyError, ValueError, TypeError, AssertionError, FileNotFoundError) as exc:
             raise SweepError(f"run {job.key}: invalid config: {exc}") from exc
+
+
+def job_config(job: Job):
+    """The frozen config ``train.py`` builds for ``job`` (``SweepError`` when invalid)."""
+    import train  # deferred: imports torch and the trainer
+
+    try:
+        return train.setup_cfg(train.build_parser().parse_args(list(job.argv[2:])))
+    except (KeyError, ValueError, TypeError, AssertionError, FileNotFoundError) as exc:
+        raise SweepError(f"run {job.key}: invalid config: {exc}") from exc
+
+
+def check_inputs(runs: Sequence[Run | CrossRun], jobs: Sequence[Job],
+                 plan: dict[str, str]) -> dict[str, list[str]]:
+    """``{key: missing inputs}`` of the jobs still to run (``scripts/sweeps/preflight.py``):
+    database files and CLIP weights; done jobs need nothing."""
+    todo = [(run, job) for run, job in zip(runs, jobs) if plan[job.key] != "done"]
+    return missing_inputs([job for _, job in todo], [job_config(job) for _, job in todo],
+                          [run.run.key if isinstance(run, CrossRun) else None for run, _ in todo])
+
+
+def print_dry_run(jobs: Sequence[Job], plan: dict[str, str],
+                  missing: dict[str, list[str]]) -> int:
+    """Print each job, its command and what it misses; 0 when every job still to run has its
+    inputs, 1 when only some have, 2 (with an ``error:`` summary) when none has."""
+    for job in jobs:
+        print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
+        for problem in missing.get(job.key, []):
+            print(f"    missing {problem}")
+    blocked = [key for key, problems in missing.items() if problems]
+    if not blocked:
+        return 0
+    if len(blocked) < len(missing):
+        print(f"{len(missing) - len(blocked)} of the {len(missing)} run(s) to do have their "
+              f"inputs; {len(blocked)} miss some (listed above) and would fail")
+        return 1
+    reasons = list(dict.fromkeys(p for key in blocked for p in missing[key]))
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    print(f"sweep: error: none of the {len(blocked)} run(s) to do can run: "
+          f"{'; '.join(reasons[:3])}{more}", file=sys.stderr)
+    return 2
 
 
 def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
@@ -364,14 +409,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run"
               + (f", {active} queued or running (left alone)" if active else ""))
     if args.dry_run:
-        for job in jobs + cross_jobs:
-            print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
-        if options is not None:
+        try:
+            missing = check_inputs([*runs, *cross], jobs + cross_jobs, plan)
+        except SweepError as exc:
+            print(f"sweep: error: {exc}", file=sys.stderr)
+            return 2
+        status = print_dry_run(jobs + cross_jobs, plan, missing)
+        if options is not None and status < 2:
             todo = sum(plan[job.key] in ("new", "resume") for job in jobs)
             tasks = -(-todo // options.runs_per_task)
             print(f"--executor slurm would submit {tasks} array task(s) of up to "
                   f"{options.runs_per_task} run(s), {options.task_time_min} min each")
-        return 0
+        return status
     if args.collect_only:
         return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
     if options is not None:

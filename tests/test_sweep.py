@@ -1,15 +1,19 @@
 """Sweep runner: spec planning, skip/resume, parallel slots, tables, and one real sweep."""
 
+import hashlib
 import importlib.util
 import json
+import socket
 import sys
 import textwrap
 from pathlib import Path
 
+import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
 
+from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
 from datasets.synthetic import make_synthetic_agiqa
 from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, execute,
@@ -190,16 +194,114 @@ def test_an_unreadable_spec_or_protocol_is_one_error_line(content, message, tmp_
     assert len(err.splitlines()) == 1
 
 
-def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, capsys):
+def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, capsys,
+                                                                    tiny_assets):
     out = tmp_path / "sweep"
-    assert sweep.main(two_by_two(out) + ["--dry-run"]) == 0
+    args = two_by_two(out)
+    args[args.index("--root") + 1] = tiny_assets["root"]
+    args += ["--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
+    assert sweep.main(args + ["--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "4 run(s): 0 done, 0 to resume, 4 new" in text
     assert text.count("train.py --root") == 4 and "TEST.ALLOW_SELECTION_ON_TEST True" in text
+    assert "\n    missing" not in text
     assert not out.exists()
     # A typo in a key is caught before anything runs.
     assert sweep.main(two_by_two(out) + ["--dry-run", "--extra-opts", "OPTIM.LRR", "1"]) == 2
     assert "OPTIM.LRR" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_network(tmp_path, monkeypatch):
+    """Empty CLIP and Hugging Face caches; ViT-B/16's download hosts are a 127.0.0.1 port that
+    refuses connections."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    monkeypatch.setenv(clip_weights.CACHE_ENV, str(tmp_path / "clip-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16",
+                        f"http://127.0.0.1:{port}/clip/models/{'5' * 64}/ViT-B-16.pt")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    return port
+
+
+def dry_run_lines(capsys, args):
+    """(exit status, stdout lines, stderr) of ``sweep.py ARGS --dry-run``."""
+    status = sweep.main(args + ["--dry-run"])
+    captured = capsys.readouterr()
+    return status, captured.out.splitlines(), captured.err
+
+
+def test_dry_run_reports_a_missing_data_root_per_run(tmp_path, capsys, tiny_assets):
+    out = tmp_path / "sweep"
+    args = two_by_two(out) + ["--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
+    status, lines, err = dry_run_lines(capsys, args)
+    folder = out / "data" / "AGIQA-3K"
+    missing = [line for line in lines if line.startswith("    missing ")]
+    assert status == 2 and len(missing) == 4  # one line per run: the data; the weights are there
+    assert all(line.startswith(f"    missing data: dataset folder {folder} not found")
+               for line in missing)
+    assert err.startswith(f"sweep: error: none of the 4 run(s) to do can run: data: dataset "
+                          f"folder {folder} not found") and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_dry_run_reports_missing_weights_per_run(tmp_path, capsys, tiny_assets, no_network):
+    absent = tmp_path / "ViT-B-16.pt"
+    args = ["--datasets", "AGIQA", "--variants", "vit_b16_ep50", "--seeds", "1", "2",
+            "--root", tiny_assets["root"], "--output", str(tmp_path / "sweep")]
+    status, lines, err = dry_run_lines(capsys, args + ["--extra-opts", "MODEL.BACKBONE.NAME",
+                                                       str(absent)])
+    assert status == 2
+    assert [line for line in lines if line.startswith("    missing")] == [
+        f"    missing weights: CLIP weights MODEL.BACKBONE.NAME {absent}: not an existing file "
+        f"and not a model name ({', '.join(clip_weights.MODELS)})"] * 2
+    assert "none of the 2 run(s) to do can run: weights:" in err
+    # A model name in neither cache, with both download hosts refusing connections.
+    status, lines, err = dry_run_lines(capsys, args)  # the yaml's ViT-B/16
+    missing = [line for line in lines if line.startswith("    missing")]
+    assert status == 2 and len(missing) == 2
+    assert missing[0].startswith(f"    missing weights: CLIP weights ViT-B/16: ViT-B-16.pt is "
+                                 f"not in {tmp_path / 'clip-cache'} nor in the Hugging Face "
+                                 "cache, and no download host answers (127.0.0.1:")
+    assert missing[0].count(f"127.0.0.1:{no_network}: ") == 2 and "refused" in missing[0]
+
+
+def test_dry_run_with_data_and_a_weights_file_has_nothing_missing(tmp_path, capsys, monkeypatch,
+                                                                  tiny_assets, no_network):
+    args = ["--datasets", "AGIQA", "--variants", "vit_b16_ep50", "--root", tiny_assets["root"],
+            "--output", str(tmp_path / "sweep")]
+    status, lines, err = dry_run_lines(capsys, args + ["--extra-opts", "MODEL.BACKBONE.NAME",
+                                                       tiny_assets["weights"]])
+    assert status == 0 and err == ""
+    assert not any(line.startswith("    missing") for line in lines)
+    # The same weights as a cached download of the model name (the hash must match).
+    data = Path(tiny_assets["weights"]).read_bytes()
+    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16", f"http://127.0.0.1:{no_network}/clip/"
+                        f"models/{hashlib.sha256(data).hexdigest()}/ViT-B-16.pt")
+    cache = tmp_path / "clip-cache"
+    cache.mkdir()
+    (cache / "ViT-B-16.pt").write_bytes(data)
+    status, lines, err = dry_run_lines(capsys, args)
+    assert status == 0 and err == ""
+    assert not any(line.startswith("    missing") for line in lines)
+
+
+def test_dry_run_runs_what_has_its_inputs_and_names_the_rest(tmp_path, capsys, tiny_assets):
+    # AGIQA's files are there, AGIQA-1K's are not: exit 1, the AGIQA-1K run listed as missing.
+    args = ["--datasets", "AGIQA", "AGIQA1K", "--variants", "vit_b16_ep50",
+            "--root", tiny_assets["root"], "--output", str(tmp_path / "sweep"),
+            "--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
+    status, lines, err = dry_run_lines(capsys, args)
+    assert status == 1 and err == ""
+    blocked = [lines[i - 2] for i, line in enumerate(lines) if line.startswith("    missing")]
+    assert blocked == ["[new] AGIQA1K/vit_b16_ep50/paper/splitseed42/seed1"]
+    assert lines[-1] == ("1 of the 2 run(s) to do have their inputs; 1 miss some (listed "
+                         "above) and would fail")
 
 
 # ----------------------------------------------------------------------------- status, tables
@@ -368,7 +470,7 @@ def test_split_indices_plan_one_run_per_split_folder(tmp_path, capsys):
     args = ["--datasets", "AGIQA1K", "--variants", "vit_b16_ep50", "--split-indices", "1", "2",
             "--output", str(out), "--root", str(tmp_path), "--extra-opts",
             "DATASET.SPLIT_FILE", "peer_splits", "--dry-run"]
-    assert sweep.main(args) == 0
+    assert sweep.main(args) == 2  # no AGIQA-1K under tmp_path: the plan is shown, nothing can run
     text = capsys.readouterr().out
     for k in (1, 2):
         assert f"AGIQA1K/vit_b16_ep50/paper/split{k}/seed1" in text

@@ -77,11 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_USER_ERROR = 2  # bad input, as train.py, score.py and the scripts
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the conversion; return the process exit status (0 = at least one file written)."""
+    """Run the conversion; return the process exit status (0 = at least one file written, 2 =
+    bad input, reported as one ``error:`` line as by train.py and score.py)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("mos_dir", "out_dir"):
@@ -89,43 +87,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         if flag is not None and positional is not None and flag != positional:
             parser.error(f"--{name.replace('_', '-')} and the positional {name.upper()} disagree")
         setattr(args, name, flag or positional)
-    if args.mos_dir is None:
-        # Run from the AIGCIQA2023 root: ./MOS, or ./DATA/MOS as the release archive unpacks.
-        args.mos_dir = next((p for p in DEFAULT_MOS_DIRS if p.is_dir()), DEFAULT_MOS_DIRS[0])
-        if not args.mos_dir.is_dir():
-            print(f"error: no MOS folder here: looked for {' and '.join(map(str, DEFAULT_MOS_DIRS))} "
-                  "in the current folder; pass --mos-dir", file=sys.stderr)
-            return EXIT_USER_ERROR
-    args.out_dir = args.out_dir or Path(".")
-    if not args.mos_dir.is_dir():
-        print(f"error: the MOS folder {args.mos_dir} is not a folder", file=sys.stderr)
-        return EXIT_USER_ERROR
-    from datasets.errors import DatasetError  # deferred for the same reason as in conversions()
+    # Deferred for the same reason as in conversions().
+    from dassl.utils import USER_ERRORS, report_user_error
 
+    try:
+        return convert_all(args.mos_dir, args.out_dir or Path("."))
+    except USER_ERRORS as exc:
+        return report_user_error(exc)
+
+
+def convert_all(mos_dir: Path | None, out_dir: Path) -> int:
+    """Convert every task's ``.mat`` of ``mos_dir`` (None: ``DEFAULT_MOS_DIRS``) into
+    ``out_dir``; return 0. Raises ``InputError`` when there is no MOS folder or no ``.mat`` in
+    it and ``DatasetError`` for an unreadable file."""
+    from dassl.utils import InputError
+
+    if mos_dir is None:
+        # Run from the AIGCIQA2023 root: ./MOS, or ./DATA/MOS as the release archive unpacks.
+        mos_dir = next((p for p in DEFAULT_MOS_DIRS if p.is_dir()), DEFAULT_MOS_DIRS[0])
+        if not mos_dir.is_dir():
+            raise InputError(f"no MOS folder here: looked for "
+                             f"{' and '.join(map(str, DEFAULT_MOS_DIRS))} in the current folder; "
+                             "pass --mos-dir")
+    if not mos_dir.is_dir():
+        raise InputError(f"the MOS folder {mos_dir} is not a folder")
     pairs = conversions()
     written, missing = 0, []
     for mat_name, csv_name in pairs:
-        mat_path = args.mos_dir / mat_name
+        mat_path = mos_dir / mat_name
         if not mat_path.is_file():
             missing.append(mat_name)
             continue
         try:
-            rows = convert(mat_path, args.out_dir / csv_name)
-        except DatasetError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
+            rows = convert(mat_path, out_dir / csv_name)
         except OSError as exc:  # the output folder cannot be made or written
-            print(f"error: cannot write {args.out_dir / csv_name}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return EXIT_USER_ERROR
-        print(f"wrote {args.out_dir / csv_name} ({rows} rows) from {mat_path}")
+            raise InputError(f"cannot write {out_dir / csv_name}: {exc.strerror or exc}") \
+                from exc
+        print(f"wrote {out_dir / csv_name} ({rows} rows) from {mat_path}")
         written += 1
     if missing:
-        print(f"missing in {args.mos_dir}, skipped: {', '.join(missing)}", file=sys.stderr)
+        print(f"missing in {mos_dir}, skipped: {', '.join(missing)}", file=sys.stderr)
     if not written:
-        print(f"error: none of {[m for m, _ in pairs]} found in {args.mos_dir}",
-              file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise InputError(f"none of {[m for m, _ in pairs]} found in {mos_dir}")
     return 0
 
 

@@ -40,19 +40,13 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from clip.checkpoint import CheckpointError
-from clip.weights import DownloadError, WeightsNotFoundError, WeightsUnavailableError
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
-from dassl.utils import UserError, atomic_write_text
+from dassl.utils import USER_ERRORS, InputError, atomic_write_text, report_user_error
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
 from trainers.inference.scorer import load_scorer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# Problems the user can fix: reported as one line, no traceback.
-USER_ERRORS = (UserError, CheckpointError, DownloadError,
-               WeightsNotFoundError, FileNotFoundError, ValueError, OSError)
-EXIT_USER_ERROR = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
     """`(name, path)` of every image: files as given, folders searched recursively (sorted).
 
-    Raises `FileNotFoundError` for a missing input or an input without images and `ValueError`
+    Raises `FileNotFoundError` for a missing input or an input without images and `InputError`
     for two images with the same name.
     """
     found: list[tuple[str, str]] = []
@@ -117,7 +111,7 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for name, path in found:
         if name in seen:
-            raise ValueError(f"two images are named {name!r} ({seen[name]} and {path}); score "
+            raise InputError(f"two images are named {name!r} ({seen[name]} and {path}); score "
                              "them in separate calls")
         seen[name] = path
     return found
@@ -183,7 +177,7 @@ def label_metrics(names: Sequence[str], scores: Sequence[float],
             pred.append(score)
             mos.append(labels[key])
     if not pred:
-        raise ValueError("no scored image has a label: the names in the labels file must be the "
+        raise InputError("no scored image has a label: the names in the labels file must be the "
                          "image names of the CSV (or their file names)")
     metrics = {k: (v if math.isfinite(v) else None) for k, v in iqa_metrics(pred, mos).items()}
     return {"n_scored": len(names), "n_labelled": len(pred), "metrics": metrics}
@@ -194,7 +188,7 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
     """The generation prompt of every `(name, path)` image from the `name,prompt` CSV `path`
     (looked up by name, else by file name); None when the run does not need prompts.
 
-    Raises `ValueError` when the run needs prompts and none are given or an image has none.
+    Raises `InputError` when the run needs prompts and none are given or an image has none.
     """
     if not needed:
         if path:
@@ -202,7 +196,7 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
                   "generation prompt", file=sys.stderr)
         return None
     if not path:
-        raise ValueError("this run conditions its level prompts on each image's generation "
+        raise InputError("this run conditions its level prompts on each image's generation "
                          "prompt (TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE): pass --prompts, a CSV with "
                          "columns name,prompt")
     from datasets.prompts import read_prompt_file
@@ -216,9 +210,18 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
             missing.append(name)
         prompts.append(lookup.get(key, ""))
     if missing:
-        raise ValueError(f"--prompts {path} has no prompt for {len(missing)} of {len(images)} "
+        raise InputError(f"--prompts {path} has no prompt for {len(missing)} of {len(images)} "
                          f"images, e.g. {missing[0]}")
     return prompts
+
+
+def write_output(path: str, text: str) -> None:
+    """Write `text` to `path` atomically; raises `InputError` when it cannot be written (a
+    missing folder, no permission, a full disk)."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:
@@ -227,7 +230,7 @@ def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> No
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "score"])
     writer.writerows((name, repr(float(score))) for name, score in zip(names, scores))
-    atomic_write_text(path, buffer.getvalue())
+    write_output(path, buffer.getvalue())
 
 
 def metrics_path(csv_path: str) -> str:
@@ -245,10 +248,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.inputs:
         images = collect_images(args.inputs)
     else:
-        raise ValueError("give image files or folders, or --list FILE")
+        raise InputError("give image files or folders, or --list FILE")
     labels = read_labels(args.labels) if args.labels else None
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+        raise InputError(f"--batch-size must be positive, got {args.batch_size}")
     # Model-building messages are internals: on stderr with --verbose, else dropped (stdout
     # carries only the metrics line).
     internals = sys.stderr if args.verbose else io.StringIO()
@@ -277,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
         report = label_metrics(names, scores, labels)
         report.update(run_dir=os.path.abspath(args.run_dir), labels=os.path.abspath(args.labels))
         path = metrics_path(args.output)
-        atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+        write_output(path, json.dumps(report, indent=2) + "\n")
         values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in
                            ("srcc", "plcc", "krcc", "rmse"))
         print(f"{values}  (n = {report['n_labelled']} of {report['n_scored']} images labelled)")
@@ -290,12 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
     try:
         return run(args)
-    except WeightsUnavailableError as exc:
-        print("error: " + exc.one_line(f"pass --backbone path/to/{exc.filename}"), file=sys.stderr)
-        return EXIT_USER_ERROR
     except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return report_user_error(exc, weights_option="--backbone")
 
 
 if __name__ == "__main__":

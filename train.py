@@ -35,16 +35,14 @@ from typing import Any, Sequence
 
 import yaml
 
-from clip.checkpoint import CheckpointError
-from clip.clip import TextTooLongError
-from clip.weights import DownloadError, WeightsNotFoundError, WeightsUnavailableError
 from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
-from dassl.utils import (ConfigError, UserError, buffer_early_output, checkpoint_file_name,
-                         collect_env_info, configure_determinism, log_only, set_random_seed,
-                         setup_logger, teardown_logger)
+from dassl.utils import (EXIT_USER_ERROR, USER_ERRORS, ConfigError, UserError,
+                         buffer_early_output, checkpoint_file_name, collect_env_info,
+                         configure_determinism, error_message, log_only, report_user_error,
+                         set_random_seed, setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_results as read_run_results)
 from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES, write_run_record
@@ -52,20 +50,13 @@ from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES, write_run_record
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
-from datasets.errors import describe_dir
 from datasets.levels import validate_levels
 from trainers import add_trainer_config
-from trainers.inference.run_model import saved_model_spec, spec_config
+from trainers.inference.run_model import check_trained_run, saved_model_spec, spec_config
 from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
-# Problems the user can fix; anything else is a bug and keeps its traceback. clip's errors are
-# listed one by one because clip imports nothing of ours. OSError: a path the user gave that
-# cannot be made or written (an OUTPUT_DIR under a file, no permission, a full disk).
-USER_ERRORS = (UserError, CheckpointError, DownloadError,
-               WeightsNotFoundError, TextTooLongError, OSError)
 
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
@@ -262,22 +253,14 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
     """The ``--eval-only`` model directory must hold the requested checkpoint file."""
     if not model_dir:
         raise ConfigError("--eval-only needs --model-dir: the output directory of a training run")
-    if not os.path.isdir(model_dir):
-        raise UserError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
     wanted = checkpoint_file_name(load_epoch)
-    found = {f for d in checkpoint_dirs(model_dir) for f in os.listdir(d) if f.startswith("model")}
+    found = {f for d in check_trained_run(model_dir) for f in os.listdir(d)
+             if f.startswith("model")}
     if wanted not in found:
         hint = (" (pass --load-epoch E to evaluate model.pth.tar-E)"
                 if load_epoch is None and found else "")
         raise UserError(f"model directory {model_dir} has no {wanted} in its module folders; "
                         f"checkpoint files found: {sorted(found) or 'none'}{hint}")
-
-
-def _plain(exc: BaseException) -> str:
-    """Message of an exception without KeyError's quotes."""
-    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
-        return exc.args[0]
-    return str(exc)
 
 
 def _report(message: str) -> None:
@@ -307,12 +290,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         _report("interrupted (Ctrl-C): checkpoints are written atomically, so the last complete "
                 "one is intact; run the same command again to resume from it")
         raise SystemExit(EXIT_INTERRUPTED) from None
-    except WeightsUnavailableError as exc:
-        _report("error: " + exc.one_line(f"pass MODEL.BACKBONE.NAME path/to/{exc.filename}"))
-        raise SystemExit(EXIT_USER_ERROR) from None
     except USER_ERRORS as exc:
-        _report(f"error: {_plain(exc) or type(exc).__name__}")
-        raise SystemExit(EXIT_USER_ERROR) from None
+        raise SystemExit(report_user_error(exc)) from None
     finally:
         teardown_logger()
 
@@ -330,7 +309,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     except UserError:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"invalid config: {_plain(exc)}") from exc
+        raise ConfigError(f"invalid config: {error_message(exc)}") from exc
     finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
                                 force=args.force, model_dir=args.model_dir,
                                 load_epoch=args.load_epoch)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from dassl.utils.errors import UserError
+from dassl.utils.tools import describe_dir  # noqa: F401  (its home before it moved to dassl)
 
 __all__ = ["DatasetError", "describe_dir", "SHOW_MISSING"]
 
@@ -20,27 +18,3 @@ class DatasetError(UserError, ValueError):
     traceback; the message alone says what was expected, where, and what was found instead.
     """
 
-
-def describe_dir(path: str | os.PathLike, limit: int = 10) -> str:
-    """Return a one-line description of what ``path`` holds, for error messages.
-
-    Walks up to the nearest existing ancestor when ``path`` itself is missing, so the user sees
-    how far the expected layout actually exists. At most ``limit`` entries are listed.
-    """
-    path = Path(path)
-    if path.is_file():
-        return f"{path} is a file, not a folder"
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path.name)
-        path = path.parent
-    prefix = f"{path / missing[-1]} does not exist; " if missing else ""
-    try:
-        entries = sorted(os.listdir(path))
-    except OSError as exc:
-        return f"{prefix}{path} cannot be listed ({exc.strerror})"
-    if not entries:
-        return f"{prefix}{path} is empty"
-    shown = [e + ("/" if (path / e).is_dir() else "") for e in entries[:limit]]
-    more = f" ... ({len(entries) - limit} more)" if len(entries) > limit else ""
-    return f"{prefix}{path} contains: {', '.join(shown)}{more}"

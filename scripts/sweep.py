@@ -46,6 +46,7 @@ if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo
     sys.path.insert(0, str(REPO))
 
 from dassl.evaluation.plots import save_boxplot  # noqa: E402
+from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
 from scripts.sweeps.runner import (Job, check_identity, device_slots, execute,  # noqa: E402
@@ -390,9 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not (args.collect_only or args.status):
             validate_configs(runs, jobs)
         slots = device_slots(visible_gpus(), args.jobs) if options is None else []
-    except SweepError as exc:
-        print(f"sweep: error: {exc}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as exc:
+        return report_user_error(exc, prog="sweep")
     skipped = spec.skipped()
     if skipped:
         print(f"left out {len(skipped)} dataset x variant pair(s) whose variant is named for "
@@ -427,9 +427,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return submit_to_slurm(args, argv, runs, jobs, spec.output, options, cross,
                                    cross_jobs)
-        except SweepError as exc:
-            print(f"sweep: error: {exc}", file=sys.stderr)
-            return 2
+        except USER_ERRORS as exc:
+            return report_user_error(exc, prog="sweep")
     # Evaluations need their trained run: they go after all training runs.
     for phase in (jobs, cross_jobs):
         todo = [job for job in phase if plan[job.key] in ("new", "resume")]

@@ -17,12 +17,13 @@ import yaml
 
 from .errors import ConfigError, UserError
 from .run_record import CONFIG_FILE, RUN_INFO_FILE
-from .tools import read_json
+from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "read_results", "checkpoint_dirs", "move_previous_run",
+           "config_differences", "read_results", "checkpoint_dirs", "RunDirError", "check_run_dir",
+           "move_previous_run",
            "check_output_dir"]
 
 RESULTS_FILE = "results.json"
@@ -119,6 +120,25 @@ def checkpoint_dirs(output_dir: str) -> list[str]:
         if any(n in (LATEST_POINTER, BEST_POINTER, BEST_MODEL_NAME)
                or n.startswith("model.pth.tar-") for n in names):
             found.append(path)
+    return found
+
+
+class RunDirError(UserError, FileNotFoundError):
+    """A model directory named on the command line does not exist or holds no checkpoints."""
+
+
+def check_run_dir(model_dir: str, kind: str = "trained run") -> list[str]:
+    """The checkpoint folders of the trained run ``model_dir`` (see ``checkpoint_dirs``).
+
+    Raises ``RunDirError`` saying what ``model_dir`` holds instead when it does not exist or
+    has no checkpoint folder; ``kind`` names what was expected there (e.g. "trained run").
+    """
+    if not os.path.isdir(model_dir):
+        raise RunDirError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
+    found = checkpoint_dirs(model_dir)
+    if not found:
+        raise RunDirError(f"{model_dir} is not a {kind} directory: no folder in it holds a "
+                          f"checkpoint; {describe_dir(model_dir)}")
     return found
 
 

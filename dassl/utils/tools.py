@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -90,3 +91,28 @@ def listdir_nohidden(path: str, sort: bool = False) -> list[str]:
 def tolist_if_not(x: Any) -> list:
     """Wrap a non-list value in a list."""
     return x if isinstance(x, list) else [x]
+
+
+def describe_dir(path: str | os.PathLike, limit: int = 10) -> str:
+    """Return a one-line description of what ``path`` holds, for error messages.
+
+    Walks up to the nearest existing ancestor when ``path`` itself is missing, so the user sees
+    how far the expected layout actually exists. At most ``limit`` entries are listed.
+    """
+    path = Path(path)
+    if path.is_file():
+        return f"{path} is a file, not a folder"
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path.name)
+        path = path.parent
+    prefix = f"{path / missing[-1]} does not exist; " if missing else ""
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        return f"{prefix}{path} cannot be listed ({exc.strerror})"
+    if not entries:
+        return f"{prefix}{path} is empty"
+    shown = [e + ("/" if (path / e).is_dir() else "") for e in entries[:limit]]
+    more = f" ... ({len(entries) - limit} more)" if len(entries) > limit else ""
+    return f"{prefix}{path} contains: {', '.join(shown)}{more}"

@@ -80,14 +80,16 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False,
 
 
 def read_checkpoint_pointer(fdir: str, pointer: str = LATEST_POINTER) -> Optional[str]:
-    """File name stored in ``fdir/<pointer>``, or None if the pointer file does not exist."""
+    """File name stored in ``fdir/<pointer>``, or None if the pointer file does not exist;
+    raises ``CheckpointFileError`` for an empty pointer file."""
     fpath = os.path.join(fdir, pointer)
     if not os.path.isfile(fpath):
         return None
     with open(fpath, "r", encoding="utf-8") as f:
         name = f.readline().strip()
     if not name:
-        raise ValueError(f"Checkpoint pointer {fpath} is empty")
+        raise CheckpointFileError(f"Checkpoint pointer {fpath} is empty: delete it to use the "
+                                  "checkpoint files next to it, or delete the folder")
     return name
 
 

@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
 
 __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
@@ -68,7 +69,7 @@ SPEC_KEYS = ("root", "output", "datasets", "variants", "protocols", "seeds", "sp
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # one safe path component
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep specification, protocol or run directory is inconsistent (message says where)."""
 
 

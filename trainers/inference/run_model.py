@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import yaml
@@ -34,6 +34,7 @@ from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
                          read_module_checkpoint, resolve_device)
+from dassl.utils.run_dir import check_run_dir
 from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES
 
 from ..clip_agiqa import (CLIP_AGIQA, IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules,
@@ -42,12 +43,14 @@ from ..method.custom_clip import CustomCLIP, head_input_size, load_clip
 from ..method.model_spec import ModelSpec, add_trainer_config
 from ..method.precision import precision_for_checkpoint, resolve_precision
 
-__all__ = ["RunModel", "load_run_model", "find_model_file", "saved_model_spec", "spec_config",
-           "UPSTREAM_LEVEL_NAMES"]
+__all__ = ["RunModel", "load_run_model", "check_trained_run", "find_model_file",
+           "saved_model_spec", "spec_config", "UPSTREAM_LEVEL_NAMES"]
 
 # The trainer the spec describes (its registry name).
 TRAINER_NAME = CLIP_AGIQA.__name__
 
+# What a run directory is called in error messages.
+RUN_KIND = "trained CLIP-AGIQA run"
 UPSTREAM_BACKBONE = "ViT-B/16"
 UPSTREAM_TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
 # Besides the model subtrees (`MODEL_SUBTREES`), the test-time input's TEST keys.
@@ -73,14 +76,22 @@ class RunModel:
     precision_note: str | None = None
 
 
+def check_trained_run(run_dir: str) -> list[str]:
+    """The checkpoint folders of `run_dir`; `RunDirError` when it is missing or holds none
+    (`dassl.utils.run_dir.check_run_dir`, the check of train.py's `--model-dir` too)."""
+    return check_run_dir(run_dir, RUN_KIND)
+
+
 def find_model_file(run_dir: str, epoch: int | None = None,
                     names: Sequence[str] = MODULE_NAMES) -> str:
     """Checkpoint file name to load from every module folder (`names`) of `run_dir`.
 
     `epoch` given: `model.pth.tar-<epoch>`. Otherwise the model the run deploys:
     `model-best.pth.tar` when every module has one, else the latest checkpoint (`checkpoint`
-    pointer). Raises `FileNotFoundError` naming what is missing.
+    pointer). Raises `FileNotFoundError` (`RunDirError` for a folder that is not a run, as
+    train.py's `--model-dir`) naming what is missing.
     """
+    check_trained_run(run_dir)
     folders = [os.path.join(run_dir, name) for name in names]
     missing = [f for f in folders if not os.path.isdir(f)]
     if missing:
@@ -162,6 +173,17 @@ def _complete_inferred_spec(spec: ModelSpec, reg_state: dict, clip_model) -> Mod
                    test_input=dict(spec.test_input, SIZE=[resolution, resolution]))
 
 
+def _validated(build: Callable[[], ModelSpec], where: str) -> ModelSpec:
+    """`build()`; a stored value that does not validate (`ValueError`) becomes a `ConfigError`
+    naming `where` the run stores it."""
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"invalid config in {where}: {exc}") from exc
+
+
 def _stored_spec(run_dir: str, pl_checkpoint: dict, level_names: Sequence[str] | None,
                  class_token_position: str | None) -> tuple[ModelSpec | None, str]:
     """`(spec, source)` from the checkpoint's `model_spec`, else (runs written before it
@@ -177,7 +199,8 @@ def _stored_spec(run_dir: str, pl_checkpoint: dict, level_names: Sequence[str] |
         source, where = "model_spec", "the checkpoint's model_spec"
     elif os.path.isfile(config_path):
         cfg, names = _config_from_file(config_path)
-        spec, source, where = ModelSpec.from_config(cfg, names), CONFIG_FILE, config_path
+        spec = _validated(lambda: ModelSpec.from_config(cfg, names), config_path)
+        source, where = CONFIG_FILE, config_path
     else:
         return None, "checkpoint"
     names = list(spec.level_names)

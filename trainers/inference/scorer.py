@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from dassl.data.transforms import build_transform
-from dassl.utils import read_image, to_display_rgb
+from dassl.utils import ConfigError, InputError, read_image, to_display_rgb
 from dassl.utils.label_file import parse_number, read_label_file
 
 from ..fast.decoded_images import DecodedImages
@@ -129,7 +129,7 @@ class Scorer:
         self.num_crops = run.spec.num_crops
         self.needs_prompts = bool(run.spec.prompt_template)
         if self.num_crops > 1 and not fast:
-            raise ValueError(f"the run tests {self.num_crops} crops per image, which needs the "
+            raise ConfigError(f"the run tests {self.num_crops} crops per image, which needs the "
                              "fast pipeline's transforms; its config cannot use them")
         self._tensor_transform = MultiCropTransform(self.cfg) if fast else None
         self._pil_transform = None if fast else build_transform(self.cfg, is_train=False)
@@ -159,7 +159,7 @@ class Scorer:
             return None
         if prompts is None or len(prompts) != count:
             given = "none" if prompts is None else len(prompts)
-            raise ValueError(f"this run conditions its level prompts on each image's generation "
+            raise InputError(f"this run conditions its level prompts on each image's generation "
                              f"prompt (PROMPT_TEMPLATE): give {count} prompts, got {given}")
         return [str(p) for p in prompts]
 

@@ -20,6 +20,7 @@ from yacs.config import CfgNode
 from clip import clip
 from clip.checkpoint import model_from_file
 from clip.weights import resolve_weights
+from dassl.utils.errors import ConfigError
 
 from .encoder_tuning import attach_encoder_tuning
 from .model_spec import ModelSpec
@@ -43,7 +44,7 @@ def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
     dict, `.safetensors`), so offline runs and tests can point at a local file.
     """
     if not backbone:
-        raise ValueError(
+        raise ConfigError(
             "MODEL.BACKBONE.NAME is empty: give a CLIP model name "
             f"({', '.join(clip.available_models())}) or the path of a CLIP weights file"
         )
@@ -144,17 +145,17 @@ def training_target_stats(items: Sequence) -> tuple[float, float]:
     """`(mean, std)` of the MOS of `items` (Datum-like, e.g. the training split), in MOS units,
     for a head with `standardize_target`. The std is the population one (ddof 0).
 
-    Raises `ValueError` when an item has no MOS, or fewer than two items / a constant MOS leave
-    the std undefined or zero.
+    Raises `ConfigError` (a `ValueError`) when an item has no MOS, or fewer than two items / a
+    constant MOS leave the std undefined or zero.
     """
     values = [getattr(item, "mos", None) for item in items]
     if any(v is None for v in values):
-        raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET needs a MOS for every training "
+        raise ConfigError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET needs a MOS for every training "
                          "image, but some have none")
     mos = torch.tensor(values, dtype=torch.float64)
     std = float(mos.std(unbiased=False)) if mos.numel() else 0.0
     if mos.numel() < 2 or not std > 0:
-        raise ValueError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET: the training MOS have no spread "
+        raise ConfigError("TRAINER.CLIP_AGIQA.STANDARDIZE_TARGET: the training MOS have no spread "
                          f"({mos.numel()} images, std {std}); cannot standardise")
     return float(mos.mean()), std
 
@@ -215,12 +216,12 @@ class CustomCLIP(nn.Module):
                   mos_range: tuple[float, float] | None = None) -> "CustomCLIP":
         """The model `spec` describes, on `clip_model` (loaded with `load_clip(spec.backbone,
         spec.precision)`); `target_stats` for a standardised head, `mos_range` for the
-        similarity head (training MOS range). Raises `ValueError` when the spec's input size is
-        not the CLIP input resolution."""
+        similarity head (training MOS range). Raises `ConfigError` (a `ValueError`) when the
+        spec's input size is not the CLIP input resolution."""
         resolution = int(clip_model.visual.input_resolution)
         size = tuple(int(s) for s in (spec.test_input or {}).get("SIZE", (resolution,) * 2))
         if size != (resolution, resolution):
-            raise ValueError(f"INPUT.SIZE {size} must equal the CLIP input resolution "
+            raise ConfigError(f"INPUT.SIZE {size} must equal the CLIP input resolution "
                              f"({resolution}, {resolution}) of backbone {spec.backbone!r}")
         return cls(spec.level_names, clip_model, n_ctx=spec.n_ctx, ctx_init=spec.ctx_init,
                    csc=spec.csc, class_token_position=spec.class_token_position,

@@ -173,8 +173,7 @@ class CLIP_AGIQA(TrainerX):
             update_run_record(self.cfg.OUTPUT_DIR, precision=self.prec)
 
     def build_model(self) -> None:
-        # Dassl's `classnames` are this method's level names, worst first.
-        spec = self._spec_for_levels(list(self.dm.dataset.classnames))
+        spec = self._spec_for_levels(self.level_names)
         # The configured spec (PREC, CPU_PREC as set); `self.spec` has the effective precision.
         self.configured_spec = spec
         chosen = self.__dict__.pop("_chosen_precision", None)
@@ -323,14 +322,11 @@ class CLIP_AGIQA(TrainerX):
         return inputs, mos
 
     def parse_batch_test(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(inputs, target)` as `parse_batch_train`; target = `mos` float32, else `label`."""
+        """`(inputs, target)`: the batch's `test_input` entry on the device and dassl's
+        `test_target` (the MOS)."""
         inputs = batch[self.test_input]
         self._test_prompts = batch.get("prompt")
-        if "mos" in batch:
-            target = batch["mos"].to(self.device, dtype=torch.float32)
-        else:
-            target = batch["label"].to(self.device)
-        return inputs.to(self.device, non_blocking=True), target
+        return inputs.to(self.device, non_blocking=True), self.test_target(batch)
 
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         # The generation prompts of the batch last seen by parse_batch_test (PROMPT_TEMPLATE).

@@ -101,7 +101,7 @@ def build_results(trainer: Any, mode: str, rows: list[tuple[str, float, float]],
     }
     dataset = trainer.dm.dataset
     results["data"] = getattr(dataset, "provenance", None)
-    results["level_names"] = list(getattr(dataset, "classnames", []) or [])
+    results["level_names"] = list(trainer.level_names)
     results["final"]["mos_range"] = mos_range(row[1] for row in rows)
     if mode == "train":
         results["train_mos_range"] = mos_range(item.mos for item in dataset.train_x or [])

@@ -93,7 +93,8 @@ class SimpleTrainer(TrainerBase):
         ``validate_cfg``."""
 
     def build_data_loader(self) -> None:
-        """Create ``self.dm`` and expose its loaders and dataset facts as attributes."""
+        """Create ``self.dm`` and expose its loaders and dataset facts as attributes
+        (``level_names``: the dataset's ``classnames``, the quality levels worst first)."""
         dm = DataManager(self.cfg)
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
@@ -102,6 +103,9 @@ class SimpleTrainer(TrainerBase):
         self.num_classes = dm.num_classes
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
+        # Dassl's class names are quality levels here, worst first: translated once, where the
+        # trainer meets the data manager, so methods speak of levels.
+        self.level_names = list(dm.dataset.classnames)
         self.dm = dm
 
     def build_model(self) -> None:
@@ -285,13 +289,15 @@ class SimpleTrainer(TrainerBase):
         return self.model(input)
 
     def parse_batch_test(self, batch: dict):
-        """``(images, target)`` on the device; target = ``mos`` (float32) if present, else label."""
-        inputs = batch["img"].to(self.device)
+        """``(images, target)`` on the device (see ``test_target``)."""
+        return batch["img"].to(self.device), self.test_target(batch)
+
+    def test_target(self, batch: dict) -> torch.Tensor:
+        """What a test batch's predictions are scored against, on the device: ``mos`` (float32)
+        when the batch has it, else Dassl's class ``label`` (the level index)."""
         if "mos" in batch:
-            target = batch["mos"].to(self.device, dtype=torch.float32)
-        else:
-            target = batch["label"].to(self.device)
-        return inputs, target
+            return batch["mos"].to(self.device, dtype=torch.float32)
+        return batch["label"].to(self.device)
 
 
 class TrainerX(SimpleTrainer):

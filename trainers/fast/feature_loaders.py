@@ -15,7 +15,8 @@ feature depends only on its (augmented) pixels. Hence:
 With `TEST.NUM_CROPS` C > 1 the cached test features are `(N, C, D)`, one per crop.
 Batches are dicts: `feat` `(B, D)` (or `(B, C, D)`) float32 on the device (`img`
 `(B, 3, h, w)` for `ImageEpochLoader`), `mos` `(B,)` float64 (when every item has one),
-`label` `(B,)` int64, `impath` (list of B str), `index` `(B,)` int64 dataset indices, `prompt`
+`label` `(B,)` int64 (each image's level index, under Dassl's batch key, as the reference
+loader's batches), `impath` (list of B str), `index` `(B,)` int64 dataset indices, `prompt`
 (list of B str, when every item has a generation prompt).
 """
 from __future__ import annotations
@@ -86,7 +87,7 @@ class _SplitSource:
             raise ValueError("the fast pipeline needs a loader built with batch_size and sampler")
         items = reference.dataset.data_source
         self.impaths = [item.impath for item in items]
-        self.labels = torch.tensor([int(item.label) for item in items], dtype=torch.int64)
+        self.levels = torch.tensor([int(item.label) for item in items], dtype=torch.int64)
         has_mos = all(item.mos is not None for item in items)
         self.mos = (torch.tensor([float(item.mos) for item in items], dtype=torch.float64)
                     if has_mos else None)
@@ -113,7 +114,7 @@ class _SplitSource:
         return self.images
 
     def batch(self, indices: torch.Tensor, features: torch.Tensor) -> dict:
-        out = {"feat": features, "label": self.labels[indices], "index": indices,
+        out = {"feat": features, "label": self.levels[indices], "index": indices,
                "impath": [self.impaths[i] for i in indices.tolist()]}
         if self.mos is not None:
             out["mos"] = self.mos[indices]

@@ -84,3 +84,41 @@ def test_head_dropout_goes_from_the_key_to_both_dropout_layers():
     assert (model.regression[0].p, model.regression[3].p) == (0.2, 0.2)
     with pytest.raises(ValueError, match="HEAD_DROPOUT must be a probability"):
         ModelSpec.from_config(method_cfg(HEAD_DROPOUT=1.0), LEVELS)
+
+
+def test_every_model_key_goes_to_the_spec_and_back():
+    """`to_config` writes back every key the spec reads, so eval-only and the scorer rebuild
+    the model a spec describes (a new option needs no line there)."""
+    from dataclasses import fields
+
+    from trainers.method.model_spec import key_of_field
+
+    assert {f.name for f in fields(ModelSpec) if key_of_field(f.name) is None} == {
+        "backbone", "level_names", "test_input", "num_crops", "version"}
+    cfg = method_cfg(N_CTX=8, CSC=True, CLASS_TOKEN_POSITION="middle", HEAD_INPUT="text",
+                     HEAD_DROPOUT=0.3, STANDARDIZE_TARGET=True, TRAIN_IMAGE_ENCODER="lora",
+                     ENCODER_LAST_K=3, LORA_RANK=2, PREC="amp", CPU_PREC="fp32",
+                     PIPELINE="reference")
+    spec = ModelSpec.from_config(cfg, LEVELS)
+    defaults = ModelSpec.from_config(method_cfg(), LEVELS)
+    changed = {f.name for f in fields(ModelSpec)
+               if getattr(spec, f.name) != getattr(defaults, f.name)}
+    assert changed >= {"n_ctx", "csc", "head_dropout", "lora_rank", "cpu_precision",
+                       "test_pipeline"}
+    assert ModelSpec.from_config(spec.to_config(), LEVELS) == spec
+
+
+@pytest.mark.slow
+def test_head_dropout_is_saved_with_the_weights_and_rebuilt(tiny_args, tmp_path):
+    """HEAD_DROPOUT (the issue's example of a new option) reaches the trained model, every
+    checkpoint's model_spec, the scorer's rebuilt model and an eval-only run's config."""
+    out = tmp_path / "run"
+    train.main(tiny_args(out, "TRAINER.CLIP_AGIQA.HEAD_DROPOUT", "0.25"))
+    for module in ("prompt_learner", "regression"):
+        checkpoint = torch.load(out / module / "model.pth.tar-1", weights_only=True)
+        assert ModelSpec.from_dict(checkpoint["model_spec"]).head_dropout == 0.25
+    scorer = load_scorer(out)
+    assert scorer.run.config_source == "model_spec"
+    assert (scorer.model.regression[0].p, scorer.model.regression[3].p) == (0.25, 0.25)
+    trained = train.trained_run_config(str(out))
+    assert trained["model"]["TRAINER"]["CLIP_AGIQA"]["HEAD_DROPOUT"] == 0.25

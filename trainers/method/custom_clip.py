@@ -31,7 +31,7 @@ from .similarity_head import SimilarityHead
 
 # Hidden width and default dropout probability of the regression head (upstream values).
 HEAD_HIDDEN = 512
-HEAD_DROPOUT = 0.5
+HEAD_DROPOUT = ModelSpec.head_dropout
 
 
 def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:

@@ -10,9 +10,10 @@
 - `PipelineOptions.from_config(cfg)`: how the trainer feeds images (not part of the model).
 - `MethodConfig.from_config(cfg)`: both, built once per run (the trainer's `validate_cfg`).
 
-A new option of the method is a key in `_KEYS`, a field of `ModelSpec` read in `from_config`, and
-its use in the model (`CustomCLIP.from_spec`). Invalid values raise `ValueError` naming
-the key.
+A new option of the method is a key in `_KEYS`, a field of `ModelSpec` (the key's name in
+lower case, the key's default) read in `from_config`, and its use in the model
+(`CustomCLIP.from_spec`); saving it in checkpoints, rebuilding it (`from_dict`, `to_config`)
+and comparing runs need nothing more. Invalid values raise `ValueError` naming the key.
 """
 from __future__ import annotations
 
@@ -76,6 +77,10 @@ _KEYS = {
     "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
                          "prompts' and head's)"),
 }
+
+
+# ModelSpec fields whose key is not their name in capitals (see `key_of_field`).
+_KEY_OF_FIELD = {"precision": "PREC", "cpu_precision": "CPU_PREC", "test_pipeline": "PIPELINE"}
 
 
 def add_trainer_config(cfg: CN) -> CN:
@@ -162,22 +167,23 @@ class ModelSpec:
     computed test inputs; `num_crops` test crops per image (`TEST.NUM_CROPS`).
     """
 
+    # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).
     backbone: str
     level_names: tuple[str, ...]
-    n_ctx: int = 16
-    ctx_init: str = ""
-    csc: bool = False
-    class_token_position: str = "end"
-    head_input: str = "image_text"
-    head_dropout: float = 0.5
-    standardize_target: bool = False
-    head: str = "mlp"
-    prompt_template: str = ""
-    train_image_encoder: str = "none"
-    encoder_last_k: int = 1
-    lora_rank: int = 4
-    precision: str = "fp16"
-    cpu_precision: str = "auto"
+    n_ctx: int = _KEYS["N_CTX"][0]
+    ctx_init: str = _KEYS["CTX_INIT"][0]
+    csc: bool = _KEYS["CSC"][0]
+    class_token_position: str = _KEYS["CLASS_TOKEN_POSITION"][0]
+    head_input: str = _KEYS["HEAD_INPUT"][0]
+    head_dropout: float = _KEYS["HEAD_DROPOUT"][0]
+    standardize_target: bool = _KEYS["STANDARDIZE_TARGET"][0]
+    head: str = _KEYS["HEAD"][0]
+    prompt_template: str = _KEYS["PROMPT_TEMPLATE"][0]
+    train_image_encoder: str = _KEYS["TRAIN_IMAGE_ENCODER"][0]
+    encoder_last_k: int = _KEYS["ENCODER_LAST_K"][0]
+    lora_rank: int = _KEYS["LORA_RANK"][0]
+    precision: str = _KEYS["PREC"][0]
+    cpu_precision: str = _KEYS["CPU_PREC"][0]
     test_input: Mapping[str, Any] = None
     test_pipeline: str = "fast"
     num_crops: int = 1
@@ -306,22 +312,25 @@ class ModelSpec:
         return cfg
 
     def to_config(self) -> CN:
-        """A full config (defaults + these values) for code that still wants one."""
+        """A full config (defaults + these values) for code that still wants one: every field
+        that is a `TRAINER.CLIP_AGIQA` key (`key_of_field`), the backbone and the test input."""
         cfg = self.input_config()
         add_trainer_config(cfg)
         node = cfg.TRAINER.CLIP_AGIQA
-        node.N_CTX, node.CTX_INIT, node.CSC = self.n_ctx, self.ctx_init, self.csc
-        node.CLASS_TOKEN_POSITION, node.HEAD_INPUT = self.class_token_position, self.head_input
-        node.HEAD_DROPOUT = self.head_dropout
-        node.STANDARDIZE_TARGET, node.PREC = self.standardize_target, self.precision
-        node.CPU_PREC = self.cpu_precision
-        node.HEAD, node.PROMPT_TEMPLATE = self.head, self.prompt_template
-        node.TRAIN_IMAGE_ENCODER, node.ENCODER_LAST_K = self.train_image_encoder, \
-            self.encoder_last_k
-        node.LORA_RANK = self.lora_rank
-        node.PIPELINE = self.test_pipeline
+        for field in fields(self):
+            key = key_of_field(field.name)
+            if key is not None:
+                node[key] = getattr(self, field.name)
         cfg.MODEL.BACKBONE.NAME = self.backbone
         return cfg
+
+
+def key_of_field(name: str) -> str | None:
+    """The `TRAINER.CLIP_AGIQA` key a `ModelSpec` field is read from: its name in capitals
+    (`head_dropout` -> `HEAD_DROPOUT`) unless listed in `_KEY_OF_FIELD`; None for fields from
+    elsewhere (backbone, level names, test input)."""
+    key = _KEY_OF_FIELD.get(name, name.upper())
+    return key if key in _KEYS else None
 
 
 def _fast_if_supported(cfg: CN) -> str:

@@ -20,6 +20,12 @@ from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, 
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.spec import SweepError, build_spec, load_spec_file
 
+# Tolerances: the table values checked here are float64 sums, means, medians, std and ratios of
+# a few decimal inputs, so they differ from the decimal expectation by a few FP64_EPS only.
+# pytest.approx's default (rel 1e-6, METRIC_REL in tests/tolerances.py) and np.allclose's
+# (rtol 1e-5) are far above that and far below a real error (another run's, column's or split's
+# value: >= 0.01 here).
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "configs" / "sweeps" / "example.yaml"
 

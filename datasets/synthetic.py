@@ -330,15 +330,16 @@ def aigiqa20k_names(per_unit: Mapping[str, int] | None = None,
 
 def make_synthetic_aigiqa20k(root: str | Path, per_unit: Mapping[str, int] | None = None,
                              images: str = "none", size: Size = (8, 8), seed: int = 0,
-                             full_label_file: str | None = None, file_format: str = "xlsx"
-                             ) -> Path:
+                             full_label_file: str | None = None, file_format: str = "xlsx",
+                             rendered: bool = False) -> Path:
     """Build ``root/AIGIQA-20K/info_{train,val,test}.<xlsx|csv>`` of the real shape (header
     ``name,prompt,mos`` for train, ``name,prompt`` for val/test; sizes from ``per_unit``, see
     ``aigiqa20k_names``) and optionally the images: ``images`` "none", "split" (``train/``,
     ``val/``, ``test/`` folders) or "flat" (all in the database folder), grey placeholders of
-    ``size``. MOS are uniform in [0.12, 4.98]. ``full_label_file`` (a file name) also writes
-    every part's rows with MOS there, as a user holding the full 20,000-row file would.
-    Returns the ``AIGIQA-20K`` folder.
+    ``size``, or with ``rendered`` degraded scenes whose strength follows the MOS (as
+    ``make_synthetic_agiqa1k``), so a model can learn them. MOS are uniform in [0.12, 4.98].
+    ``full_label_file`` (a file name) also writes every part's rows with MOS there, as a user
+    holding the full 20,000-row file would. Returns the ``AIGIQA-20K`` folder.
     """
     if images not in ("none", "split", "flat"):
         raise ValueError(f"images must be 'none', 'split' or 'flat', got {images!r}")
@@ -354,8 +355,16 @@ def make_synthetic_aigiqa20k(root: str | Path, per_unit: Mapping[str, int] | Non
         header = ["name", "prompt", "mos"] if part == "train" else ["name", "prompt"]
         body = rows if part == "train" else [r[:2] for r in rows]
         _write_table(folder / f"info_{part}.{file_format}", header, body)
-        if images != "none":
-            write_placeholder_images(folder / part if images == "split" else folder, names, size)
+        target = folder / part if images == "split" else folder
+        if images != "none" and not rendered:
+            write_placeholder_images(target, names, size)
+        elif images != "none":
+            target.mkdir(parents=True, exist_ok=True)
+            for i, (name, score) in enumerate(zip(names, mos)):
+                scene_rng = np.random.default_rng([seed, 20, len(full) - len(names) + i])
+                strength = float(np.clip(1.0 - score / 5.0, 0.0, 1.0))
+                _save(degrade(random_scene(scene_rng, size), strength, scene_rng), target / name,
+                      "png")
     if full_label_file:
         _write_table(folder / full_label_file, ["name", "prompt", "mos"], full)
     return folder

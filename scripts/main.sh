@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train CLIP-AGIQA with the paper's protocol, once per seed.
 #
-# Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...]
+# Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...] [-- KEY VALUE ...]
 #   DATASET  a file of configs/datasets/ without .yaml, e.g. AGIQA, AGIQA1K, AIGCIQA2023, AIGIQA20K
 #            (the full list is printed below)
 #   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
@@ -11,6 +11,8 @@
 #   SHOTS    DATASET.NUM_SHOTS (kept for the CoOp output layout; the IQA datasets use all images)
 #   CSC      class-specific context: True | False
 #   SEEDS    one or more seeds (default: 1)
+#   -- KEY VALUE ...  config options for every run, after the protocol's, e.g.
+#            -- MODEL.BACKBONE.NAME /weights/ViT-B-16.pt OPTIM.MAX_EPOCH 50
 # Environment: DATA (dataset root, default ./data), PYTHON (default python3). The GPU is chosen
 # by your environment (e.g. CUDA_VISIBLE_DEVICES), not by this script.
 #
@@ -22,11 +24,11 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    usage "$0" 2 15
+    usage "$0" 2 17
     exit 0
 fi
 if [ "$#" -lt 6 ]; then
-    usage "$0" 2 15 >&2
+    usage "$0" 2 17 >&2
     exit 2
 fi
 set_run_layout "$@"
@@ -35,7 +37,15 @@ if [ ! -f "${METHOD_CONFIG}" ]; then
     exit 2
 fi
 shift 6
-SEEDS=("$@")
+SEEDS=()
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+    SEEDS+=("$1")
+    shift
+done
+if [ "$#" -gt 0 ]; then
+    shift  # the "--"
+fi
+EXTRA_OPTS=("$@")
 if [ "${#SEEDS[@]}" -eq 0 ]; then
     SEEDS=(1)
 fi
@@ -43,5 +53,6 @@ fi
 for SEED in "${SEEDS[@]}"; do
     DIR=output/$(run_name "${SEED}")
     echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
-    run_train_py "${SEED}" "${DIR}" -- TEST.FINAL_MODEL best_val TEST.ALLOW_SELECTION_ON_TEST True
+    run_train_py "${SEED}" "${DIR}" -- TEST.FINAL_MODEL best_val TEST.ALLOW_SELECTION_ON_TEST True \
+        "${EXTRA_OPTS[@]}"
 done

@@ -22,6 +22,7 @@ from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 from dassl.engine import TRAINER_REGISTRY, TrainerX, build_trainer
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import set_random_seed
+from tolerances import FP32_EPS, METRIC_REL
 
 N_IMAGES = 22
 
@@ -184,7 +185,7 @@ def test_log_lines_lr_and_tensorboard(full_run):
     # One LR per epoch (schedulers step after the epoch): warm-up, then cosine restarted at 0.01.
     expected = [0.002] + [0.005 * (1 + np.cos(np.pi * (e - 1) / 4)) for e in range(1, 4)]
     assert [lr for (_, _, lr) in parsed] == [f"{expected[e]:.4e}" for e in range(4)]
-    for epoch, _, _, lr in trainer.history:
+    for epoch, _, _, lr in trainer.history:  # Python floats: a few float64 roundings
         assert lr == pytest.approx(expected[epoch], rel=1e-12)
     assert len(trainer.history) == 12  # 4 epochs x 3 batches (12 train images, drop_last)
 
@@ -201,9 +202,11 @@ def test_log_lines_lr_and_tensorboard(full_run):
     assert [round(e.value, 6) for e in acc.Scalars("train/lr")][::3] == [round(v, 6) for v in expected]
     backbone_lr = [e.value for e in acc.Scalars("train/lr/backbone")][::3]
     head_lr = [e.value for e in acc.Scalars("train/lr/head")][::3]
-    assert backbone_lr == pytest.approx(expected, rel=1e-6)
+    # TensorBoard stores scalars in float32: rounded by <= FP32_EPS / 2 relative; the next
+    # epoch's LR differs by > 10 %.
+    assert backbone_lr == pytest.approx(expected, rel=FP32_EPS)
     # The head's schedule: the same warm-up LR, then half the backbone's cosine values.
-    assert head_lr == pytest.approx([expected[0]] + [v / 2 for v in expected[1:]], rel=1e-6)
+    assert head_lr == pytest.approx([expected[0]] + [v / 2 for v in expected[1:]], rel=FP32_EPS)
 
 
 def test_checkpoint_layout_pointers_and_safe_loading(full_run):
@@ -219,7 +222,7 @@ def test_checkpoint_layout_pointers_and_safe_loading(full_run):
         assert set(last) >= {"state_dict", "epoch", "optimizer", "scheduler", "val_result"}
         assert last["epoch"] == 4 and last["val_result"] is None
         assert best["epoch"] == trainer.best_epoch
-        assert best["val_result"] == pytest.approx(trainer.best_result)
+        assert best["val_result"] == pytest.approx(trainer.best_result, rel=METRIC_REL)
         assert last["scheduler"]["kind"] == "constant" and "successor" in last["scheduler"]
         assert last["trainer_state"]["best_epoch"] == trainer.best_epoch
     assert sorted(os.listdir(os.path.join(out, "splits"))) == ["test.csv", "train.csv", "val.csv"]
@@ -238,7 +241,8 @@ def test_final_results_report_last_and_selected(full_run):
     assert "Evaluate on the *val* set" in stdout and "* last-epoch model (epoch 4)" in stdout
     preds = trainer.evaluator.predictions()  # the selected model's test predictions
     assert len(preds) == 6 and all(re.fullmatch(r"im\d\d\.jpg", n) for n, _, _ in preds)
-    assert np.isclose(trainer.last_test_results["srcc"], sel["metrics"]["srcc"])
+    assert np.isclose(trainer.last_test_results["srcc"], sel["metrics"]["srcc"], rtol=METRIC_REL,
+                      atol=0)
 
 
 def test_eval_only_flow(full_run, image_root, tmp_path):
@@ -246,9 +250,13 @@ def test_eval_only_flow(full_run, image_root, tmp_path):
     set_random_seed(5)
     evaluator = build_trainer(_cfg(image_root, tmp_path / "eval"))
     evaluator.load_model(out)  # model-best.pth.tar
-    assert evaluator.test() == pytest.approx(trainer.final_results["selected"]["metrics"]["srcc"])
+    # Recomputed predictions may differ by rounding, which cannot reorder 6 distinct ranks: the
+    # SRCC is the same float64 value up to METRIC_REL.
+    assert evaluator.test() == pytest.approx(trainer.final_results["selected"]["metrics"]["srcc"],
+                                             rel=METRIC_REL)
     evaluator.load_model(out, epoch=4)  # periodic file: val_result None must not crash
-    assert evaluator.test() == pytest.approx(trainer.final_results["last"]["metrics"]["srcc"])
+    assert evaluator.test() == pytest.approx(trainer.final_results["last"]["metrics"]["srcc"],
+                                             rel=METRIC_REL)
     with pytest.raises(FileNotFoundError, match="model.pth.tar-3"):
         evaluator.load_model(out, epoch=3)
 

@@ -85,6 +85,8 @@ def test_similarity_head_trains_only_the_map_and_what_made_the_text():
 def test_expected_level_saturates_to_the_most_similar_level():
     text = torch.eye(3)
     image = torch.tensor([[0.0, 0.0, 1.0]])
+    # The other levels' softmax weights are exp(-1000) = 0 in float32; 1e-6 covers the rounding
+    # of the normalisation (2 ulp of 2.0 = 4.8e-7).
     assert expected_level(image, text, 1000.0).item() == pytest.approx(2.0, abs=1e-6)
     with pytest.raises(ValueError, match="built for 3 levels"):
         SimilarityHead(3, 100.0, (0.0, 1.0))(image, torch.eye(4, 3))
@@ -176,7 +178,7 @@ def test_empty_generation_prompt_gives_the_plain_level_prompt_features(tiny_clip
     # Identical inputs in a batch of 10 instead of 5: the float32 kernels may block the sums
     # differently, so equality holds to float32 rounding.
     torch.testing.assert_close(conditioned[:5], plain, rtol=1e-5, atol=1e-6)
-    assert not torch.allclose(conditioned[5:], plain)
+    assert not torch.allclose(conditioned[5:], plain)  # other tokens: a real difference
     # The context slots hold the learned context: the gradient reaches it.
     encoder(conditioned_embeddings(learner.ctx, clip_model.token_embedding, ids),
             ids.reshape(10, -1)).sum().backward()
@@ -225,6 +227,7 @@ def test_lora_with_zero_b_is_the_frozen_encoder_and_trains_only_its_factors(tiny
             getattr(module, leaf).copy_(getattr(adapted, leaf))
         # Same weights, two code paths: float32 rounding of the sums only.
         torch.testing.assert_close(encoder(images), merged(images), rtol=1e-4, atol=1e-5)
+        # B ~ N(0, 0.01) moves the features by far more than 1e-3 (a real difference).
         assert not torch.allclose(encoder(images), reference, atol=1e-3)
 
 

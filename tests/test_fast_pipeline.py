@@ -13,7 +13,9 @@ from dassl.config import get_cfg_default
 from datasets.synthetic import make_synthetic_agiqa
 from trainers import add_trainer_config
 from trainers.config import check_trainer_config
+from trainers.fast.decoded_images import StreamedImages
 from trainers.fast.feature_loaders import CachedFeatureLoader, FeatureEpochLoader
+from trainers.fast.memory_plan import plan_memory
 from tiny_trainer import build_tiny_trainer
 from tolerances import MOS_ATOL, UNIT_ATOL
 
@@ -232,7 +234,83 @@ def test_unsupported_transforms_fall_back_to_the_reference(assets, tmp_path, cap
     assert log.count("Fast pipeline unavailable") == 1 and "colorjitter" in log
 
 
+def run_two_epochs(trainer, seed: int = 3) -> dict:
+    """Two epochs (train, then test) from `seed`: trained parameters, test features and
+    predictions."""
+    torch.manual_seed(seed)
+    for trainer.epoch in range(2):
+        trainer.run_epoch()
+        trainer.test()
+    return {"params": trainable(trainer), "features": trainer.test_loader.features().clone(),
+            "predictions": trainer.evaluator.predictions()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 2])
+def test_over_the_memory_budget_nothing_changes_but_where_images_are(assets, tmp_path, capsys,
+                                                                      workers):
+    """A budget below the 23 small images forces both over-budget paths: training images
+    decoded again every epoch (in `workers` loader processes) and test images kept as their
+    test crops. The batches, crops, features, steps and predictions are those of decoding once:
+    the same pixels go through the same computations (dropout off, same seed)."""
+    once = without_dropout(make_trainer(assets, tmp_path / "once", "fast"))
+    assert "within TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB 12: every split is decoded once" \
+        in capsys.readouterr().out
+    budget = without_dropout(make_trainer(
+        assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS,
+        "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", "1e-6", "DATALOADER.NUM_WORKERS", str(workers)))
+    log = capsys.readouterr().out
+    assert log.count("Memory: ") == 1 and "over TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB 1e-06" in log
+    assert "training images decoded again every epoch" in log and "test crops" in log
+    assert (budget.train_loader_x.storage, budget.test_loader.storage) == ("streamed",
+                                                                           "transformed")
+    assert isinstance(budget.train_loader_x.decoded(), StreamedImages)
+    expected, got = run_two_epochs(once), run_two_epochs(budget)
+    assert torch.equal(got["features"], expected["features"])
+    assert all(torch.equal(got["params"][n], expected["params"][n]) for n in TRAINABLE)
+    assert got["predictions"] == expected["predictions"]
+    size = tuple(budget.cfg.INPUT.SIZE)
+    assert budget.test_loader.decoded().groups[0].shape == (5, 3, *size)  # 5 test crops
+
+
+def test_a_trained_encoder_gets_the_same_augmented_images_over_the_budget(assets, tmp_path):
+    """TRAIN_IMAGE_ENCODER: the image batches of a streamed epoch equal those of decoding once."""
+    opts = ("TRAINER.CLIP_AGIQA.TRAIN_IMAGE_ENCODER", "last_k")
+    once = make_trainer(assets, tmp_path / "once", "fast", "fp32", PAPER_TRANSFORMS, *opts)
+    budget = make_trainer(assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS, *opts,
+                          "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", "1e-6")
+    assert budget.train_loader_x.storage == "streamed"
+    batches = {}
+    for name, trainer in (("once", once), ("budget", budget)):
+        torch.manual_seed(5)
+        batches[name] = [(b["index"], b["img"]) for b in trainer.train_loader_x]
+    assert len(batches["once"]) == 4
+    for (i, a), (j, b) in zip(batches["once"], batches["budget"]):
+        assert torch.equal(i, j) and torch.equal(a, b)
+
+
+def test_memory_plan_for_aigiqa20k_sizes():
+    """AIGIQA-20K's default split (11,200 / 2,800 of its 14,000 labelled images) at 1024 px
+    training and 512 px test images: 3 H W bytes each, exactly."""
+    train, test = [(1024, 1024)] * 11_200, [(512, 512)] * 2_800
+    plan = plan_memory({"train": train, "val": [], "test": test}, 12.0, (224, 224), 1, 4)
+    assert plan.full_bytes == {"train": 3 * 1024 ** 2 * 11_200, "val": 0,
+                               "test": 3 * 512 ** 2 * 2_800}
+    assert (plan.train, plan.evaluation) == ("streamed", "transformed")
+    assert plan.kept_bytes == 3 * 224 * 224 * 2_800  # the test crops only
+    assert "34.86 GiB" in plan.message and "4 loader worker processes" in plan.message
+    # Training images that fit once the test images are cropped stay decoded once.
+    fits = plan_memory({"train": train[:3_500], "test": test}, 12.0, (224, 224), 1, 0)
+    assert (fits.train, fits.evaluation) == ("full", "transformed")
+    # Multi-crop tests need the full images: decoded again for each evaluation.
+    crops = plan_memory({"train": train, "test": test}, 12.0, (224, 224), 5, 0)
+    assert (crops.train, crops.evaluation) == ("streamed", "streamed")
+    within = plan_memory({"train": train[:1_000], "test": test}, 12.0, (224, 224), 1, 0)
+    assert (within.train, within.evaluation) == ("full", "full")
+
+
 @pytest.mark.parametrize("key, value, message", [
+    ("DECODED_MEMORY_GB", 0.0, "DECODED_MEMORY_GB must be a positive number"),
     ("PIPELINE", "turbo", "PIPELINE must be one of"),
     ("ENCODE_BATCH_SIZE", 0, "ENCODE_BATCH_SIZE must be a positive integer"),
     ("DECODED_ON", "gpu", "DECODED_ON must be one of"),

@@ -36,8 +36,10 @@ from dassl.utils.run_record import update_run_record
 
 from .method.custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
                           training_target_stats)
+from .fast.decoded_images import header_sizes
 from .fast.feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
-                              ImageFeatureEncoder)
+                                   ImageFeatureEncoder)
+from .fast.memory_plan import MemoryPlan, plan_memory
 from .method.model_spec import MethodConfig, ModelSpec, PipelineOptions
 from .fast.multi_crop import MultiCropTransform
 from .method.precision import describe, precision_for_checkpoint, resolve_precision
@@ -266,18 +268,22 @@ class CLIP_AGIQA(TrainerX):
         self.image_feature_encoder = ImageFeatureEncoder(
             self.model, self.device, options.encode_batch_size, self._autocast)
         test_transform = MultiCropTransform(cfg)
+        plan = self._plan_memory(test_transform)
+        workers = int(cfg.DATALOADER.NUM_WORKERS)
         if self.dm.train_loader_x is not None:
             train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
                 else FeatureEpochLoader
             self.train_loader_x = train_loader(
                 self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
-                self.image_feature_encoder, on_device)
+                self.image_feature_encoder, on_device, plan.train, workers)
         if self.dm.test_loader is not None:
             self.test_loader = CachedFeatureLoader(
-                self.dm.test_loader, test_transform, self.image_feature_encoder, on_device)
+                self.dm.test_loader, test_transform, self.image_feature_encoder, on_device,
+                plan.evaluation, workers)
         if self.val_loader is not None:
             self.val_loader = CachedFeatureLoader(
-                self.dm.val_loader, test_transform, self.image_feature_encoder, on_device)
+                self.dm.val_loader, test_transform, self.image_feature_encoder, on_device,
+                plan.evaluation, workers)
         place = self.device if on_device else "cpu"
         crops = self.spec.num_crops
         tests = f"{crops} test crops per image, " if crops > 1 else ""
@@ -290,6 +296,21 @@ class CLIP_AGIQA(TrainerX):
             return
         print(f"Pipeline: fast (images decoded once and kept on {place}, encoded in batches of "
               f"{options.encode_batch_size}, {tests}test features cached)")
+
+    def _plan_memory(self, test_transform: MultiCropTransform) -> MemoryPlan:
+        """How each split keeps its images under `DECODED_MEMORY_GB` (`plan_memory`, sizes from
+        the image headers); the choice is one log line."""
+        dataset = self.dm.dataset
+        splits = {"train": dataset.train_x if self.dm.train_loader_x is not None else None,
+                  "val": dataset.val if self.val_loader is not None else None,
+                  "test": dataset.test if self.dm.test_loader is not None else None}
+        sizes = {name: header_sizes([item.impath for item in items]) if items else []
+                 for name, items in splits.items()}
+        plan = plan_memory(sizes, self.pipeline_options.decoded_memory_gb,
+                           test_transform.size, test_transform.num_crops,
+                           int(self.cfg.DATALOADER.NUM_WORKERS))
+        print(plan.message)
+        return plan
 
     def _autocast(self):
         """Autocast for amp (as the reference forward), a no-op context otherwise."""

@@ -1,4 +1,5 @@
-"""Decode a split's images once and keep them as full-resolution uint8 tensors.
+"""Decode a split's images once and keep them as full-resolution uint8 tensors (or, above the
+memory budget, decode them per epoch: `StreamedImages`).
 
 Images are grouped by size: each group is one `(n, 3, H, W)` uint8 tensor, so a batch of
 same-sized images is a single `index_select` and can be transformed with one batched matmul.
@@ -8,6 +9,13 @@ while decoding) and writes straight into the preallocated group tensors, so the 
 image once (about 4.1 GiB for AGIQA-3K at 256-1024 px). The groups live either on the compute
 device (one copy, no transfers afterwards; host memory is then released group by group) or in
 host memory, page-locked when the compute device is a GPU so batches copy asynchronously.
+
+Memory budget (`TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB`, see `trainers.clip_agiqa`): `header_sizes`
+reads the image sizes from the file headers, so `decoded_nbytes` says what decoding would hold
+before anything is decoded. Above the budget a split is either stored as its exact test crops
+(`DecodedImages.store_transformed`) or read through `StreamedImages`, which decodes each chunk of
+an epoch in DataLoader worker processes and holds only the chunks in flight. Both sources give
+the transforms the same chunks (`iter_chunks`), so the augmentation draws are unchanged.
 """
 from __future__ import annotations
 
@@ -19,17 +27,35 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from dassl.utils import ImageReadError, image_size, read_image
 
 from .resample import MAX_RESAMPLE_ELEMENTS
 
-__all__ = ["DecodedImages", "image_size", "default_workers"]
+__all__ = ["DecodedImages", "StreamedImages", "image_size", "header_sizes", "decoded_nbytes",
+           "default_workers"]
+
+# Bytes of one decoded pixel (RGB, 8 bits a channel).
+PIXEL_BYTES = 3
 
 
 def default_workers() -> int:
     """Decoding threads: one per CPU core, at most 16."""
     return max(1, min(16, os.cpu_count() or 1))
+
+
+def header_sizes(paths: Sequence[str], workers: int | None = None) -> list[tuple[int, int]]:
+    """`(H, W)` of every image from its file header (as displayed: EXIF orientation applied),
+    read in a thread pool without decoding the pixels."""
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        return list(pool.map(image_size, paths))
+
+
+def decoded_nbytes(sizes: Sequence[tuple[int, int]]) -> int:
+    """Bytes the decoded uint8 images of `sizes` take: `3 H W` each (what `DecodedImages.decode`
+    holds, exactly)."""
+    return sum(PIXEL_BYTES * h * w for h, w in sizes)
 
 
 class DecodedImages:
@@ -96,6 +122,39 @@ class DecodedImages:
         return cls(sizes, groups, group_of, row_of, compute_device,
                    decode_seconds=time.perf_counter() - start)
 
+    @classmethod
+    def store_transformed(cls, source: "StreamedImages", resample, size: tuple[int, int],
+                          on_device: bool = True) -> "DecodedImages":
+        """Every image of `source` (in order) as `resample(images, indices)` gives it: `(B, 3,
+        h, w)` float in 8-bit levels (a deterministic transform's pixels before scaling and
+        normalisation, e.g. `TensorTransform.resample` of the test transform), stored as one
+        `(N, 3, h, w)` uint8 group. The values are whole levels in 0..255, so the uint8 copy is
+        exact; decoding streams chunk by chunk, so only the stored pixels stay in memory."""
+        start = time.perf_counter()
+        n = len(source)
+        pin = source.compute_device.type == "cuda" and not on_device
+        place = source.compute_device if on_device else torch.device("cpu")
+        group = torch.empty((n, 3, *size), dtype=torch.uint8, device=place, pin_memory=pin)
+        chunks = list(torch.arange(n).split(source.chunk_images))
+        for chunk, (images, local) in zip(chunks, source.iter_chunks(chunks)):
+            group[chunk.to(place)] = resample(images, local).to(place, torch.uint8)
+        return cls([tuple(size)] * n, [group], torch.zeros(n, dtype=torch.int64),
+                   torch.arange(n), source.compute_device,
+                   decode_seconds=time.perf_counter() - start)
+
+    def to(self, device: torch.device | str) -> "DecodedImages":
+        """The same images with their groups on `device` (also the compute device)."""
+        device = torch.device(device)
+        return DecodedImages(self.sizes, [g.to(device, non_blocking=True) for g in self.groups],
+                             self.group_of, self.row_of, device, self.decode_seconds)
+
+    def iter_chunks(self, chunks: Sequence[torch.Tensor]
+                    ) -> Iterator[tuple["DecodedImages", torch.Tensor]]:
+        """`(images, indices)` per chunk of dataset indices: these images and the chunk itself
+        (the interface `StreamedImages` shares)."""
+        for chunk in chunks:
+            yield self, chunk
+
     def iter_groups(self, indices: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield `(positions, pixels)` covering `indices` (`(B,)` int64, CPU) group by group.
 
@@ -133,3 +192,68 @@ def _decode_into(job: tuple[str, torch.Tensor, tuple[int, int]]) -> None:
                                                f"header says {size}")
     # Assign through a NumPy view of the slot: one HWC -> CHW copy, no read-only tensor.
     slot.numpy().transpose(1, 2, 0)[...] = pixels
+
+
+class _Paths(torch.utils.data.Dataset):
+    """Item `i` is path `i` (a DataLoader over it hands lists of paths to `_decode_paths`)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> str:
+        return self.paths[index]
+
+
+def _decode_paths(paths: list[str]) -> DecodedImages:
+    """Collate function of the streaming loader: one chunk, decoded on the CPU (one thread: the
+    loader runs several of these processes at once)."""
+    return DecodedImages.decode(paths, "cpu", on_device=False, workers=1)
+
+
+class StreamedImages:
+    """The images of `paths`, decoded again every time a chunk is asked for (`iter_chunks`), in
+    DataLoader worker processes that work ahead of the consumer; nothing stays decoded.
+
+    `sizes` come from the headers (`header_sizes`), `compute_device` is where chunks are
+    delivered, `workers` the worker processes (0: the main process decodes with a thread pool),
+    `chunk_images` the images `store_transformed` decodes at once. Memory held: the chunks in
+    flight, at most `workers + 1` (each worker prepares one ahead).
+    """
+
+    def __init__(self, paths: Sequence[str], compute_device: torch.device | str,
+                 workers: int = 0, sizes: Sequence[tuple[int, int]] | None = None,
+                 chunk_images: int = 64) -> None:
+        self.paths = list(paths)
+        self.sizes = list(sizes) if sizes is not None else header_sizes(self.paths)
+        self.compute_device = torch.device(compute_device)
+        self.workers = int(workers)
+        self.chunk_images = int(chunk_images)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def iter_chunks(self, chunks: Sequence[torch.Tensor]
+                    ) -> Iterator[tuple[DecodedImages, torch.Tensor]]:
+        """`(images, local)` per chunk of dataset indices, in order: the chunk's images decoded
+        (on `compute_device`) and `local` = `0 .. len(chunk) - 1`, their indices there.
+
+        The loader has its own random generator, so creating it draws nothing from the global
+        torch RNG: the transforms' draws are those of the decode-once path.
+        """
+        chunks = [torch.as_tensor(c, dtype=torch.int64) for c in chunks]
+        if not chunks:
+            return
+        if self.workers == 0:
+            for chunk in chunks:
+                images = DecodedImages.decode([self.paths[i] for i in chunk.tolist()],
+                                              self.compute_device, on_device=True)
+                yield images, torch.arange(len(chunk))
+            return
+        loader = DataLoader(_Paths(self.paths), batch_sampler=[c.tolist() for c in chunks],
+                            num_workers=self.workers, collate_fn=_decode_paths,
+                            prefetch_factor=1, generator=torch.Generator())
+        for chunk, images in zip(chunks, loader):
+            yield images.to(self.compute_device), torch.arange(len(chunk))

@@ -13,6 +13,10 @@ feature depends only on its (augmented) pixels. Hence:
   `TRAIN_IMAGE_ENCODER`): image features change every step, so no feature is cached; the
   images are still decoded once and augmented on the device, and batches carry `img`.
 With `TEST.NUM_CROPS` C > 1 the cached test features are `(N, C, D)`, one per crop.
+Where the images are kept (`storage`, chosen by the trainer against the memory budget): "full"
+(decoded once at full resolution), "transformed" (a test/val split stored as its exact test
+crops) or "streamed" (decoded again each epoch, chunk by chunk, in loader worker processes:
+`StreamedImages`); the batches, draws and features are the same.
 Batches are dicts: `feat` `(B, D)` (or `(B, C, D)`) float32 on the device (`img`
 `(B, 3, h, w)` for `ImageEpochLoader`), `mos` `(B,)` float64 (when every item has one),
 `label` `(B,)` int64 (each image's level index, under Dassl's batch key, as the reference
@@ -28,11 +32,15 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from .decoded_images import DecodedImages
+from .decoded_images import DecodedImages, StreamedImages
 from .tensor_transforms import TensorTransform
 
 __all__ = ["ImageFeatureEncoder", "FeatureEpochLoader", "CachedFeatureLoader",
-           "ImageEpochLoader"]
+           "ImageEpochLoader", "STORAGES"]
+
+# How a split's images are kept (see the module docstring).
+STORAGES = ("full", "transformed", "streamed")
+Images = DecodedImages | StreamedImages
 
 
 class ImageFeatureEncoder:
@@ -52,7 +60,7 @@ class ImageFeatureEncoder:
         self.calls = 0
 
     @torch.no_grad()
-    def encode(self, images: DecodedImages, indices: torch.Tensor,
+    def encode(self, images: Images, indices: torch.Tensor,
                transform: TensorTransform) -> torch.Tensor:
         """Features `(N, D)` float32 (on `images.compute_device`) of `transform(images[indices])`
         (`(N * C, D)`, image-major, for a transform with `num_crops` C).
@@ -63,8 +71,9 @@ class ImageFeatureEncoder:
         chunks = []
         # A multi-crop transform makes C inputs per image: keep each call at `batch_size` inputs.
         per_call = max(1, self.batch_size // getattr(transform, "num_crops", 1))
-        for chunk in torch.as_tensor(indices, dtype=torch.int64).split(per_call):
-            pixels = transform(images, chunk)
+        parts = torch.as_tensor(indices, dtype=torch.int64).split(per_call)
+        for chunk_images, chunk in images.iter_chunks(parts):
+            pixels = transform(chunk_images, chunk)
             with self.autocast():
                 chunks.append(self.model.encode_image(pixels).float())
             self.calls += 1
@@ -82,7 +91,10 @@ class _SplitSource:
     decoding."""
 
     def __init__(self, reference: DataLoader, transform: TensorTransform,
-                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
+                 encoder: ImageFeatureEncoder, decode_on_device: bool = True,
+                 storage: str = "full", workers: int = 0) -> None:
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
         if reference.batch_size is None:
             raise ValueError("the fast pipeline needs a loader built with batch_size and sampler")
         items = reference.dataset.data_source
@@ -99,18 +111,31 @@ class _SplitSource:
         self.transform = transform
         self.encoder = encoder
         self.decode_on_device = decode_on_device
-        self.images: DecodedImages | None = None
+        self.storage = storage
+        self.workers = int(workers)
+        self.images: Images | None = None
 
     def __len__(self) -> int:
         return len(self.index_loader)
 
-    def decoded(self) -> DecodedImages:
-        """Decode the split's images on first use (idempotent)."""
-        if self.images is None:
-            self.images = DecodedImages.decode(self.impaths, self.encoder.device,
+    def decoded(self) -> Images:
+        """The split's images as `storage` keeps them, prepared on first use (idempotent)."""
+        if self.images is not None:
+            return self.images
+        device = self.encoder.device
+        if self.storage == "full":
+            self.images = DecodedImages.decode(self.impaths, device,
                                                on_device=self.decode_on_device)
-            print(f"Decoded {len(self.images)} images ({self.images.nbytes / 2 ** 30:.2f} GiB "
-                  f"on {self.images.storage_device}) in {self.images.decode_seconds:.1f} s")
+        else:
+            streamed = StreamedImages(self.impaths, device, self.workers)
+            if self.storage == "streamed":
+                self.images = streamed
+                return streamed
+            self.images = DecodedImages.store_transformed(
+                streamed, self.transform.resample, self.transform.size, self.decode_on_device)
+        kept = "as test crops" if self.storage == "transformed" else "at full size"
+        print(f"Decoded {len(self.images)} images {kept} ({self.images.nbytes / 2 ** 30:.2f} "
+              f"GiB on {self.images.storage_device}) in {self.images.decode_seconds:.1f} s")
         return self.images
 
     def batch(self, indices: torch.Tensor, features: torch.Tensor) -> dict:
@@ -147,8 +172,12 @@ class CachedFeatureLoader(_SplitSource):
     """
 
     def __init__(self, reference: DataLoader, transform: TensorTransform,
-                 encoder: ImageFeatureEncoder, decode_on_device: bool = True) -> None:
-        super().__init__(reference, transform, encoder, decode_on_device)
+                 encoder: ImageFeatureEncoder, decode_on_device: bool = True,
+                 storage: str = "full", workers: int = 0) -> None:
+        if storage == "transformed" and getattr(transform, "num_crops", 1) != 1:
+            raise ValueError("storage 'transformed' keeps one test crop per image: it needs "
+                             "TEST.NUM_CROPS 1")
+        super().__init__(reference, transform, encoder, decode_on_device, storage, workers)
         self._features: torch.Tensor | None = None
         self._state: tuple | None = None
 
@@ -178,8 +207,11 @@ class ImageEpochLoader(_SplitSource):
 
     def __iter__(self) -> Iterator[dict]:
         images = self.decoded()
-        for indices in self.index_loader:
-            pixels = self.transform(images, indices)
+        # The whole epoch's order is drawn first, as iterating the index loader lazily would
+        # (its sampler draws at the start): the chunks of a streamed split are then known.
+        batches = list(self.index_loader)
+        for (batch_images, local), indices in zip(images.iter_chunks(batches), batches):
+            pixels = self.transform(batch_images, local)
             out = self.batch(indices, pixels)
             out["img"] = out.pop("feat")
             yield out

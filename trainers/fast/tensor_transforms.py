@@ -166,9 +166,10 @@ class TensorTransform:
         return (AxisMaps(*rows.unbind(1), flip=no_flip),
                 AxisMaps(*cols.unbind(1), flip=flips))
 
-    def __call__(self, images: DecodedImages, indices: torch.Tensor) -> torch.Tensor:
-        """Transform images `indices` (`(B,)` int64, CPU) of `images` -> `(B, 3, h, w)` float32
-        on `images.compute_device`. Parameters are drawn in the order of `indices`."""
+    def resample(self, images: DecodedImages, indices: torch.Tensor) -> torch.Tensor:
+        """The transformed pixels of images `indices` (`(B,)` int64, CPU) of `images`: `(B, 3,
+        h, w)` float32 in 8-bit levels (whole numbers 0..255) on `images.compute_device`, before
+        scaling and normalisation. Parameters are drawn in the order of `indices`."""
         rows, cols = self.plan([images.sizes[i] for i in indices.tolist()])
         device = images.compute_device
         out = torch.empty(len(indices), 3, *self.size, dtype=torch.float32, device=device)
@@ -178,6 +179,13 @@ class TensorTransform:
             part = positions.to(device, non_blocking=True)
             out[part] = apply_axis_maps(pixels, rows[positions], cols[positions],
                                         self.size, self.interpolation)
+        return out
+
+    def __call__(self, images: DecodedImages, indices: torch.Tensor) -> torch.Tensor:
+        """Transform images `indices` (`(B,)` int64, CPU) of `images` -> `(B, 3, h, w)` float32
+        on `images.compute_device`. Parameters are drawn in the order of `indices`."""
+        out = self.resample(images, indices)
+        device = images.compute_device
         out.div_(255.0)
         if self.normalize:
             mean = self.mean.to(device, non_blocking=True)

@@ -60,6 +60,11 @@ _KEYS = {
                          "reference: per-batch decode + encode (same updates; parity checks)"),
     "ENCODE_BATCH_SIZE": (256, "fast pipeline: images per no-grad image-encoder call"),
     "DECODED_ON": ("device", "fast pipeline: hold the decoded uint8 images on 'device' or 'cpu'"),
+    "DECODED_MEMORY_GB": (12.0, "fast pipeline: most GiB the decoded uint8 images of all splits "
+                                "may take (estimated from the image headers); above it test/val "
+                                "images are kept as their test crops and training images are "
+                                "decoded each epoch in DATALOADER.NUM_WORKERS processes (logged); "
+                                "12 fits a 24 GiB machine beside CLIP and the rest"),
     "HEAD_INPUT": ("image_text", "head input: image_text (upstream), image, or text (level-prompt "
                                  "features scaled by their cosine similarity to the image)"),
     "HEAD_DROPOUT": (0.5, "dropout probability before each Linear layer of the regression head "
@@ -343,11 +348,13 @@ def _fast_if_supported(cfg: CN) -> str:
 class PipelineOptions:
     """How the trainer feeds and trains (not part of the model): `pipeline` "fast" |
     "reference" (as configured), `encode_batch_size` images per no-grad encoder call,
-    `decoded_on` "device" | "cpu", `encoder_lr` learning rate of a trained image encoder."""
+    `decoded_on` "device" | "cpu", `decoded_memory_gb` the memory budget of the decoded images
+    (GiB, > 0), `encoder_lr` learning rate of a trained image encoder."""
 
     pipeline: str = "fast"
     encode_batch_size: int = 256
     decoded_on: str = "device"
+    decoded_memory_gb: float = 12.0
     encoder_lr: float = 5e-6
 
     @classmethod
@@ -356,10 +363,14 @@ class PipelineOptions:
         if isinstance(node.ENCODER_LR, bool) or not float(node.ENCODER_LR) > 0:
             raise ValueError(f"TRAINER.CLIP_AGIQA.ENCODER_LR must be positive, got "
                              f"{node.ENCODER_LR!r}")
+        budget = node.DECODED_MEMORY_GB
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            raise ValueError("TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB must be a positive number of "
+                             f"GiB, got {budget!r}")
         return cls(pipeline=_choice(node, "PIPELINE", PIPELINES),
                    encode_batch_size=_positive_int(node, "ENCODE_BATCH_SIZE"),
                    decoded_on=_choice(node, "DECODED_ON", DECODED_ON),
-                   encoder_lr=float(node.ENCODER_LR))
+                   decoded_memory_gb=float(budget), encoder_lr=float(node.ENCODER_LR))
 
 
 @dataclass(frozen=True)

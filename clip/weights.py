@@ -354,16 +354,17 @@ def _resolve_name(name: str, download_root: str | None) -> str:
         return cached
     failures = []
     endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    cached = f"{target}: SHA-256 mismatch" if os.path.exists(target) else "not cached"
     if offline_mode():
         failures.append(f"{target}: " + ("SHA-256 mismatch" if os.path.exists(target) else "not present")
                         + f"; {HF_MIRRORS[name]} not in the Hugging Face cache (offline mode: HF_HUB_OFFLINE "
                           "is set, nothing is downloaded)")
-        reason = "not cached, and HF_HUB_OFFLINE forbids downloads"
+        reason = f"{cached}, and HF_HUB_OFFLINE forbids downloads"
     else:
         path = _fetch(name, url, root, mirror_url(name), failures)
         if path is not None:
             return path
-        reason = "not cached, and the download failed: " + "; ".join(failures)
+        reason = f"{cached}, and the download failed: " + "; ".join(failures)
     error = WeightsUnavailableError(
         f"CLIP weights for {name!r} are not available: {filename} is not in {root} and could not be "
         f"obtained.\nPut {filename} in {root} (or point download_root / ${CACHE_ENV} at the folder that "

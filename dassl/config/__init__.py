@@ -81,6 +81,17 @@ def _coerce_file_numbers(cfg: CfgNode, loaded: CfgNode) -> None:
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
+def describe_yaml_error(exc: yaml.YAMLError, context: bool = True) -> str:
+    """Where and why yaml refused a text, on one line: `` at line L, column C: [context: ]
+    problem`` (1-based; no position when yaml gives none; ``context`` adds yaml's, e.g.
+    "while parsing a flow sequence")."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    during = getattr(exc, "context", None) if context else None
+    return f"{where}: {f'{during}: ' if during else ''}{problem}"
+
+
 def _read_config_file(node_type: type, path: str) -> CfgNode:
     """The yaml mapping in ``path`` as a ``node_type`` (not merged yet).
 
@@ -96,12 +107,8 @@ def _read_config_file(node_type: type, path: str) -> CfgNode:
     except UnicodeDecodeError:
         raise ValueError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        context = getattr(exc, "context", None)
-        raise ValueError(f"config file {path} is not valid yaml{where}: "
-                         f"{f'{context}: ' if context else ''}{problem}") from None
+        raise ValueError(f"config file {path} is not valid yaml"
+                         f"{describe_yaml_error(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -135,4 +142,4 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
     return cfg
 
 
-__all__ = ["get_cfg_default", "merge_config", "CfgNode"]
+__all__ = ["get_cfg_default", "merge_config", "describe_yaml_error", "CfgNode"]

@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from dassl.config import describe_yaml_error
 from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
 
@@ -344,10 +345,8 @@ def read_yaml(path: Path, what: str) -> Any:
     except UnicodeDecodeError:
         raise SweepError(f"{what} {path} is not UTF-8 text (a yaml file is expected)") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SweepError(f"{what} {path} is not valid yaml{where}: {problem}") from None
+        raise SweepError(f"{what} {path} is not valid yaml"
+                         f"{describe_yaml_error(exc, context=False)}") from None
 
 
 def load_protocol(value: str) -> Protocol:

@@ -33,6 +33,14 @@ def assets(tmp_path_factory):
     return {"root": str(root / "data"), "weights": str(weights)}
 
 
+@pytest.fixture(scope="module")
+def large_assets(assets, tmp_path_factory):
+    """12 images larger than the 224 px test crop (9 train / 3 test), the same tiny CLIP."""
+    root = tmp_path_factory.mktemp("large_assets")
+    make_synthetic_agiqa(root / "data", n_images=12, sizes=((300, 260), (260, 320)))
+    return {"root": str(root / "data"), "weights": assets["weights"]}
+
+
 def make_trainer(assets, out_dir, pipeline=None, prec="fp32", transforms=PAPER_TRANSFORMS,
                  *opts):
     return build_tiny_trainer(
@@ -247,20 +255,23 @@ def run_two_epochs(trainer, seed: int = 3) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
-def test_over_the_memory_budget_nothing_changes_but_where_images_are(assets, tmp_path, capsys,
-                                                                      workers):
-    """A budget below the 23 small images forces both over-budget paths: training images
-    decoded again every epoch (in `workers` loader processes) and test images kept as their
-    test crops. The batches, crops, features, steps and predictions are those of decoding once:
+def test_over_the_memory_budget_nothing_changes_but_where_images_are(large_assets, tmp_path,
+                                                                      capsys, workers):
+    """A budget below 12 images larger than the test crop forces both over-budget paths:
+    training images decoded again every epoch (in `workers` loader processes) and test images
+    kept as their test crops. The batches, crops, features, steps and predictions are those of decoding once:
     the same pixels go through the same computations (dropout off, same seed)."""
-    once = without_dropout(make_trainer(assets, tmp_path / "once", "fast"))
+    once = without_dropout(make_trainer(large_assets, tmp_path / "once", "fast"))
     assert "within TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB 12: every split is decoded once" \
         in capsys.readouterr().out
+    size = tuple(once.cfg.INPUT.SIZE)
+    crops = 3 * size[0] * size[1] * 3  # bytes of the 3 test crops: the budget just holds them
     budget = without_dropout(make_trainer(
-        assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS,
-        "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", "1e-6", "DATALOADER.NUM_WORKERS", str(workers)))
+        large_assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS,
+        "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", repr(crops * 1.01 / 2 ** 30),
+        "DATALOADER.NUM_WORKERS", str(workers)))
     log = capsys.readouterr().out
-    assert log.count("Memory: ") == 1 and "over TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB 1e-06" in log
+    assert log.count("Memory: ") == 1 and "over TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB" in log
     assert "training images decoded again every epoch" in log and "test crops" in log
     assert (budget.train_loader_x.storage, budget.test_loader.storage) == ("streamed",
                                                                            "transformed")
@@ -269,8 +280,36 @@ def test_over_the_memory_budget_nothing_changes_but_where_images_are(assets, tmp
     assert torch.equal(got["features"], expected["features"])
     assert all(torch.equal(got["params"][n], expected["params"][n]) for n in TRAINABLE)
     assert got["predictions"] == expected["predictions"]
-    size = tuple(budget.cfg.INPUT.SIZE)
-    assert budget.test_loader.decoded().groups[0].shape == (5, 3, *size)  # 5 test crops
+    assert budget.test_loader.decoded().groups[0].shape == (3, 3, *size)  # 3 test crops
+
+
+def test_training_images_stay_decoded_when_they_fit_beside_the_test_crops(large_assets,
+                                                                          tmp_path):
+    once = make_trainer(large_assets, tmp_path / "once", "fast")
+    full = once.memory_plan.full_bytes
+    size = tuple(once.cfg.INPUT.SIZE)
+    # Between "train + test crops" and "everything at full size".
+    needed = full["train"] + 3 * size[0] * size[1] * 3  # 3 test crops
+    assert needed < sum(full.values())
+    budget = make_trainer(large_assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS,
+                          "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", repr(needed / 2 ** 30 * 1.001))
+    assert (budget.memory_plan.train, budget.memory_plan.evaluation) == ("full", "transformed")
+    assert budget.memory_plan.kept_bytes == needed
+    assert torch.equal(budget.test_loader.features(), once.test_loader.features())
+
+
+def test_multi_crop_tests_are_decoded_per_evaluation_over_the_budget(assets, tmp_path, capsys):
+    """TEST.NUM_CROPS 4 crops the full image: over the budget the test split is decoded again
+    for each evaluation (no stored crops), with the same features."""
+    crops = ("TEST.NUM_CROPS", "4")
+    once = make_trainer(assets, tmp_path / "once", "fast", "fp32", PAPER_TRANSFORMS, *crops)
+    budget = make_trainer(assets, tmp_path / "budget", "fast", "fp32", PAPER_TRANSFORMS, *crops,
+                          "TRAINER.CLIP_AGIQA.DECODED_MEMORY_GB", "1e-6")
+    assert "test/val images decoded again for each evaluation" in capsys.readouterr().out
+    assert budget.test_loader.storage == "streamed"
+    expected = once.test_loader.features()
+    assert expected.shape[:2] == (5, 4)
+    assert torch.equal(budget.test_loader.features(), expected)
 
 
 def test_a_trained_encoder_gets_the_same_augmented_images_over_the_budget(assets, tmp_path):
@@ -302,9 +341,15 @@ def test_memory_plan_for_aigiqa20k_sizes():
     # Training images that fit once the test images are cropped stay decoded once.
     fits = plan_memory({"train": train[:3_500], "test": test}, 12.0, (224, 224), 1, 0)
     assert (fits.train, fits.evaluation) == ("full", "transformed")
-    # Multi-crop tests need the full images: decoded again for each evaluation.
+    # Multi-crop tests need the full images: kept at full size while they fit, else decoded
+    # again for each evaluation.
     crops = plan_memory({"train": train, "test": test}, 12.0, (224, 224), 5, 0)
+    assert (crops.train, crops.evaluation) == ("streamed", "full")
+    crops = plan_memory({"train": train, "test": test}, 2.0, (224, 224), 5, 0)
     assert (crops.train, crops.evaluation) == ("streamed", "streamed")
+    # Images smaller than their test crops are kept as they are.
+    small = plan_memory({"train": train, "test": [(128, 128)] * 2_800}, 12.0, (224, 224), 1, 0)
+    assert small.evaluation == "full" and "smaller than their test crops" in small.message
     within = plan_memory({"train": train[:1_000], "test": test}, 12.0, (224, 224), 1, 0)
     assert (within.train, within.evaluation) == ("full", "full")
 

@@ -268,7 +268,7 @@ class CLIP_AGIQA(TrainerX):
         self.image_feature_encoder = ImageFeatureEncoder(
             self.model, self.device, options.encode_batch_size, self._autocast)
         test_transform = MultiCropTransform(cfg)
-        plan = self._plan_memory(test_transform)
+        self.memory_plan = plan = self._plan_memory(test_transform)
         workers = int(cfg.DATALOADER.NUM_WORKERS)
         if self.dm.train_loader_x is not None:
             train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \

@@ -6,11 +6,12 @@ the file headers, nothing decoded) before anything is decoded:
 
 1. every split at full size fits the budget: decode once at full size (the default path);
 2. otherwise the test and validation splits, whose transform is deterministic (shorter side to
-   `max(INPUT.SIZE)`, centre crop), are kept as their test crops ("transformed"): the crop is
-   what the test transform computes from the full image, stored in whole 8-bit levels, and the
-   test transform of a stored square crop is the identity, so the features are unchanged. With
-   `TEST.NUM_CROPS` > 1 or a non-square `INPUT.SIZE` that does not hold, and they are decoded
-   again for each evaluation instead ("streamed");
+   `max(INPUT.SIZE)`, centre crop), are kept as their test crops ("transformed") when those are
+   smaller than the images: the crop is what the test transform computes from the full image,
+   stored in whole 8-bit levels, and the test transform of a stored square crop is the
+   identity, so the features are unchanged. With `TEST.NUM_CROPS` > 1 or a non-square
+   `INPUT.SIZE` that does not hold; they stay at full size, or, when even the smaller of the two
+   exceeds the budget, are decoded again for each evaluation ("streamed");
 3. the training split stays decoded at full size if it fits beside them, else it is decoded
    again every epoch, chunk by chunk, in DataLoader worker processes ("streamed"): random
    resized crops need the full resolution, so no smaller copy would give the same crops.
@@ -61,15 +62,24 @@ def plan_memory(sizes: Mapping[str, Sequence[tuple[int, int]]], budget_gb: float
             f"Memory: the decoded images take {_gib(total)} ({parts}), within {KEY} "
             f"{budget_gb:g}: every split is decoded once at full size"))
     evaluated = sum(len(sizes.get(name, ())) for name in ("val", "test"))
+    eval_full = full.get("val", 0) + full.get("test", 0)
+    # The smallest exact way to keep the test/val images; decoding them again for each
+    # evaluation ("streamed") only when even that exceeds the budget.
+    options = [("full", eval_full, f"test/val images decoded once at full size "
+                                   f"({_gib(eval_full)})")]
     if num_crops == 1 and crop_size[0] == crop_size[1]:
-        evaluation = "transformed"
-        eval_bytes = PIXEL_BYTES * crop_size[0] * crop_size[1] * evaluated
-        eval_text = (f"test/val images kept as their {crop_size[0]}x{crop_size[1]} test crops "
-                     f"({_gib(eval_bytes)}, the same crops)")
-    else:
+        crop_bytes = PIXEL_BYTES * crop_size[0] * crop_size[1] * evaluated
+        options.append(("transformed", crop_bytes,
+                        f"test/val images kept as their {crop_size[0]}x{crop_size[1]} test "
+                        f"crops ({_gib(crop_bytes)}, the same crops)"))
+    evaluation, eval_bytes, eval_text = min(options, key=lambda option: option[1])
+    if evaluation == "full" and len(options) > 1:
+        eval_text += " (smaller than their test crops)"
+    if eval_bytes > budget:
         evaluation, eval_bytes = "streamed", 0
-        eval_text = ("test/val images decoded again for each evaluation (TEST.NUM_CROPS > 1 or "
-                     "a non-square INPUT.SIZE: their crops need the full image)")
+        eval_text = "test/val images decoded again for each evaluation" + (
+            "" if len(options) > 1 else " (TEST.NUM_CROPS > 1 or a non-square INPUT.SIZE: "
+                                        "their crops need the full image)")
     train_bytes = full.get("train", 0)
     where = f"{workers} loader worker processes" if workers else "the main process"
     if train_bytes + eval_bytes <= budget:

@@ -104,6 +104,8 @@ def test_summary_combines_the_two_bench_stages():
               "bench_reference": {"summary": bench_summary(
                   {"reference": fake_run("reference", 8.0, 1.99)}, args)}}
     summary = gpu_check.summarize(stages)
+    # Float64 sums and ratios of the fake timings: a few FP64_EPS; approx's rel 1e-6 is far
+    # above that and far below another stage's figure (>= 1 % away).
     assert summary["projected_100_epochs_s"] == pytest.approx(0.2 + 51.0 + 0.5)
     assert summary["eval_images_per_s"] == pytest.approx(2385 / 0.4)
     assert summary["speedup_per_epoch"]["total_s"] == pytest.approx(10.09 / 0.51)

@@ -22,6 +22,8 @@ def data(n=200, seed=0):
 
 def red_pixels(path):
     pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.int64)
+    # Antialiased edges blend the colour with the background: 30 of 765 levels keeps the
+    # marker's body and leaves out blends and other colours (tab:blue is > 300 away).
     return int((np.abs(pixels - TAB_RED).sum(axis=-1) < 30).sum())
 
 
@@ -38,6 +40,7 @@ def test_scatter_png_with_fit_and_metrics(tmp_path):
     path = tmp_path / "sub" / "scatter.png"
     shown = save_scatter(pred, mos, str(path), title="run")
     check_png(path)
+    # Same float64 metrics of the same values (METRIC_REL, pytest.approx's default).
     assert shown == pytest.approx(dict(iqa_metrics(pred, mos)), nan_ok=True)
     assert shown["srcc"] > 0.9
     # Constant predictions: no logistic fit, so (nearly) no red curve pixels, only the legend.
@@ -89,6 +92,7 @@ def test_scatter_from_predictions_csv_and_cli(tmp_path, capsys):
     pd.DataFrame({"name": [f"{i}.png" for i in range(50)], "mos": mos, "pred": pred}).to_csv(
         csv, index=False)
     metrics = scatter_from_predictions(str(csv), str(tmp_path / "a.png"))
+    # Read back from the CSV's repr() floats: the same float64 metric (METRIC_REL).
     assert metrics["srcc"] == pytest.approx(iqa_metrics(pred, mos)["srcc"])
     assert main([str(csv), str(tmp_path / "b.png"), "--title", "x"]) == 0
     assert "SRCC" in capsys.readouterr().out
@@ -102,6 +106,7 @@ def test_boxplot_axis_has_a_minimum_span_for_near_equal_values():
     from dassl.evaluation.plots import y_limits
     lo, hi = y_limits([0.8012, 0.8016])
     # One run per protocol: the axis must not magnify a 4e-4 difference to full height.
+    # Float64 arithmetic of decimal inputs: a few FP64_EPS; approx's rel 1e-6 is far above.
     assert hi - lo == pytest.approx(0.1) and lo < 0.8012 and hi > 0.8016
     assert (lo + hi) / 2 == pytest.approx(0.8014)
     lo, hi = y_limits([0.2, 0.9])

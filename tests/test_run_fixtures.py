@@ -16,11 +16,12 @@ import pytest
 import score
 import train
 from run_fixtures import RUNS, expected, install_run, read_column
+from tolerances import MOS_ATOL
 
 # The expected files were computed on another CPU: fp32 reductions may be summed in another
-# order there (vector width), which moves a MOS prediction (values 0..5, a few fp32 layers deep)
-# by far less than 1e-5.
-ATOL = 1e-5
+# order there (vector width), which moves a MOS prediction (values 0..5) and the metrics by
+# rounding only: MOS_ATOL (tests/tolerances.py), far below a real difference (> 1e-3).
+ATOL = MOS_ATOL
 
 
 def assert_close(got: dict[str, float], want: dict[str, float]) -> None:

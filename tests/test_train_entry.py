@@ -72,6 +72,7 @@ def test_training_run_writes_everything(trained, assets):
     assert rows[0] == ["name", "mos", "pred"] and len(rows) == 9
     test_split = read_csv(out / "splits/test.csv")
     assert [r[0] for r in rows[1:]] == [r[0] for r in test_split[1:]]
+    # The same float64 MOS written to two CSVs (METRIC_REL, approx's default, absorbs formatting).
     assert [float(r[1]) for r in rows[1:]] == pytest.approx([float(r[1]) for r in test_split[1:]])
     log = (out / "log.txt").read_text()
     assert log.startswith("Setting fixed seed: 0")

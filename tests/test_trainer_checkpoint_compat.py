@@ -133,6 +133,7 @@ def test_original_checkpoints_load_and_predict_identically(assets, tmp_path, suc
     with pytest.raises(pickle.UnpicklingError):
         torch.load(best, weights_only=True)  # so the restricted fallback is what reads it
     checkpoint = safe_load_checkpoint(best)
+    # A stored Python float: approx's default (METRIC_REL) only absorbs the decimal literal.
     assert checkpoint["epoch"] == 37 and checkpoint["val_result"] == pytest.approx(0.8123)
     assert torch.equal(checkpoint["state_dict"]["ctx"], pl_state["ctx"])
     assert checkpoint["state_dict"]["ctx"].dtype == torch.float16

@@ -133,3 +133,18 @@ def test_report_user_error_is_one_line_and_exit_status_2(capsys):
     assert report_user_error(ConfigError("bad value")) == 2
     assert report_user_error(KeyError("no such key"), prog="sweep") == 2
     assert capsys.readouterr().err == "error: bad value\nsweep: error: no such key\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts, start", [
+    (["INPUT.TRANSFORMS", "['flipp']"], "INPUT.TRANSFORMS: The requested one is expected"),
+    (["INPUT.SIZE", "(256, 256)"], "INPUT.SIZE (256, 256) must equal the CLIP input resolution"),
+    (["MODEL.BACKBONE.NAME", ""], "MODEL.BACKBONE.NAME is empty"),
+])
+def test_config_values_found_while_building_are_user_errors(opts, start, user_error, tiny_args,
+                                                            tmp_path):
+    """Values only the data manager or the model can check are still one `error:` line (they
+    were tracebacks: plain ValueErrors raised after the config check)."""
+    message = user_error(tiny_args(tmp_path / "out", *opts))
+    assert message.startswith(start)
+    assert not (tmp_path / "out").exists()  # the folder the failed command made is gone

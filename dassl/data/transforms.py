@@ -45,14 +45,18 @@ def _interpolation(cfg) -> InterpolationMode:
 def build_transform(cfg, is_train: bool = True, choices: Optional[Sequence[str]] = None):
     """Compose the train or test pipeline; None when ``INPUT.NO_TRANSFORM``.
 
-    ``choices`` defaults to ``cfg.INPUT.TRANSFORMS``; unknown names raise ``ValueError``.
+    ``choices`` defaults to ``cfg.INPUT.TRANSFORMS``; unknown names raise ``ConfigError`` (a
+    ``ValueError``) naming the key.
     """
     if cfg.INPUT.NO_TRANSFORM:
         print("Note: no transform is applied!")
         return None
     choices = list(cfg.INPUT.TRANSFORMS if choices is None else choices)
     for choice in choices:
-        check_availability(choice, AVAILABLE_TRANSFORMS)
+        try:
+            check_availability(choice, AVAILABLE_TRANSFORMS)
+        except ValueError as exc:
+            raise ConfigError(f"INPUT.TRANSFORMS: {exc}") from None
     size = _input_size(cfg)
     interp = _interpolation(cfg)
     normalize = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)

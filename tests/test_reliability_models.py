@@ -90,9 +90,16 @@ def test_eval_only_missing_epoch(user_error, tiny_args, trained, tmp_path):
                                                         str(trained), "--load-epoch", "7"]))
     assert f"model directory {trained} has no model.pth.tar-7" in message
     assert message.endswith("checkpoint files found: ['model.pth.tar-1']")
-    # A last_step run has no model-best.pth.tar: the message says how to pick an epoch.
+    # A finished last_step run has no model-best.pth.tar: its deployed model is the last epoch.
+    results = train.main(tiny_args(tmp_path / "last", flags=["--eval-only", "--model-dir",
+                                                             str(trained)]))
+    assert results["evaluated_checkpoint"]["file"] == "model.pth.tar-1"
+    # Without the record of a finished run (results.json), the message says how to pick one.
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(trained, unfinished)
+    (unfinished / "results.json").unlink()
     message = user_error(tiny_args(tmp_path / "out", flags=["--eval-only", "--model-dir",
-                                                            str(trained)]))
+                                                            str(unfinished)]))
     assert "has no model-best.pth.tar" in message and "pass --load-epoch E" in message
     assert not (tmp_path / "out").exists()
 

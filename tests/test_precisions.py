@@ -298,6 +298,7 @@ def test_a_resume_continues_in_the_recorded_precision_or_refuses(tiny_assets, tm
     assert again.prec == "fp32" and again.model.dtype == torch.float32
     assert again.model.prompt_learner.ctx.dtype == torch.float32
     assert "Precision: fp32 (recorded in checkpoint" in capsys.readouterr().out
+    # Saved and loaded in the recorded precision: bit-identical.
     torch.testing.assert_close(again.model.prompt_learner.ctx, first.model.prompt_learner.ctx,
                                rtol=0, atol=0)
     # A CPU precision forced by the user that differs from the checkpoint's: refused.

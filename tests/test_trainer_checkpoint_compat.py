@@ -154,7 +154,7 @@ def test_original_checkpoints_load_and_predict_identically(assets, tmp_path, suc
     loaded.load_model(str(run))
     assert predictions(loaded) == expected
     assert loaded.loaded_checkpoints["prompt_learner"]["epoch"] == 37
-    assert loaded.loaded_checkpoints["regression"]["val_result"] == pytest.approx(0.8123)
+    assert loaded.loaded_checkpoints["regression"]["val_result"] == pytest.approx(0.8123)  # idem
 
     loaded.load_model(str(run), epoch=100)  # the other file: negated ctx and last bias
     assert torch.equal(loaded.model.prompt_learner.ctx, -pl_state["ctx"].float())

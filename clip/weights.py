@@ -31,7 +31,8 @@ import warnings
 from tqdm import tqdm
 
 __all__ = ["MODELS", "HF_MIRRORS", "HF_FILENAMES", "CACHE_ENV", "DownloadError", "ChecksumError",
-           "WeightsNotFoundError", "WeightsUnavailableError", "PROBE_TIMEOUT_S", "cache_dir", "sha256_file", "url_sha256", "download",
+           "WeightsNotFoundError", "WeightsUnavailableError", "PROBE_TIMEOUT_S", "cache_dir",
+           "sha256_file", "url_sha256", "download",
            "hf_mirror_cached", "download_from_hf_mirror", "offline_mode", "unreachable",
            "weights_filename", "mirror_url", "cached_weights", "resolve_weights"]
 

@@ -25,8 +25,9 @@ once it has finished. Either way finished runs are skipped, interrupted ones res
 still queued or running on the cluster left alone, so the same command can simply be run again.
 Exit status: 0 when every run is done (or the array was submitted), 1 when some failed or are
 missing, 2 for an invalid sweep. ``--dry-run`` also checks each run's inputs
-(``scripts/sweeps/preflight.py``) and exits 1 when some runs miss them, 2 when all do. With ``--split-indices`` the runs use the fixed split folders
-``SPLIT_FILE/<K>/`` (run folders ``split<K>``). With ``--cross`` every run of
+(``scripts/sweeps/preflight.py``) and exits 1 when some runs miss them, 2 when all do. With
+``--split-indices`` the runs use the fixed split folders ``SPLIT_FILE/<K>/`` (run folders
+``split<K>``). With ``--cross`` every run of
 dataset A is also tested on all of every other dataset B (eval-only, in the run's ``eval/<B>``
 folder), and ``OUTPUT/cross.csv`` (one row per A x B x run, the diagonal being A's own test
 split), ``OUTPUT/cross_summary.csv`` (medians) and the printed A x B table follow; with

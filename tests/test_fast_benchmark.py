@@ -17,8 +17,8 @@ from datasets.synthetic import AGIQA_APPROX_SIZES  # noqa: E402
 
 # Tolerances: the figures checked here are float64 sums and ratios of the fake timings (decimal
 # inputs), unrounded in the JSON: they differ from the expectation by a few FP64_EPS only.
-# pytest.approx's default (rel 1e-6, METRIC_REL in tests/tolerances.py) is far above that and far below a real error
-# (another run's or stage's figure: >= 1 % here).
+# pytest.approx's default (rel 1e-6, METRIC_REL in tests/tolerances.py) is far above that and
+# far below a real error (another run's or stage's figure: >= 1 % here).
 
 
 @pytest.mark.parametrize("real_names", [True, False])

@@ -275,6 +275,8 @@ def test_dry_run_reports_missing_weights_per_run(tmp_path, capsys, tiny_assets, 
                                  f"not in {tmp_path / 'clip-cache'} nor in the Hugging Face "
                                  "cache, and no download host answers (127.0.0.1:")
     assert missing[0].count(f"127.0.0.1:{no_network}: ") == 2 and "refused" in missing[0]
+    assert missing[0].endswith("; put it there, or pass --extra-opts MODEL.BACKBONE.NAME "
+                               "path/to/ViT-B-16.pt")
 
 
 def test_dry_run_with_data_and_a_weights_file_has_nothing_missing(tmp_path, capsys, monkeypatch,

@@ -53,11 +53,14 @@ def weights_problem(backbone: str, probe: Callable[[str], Optional[str]] = None
         return None
     where = (f"{clip_weights.weights_filename(backbone)} is not in {clip_weights.cache_dir()} "
              f"nor in the Hugging Face cache")
+    fix = (f"; put it there, or pass --extra-opts MODEL.BACKBONE.NAME "
+           f"path/to/{clip_weights.weights_filename(backbone)}")
     if clip_weights.offline_mode():
-        return f"CLIP weights {backbone}: {where}, and HF_HUB_OFFLINE forbids downloads"
+        return f"CLIP weights {backbone}: {where}, and HF_HUB_OFFLINE forbids downloads{fix}"
     down = [probe(clip_weights.MODELS[backbone]), probe(clip_weights.mirror_url(backbone))]
     if all(down):
-        return f"CLIP weights {backbone}: {where}, and no download host answers ({'; '.join(down)})"
+        return (f"CLIP weights {backbone}: {where}, and no download host answers "
+                f"({'; '.join(down)}){fix}")
     return None
 
 

@@ -50,8 +50,9 @@ from dassl.evaluation.plots import save_boxplot  # noqa: E402
 from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
-from scripts.sweeps.runner import (Job, check_identity, device_slots, execute,  # noqa: E402
-                                read_results, run_status, visible_gpus)
+from scripts.sweeps.runner import (Job, backfill_data, check_identity,  # noqa: E402
+                                   device_slots, execute, read_results, run_status,
+                                   visible_gpus)
 from scripts.sweeps.spec import (CrossRun, Run, SweepError, build_spec,  # noqa: E402
                                  load_spec_file)
 from tabulate import tabulate  # noqa: E402
@@ -214,10 +215,14 @@ def print_dry_run(jobs: Sequence[Job], plan: dict[str, str],
 def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
     """Write results.csv, summary.csv and boxplot.png; print the summary. Returns the rows and
     whether every run is done."""
-    rows = [result_row({"dataset": r.dataset.name, "variant": r.variant.name,
-                        "protocol": r.protocol.name, "split_seed": r.split_seed,
-                        "seed": r.seed}, str(r.output_dir), read_results(r.output_dir))
-            for r in runs]
+    rows = []
+    for r in runs:
+        results = read_results(r.output_dir)
+        if results is not None:
+            backfill_data(r.output_dir, results)
+        rows.append(result_row({"dataset": r.dataset.name, "variant": r.variant.name,
+                                "protocol": r.protocol.name, "split_seed": r.split_seed,
+                                "seed": r.seed}, str(r.output_dir), results))
     results = results_table(rows)
     summary = summary_table(results)
     output.mkdir(parents=True, exist_ok=True)
@@ -249,6 +254,8 @@ def collect_cross(runs: Sequence[Run], cross: Sequence[CrossRun], output: Path) 
                               tested if trained else None))
         for job in (c for c in cross if c.run == run):
             evaluated = read_results(job.output_dir, "eval_only")
+            if evaluated is not None:
+                backfill_data(job.output_dir, evaluated)
             final = evaluated["final"] if evaluated else None
             rows.append(cross_row(dict(ids, test_dataset=job.target.name), str(job.output_dir),
                                   final, train_range, final.get("mos_range") if final else None))

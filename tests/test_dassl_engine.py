@@ -318,8 +318,11 @@ def test_best_val_without_val_split_requires_explicit_opt_in(image_root, tmp_pat
         trainer = _run(cfg)
     fr = trainer.final_results
     assert fr["selected"]["selected_on"] == "test" and fr["last"]["epoch"] == 4
-    assert fr["last"]["metrics"]["srcc"] == pytest.approx(
-        trainer.final_results["last"]["metrics"]["srcc"])
+    # Selected on the test split: the selected model's final test SRCC is the value it was
+    # selected with (recomputed from predictions equal up to rounding: METRIC_REL). This
+    # replaces a comparison of fr with itself, which could not fail.
+    assert fr["selected"]["metrics"]["srcc"] == pytest.approx(fr["selected"]["selection_value"],
+                                                              rel=METRIC_REL)
     assert not os.path.exists(tmp_path / "b" / "splits" / "val.csv")
 
 

@@ -7,10 +7,14 @@ list for a CPU run that finishes in seconds (batch 4, N_CTX 4, no loader workers
 from __future__ import annotations
 
 import shutil
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
+import huggingface_hub.constants
 import pytest
 
+from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
 from datasets.synthetic import make_synthetic_agiqa
 from label_files import write_aigciqa2023_mos
@@ -116,3 +120,29 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+@dataclass(frozen=True)
+class Offline:
+    """What the ``no_network`` fixture set up: the refusing port and the empty CLIP cache."""
+    port: int
+    cache: Path
+
+
+@pytest.fixture
+def no_network(tmp_path, monkeypatch) -> Offline:
+    """Empty CLIP and Hugging Face caches; ViT-B/16's OpenAI URL and the Hugging Face mirror point
+    at a 127.0.0.1 port that refuses connections (bound once, then closed)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    cache = tmp_path / "clip-cache"
+    monkeypatch.setenv(clip_weights.CACHE_ENV, str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16",
+                        f"http://127.0.0.1:{port}/clip/models/{'5' * 64}/ViT-B-16.pt")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    return Offline(port=port, cache=cache)

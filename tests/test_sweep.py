@@ -3,12 +3,10 @@
 import hashlib
 import importlib.util
 import json
-import socket
 import sys
 import textwrap
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
@@ -217,23 +215,6 @@ def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, cap
     assert "OPTIM.LRR" in capsys.readouterr().err
 
 
-@pytest.fixture
-def no_network(tmp_path, monkeypatch):
-    """Empty CLIP and Hugging Face caches; ViT-B/16's download hosts are a 127.0.0.1 port that
-    refuses connections."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    monkeypatch.setenv(clip_weights.CACHE_ENV, str(tmp_path / "clip-cache"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16",
-                        f"http://127.0.0.1:{port}/clip/models/{'5' * 64}/ViT-B-16.pt")
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    return port
-
 
 def dry_run_lines(capsys, args):
     """(exit status, stdout lines, stderr) of ``sweep.py ARGS --dry-run``."""
@@ -274,7 +255,7 @@ def test_dry_run_reports_missing_weights_per_run(tmp_path, capsys, tiny_assets, 
     assert missing[0].startswith(f"    missing weights: CLIP weights ViT-B/16: ViT-B-16.pt is "
                                  f"not in {tmp_path / 'clip-cache'} nor in the Hugging Face "
                                  "cache, and no download host answers (127.0.0.1:")
-    assert missing[0].count(f"127.0.0.1:{no_network}: ") == 2 and "refused" in missing[0]
+    assert missing[0].count(f"127.0.0.1:{no_network.port}: ") == 2 and "refused" in missing[0]
     assert missing[0].endswith("; put it there, or pass --extra-opts MODEL.BACKBONE.NAME "
                                "path/to/ViT-B-16.pt")
 
@@ -289,7 +270,7 @@ def test_dry_run_with_data_and_a_weights_file_has_nothing_missing(tmp_path, caps
     assert not any(line.startswith("    missing") for line in lines)
     # The same weights as a cached download of the model name (the hash must match).
     data = Path(tiny_assets["weights"]).read_bytes()
-    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16", f"http://127.0.0.1:{no_network}/clip/"
+    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16", f"http://127.0.0.1:{no_network.port}/clip/"
                         f"models/{hashlib.sha256(data).hexdigest()}/ViT-B-16.pt")
     cache = tmp_path / "clip-cache"
     cache.mkdir()

@@ -3,15 +3,12 @@ unpickle untrusted code; the usual container layouts of the same weights load.""
 from __future__ import annotations
 
 import argparse
-import socket
 
-import huggingface_hub.constants
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from clip.checkpoint import CheckpointError, model_from_file, read_state_dict
-from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
 import score
 from run_fixtures import install_run
@@ -121,23 +118,6 @@ def test_module_checkpoint_errors_are_one_line(tmp_path, weights):
         assert "\n" not in message and "weights_only" not in message
 
 
-@pytest.fixture
-def no_network(tmp_path, monkeypatch):
-    """Empty CLIP and Hugging Face caches; ViT-B/16's OpenAI URL and the mirror point at a
-    127.0.0.1 port that refuses connections."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    monkeypatch.setenv(clip_weights.CACHE_ENV, str(tmp_path / "clip-cache"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16",
-                        f"http://127.0.0.1:{port}/clip/models/{'5' * 64}/ViT-B-16.pt")
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    return tmp_path / "clip-cache"
-
 
 def test_train_without_network_says_which_key_to_pass_in_one_line(user_error, tiny_args,
                                                                    tmp_path, no_network):
@@ -146,7 +126,7 @@ def test_train_without_network_says_which_key_to_pass_in_one_line(user_error, ti
     assert message.startswith("CLIP weights for 'ViT-B/16' are not available (not cached, and "
                               "the download failed: OpenAI: cannot connect to 127.0.0.1:")
     assert "pass MODEL.BACKBONE.NAME path/to/ViT-B-16.pt (a local weights file)" in message
-    assert f"put ViT-B-16.pt into {no_network}, where a download would go" in message
+    assert f"put ViT-B-16.pt into {no_network.cache}, where a download would go" in message
     assert "clip.load()" not in message and not (tmp_path / "out").exists()
 
 
@@ -159,4 +139,4 @@ def test_score_without_network_says_which_flag_to_pass_in_one_line(tmp_path, no_
     assert status == 2 and len(err.splitlines()) == 1
     assert err.startswith("error: CLIP weights for 'ViT-B/16' are not available (not cached")
     assert "pass --backbone path/to/ViT-B-16.pt (a local weights file)" in err
-    assert f"put ViT-B-16.pt into {no_network}, where a download would go" in err
+    assert f"put ViT-B-16.pt into {no_network.cache}, where a download would go" in err

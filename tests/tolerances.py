@@ -84,3 +84,46 @@ METRIC_REL = 1e-6
 the same values, possibly in another order or by an equivalent formula: float64 rounding over
 <= 1e4 terms is <= 1e4 * FP64_EPS = 2e-12, far below this; a real difference is far above it
 (one adjacent rank swap among n = 100 images moves SRCC by 12 / (n (n^2 - 1)) = 1.2e-5)."""
+
+
+FIT_REL = 1e-6
+"""Relative bound for the logistic-fitted metrics (``plcc_fitted``, ``rmse_fitted``) of the same
+predictions fitted twice. ``scipy.optimize.curve_fit`` stops when a step changes the parameters
+or the residual by less than ``xtol = ftol = 1.49e-8`` (relative); NumPy's SIMD reductions round
+differently with the arrays' memory alignment, so two fits of identical inputs can stop at
+different iterates within that tolerance, moving the fitted metric by about ``xtol`` times the
+fit's condition (<= 1e2 for the tests' <= 100 images): 1e-9 to 1e-7 observed at 8 images. A real
+difference (another model or another prediction) moves it by more than 1e-3."""
+
+
+def assert_same_metrics(actual: dict, expected: dict) -> None:
+    """The IQA metrics of one set of predictions evaluated twice: the same keys; the rank and
+    closed-form metrics within ``METRIC_REL``, the fitted ones within ``FIT_REL``; NaN/None (an
+    undefined metric) only where the other is undefined too."""
+    assert list(actual) == list(expected)
+    for key, value in expected.items():
+        other = actual[key]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            assert other is None or (isinstance(other, float) and math.isnan(other)), key
+            continue
+        rel = FIT_REL if key.endswith("_fitted") else METRIC_REL
+        assert math.isclose(other, value, rel_tol=rel, abs_tol=0.0), (key, other, value)
+
+
+def assert_same_outcome(actual, expected, where: str = "") -> None:
+    """Two run records (nested dicts/lists of results.json blocks, prediction text) that must be
+    the same: every ``metrics`` dict compared by ``assert_same_metrics``, everything else
+    exactly (predictions are written with ``repr`` and must be bit-identical)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and list(actual) == list(expected), where
+        for key, value in expected.items():
+            if key == "metrics" and isinstance(value, dict):
+                assert_same_metrics(actual[key], value)
+            else:
+                assert_same_outcome(actual[key], value, f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            assert_same_outcome(a, e, f"{where}[{index}]")
+    else:
+        assert actual == expected, (where, actual, expected)

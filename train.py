@@ -220,6 +220,9 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
     validated = trainer_class.validate_cfg(cfg)
     if args.eval_only:
         check_model_dir(args.model_dir, args.load_epoch)
+    elif cfg.OPTIM.MAX_EPOCH < 1:
+        raise ConfigError(f"OPTIM.MAX_EPOCH must be >= 1 to train, got {cfg.OPTIM.MAX_EPOCH}: "
+                          "to evaluate a trained run use --eval-only --model-dir RUN")
     elif cfg.DATASET.SPLIT_MODE == "all":
         raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
                           "nothing to train on: use it with --eval-only --model-dir RUN to test "

@@ -16,8 +16,9 @@ from typing import Any, Optional
 import torch
 from tqdm import tqdm
 
-from dassl.data import DataManager
+from dassl.data import DataManager, check_dataloader_cfg
 from dassl.evaluation import build_evaluator
+from dassl.optim import check_optim_cfg
 from dassl.utils import (AverageMeter, BEST_MODEL_NAME, ConfigError, MetricMeter,
                          checkpoint_file_name,
                          mkdir_if_missing, read_checkpoint_pointer)
@@ -79,13 +80,17 @@ class SimpleTrainer(TrainerBase):
     @classmethod
     def validate_cfg(cls, cfg) -> Any:
         """Check everything this trainer reads from ``cfg`` that needs no data, and return what
-        it builds from it (here nothing: ``TEST.FINAL_MODEL`` and ``TEST.SPLIT`` are checked).
+        it builds from it (here nothing: ``TEST.FINAL_MODEL``, ``TEST.SPLIT``, ``OPTIM`` and
+        ``DATALOADER`` are checked, so that torch never meets a bad value after the run folder
+        is written).
 
         Called once per run, before any data is read: by train.py (which passes the result to
         ``build_trainer``) or by the constructor. Subclasses extend it (``super()`` first) and
         raise ``ConfigError`` / ``ValueError`` on invalid values.
         """
         check_test_cfg(cfg)
+        check_optim_cfg(cfg.OPTIM)
+        check_dataloader_cfg(cfg)
         return None
 
     def check_cfg(self, cfg) -> None:

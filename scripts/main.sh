@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Train CLIP-AGIQA with the paper's protocol, once per seed.
 #
-# Usage: bash scripts/main.sh DATASET CFG CTP NCTX SHOTS CSC [SEEDS...] [-- KEY VALUE ...]
+# Usage: bash scripts/main.sh [--force] DATASET CFG CTP NCTX SHOTS CSC [SEEDS...] [-- KEY VALUE ...]
+#   --force  start a run folder over: train.py moves its previous files into previous-<time>/
 #   DATASET  a file of configs/datasets/ without .yaml, e.g. AGIQA, AGIQA1K, AIGCIQA2023, AIGIQA20K
 #            (the full list is printed below)
 #   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
-#            ablation, e.g. head_similarity (configs/ablations/CFG.yaml; CTP/NCTX/CSC still apply)
+#            ablation, e.g. head_similarity (configs/ablations/CFG.yaml)
 #   CTP      class token position: end | middle | front
 #   NCTX     number of context tokens, e.g. 16
 #   SHOTS    DATASET.NUM_SHOTS (kept for the CoOp output layout; the IQA datasets use all images)
-#   CSC      class-specific context: True | False
-#   SEEDS    one or more seeds (default: 1)
+#   CSC      class-specific context: True | False (any case)
+#   SEEDS    one or more seeds, whole numbers >= 0 (default: 1)
 #   -- KEY VALUE ...  config options for every run, after the protocol's, e.g.
 #            -- MODEL.BACKBONE.NAME /weights/ViT-B-16.pt OPTIM.MAX_EPOCH 50
+#   CTP, NCTX and CSC must equal what CFG's yaml sets (e.g. nctx4: NCTX 4; csc: CSC True;
+#   ctp_middle: CTP middle; ctx_init_quality: NCTX 6, its words' token count), else an error.
 # Environment: DATA (dataset root, default ./data), PYTHON (default python3). The GPU is chosen
 # by your environment (e.g. CUDA_VISIBLE_DEVICES), not by this script.
 #
@@ -24,11 +27,16 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    usage "$0" 2 17
+    usage "$0" 2 20
     exit 0
 fi
+FLAGS=()
+while [ "${1:-}" = "--force" ]; do
+    FLAGS=(--force)
+    shift
+done
 if [ "$#" -lt 6 ]; then
-    usage "$0" 2 17 >&2
+    usage "$0" 2 20 >&2
     exit 2
 fi
 set_run_layout "$@"
@@ -39,20 +47,33 @@ fi
 shift 6
 SEEDS=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+    if ! [[ "$1" =~ ^[0-9]+$ ]]; then
+        echo "error: SEED must be a non-negative whole number, got '$1'" >&2
+        exit 2
+    fi
     SEEDS+=("$1")
     shift
 done
 if [ "$#" -gt 0 ]; then
     shift  # the "--"
 fi
-EXTRA_OPTS=("$@")
+# --force among the options after "--" is train.py's flag: it must come before the KEY VALUE pairs.
+EXTRA_OPTS=()
+for ARG in "$@"; do
+    if [ "${ARG}" = "--force" ]; then
+        FLAGS=(--force)
+    else
+        EXTRA_OPTS+=("${ARG}")
+    fi
+done
 if [ "${#SEEDS[@]}" -eq 0 ]; then
     SEEDS=(1)
 fi
+check_method_args "${EXTRA_OPTS[@]}"
 
 for SEED in "${SEEDS[@]}"; do
     DIR=output/$(run_name "${SEED}")
     echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
-    run_train_py "${SEED}" "${DIR}" -- TEST.FINAL_MODEL best_val TEST.ALLOW_SELECTION_ON_TEST True \
-        "${EXTRA_OPTS[@]}"
+    run_train_py "${SEED}" "${DIR}" "${FLAGS[@]}" -- TEST.FINAL_MODEL best_val \
+        TEST.ALLOW_SELECTION_ON_TEST True "${EXTRA_OPTS[@]}"
 done

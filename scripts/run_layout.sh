@@ -21,8 +21,9 @@ usage() {
     echo "DATASET is one of: $(dataset_names)"
 }
 
-# set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below; a DATASET without a yaml
-# is an error (exit 2) before anything runs.
+# set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below (CSC spelled True/False
+# whatever its case); a DATASET without a yaml, a CSC other than true/false, an NCTX that is not a
+# positive whole number or a CTP other than end/middle/front is an error (exit 2).
 set_run_layout() {
     DATASET=$1
     CFG=$2
@@ -30,6 +31,19 @@ set_run_layout() {
     NCTX=$4
     SHOTS=$5
     CSC=$6
+    case "${CSC,,}" in
+        true) CSC=True ;;
+        false) CSC=False ;;
+        *) echo "error: CSC must be True or False, got '${CSC}'" >&2; exit 2 ;;
+    esac
+    if ! [[ "${NCTX}" =~ ^[1-9][0-9]*$ ]]; then
+        echo "error: NCTX must be a positive whole number, got '${NCTX}'" >&2
+        exit 2
+    fi
+    case "${CTP}" in
+        end|middle|front) ;;
+        *) echo "error: CTP must be end, middle or front, got '${CTP}'" >&2; exit 2 ;;
+    esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
         echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(dataset_names)" >&2
@@ -47,6 +61,13 @@ set_run_layout() {
         TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}"
         DATASET.NUM_SHOTS "${SHOTS}"
     )
+}
+
+# check_method_args [KEY VALUE ...]: exit 2 with one error line when the CFG yaml or the given
+# options set N_CTX, CSC or CLASS_TOKEN_POSITION otherwise than the positional NCTX, CSC, CTP
+# (they would be overridden silently and the run folder misnamed; scripts/method_args.py).
+check_method_args() {
+    "$PYTHON" "${REPO}/scripts/method_args.py" "${METHOD_CONFIG}" "${NCTX}" "${CSC}" "${CTP}" "$@"
 }
 
 # run_name SEED: DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED

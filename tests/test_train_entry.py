@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,12 @@ def test_every_trainer_yaml_loads(yaml_path):
 
 
 def _fake_python(tmp_path):
-    """A PYTHON stand-in that records its arguments (one per line) instead of training."""
+    """A PYTHON stand-in that records its arguments (one per line) instead of training; main.sh's
+    argument check (scripts/method_args.py) runs for real."""
     record = tmp_path / "calls.txt"
     fake = tmp_path / "fakepython"
-    fake.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> "{record}"\necho "--" >> "{record}"\n')
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py) exec "{sys.executable}" "$@" ;; esac\n'
+                    f'printf "%s\\n" "$@" >> "{record}"\necho "--" >> "{record}"\n')
     fake.chmod(0o755)
     return fake, record
 
@@ -224,3 +227,101 @@ def test_the_method_config_is_validated_once_per_run(assets, tmp_path, monkeypat
     # The model was built twice (bf16 as configured, then fp32 as recorded) on one validation.
     assert "Precision: fp32 (recorded in checkpoint" in capsys.readouterr().out
     assert calls == {"ModelSpec": 1, "PipelineOptions": 1}
+
+
+def _main_sh(tmp_path, *args):
+    """scripts/main.sh ARGS with the recording PYTHON; (completed process, recorded calls)."""
+    fake, record = _fake_python(tmp_path)
+    env = dict(os.environ, PYTHON=str(fake), DATA="/datasets")
+    done = subprocess.run(["bash", str(REPO / "scripts/main.sh"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    calls = record.read_text().split("--\n")[:-1] if record.exists() else []
+    return done, [c.splitlines() for c in calls]
+
+
+@pytest.mark.parametrize("cfg, positional, message", [
+    ("nctx4", ["end", "16", "1", "False"],
+     "configs/ablations/nctx4.yaml sets TRAINER.CLIP_AGIQA.N_CTX 4: pass NCTX 4"),
+    ("nctx32", ["end", "16", "1", "False"],
+     "configs/ablations/nctx32.yaml sets TRAINER.CLIP_AGIQA.N_CTX 32: pass NCTX 32"),
+    ("csc", ["end", "16", "1", "False"],
+     "configs/ablations/csc.yaml sets TRAINER.CLIP_AGIQA.CSC True: pass CSC True"),
+    ("ctp_middle", ["end", "16", "1", "False"],
+     "configs/ablations/ctp_middle.yaml sets TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION middle: "
+     "pass CTP middle"),
+    ("ctx_init_quality", ["end", "16", "1", "False"],
+     "configs/ablations/ctx_init_quality.yaml sets TRAINER.CLIP_AGIQA.CTX_INIT 'the quality of "
+     "this image is', 6 tokens, which set TRAINER.CLIP_AGIQA.N_CTX 6: pass NCTX 6"),
+    ("vit_b16_ep100", ["end", "16", "1", "False", "1", "--", "TRAINER.CLIP_AGIQA.N_CTX", "8"],
+     "the options after -- set TRAINER.CLIP_AGIQA.N_CTX: pass it as the positional NCTX instead "
+     "(it also names the run folder)"),
+])
+def test_main_sh_refuses_positional_values_its_yaml_overrides(tmp_path, cfg, positional, message):
+    done, calls = _main_sh(tmp_path, "AGIQA", cfg, *positional)
+    assert (done.returncode, done.stderr) == (2, f"error: {message}\n")
+    assert calls == [] and not (tmp_path / "output").exists()
+
+
+@pytest.mark.parametrize("cfg, positional, folder", [
+    ("nctx4", ["end", "4", "1", "False"], "nctx4_cscFalse_ctpend"),
+    ("csc", ["end", "16", "1", "true"], "nctx16_cscTrue_ctpend"),
+    ("ctp_middle", ["middle", "16", "1", "False"], "nctx16_cscFalse_ctpmiddle"),
+    ("ctx_init_quality", ["end", "6", "1", "False"], "nctx6_cscFalse_ctpend"),
+])
+def test_main_sh_runs_with_the_yamls_own_values(tmp_path, cfg, positional, folder):
+    done, calls = _main_sh(tmp_path, "AGIQA", cfg, *positional)
+    assert done.returncode == 0, done.stderr
+    [call] = calls
+    assert call[call.index("--output-dir") + 1] == f"output/AGIQA/CLIP_AGIQA/{cfg}_1shots/{folder}/seed1"
+    cfg_args = train.build_parser().parse_args(call[1:])
+    built = train.setup_cfg(cfg_args).TRAINER.CLIP_AGIQA
+    assert (built.CSC, built.CLASS_TOKEN_POSITION) == (folder.split("_")[1] == "cscTrue",
+                                                       folder.split("_ctp")[1])
+    if not built.CTX_INIT:
+        assert f"nctx{built.N_CTX}_" in folder
+
+
+def test_main_sh_passes_force_before_the_options(tmp_path):
+    for args in (["--force", "AGIQA", "vit_b16_ep100", "end", "16", "1", "False", "1", "--",
+                  "OPTIM.MAX_EPOCH", "1"],
+                 ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False", "1", "--", "--force",
+                  "OPTIM.MAX_EPOCH", "1"]):
+        done, calls = _main_sh(tmp_path, *args)
+        assert done.returncode == 0, done.stderr
+        call = calls[-1]
+        # train.py takes its flags before the KEY VALUE options.
+        parsed = train.build_parser().parse_args(call[1:])
+        assert parsed.force is True and "--force" not in parsed.opts
+        assert parsed.opts[-2:] == ["OPTIM.MAX_EPOCH", "1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["end", "16", "1", "False", "1", "x"], "SEED must be a non-negative whole number, got 'x'"),
+    (["end", "16", "1", "False", "-3"], "SEED must be a non-negative whole number, got '-3'"),
+    (["end", "16", "1", "yes"], "CSC must be True or False, got 'yes'"),
+    (["end", "sixteen", "1", "False"], "NCTX must be a positive whole number, got 'sixteen'"),
+    (["last", "16", "1", "False"], "CTP must be end, middle or front, got 'last'"),
+])
+def test_main_sh_rejects_bad_positional_values(tmp_path, args, message):
+    done, calls = _main_sh(tmp_path, "AGIQA", "vit_b16_ep100", *args)
+    assert (done.returncode, done.stderr) == (2, f"error: {message}\n")
+    assert calls == [] and not (tmp_path / "output").exists()
+
+
+def test_documented_main_sh_commands_pass_their_yamls_values():
+    import re
+
+    from scripts.method_args import conflict
+
+    command = re.compile(r"bash scripts/main\.sh (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)")
+    found = []
+    for doc in (REPO / "README.md", REPO / "configs/ablations/README.md"):
+        for _dataset, cfg, ctp, nctx, _shots, csc in command.findall(doc.read_text()):
+            if cfg == "CFG":  # the usage line
+                continue
+            yaml_file = REPO / "configs/ablations" / f"{cfg}.yaml"
+            if not yaml_file.is_file():
+                yaml_file = REPO / "configs/trainers/CLIP_AGIQA" / f"{cfg}.yaml"
+            found.append(cfg)
+            assert conflict(yaml_file, {"NCTX": nctx, "CSC": csc, "CTP": ctp}, []) is None, cfg
+    assert {"nctx4", "csc", "ctp_middle", "ctx_init_quality", "ctx_init_photo"} <= set(found)

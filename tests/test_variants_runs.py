@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,7 +166,8 @@ def test_main_sh_takes_an_ablation_name_as_cfg(tmp_path):
 
     record = tmp_path / "calls.txt"
     fake = tmp_path / "python"
-    fake.write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" >> {record}\n')
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py) exec "{sys.executable}" "$@" ;; esac\n'
+                    f'printf "%s\\n" "$@" >> {record}\n')
     fake.chmod(0o755)
     env = dict(os.environ, PYTHON=str(fake), DATA="/datasets")
     subprocess.run(["bash", str(REPO / "scripts/main.sh"), "AGIQA", "head_similarity", "end",

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "images to score, e.g. info_test.xlsx")
     parser.add_argument("--output", default="scores.csv", help="CSV to write (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--cpu-prec", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="on a CPU, compute in this precision (TRAINER.CLIP_AGIQA.CPU_PREC) "
+                             "instead of the one the run's checkpoint records (default)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per model call")
     parser.add_argument("--workers", type=int, default=4, help="image decoding threads")
     parser.add_argument("--epoch", type=int, default=None,
@@ -258,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(internals):
         scorer = load_scorer(args.run_dir, device=args.device, epoch=args.epoch,
                              backbone=args.backbone, level_names=args.level_names,
-                             class_token_position=args.class_token_position)
+                             class_token_position=args.class_token_position,
+                             cpu_precision=args.cpu_prec)
     print(f"Scoring {len(images)} images with {args.run_dir} (model config from "
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
     if scorer.run.precision_note:

@@ -57,6 +57,8 @@ from trainers.reporting import write_reports
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
+# Given on the command line of --eval-only, this key wins over the checkpoint's precision.
+CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
 
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
@@ -354,7 +356,11 @@ def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any) -> di
 
     trainer = build_trainer(cfg, validated)
     if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        # A CPU_PREC given on the command line wins over the precision the checkpoint records
+        # (the trained run's saved CPU_PREC does not: it is in cfg too, so only opts tell).
+        explicit = {"evaluation_cpu_prec": cfg.TRAINER.CLIP_AGIQA.CPU_PREC} \
+            if CPU_PREC_KEY in (args.opts or [])[::2] else {}
+        trainer.load_model(args.model_dir, epoch=args.load_epoch, **explicit)
         trainer.test()
         return write_reports(trainer, "eval_only", args.model_dir, args.load_epoch)
     if args.no_train:

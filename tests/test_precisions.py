@@ -27,8 +27,6 @@ from tiny_trainer import build_tiny_trainer
 from test_fast_pipeline import PAPER_TRANSFORMS, TRAINABLE
 
 CUDA = pytest.mark.cuda
-# Every run here selects its best epoch on test (the paper's protocol), which warns.
-pytestmark = pytest.mark.filterwarnings("ignore:TEST.ALLOW_SELECTION_ON_TEST:UserWarning")
 
 
 def case(device: str, prec: str, cpu_prec: str = "auto"):
@@ -124,6 +122,31 @@ def test_two_epochs_train_and_eval_only_reproduces_predictions(finished, tiny_ar
                         flags=["--eval-only", "--model-dir", str(out)]))
     # Same model, same loader, same batches and kernels: the same numbers.
     assert predictions(eval_out) == preds
+
+
+@pytest.mark.parametrize("forced", ["fp32", "fp16"])
+def test_a_cpu_prec_on_the_command_line_wins_for_eval_only_and_scoring(
+        finished, tiny_args, tiny_assets, tmp_path, capsys, forced):
+    """The trained run's saved precision (bf16 here) yields to a CPU_PREC given for the
+    evaluation, whatever the checkpoint records, with one log line; score.py's --cpu-prec does the
+    same. The predictions then differ from the bf16 run's by bf16 rounding only (see
+    `reorder_tolerance`)."""
+    out = finished("cpu", "bf16", "auto")
+    eval_out = tmp_path / "eval"
+    train.main(tiny_args(eval_out, "TRAINER.CLIP_AGIQA.CPU_PREC", forced,
+                         flags=["--eval-only", "--model-dir", str(out)]))
+    assert json.loads((eval_out / "results.json").read_text())["precision"] == forced
+    log = (eval_out / "log.txt").read_text()
+    line = f"Precision: {forced} (TRAINER.CLIP_AGIQA.CPU_PREC {forced} set for this evaluation"
+    assert log.count(line) == 1 and "was computed in bf16" in log
+    tolerance = reorder_tolerance("cpu", "bf16")
+    assert 0 < max_pred_diff(predictions(eval_out), predictions(out)) <= tolerance
+    images = [f"{tiny_assets['root']}/AGIQA-3K/{name}" for name, _ in predictions(out)]
+    capsys.readouterr()
+    assert score.main([str(out), *images, "--output", str(tmp_path / "scores.csv"),
+                       "--cpu-prec", forced, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"{forced} on cpu" in err and err.count(line) == 1
 
 
 def interrupt_in_epoch_2(monkeypatch) -> None:

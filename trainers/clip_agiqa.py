@@ -132,13 +132,14 @@ class CLIP_AGIQA(TrainerX):
         configured = self.configured_spec
         return describe(precision, configured.precision, configured.cpu_precision, self.device)
 
-    def _adopt_checkpoint_precision(self, checkpoint: dict, path: str, resume: bool) -> None:
-        """Continue or evaluate in the precision `checkpoint` (read from `path`) was computed in
-        (`trainers.method.precision.precision_for_checkpoint`)."""
+    def _adopt_checkpoint_precision(self, checkpoint: dict, path: str, resume: bool,
+                                    evaluation_cpu_prec: str | None = None) -> None:
+        """Continue or evaluate in the precision `checkpoint` (read from `path`) was computed in,
+        or in `evaluation_cpu_prec` (`trainers.method.precision.precision_for_checkpoint`)."""
         configured = self.configured_spec
         precision, message = precision_for_checkpoint(
             configured.precision, configured.cpu_precision, self.device, self.prec, checkpoint,
-            path, resume)
+            path, resume, evaluation_cpu_prec)
         if message is not None and precision == self.prec:
             print(message)
         self.use_precision(precision, message)
@@ -376,12 +377,17 @@ class CLIP_AGIQA(TrainerX):
         """The prompt buffers are recomputed from the level names: not required on loading."""
         return dict(IGNORED_ON_LOAD)
 
-    def load_model(self, directory: str, epoch: int | None = None) -> None:
+    def load_model(self, directory: str, epoch: int | None = None,
+                   evaluation_cpu_prec: str | None = None) -> None:
         """Dassl's `load_model`, with the model first rebuilt in the precision the checkpoint
-        records, unless `CPU_PREC` forces one (`trainers.method.precision.precision_for_checkpoint`)."""
+        records, unless `CPU_PREC` forces one: the configured one where it applies (`PREC` fp16),
+        or `evaluation_cpu_prec`, a `CPU_PREC` the user set for this evaluation (`train.py
+        --eval-only`), whatever the checkpoint records
+        (`trainers.method.precision.precision_for_checkpoint`)."""
         if directory:
             name = self.get_model_names()[0]
             path = module_checkpoint_paths(directory, [name], checkpoint_file_name(epoch))[name]
             checkpoint, _state = read_module_checkpoint(path)
-            self._adopt_checkpoint_precision(checkpoint, path, resume=False)
+            self._adopt_checkpoint_precision(checkpoint, path, resume=False,
+                                             evaluation_cpu_prec=evaluation_cpu_prec)
         super().load_model(directory, epoch)

@@ -260,8 +260,13 @@ def _check_prompts(model: CustomCLIP, pl_state: dict, source: str) -> None:
 
 def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,
                    backbone: str | None = None, level_names: Sequence[str] | None = None,
-                   class_token_position: str | None = None) -> RunModel:
+                   class_token_position: str | None = None,
+                   cpu_precision: str | None = None) -> RunModel:
     """Rebuild and load the model of `run_dir` (see the module docstring for the layouts).
+
+    `cpu_precision`: a `CPU_PREC` (`fp32`, `bf16`, `fp16`; None or auto: none) the user chose for
+    this scoring: on a CPU it replaces the precision the checkpoint records (`precision_note`
+    says so; `trainers.method.precision.precision_for_checkpoint`).
 
     `backbone` (CLIP name or weights file) overrides the run's `MODEL.BACKBONE.NAME`;
     `level_names` / `class_token_position` are only for runs without config.yaml (a conflict
@@ -287,7 +292,7 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     precision, message = precision_for_checkpoint(
         spec.precision, spec.cpu_precision, device,
         resolve_precision(spec.precision, device, spec.cpu_precision), pl_checkpoint, pl_path,
-        resume=False)
+        resume=False, evaluation_cpu_prec=cpu_precision)
     clip_model = load_clip(spec.backbone, precision)
     if inferred:
         reg_state = read_module_checkpoint(paths["regression"])[1]

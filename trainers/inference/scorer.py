@@ -205,15 +205,18 @@ class Scorer:
 def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,
                 backbone: str | None = None, level_names: Sequence[str] | None = None,
                 class_token_position: str | None = None,
-                batch_size: int = DEFAULT_BATCH_SIZE) -> Scorer:
+                batch_size: int = DEFAULT_BATCH_SIZE,
+                cpu_precision: str | None = None) -> Scorer:
     """A `Scorer` for the model of `run_dir` (ours or the original code's output directory).
 
     `epoch`: load `model.pth.tar-<epoch>` instead of the deployed model (best, else latest).
     `backbone`: CLIP name or weights file replacing the run's `MODEL.BACKBONE.NAME` (needed when
     the run used a file that is elsewhere now; default for original runs: ViT-B/16).
     `level_names` / `class_token_position`: for runs without config.yaml (see
-    `trainers.inference.run_model`).
+    `trainers.inference.run_model`). `cpu_precision`: compute on a CPU in this precision rather
+    than the one the checkpoint records (`load_run_model`).
     """
     run = load_run_model(run_dir, device=device, epoch=epoch, backbone=backbone,
-                         level_names=level_names, class_token_position=class_token_position)
+                         level_names=level_names, class_token_position=class_token_position,
+                         cpu_precision=cpu_precision)
     return Scorer(run, training_score_range(os.fspath(run_dir)), batch_size)

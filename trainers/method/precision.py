@@ -134,19 +134,27 @@ def describe(precision: str, prec: str, cpu_prec: str, device: torch.device | st
 
 
 def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | str, current: str,
-                             checkpoint: dict, source: str,
-                             resume: bool) -> tuple[str, str | None]:
+                             checkpoint: dict, source: str, resume: bool,
+                             evaluation_cpu_prec: str | None = None) -> tuple[str, str | None]:
     """`(precision, log line or None)` to load the checkpoint read from `source` in.
 
     `prec`/`cpu_prec` are the configured `PREC` and `CPU_PREC`, `current` the precision they give
     on `device`. A run never silently continues in another precision: the checkpoint's recorded
     precision (`recorded_precision`) wins over `current`, with a log line. A `CPU_PREC` forced by
     the user wins for evaluation and scoring (also logged), while a resume that would change
-    precision raises `ConfigError`.
+    precision raises `ConfigError`. `evaluation_cpu_prec` is a `CPU_PREC` the user set for this
+    evaluation (`--eval-only` with the option on the command line, `score.py --cpu-prec`), not the
+    trained run's saved one: on a CPU, other than auto, it wins whatever precision the checkpoint
+    records (fp32, bf16, amp or fp16), with a log line; ignored on a resume and on a GPU.
     """
     from dassl.utils import ConfigError
 
     recorded, known = recorded_precision(checkpoint, device, prec)
+    if (not resume and evaluation_cpu_prec not in (None, "auto")
+            and torch.device(device).type == "cpu"):
+        return evaluation_cpu_prec, (
+            f"Precision: {evaluation_cpu_prec} (TRAINER.CLIP_AGIQA.CPU_PREC "
+            f"{evaluation_cpu_prec} set for this evaluation; {source} was computed in {recorded})")
     if recorded == current:
         return current, None
     origin = "recorded in" if known else "assumed for the unrecorded"

@@ -7,7 +7,6 @@ one ``error: Cannot read image file PATH: reason`` line and exit status 2
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +79,8 @@ def drop_unreadable(tables: dict[str, pd.DataFrame], image_dir: Path,
         dropped.append(f"{part} {int(mask.sum())}")
     message = (f"DATASET.SKIP_BAD_IMAGES: skipping {len(bad)} of {len(paths)} images that cannot "
                f"be read ({', '.join(dropped)}):\n{listing}")
+    # One plain line (and the list) on the console and in the log, not a Python warning too.
     print(f"WARNING: {message}")
-    warnings.warn(message.split(":\n")[0], UserWarning, stacklevel=2)
     return kept, bad
 
 

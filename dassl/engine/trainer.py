@@ -156,11 +156,12 @@ class SimpleTrainer(TrainerBase):
         cfg = self.cfg
         if cfg.TEST.FINAL_MODEL == "best_val" and not cfg.TEST.NO_TEST:
             if self.selection_split() == "test":
-                warnings.warn(
-                    "TEST.ALLOW_SELECTION_ON_TEST is set and there is no validation split: the "
-                    "best epoch is SELECTED ON THE TEST SET (original CLIP-AGIQA protocol); the "
-                    "selected score is optimistic. The last-epoch test score is reported too.",
-                    UserWarning, stacklevel=2)
+                # A chosen protocol, said once as a plain line (console and log), not as a
+                # Python warning with a source line.
+                print("WARNING: TEST.ALLOW_SELECTION_ON_TEST is set and there is no validation "
+                      "split: the best epoch is SELECTED ON THE TEST SET (original CLIP-AGIQA "
+                      "protocol); the selected score is optimistic. The last-epoch test score is "
+                      "reported too.")
         self.start_epoch = self.resume_model_if_exist(cfg.RESUME or self.output_dir)
         self._finished_epochs = self.start_epoch
         writer_dir = os.path.join(self.output_dir, "tensorboard")

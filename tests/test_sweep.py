@@ -13,7 +13,7 @@ import pytest
 
 from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
-from datasets.synthetic import make_synthetic_agiqa
+from datasets.synthetic import make_synthetic_agiqa, make_synthetic_agiqa1k
 from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, execute,
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.spec import SweepError, build_spec, load_spec_file
@@ -291,6 +291,20 @@ def test_dry_run_runs_what_has_its_inputs_and_names_the_rest(tmp_path, capsys, t
     assert blocked == ["[new] AGIQA1K/vit_b16_ep50/paper/splitseed42/seed1"]
     assert lines[-1] == ("1 of the 2 run(s) to do have their inputs; 1 miss some (listed "
                          "above) and would fail")
+
+
+def test_dry_run_shows_a_database_notice_once(tmp_path, capsys, tiny_assets):
+    """AGIQA-1K's duplicated-name notice is printed when its label file is read; the dry run
+    reads it once per distinct data configuration (two of the three protocols differ) but
+    shows the notice once."""
+    labels = Path(__file__).resolve().parent / "data" / "agiqa1k" / "AIGC_MOS_Zscore.xlsx"
+    make_synthetic_agiqa1k(tmp_path / "data", labels, n_images=12)  # keeps the duplicated row
+    args = ["--datasets", "AGIQA1K", "--variants", "vit_b16_ep50", "--protocols", "paper",
+            "val", "last", "--root", str(tmp_path / "data"), "--output", str(tmp_path / "sweep"),
+            "--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
+    status, lines, err = dry_run_lines(capsys, args)
+    assert status == 0 and err == ""
+    assert len([line for line in lines if "image name listed on several rows" in line]) == 1
 
 
 # ----------------------------------------------------------------------------- status, tables

@@ -5,10 +5,14 @@ one is configured, the images listed there) and its CLIP weights (a file given a
 ``MODEL.BACKBONE.NAME``, or a model name's file in the CLIP or Hugging Face cache, or a
 download host that answers). ``missing_inputs`` returns, per run, one line per missing thing,
 in the words of the error the run would stop with. Checks are shared by the runs that need
-the same database or weights, and nothing is decoded or downloaded.
+the same database or weights, and nothing is decoded or downloaded. What reading a database
+prints (e.g. AGIQA-1K's duplicated-name notice) is shown once per sweep, however many of its
+configurations are checked.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from typing import Any, Callable, Optional, Sequence
 
@@ -17,9 +21,10 @@ from clip import weights as clip_weights
 __all__ = ["missing_inputs", "dataset_problem", "weights_problem"]
 
 
-def dataset_problem(cfg: Any) -> Optional[str]:
+def dataset_problem(cfg: Any, shown: Optional[set[str]] = None) -> Optional[str]:
     """Why the database of ``cfg`` cannot be read (label file, split file, images present),
-    else None. Reads the label file and lists the image folders; decodes no image."""
+    else None. Reads the label file and lists the image folders; decodes no image. The lines
+    the loader prints are printed unless already in ``shown`` (then added to it)."""
     from dassl.data.datasets import DATASET_REGISTRY
     from dassl.utils import UserError
     from datasets.core import read_options
@@ -28,10 +33,18 @@ def dataset_problem(cfg: Any) -> Optional[str]:
     load = getattr(dataset, "load", None)
     if load is None:  # not one of the level datasets: only a full run can tell
         return None
+    printed = io.StringIO()
     try:
-        load(read_options(cfg))
+        with contextlib.redirect_stdout(printed):
+            load(read_options(cfg))
     except (UserError, OSError, ValueError) as exc:  # DatasetError is a UserError
         return str(exc)
+    finally:
+        shown = set() if shown is None else shown
+        for line in printed.getvalue().splitlines():
+            if line not in shown:
+                shown.add(line)
+                print(line)
     return None
 
 
@@ -75,11 +88,12 @@ def missing_inputs(jobs: Sequence[Any], configs: Sequence[Any],
     datasets: dict[str, Optional[str]] = {}
     backbones: dict[str, Optional[str]] = {}
     missing: dict[str, list[str]] = {}
+    shown: set[str] = set()
     for job, cfg, trained in zip(jobs, configs, trained_by):
         problems = []
         data_key = _dataset_key(cfg)
         if data_key not in datasets:
-            datasets[data_key] = dataset_problem(cfg)
+            datasets[data_key] = dataset_problem(cfg, shown)
         if datasets[data_key]:
             problems.append(f"data: {datasets[data_key]}")
         if trained is None:

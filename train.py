@@ -45,7 +45,8 @@ from dassl.utils import (EXIT_USER_ERROR, USER_ERRORS, ConfigError, UserError,
                          set_random_seed, setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_results as read_run_results)
-from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES, write_run_record
+from dassl.utils.run_record import (CONFIG_FILE, MODEL_SUBTREES, absolute_paths, recorded_cwd,
+                                    resolve_recorded_path, write_run_record)
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
@@ -174,7 +175,17 @@ def trained_run_config(model_dir: str, load_epoch: int | None = None) -> dict | 
     thresholds = used or list(dataset.get("LEVEL_THRESHOLDS", []))
     if thresholds:
         subset["DATASET"]["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
-    return {"model": subset, "root": dataset.get("ROOT", ""), "source": source}
+    # A relative path of a run written before paths were stored absolute means the run's own
+    # working directory (run_info.json's cwd), not the one of this command.
+    base = recorded_cwd(model_dir)
+    model = subset.get("MODEL") or {}
+    backbone = model.get("BACKBONE") or {}
+    if isinstance(backbone.get("NAME"), str):
+        backbone["NAME"] = resolve_recorded_path(backbone["NAME"], base)
+    if isinstance(model.get("INIT_WEIGHTS"), str):
+        model["INIT_WEIGHTS"] = resolve_recorded_path(model["INIT_WEIGHTS"], base)
+    return {"model": subset, "root": resolve_recorded_path(str(dataset.get("ROOT", "")), base),
+            "source": source}
 
 
 def setup_cfg(args: argparse.Namespace):
@@ -198,6 +209,7 @@ def setup_cfg(args: argparse.Namespace):
             cfg.OUTPUT_DIR = os.path.join(args.model_dir, "eval", name or cfg.DATASET.NAME)
     reset_cfg(cfg, args)
     merge_config(cfg, opts=args.opts)
+    absolute_paths(cfg)
     cfg.freeze()
     return cfg
 

@@ -54,10 +54,13 @@ USER_ERRORS = (UserError, CheckpointError, DownloadError, WeightsNotFoundError, 
 
 def error_message(exc: BaseException, weights_option: str = "MODEL.BACKBONE.NAME") -> str:
     """The message of ``exc`` on one line: without ``KeyError``'s quotes, its type name when
-    empty; CLIP weights that cannot be fetched say to pass ``weights_option`` (the caller's
-    flag or key for a weights file) instead."""
+    empty; CLIP weights that cannot be fetched, or a weights file that is not there, say to
+    pass ``weights_option`` (the caller's flag or key for a weights file) instead."""
     if isinstance(exc, WeightsUnavailableError):
         return exc.one_line(f"pass {weights_option} path/to/{exc.filename}")
+    if isinstance(exc, WeightsNotFoundError):
+        return (f"{exc}; pass {weights_option} PATH with the CLIP weights file the run was "
+                "trained with (a relative path is relative to the working directory)")
     if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
         return exc.args[0] or type(exc).__name__
     return str(exc) or type(exc).__name__

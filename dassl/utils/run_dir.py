@@ -11,18 +11,18 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import yaml
 
 from .errors import ConfigError, UserError
-from .run_record import CONFIG_FILE, RUN_INFO_FILE
+from .run_record import CONFIG_FILE, PATH_KEYS, RUN_INFO_FILE, recorded_cwd
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "read_results", "checkpoint_dirs", "RunDirError", "check_run_dir",
+           "config_differences", "same_path", "read_results", "checkpoint_dirs", "RunDirError", "check_run_dir",
            "move_previous_run",
            "check_output_dir"]
 
@@ -74,13 +74,39 @@ def read_config_file(path: str) -> Optional[dict[str, Any]]:
     return flatten_config(data)
 
 
+def same_path(old: Any, new: Any, bases: Sequence[str] = ()) -> bool:
+    """Whether two values of a path-valued key (``PATH_KEYS``) name the same thing: equal
+    after normalising, or one existing file or folder. A relative ``old`` is looked up under
+    each of ``bases`` (the stored run's working directory first), a relative ``new`` under the
+    current working directory."""
+    if not (isinstance(old, str) and isinstance(new, str)) or not old or not new:
+        return old == new
+    if os.path.normpath(old) == os.path.normpath(new):
+        return True
+    new_path = os.path.expanduser(new)
+    if not os.path.exists(new_path):
+        return False
+    old = os.path.expanduser(old)
+    candidates = [old] if os.path.isabs(old) else [os.path.join(b, old) for b in bases]
+    for candidate in candidates:
+        try:
+            if os.path.exists(candidate) and os.path.samefile(candidate, new_path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
                        defaults: Optional[Mapping[str, Any]] = None,
-                       ignore: Iterable[str] = IGNORED_KEYS) -> list[str]:
+                       ignore: Iterable[str] = IGNORED_KEYS,
+                       bases: Sequence[str] = ()) -> list[str]:
     """``"KEY: stored -> current"`` for every key whose value differs, sorted.
 
     A key missing from ``stored`` (a config written before the key existed) counts as its value
-    in ``defaults``; keys in ``ignore`` are skipped.
+    in ``defaults``; keys in ``ignore`` are skipped. Path-valued keys (``PATH_KEYS``) differ
+    only when they name different things (``same_path``; ``bases``: where the stored relative
+    paths were given, the stored run's working directory first).
     """
     defaults = defaults or {}
     ignored = set(ignore)
@@ -91,6 +117,8 @@ def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
             continue
         old = stored.get(key, defaults.get(key, missing))
         new = current.get(key, missing)
+        if key in PATH_KEYS and same_path(old, new, bases):
+            continue
         if old != new:
             shown_old = "(absent)" if old is missing else repr(old)
             shown_new = "(absent)" if new is missing else repr(new)
@@ -185,7 +213,9 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     if force or not os.path.isdir(out):
         return None
     stored = read_config_file(os.path.join(out, CONFIG_FILE))
-    diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults)
+    bases = [b for b in (recorded_cwd(out), os.getcwd()) if b]
+    diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
+                                                         bases=bases)
     shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")
     hint = ("use another --output-dir, or pass --force to move the previous files into "

@@ -5,7 +5,8 @@
 - ``run_info.json``: ``argv``, ``start_time`` (ISO 8601, local time with offset), ``seed``,
   ``python``, ``packages`` (name -> version or null), ``platform``, ``device``, ``git``
   (``{commit, dirty}`` of the source checkout, or null outside a git checkout) and
-  ``previous_runs`` (the earlier entries of a resumed or repeated run, oldest first).
+  ``previous_runs`` (the earlier entries of a resumed or repeated run, oldest first) and
+  ``cwd`` (the working directory, against which a relative path of the config was given).
 Both are written atomically at the start of a run; facts known only once the trainer exists
 (``precision``: the effective precision) are added with ``update_run_record``.
 """
@@ -24,7 +25,8 @@ import torch
 from .tools import atomic_write_text, read_json, write_json
 
 __all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "MODEL_SUBTREES", "PACKAGES", "package_versions", "git_state",
-           "device_name", "write_run_record", "update_run_record"]
+           "device_name", "write_run_record", "update_run_record", "CWD_PATH_KEYS", "PATH_KEYS",
+           "absolute_paths", "recorded_cwd", "resolve_recorded_path"]
 
 CONFIG_FILE = "config.yaml"
 RUN_INFO_FILE = "run_info.json"
@@ -35,6 +37,14 @@ MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
 PACKAGES = ("torch", "torchvision", "numpy", "Pillow", "scipy", "pandas", "scikit-learn",
             "yacs", "safetensors")
 _GIT_TIMEOUT_S = 10
+# Config keys naming a file or folder relative to the working directory (or a CLIP model name,
+# for MODEL.BACKBONE.NAME): an existing one is stored absolute, so that the run can be resumed,
+# evaluated or scored from any folder.
+CWD_PATH_KEYS = ("DATASET.ROOT", "DATASET.PROMPT_FILE", "MODEL.BACKBONE.NAME",
+                 "MODEL.INIT_WEIGHTS")
+# Every path-valued key (LABEL_FILE and SPLIT_FILE are relative to the database folder): two
+# spellings of one existing file are the same config.
+PATH_KEYS = CWD_PATH_KEYS + ("DATASET.LABEL_FILE", "DATASET.SPLIT_FILE")
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, Optional[str]]:
@@ -92,6 +102,7 @@ def write_run_record(cfg: Any, argv: Sequence[str], source_dir: str) -> dict[str
         "device": device_name(cfg),
         "deterministic": bool(cfg.DETERMINISTIC),
         "git": git_state(source_dir),
+        "cwd": os.getcwd(),
     }
     info["previous_runs"] = _previous_runs(os.path.join(output_dir, RUN_INFO_FILE))
     write_json(info, os.path.join(output_dir, RUN_INFO_FILE))
@@ -119,3 +130,44 @@ def _previous_runs(path: str) -> list:
         return []
     history = old.pop("previous_runs", [])
     return (history if isinstance(history, list) else []) + [old]
+
+
+def _node_and_leaf(cfg: Any, key: str) -> tuple[Any, str]:
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    return node, leaf
+
+
+def absolute_paths(cfg: Any, base: Optional[str] = None) -> None:
+    """Make every value of ``CWD_PATH_KEYS`` in the (unfrozen) ``cfg`` that names an existing
+    file or folder relative to ``base`` (default: the working directory) absolute; names that
+    exist nowhere (a CLIP model name such as "ViT-B/16", a missing file reported later) stay."""
+    for key in CWD_PATH_KEYS:
+        try:
+            node, leaf = _node_and_leaf(cfg, key)
+        except KeyError:
+            continue
+        if leaf in node and isinstance(node[leaf], str):
+            node[leaf] = resolve_recorded_path(node[leaf], base)
+
+
+def resolve_recorded_path(value: str, base: Optional[str]) -> str:
+    """``value`` made absolute when it is a relative path that exists under ``base`` (the
+    run's recorded working directory; None: the current one); else ``value`` unchanged."""
+    if not value or os.path.isabs(os.path.expanduser(value)):
+        return value
+    path = os.path.join(base or os.getcwd(), os.path.expanduser(value))
+    return os.path.abspath(path) if os.path.exists(path) else value
+
+
+def recorded_cwd(run_dir: str) -> Optional[str]:
+    """The working directory ``run_info.json`` in ``run_dir`` records; None for a run written
+    before it was recorded, or without a readable record."""
+    try:
+        info = read_json(os.path.join(run_dir, RUN_INFO_FILE))
+    except (OSError, ValueError):
+        return None
+    cwd = info.get("cwd") if isinstance(info, dict) else None
+    return cwd if isinstance(cwd, str) and os.path.isdir(cwd) else None

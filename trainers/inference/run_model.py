@@ -35,7 +35,7 @@ from dassl.utils import (BEST_MODEL_NAME, ConfigError, checkpoint_file_name,
                          load_module_checkpoints, module_checkpoint_paths, read_checkpoint_pointer,
                          read_module_checkpoint, resolve_device)
 from dassl.utils.run_dir import check_run_dir
-from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES
+from dassl.utils.run_record import CONFIG_FILE, MODEL_SUBTREES, recorded_cwd, resolve_recorded_path
 
 from ..clip_agiqa import (CLIP_AGIQA, IGNORED_ON_LOAD, MODULE_NAMES, checkpointed_modules,
                           module_names)
@@ -287,8 +287,10 @@ def load_run_model(run_dir: str, device: str | torch.device = "cpu", epoch: int 
     inferred = spec is None
     if inferred:
         spec = _spec_from_checkpoints(pl_state, level_names, class_token_position)
-    if backbone:
-        spec = replace(spec, backbone=backbone)
+    # A relative weights file of a run written before paths were stored absolute is relative
+    # to the run's working directory (run_info.json's cwd), not to this command's.
+    spec = replace(spec, backbone=backbone or resolve_recorded_path(spec.backbone,
+                                                                    recorded_cwd(run_dir)))
     precision, message = precision_for_checkpoint(
         spec.precision, spec.cpu_precision, device,
         resolve_precision(spec.precision, device, spec.cpu_precision), pl_checkpoint, pl_path,

@@ -1,0 +1,117 @@
+"""Relative paths in a run's config: an existing file given relative to the working directory
+is stored absolute, two spellings of one file are the same config, and a run can be resumed,
+evaluated and scored from another folder (for older runs: relative to the run's recorded
+working directory)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import score
+import train
+from dassl.utils.run_dir import config_differences
+from dassl.utils.run_record import recorded_cwd, resolve_recorded_path
+
+
+@pytest.fixture
+def workdir(tiny_assets, tmp_path, monkeypatch) -> Path:
+    """A working folder holding ``w/tiny.pt`` (a copy of the tiny weights); the test runs in it."""
+    work = tmp_path / "work"
+    (work / "w").mkdir(parents=True)
+    shutil.copy(tiny_assets["weights"], work / "w" / "tiny.pt")
+    monkeypatch.chdir(work)
+    return work
+
+
+def stored_config(run: Path) -> dict:
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+@pytest.mark.slow
+def test_a_relative_backbone_is_stored_absolute_and_matches_other_spellings(
+        workdir, tiny_args, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    train.main(tiny_args(out, weights="w/tiny.pt"))
+    assert stored_config(out)["MODEL"]["BACKBONE"]["NAME"] == str(workdir / "w" / "tiny.pt")
+    assert json.loads((out / "run_info.json").read_text())["cwd"] == str(workdir)
+    # The same file, spelled absolute, and relative from another folder: the same config.
+    for cwd, weights in ((workdir, str(workdir / "w" / "tiny.pt")),
+                         (tmp_path, "work/./w/tiny.pt")):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        assert train.main(tiny_args(out, weights=weights)) is not None
+        assert "already finished" in capsys.readouterr().out
+    # score.py from another folder needs no --backbone.
+    image = next(Path(tiny_args(out)[1]).rglob("*.jpg"))
+    assert score.main([str(out), str(image), "--output", str(tmp_path / "s.csv"),
+                       "--no-progress"]) == 0
+
+
+def test_an_older_runs_relative_path_is_the_same_as_its_absolute_spelling(tmp_path):
+    """A config stored before paths were made absolute holds the spelling given, relative to
+    the run's working directory (``bases``): the same file is no difference, another is."""
+    work = tmp_path / "work"
+    (work / "w").mkdir(parents=True)
+    (work / "w" / "a.pt").write_bytes(b"a")
+    (work / "w" / "b.pt").write_bytes(b"b")
+    stored = {"MODEL.BACKBONE.NAME": "w/a.pt", "DATASET.PROMPT_FILE": "", "OPTIM.LR": 0.1}
+    same = {"MODEL.BACKBONE.NAME": str(work / "w" / "a.pt"), "DATASET.PROMPT_FILE": "",
+            "OPTIM.LR": 0.1}
+    other = dict(same, **{"MODEL.BACKBONE.NAME": str(work / "w" / "b.pt")})
+    assert config_differences(stored, same, bases=[str(work)]) == []
+    assert config_differences(stored, other, bases=[str(work)]) == [
+        f"MODEL.BACKBONE.NAME: 'w/a.pt' -> {str(work / 'w' / 'b.pt')!r}"]
+    # Model names and missing files are compared as text.
+    assert config_differences({"MODEL.BACKBONE.NAME": "ViT-B/16"},
+                              {"MODEL.BACKBONE.NAME": "ViT-B/32"}) != []
+
+
+def test_recorded_paths_resolve_against_the_runs_working_directory(tmp_path):
+    run, work = tmp_path / "run", tmp_path / "work"
+    run.mkdir()
+    (work / "w").mkdir(parents=True)
+    (work / "w" / "a.pt").write_bytes(b"a")
+    assert recorded_cwd(str(run)) is None  # no run_info.json: an older run
+    (run / "run_info.json").write_text(json.dumps({"cwd": str(work)}))
+    assert recorded_cwd(str(run)) == str(work)
+    assert resolve_recorded_path("w/a.pt", str(work)) == str(work / "w" / "a.pt")
+    assert resolve_recorded_path("ViT-B/16", str(work)) == "ViT-B/16"
+    assert resolve_recorded_path("w/missing.pt", str(work)) == "w/missing.pt"
+
+
+@pytest.mark.slow
+def test_score_says_to_pass_backbone_when_the_weights_file_is_gone(workdir, tiny_args, tmp_path,
+                                                                    capsys):
+    out = tmp_path / "run"
+    train.main(tiny_args(out, weights="w/tiny.pt"))
+    (workdir / "w" / "tiny.pt").unlink()
+    image = next(Path(tiny_args(out)[1]).rglob("*.jpg"))
+    capsys.readouterr()
+    status = score.main([str(out), str(image), "--output", str(tmp_path / "s.csv"),
+                         "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert "is not an existing file" in err and "pass --backbone PATH" in err, err
+
+
+@pytest.mark.slow
+def test_eval_only_from_another_folder_takes_the_runs_relative_root(tiny_assets, tiny_args,
+                                                                    tmp_path, monkeypatch,
+                                                                    capsys):
+    """Trained with a relative --root; evaluated (no --root) from another folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(tiny_assets["root"], work / "data")
+    monkeypatch.chdir(work)
+    out = tmp_path / "run"
+    train.main(tiny_args(out, root="data"))
+    assert stored_config(out)["DATASET"]["ROOT"] == str(work / "data")
+    monkeypatch.chdir(tmp_path)
+    argv = tiny_args(tmp_path / "eval", flags=["--eval-only", "--model-dir", str(out)])
+    argv = argv[2:]  # no --root: the run's own
+    results = train.main(argv)
+    assert results is not None

@@ -50,9 +50,9 @@ from dassl.evaluation.plots import save_boxplot  # noqa: E402
 from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
-from scripts.sweeps.runner import (Job, backfill_data, check_identity,  # noqa: E402
-                                   device_slots, execute, read_results, run_status,
-                                   visible_gpus)
+from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job, backfill_data,  # noqa: E402
+                                   check_identity, device_slots, execute, read_results,
+                                   run_status, visible_gpus)
 from scripts.sweeps.spec import (CrossRun, Run, SweepError, build_spec,  # noqa: E402
                                  load_spec_file)
 from tabulate import tabulate  # noqa: E402
@@ -62,6 +62,7 @@ from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # n
                                    summary_table, write_csv)
 
 TRAIN_SCRIPT = REPO / "train.py"
+EXIT_INTERRUPTED = INTERRUPTED_EXIT_CODES[0]  # 130: the sweep stopped on Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -444,7 +445,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
             where = f"GPU(s) {gpus}" if gpus else "CPU"
             print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
-            execute(todo, slots)
+            try:
+                execute(todo, slots)
+            except KeyboardInterrupt:
+                return EXIT_INTERRUPTED  # execute printed how to resume
     return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
 
 

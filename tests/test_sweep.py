@@ -425,6 +425,32 @@ def test_execute_uses_one_slot_per_gpu_and_survives_failures(tmp_path):
     assert json.loads((tmp_path / "run1" / RUN_FILE).read_text()) == {"i": 1}
 
 
+@pytest.mark.parametrize("how", ["exit 130", "killed by SIGINT"])
+def test_an_interrupted_run_stops_the_sweep(how, tmp_path, capsys):
+    """Ctrl-C that reaches the run but not the sweep (SIGINT ignored there, as in a background
+    job) ends the run with status 130 or kills it: no further run starts, and the sweep says how
+    to resume."""
+    script = tmp_path / "interrupted.py"
+    script.write_text("import os, signal, sys\n"
+                      + ("sys.exit(130)\n" if how == "exit 130"
+                         else "os.kill(os.getpid(), signal.SIGINT)\n"
+                         "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+                         "os.kill(os.getpid(), signal.SIGINT)\n"))
+    fake = tmp_path / "fake_train.py"
+    fake.write_text(FAKE_TRAINER)
+    first = Job("seed1", (sys.executable, str(script)), tmp_path / "seed1", {"i": 1})
+    (tmp_path / "seed1").mkdir()
+    out = tmp_path / "seed2"
+    second = Job("seed2", (sys.executable, str(fake), "--seed", "2", "--output-dir", str(out),
+                           "TEST.FINAL_MODEL", "best_val"), out, {"i": 2})
+    messages = []
+    with pytest.raises(KeyboardInterrupt):
+        execute([first, second], device_slots([]), echo=messages.append, poll_s=0.05)
+    assert not (out / "invocations.jsonl").exists()  # seed2 never started
+    assert [m for m in messages if m.startswith("interrupted seed1")], messages
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
 def test_visible_gpus_and_slots():
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []

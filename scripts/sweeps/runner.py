@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from dassl.utils.run_dir import read_results as read_run_results
 
 from .spec import SweepError
 
-__all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "Job", "read_results", "run_status",
+__all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "INTERRUPTED_EXIT_CODES", "Job", "read_results", "run_status",
            "check_identity", "write_identity", "data_record", "record_data", "backfill_data", "visible_gpus", "device_slots", "launch", "report",
            "log_tail", "execute"]
 
@@ -37,6 +38,9 @@ REQUIRED_METRICS = ("srcc", "plcc", "krcc", "rmse")
 # Entries of sweep_run.json that record what a finished run used, not what it is: never compared.
 RECORD_KEYS = ("data",)
 _TAIL_LINES = 8  # lines of a failed run's log shown on the console
+# Exit statuses of an interrupted run: train.py's after Ctrl-C (128 + SIGINT), and a child killed
+# by SIGINT (Popen's negative signal number). Either stops the sweep.
+INTERRUPTED_EXIT_CODES = (128 + signal.SIGINT, -signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -213,8 +217,10 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
     """Run ``jobs`` with at most ``len(slots)`` at a time; return ``{key: succeeded}``.
 
     A job succeeded when it exited with 0 and left a complete ``results.json``. Failures are
-    reported (with the log's last lines) and do not stop the other jobs. On KeyboardInterrupt
-    the running children are terminated (their runs resume next time) and it is re-raised.
+    reported (with the log's last lines) and do not stop the other jobs. On KeyboardInterrupt,
+    or when a run ends interrupted (``INTERRUPTED_EXIT_CODES``: train.py's exit status after
+    Ctrl-C, or killed by SIGINT), no further job starts, the running children are terminated
+    (their runs resume next time) and KeyboardInterrupt is raised.
     """
     pending = list(jobs)
     free = list(range(len(slots)))
@@ -238,6 +244,11 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
                 log.close()
                 del active[slot]
                 free.append(slot)
+                if code in INTERRUPTED_EXIT_CODES:
+                    # Ctrl-C reached the run (its process group) but maybe not this process
+                    # (SIGINT ignored, as in a background job): stop the sweep all the same.
+                    echo(f"interrupted {job.key} (exit code {code}): stopping the sweep")
+                    raise KeyboardInterrupt
                 outcome[job.key], message = report(job, code, time.monotonic() - started)
                 echo(message)
     except KeyboardInterrupt:

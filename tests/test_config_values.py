@@ -55,3 +55,23 @@ def test_max_epoch_zero_is_allowed_only_for_evaluation():
 def test_the_default_and_shipped_optim_values_pass():
     cfg = get_cfg_default()
     check_optim_cfg(cfg.OPTIM)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("OPTIM:\n  MAX_EPOCHS: 3\n",
+     "Non-existent config key: OPTIM.MAX_EPOCHS (did you mean 'OPTIM.MAX_EPOCH'?)"),
+    ("OPTIMS:\n  MAX_EPOCH: 3\n", "Non-existent config key: OPTIMS (did you mean 'OPTIM"),
+    ("OPTIM:\n  MAX_EPOCH: ten\n", "Type mismatch"),
+])
+def test_a_bad_key_in_a_yaml_file_names_the_file(text, expected, user_error, tiny_args,
+                                                   tmp_path):
+    """A typo inside a --config-file gets the same did-you-mean as on the command line, and
+    the message names the file."""
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(text)
+    argv = tiny_args(tmp_path / "out")
+    argv[argv.index("--config-file") + 1] = str(bad)
+    message = user_error(argv)
+    assert expected in message, message
+    assert message.endswith(f" in config file {bad}"), message
+    assert not (tmp_path / "out").exists()

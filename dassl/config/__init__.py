@@ -27,8 +27,9 @@ def _leaf_keys(node: CfgNode, prefix: str = "") -> list[str]:
     return keys
 
 
-def _check_keys_exist(cfg: CfgNode, keys: Iterable[str]) -> None:
-    """Raise ``KeyError`` (with a did-you-mean hint) for keys absent from ``cfg``.
+def _check_keys_exist(cfg: CfgNode, keys: Iterable[str], where: str = "") -> None:
+    """Raise ``KeyError`` (with a did-you-mean hint, then ``where``, e.g. " in config file
+    F") for keys absent from ``cfg``.
 
     yacs only asserts this in ``merge_from_list``, which ``python -O`` would skip.
     """
@@ -37,7 +38,20 @@ def _check_keys_exist(cfg: CfgNode, keys: Iterable[str]) -> None:
         if key not in valid:
             close = difflib.get_close_matches(key, sorted(valid), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KeyError(f"Non-existent config key: {key}{hint}")
+            raise KeyError(f"Non-existent config key: {key}{hint}{where}")
+
+
+def _unknown_file_keys(cfg: CfgNode, loaded: CfgNode, prefix: str = "") -> list[str]:
+    """Full names of the keys of a loaded yaml that ``cfg`` does not declare (a subtree that
+    ``cfg`` allows new keys in is not looked into)."""
+    unknown = []
+    for key, value in loaded.items():
+        if key not in cfg:
+            unknown.append(prefix + key)
+        elif (isinstance(value, CfgNode) and isinstance(cfg[key], CfgNode)
+              and not cfg[key].is_new_allowed()):
+            unknown.extend(_unknown_file_keys(cfg[key], value, f"{prefix}{key}."))
+    return unknown
 
 
 def _lookup(cfg: CfgNode, key: str):
@@ -123,7 +137,8 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
 
     This is the yacs part of the merge chain defaults -> dataset yaml -> method yaml -> CLI ->
     opts (CLI flags are applied by the caller between files and opts). Unknown keys raise
-    ``KeyError`` and values of the wrong type ``ValueError`` (yacs); a whole number for a float
+    ``KeyError`` (with a did-you-mean hint, and the file name for a key in a file) and values of
+    the wrong type ``ValueError`` (yacs; naming the file); a whole number for a float
     key (``DATASET.TEST_RATIO 0``) is taken as that float. Returns ``cfg`` (not frozen).
     """
     for path in config_files:
@@ -132,8 +147,15 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Config file not found: {path}")
         loaded = _read_config_file(type(cfg), path)
+        where = f" in config file {path}"
+        if not cfg.is_new_allowed():
+            _check_keys_exist(cfg, _unknown_file_keys(cfg, loaded), where)
         _coerce_file_numbers(cfg, loaded)
-        cfg.merge_from_other_cfg(loaded)
+        try:
+            cfg.merge_from_other_cfg(loaded)
+        except (KeyError, ValueError) as exc:  # yacs: a type mismatch, a key it refuses
+            message = exc.args[0] if len(exc.args) == 1 else str(exc)
+            raise type(exc)(f"{message}{where}") from None
     if opts:
         if len(opts) % 2:
             raise ValueError(f"opts must be KEY VALUE pairs, got an odd number of items: {list(opts)}")

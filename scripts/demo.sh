@@ -59,8 +59,9 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 cd "$REPO"
 
-# Prints "<weights> <epochs>": the cached ViT-B/16 (never downloads here) or tiny random weights.
-read -r WEIGHTS EPOCHS < <(HF_HUB_OFFLINE=1 "$PYTHON" - "$WORK" <<'PY'
+# Prints two lines, the weights file then the epochs: the cached ViT-B/16 (never downloads here)
+# or tiny random weights. One value a line, so a path with spaces stays whole.
+PICKED=$(HF_HUB_OFFLINE=1 "$PYTHON" - "$WORK" <<'PY'
 import os, sys, warnings
 from clip.random_weights import save_random_weights
 from clip.weights import WeightsNotFoundError, resolve_weights
@@ -68,14 +69,16 @@ work = sys.argv[1]
 try:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        print(resolve_weights("ViT-B/16"), 3)
+        print(resolve_weights("ViT-B/16"), 3, sep="\n")
 except WeightsNotFoundError:
     tiny = os.path.join(work, "tiny-vit-random.pt")
     if not os.path.isfile(tiny):
         save_random_weights(tiny, "tiny-vit", seed=0)
-    print(tiny, 20)
+    print(tiny, 20, sep="\n")
 PY
 )
+WEIGHTS=${PICKED%$'\n'*}
+EPOCHS=${PICKED##*$'\n'}
 EPOCHS=${EPOCHS_WANTED:-$EPOCHS}
 
 # What the demo in DIR was made with: a run with other settings is replaced only on --force.

@@ -66,3 +66,16 @@ def test_demo_environment_settings_and_force(tmp_path):
     bad = run_demo(tmp_path, "--images", "many")
     assert bad.returncode == 2 and "--images must be a whole number" in bad.stderr
     assert ok(run_demo(tmp_path, "--help")).startswith("Usage: bash scripts/demo.sh")
+
+
+@pytest.mark.slow
+def test_demo_in_a_folder_whose_path_has_spaces(tmp_path):
+    work = tmp_path / "my demo dir"
+    out = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1"))
+    weights = work / "tiny-vit-random.pt"
+    assert f"CLIP weights: {weights} (1 epochs)" in out
+    results = json.loads((work / "run" / "results.json").read_text())
+    assert results["last"]["epoch"] == 1
+    assert str(weights) in (work / "run" / "config.yaml").read_text()
+    again = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1"))
+    assert "epoch [" not in again  # the same settings, read back from the folder: nothing to train

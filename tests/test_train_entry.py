@@ -325,3 +325,31 @@ def test_documented_main_sh_commands_pass_their_yamls_values():
             found.append(cfg)
             assert conflict(yaml_file, {"NCTX": nctx, "CSC": csc, "CTP": ctp}, []) is None, cfg
     assert {"nctx4", "csc", "ctp_middle", "ctx_init_quality", "ctx_init_photo"} <= set(found)
+
+
+def test_main_sh_and_eval_sh_keep_paths_with_spaces_whole(tmp_path):
+    import shutil
+
+    repo = tmp_path / "my repo"  # the scripts and configs in a folder whose path has a space
+    for part in ("scripts", "configs"):
+        shutil.copytree(REPO / part, repo / part)
+    fake, record = _fake_python(tmp_path)
+    work = tmp_path / "my runs"
+    work.mkdir()
+    env = dict(os.environ, PYTHON=str(fake), DATA=str(tmp_path / "my data"))
+    args = ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False", "1"]
+    subprocess.run(["bash", str(repo / "scripts/main.sh"), *args, "--", "MODEL.BACKBONE.NAME",
+                    str(tmp_path / "my weights.pt")], cwd=work, env=env, check=True,
+                   capture_output=True)
+    (work / "output/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed1").mkdir(
+        parents=True)
+    subprocess.run(["bash", str(repo / "scripts/eval.sh"), *args], cwd=work, env=env, check=True,
+                   capture_output=True)
+    calls = [c.splitlines() for c in record.read_text().split("--\n")[:-1]]
+    assert len(calls) == 2
+    for call in calls:
+        assert call[0] == str(repo / "train.py")
+        assert call[call.index("--root") + 1] == str(tmp_path / "my data")
+        assert call[call.index("--config-file") + 1] == str(
+            repo / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")
+    assert calls[0][-1] == str(tmp_path / "my weights.pt")

@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import yaml
 
 from dassl.config import get_cfg_default, merge_config
+from dassl.config.database_scope import config_applies_to, database_tag, dataset_stems
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
@@ -229,6 +230,8 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
                           "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
     trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
+    if not args.eval_only:  # an evaluation takes its levels from the trained run
+        check_database_scope(args.config_file, args.dataset_config_file)
     if len(cfg.DATASET.LEVEL_THRESHOLDS):
         validate_levels(list(cfg.DATASET.LEVEL_NAMES), cfg.DATASET.LEVEL_THRESHOLDS)
     validated = trainer_class.validate_cfg(cfg)
@@ -252,6 +255,22 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
                           "validation part, or DATASET.VAL_RATIO 0 TEST.FINAL_MODEL last_step to "
                           "train on every row and keep the last-epoch model unevaluated")
     return validated
+
+
+def check_database_scope(config_file: str, dataset_config_file: str) -> None:
+    """A method yaml named for one database (``levels2_aigciqa2023``: MOS cut points on its
+    scale) trains only with that database's yaml, the rule the sweep plans by
+    (``dassl.config.database_scope``); ``ConfigError`` naming both otherwise."""
+    if not config_file or not dataset_config_file:
+        return
+    stems = dataset_stems(os.path.join(REPO_DIR, "configs", "datasets"))
+    if config_applies_to(config_file, dataset_config_file, stems):
+        return
+    tag = database_tag(os.path.splitext(os.path.basename(config_file))[0], stems)
+    databases = ", ".join(f"configs/datasets/{s}.yaml" for s in stems if s.lower() == tag)
+    raise ConfigError(f"{config_file} is made for one database (its name ends in _{tag}: MOS "
+                      f"cut points or prompts of that database) and applies only to {databases}, "
+                      f"not to {dataset_config_file}")
 
 
 def deployed_epoch(model_dir: str) -> int | None:

@@ -53,7 +53,7 @@ from scripts.sweeps.preflight import missing_inputs  # noqa: E402
 from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job, backfill_data,  # noqa: E402
                                    check_identity, device_slots, execute, read_results,
                                    run_status, visible_gpus)
-from scripts.sweeps.spec import (CrossRun, Run, SweepError, build_spec,  # noqa: E402
+from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spec,  # noqa: E402
                                  load_spec_file)
 from tabulate import tabulate  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -381,6 +381,15 @@ def submit_to_slurm(args: argparse.Namespace, argv: Sequence[str], runs: Sequenc
     return 0 if collect_all(runs, cross, output, bool(cross)) else 1
 
 
+def no_runs_reason(spec: SweepSpec) -> str:
+    """Why ``spec`` plans no run: every dataset x variant pair is left out because each
+    variant is named for a database not among the datasets."""
+    pairs = ", ".join(f"{d}/{v}" for d, v in spec.skipped())
+    return (f"nothing to run: every dataset x variant pair is left out because the variant is "
+            f"named for another database ({pairs}); add that database's dataset yaml to "
+            f"--datasets or choose variants for {', '.join(d.name for d in spec.datasets)}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -393,6 +402,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options = slurm_options(args)
         spec = build_spec(load_spec_file(args.spec) if args.spec else {}, overrides)
         runs = spec.runs()
+        if not runs:
+            raise SweepError(no_runs_reason(spec))
         cross = spec.cross_runs()
         jobs = make_jobs(runs, spec.root, spec.extra_opts)
         cross_jobs = make_jobs(cross, spec.root, spec.extra_opts)

@@ -644,3 +644,23 @@ def test_real_ablation_sweep_with_a_tiny_clip(tmp_path, capsys):
         for metric in ("srcc", "plcc"):
             assert summary.loc[variant, f"{metric}_median"] == pytest.approx(
                 medians.loc[variant, metric])
+
+
+def test_variants_name_ablations_and_a_sweep_left_without_runs_is_an_error(tmp_path, capsys):
+    # --variants takes an ablation's name as main.sh's CFG does (configs/ablations/).
+    spec = build_spec({}, {"datasets": ["AIGCIQA2023"], "variants": ["levels2_aigciqa2023"],
+                           "output": str(tmp_path / "out")})
+    assert spec.variants[0].config == REPO / "configs/ablations/levels2_aigciqa2023.yaml"
+    assert len(spec.runs()) == 1
+    # The method folder comes first, as with main.sh.
+    spec = build_spec({}, {"datasets": ["AGIQA"], "variants": ["vit_b16_ep100"]})
+    assert spec.variants[0].config == REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"
+    # Every pair left out: nothing would run, which is an error, not success.
+    status = sweep.main(["--datasets", "AGIQA", "--variants", "levels2_aigciqa2023",
+                         "--output", str(tmp_path / "out"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1
+    assert err.startswith("sweep: error: nothing to run: every dataset x variant pair is left "
+                          "out because the variant is named for another database "
+                          "(AGIQA/levels2_aigciqa2023)")
+    assert not (tmp_path / "out").exists()

@@ -353,3 +353,26 @@ def test_main_sh_and_eval_sh_keep_paths_with_spaces_whole(tmp_path):
         assert call[call.index("--config-file") + 1] == str(
             repo / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")
     assert calls[0][-1] == str(tmp_path / "my weights.pt")
+
+
+def test_a_yaml_named_for_one_database_trains_only_with_it(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    ablation = str(REPO / "configs/ablations/levels2_aigciqa2023.yaml")
+    args = base_args(assets, out)
+    args[args.index("--config-file") + 1] = ablation
+    with pytest.raises(SystemExit) as stopped:
+        train.main(args + tiny_opts(assets))
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {ablation} is made for one database (its name ends in _aigciqa2023: "
+                   "MOS cut points or prompts of that database) and applies only to "
+                   f"configs/datasets/AIGCIQA2023.yaml, not to {DATASET_YAML}\n")
+    assert not out.exists()
+    # The same rule as the sweep's plan: the AGIQA-3K variants pass with AGIQA.yaml, and a yaml
+    # named for no database passes with any.
+    for name in ("levels2_agiqa", "levels5_agiqa", "head_similarity"):
+        train.check_database_scope(str(REPO / f"configs/ablations/{name}.yaml"), DATASET_YAML)
+    train.check_database_scope(ablation, str(REPO / "configs/datasets/AIGCIQA2023.yaml"))
+    with pytest.raises(train.ConfigError):
+        train.check_database_scope(str(REPO / "configs/ablations/levels5_agiqa.yaml"),
+                                   str(REPO / "configs/datasets/AIGIQA20K.yaml"))

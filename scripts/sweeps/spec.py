@@ -21,7 +21,7 @@ on all of every other dataset B (``train.py --eval-only ... DATASET.SPLIT_MODE a
 the run's ``eval/<B>`` folder), giving the A x B table (``CrossRun``).
 
 A dataset or variant entry is a name (``configs/datasets/<name>.yaml``,
-``configs/trainers/CLIP_AGIQA/<name>.yaml``), a yaml path (name = file stem), or a mapping
+``configs/trainers/CLIP_AGIQA/<name>.yaml``, else ``configs/ablations/<name>.yaml``), a yaml path (name = file stem), or a mapping
 ``{name, config, opts}`` (variants may add ``trainer``, default CLIP_AGIQA); ``opts`` is a
 ``[KEY, VALUE, ...]`` list (string values are command-line text, passed verbatim, e.g.
 ``"('normalize',)"``) or a ``{KEY: VALUE}`` mapping (typed yaml values, as in a config file).
@@ -30,7 +30,7 @@ variant, named by its file stem. A variant whose name ends in ``_<dataset>``, wh
 ``<dataset>`` is the stem of a file in ``configs/datasets`` in lower case (``levels5_agiqa``,
 ``levels2_aigciqa2023``), holds settings valid for that database only (MOS thresholds, its
 prompts) and runs only with the dataset entry of that yaml; the other pairs are left out of the
-plan (``SweepSpec.skipped``). A protocol yaml is turned into opts (``yaml_to_opts``) placed after the dataset and variant
+plan (``SweepSpec.skipped``); a sweep left with no run is an error. A protocol yaml is turned into opts (``yaml_to_opts``) placed after the dataset and variant
 opts, and no other opts may set its keys, so every run's evaluation protocol is the named one.
 """
 from __future__ import annotations
@@ -45,6 +45,8 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from dassl.config import describe_yaml_error
+from dassl.config.database_scope import config_applies_to, dataset_stems
+from dassl.config.database_scope import database_tag as scope_tag
 from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
 
@@ -55,6 +57,7 @@ __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "R
 REPO = Path(__file__).resolve().parents[2]
 DATASET_DIR = REPO / "configs" / "datasets"
 METHOD_DIR = REPO / "configs" / "trainers" / "CLIP_AGIQA"
+ABLATION_DIR = REPO / "configs" / "ablations"
 PROTOCOL_DIR = REPO / "configs" / "protocols"
 DEFAULT_TRAINER = "CLIP_AGIQA"
 # Set by the sweep itself for every run; user opts must not override them.
@@ -224,17 +227,15 @@ class SweepSpec:
 def database_tag(variant_name: str) -> str | None:
     """The database a variant is named for: the longest lower-case stem of a
     ``configs/datasets`` yaml that ends its name after an underscore, else None (any database).
+    The rule train.py enforces too (``dassl.config.database_scope``).
     """
-    stems = sorted((p.stem.lower() for p in DATASET_DIR.glob("*.yaml")), key=len, reverse=True)
-    name = variant_name.lower()
-    return next((stem for stem in stems if name.endswith(f"_{stem}")), None)
+    return scope_tag(variant_name, dataset_stems(DATASET_DIR))
 
 
 def applies_to(variant: Entry, dataset: Entry) -> bool:
     """Whether ``variant`` runs on ``dataset``: variants named for a database (its config
     file's stem, see ``database_tag``) only on the dataset entry of that database's yaml."""
-    tag = database_tag(variant.config.stem)
-    return tag is None or Path(dataset.config).stem.lower() == tag
+    return config_applies_to(variant.config, dataset.config, dataset_stems(DATASET_DIR))
 
 
 def _semantic(opts: Sequence[str]) -> list[str]:
@@ -252,12 +253,14 @@ def _display(path: Path) -> str:
 
 
 def _resolve_yaml(value: str, folder: Path, what: str) -> Path:
-    """A yaml path (absolute, cwd-relative or repo-relative) or a bare name in ``folder``."""
+    """A yaml path (absolute, cwd-relative or repo-relative) or a bare name in ``folder``
+    (variants: in ``configs/trainers/CLIP_AGIQA``, else ``configs/ablations``, as main.sh's CFG)."""
     text = os.path.expanduser(str(value))
     if text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
         tried = [Path(text)] if os.path.isabs(text) else [Path.cwd() / text, REPO / text]
     else:
-        tried = [folder / f"{text}.yaml"]
+        folders = [folder, ABLATION_DIR] if folder == METHOD_DIR else [folder]
+        tried = [f / f"{text}.yaml" for f in folders]
     for path in tried:
         if path.is_file():
             return path.resolve()

@@ -1,0 +1,36 @@
+"""Config files made for one database: the naming rule shared by train.py and the sweep.
+
+A method or ablation yaml whose file name ends in ``_<dataset>``, where ``<dataset>`` is the stem
+of a dataset yaml (``configs/datasets/<Dataset>.yaml``) in lower case (``levels5_agiqa``,
+``levels2_aigciqa2023``), holds settings valid for that database only (MOS cut points on its
+scale, its prompts): it trains only with that dataset yaml.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+__all__ = ["database_tag", "config_applies_to", "dataset_stems"]
+
+
+def dataset_stems(dataset_dir: str | os.PathLike) -> list[str]:
+    """File stems of the ``*.yaml`` in ``dataset_dir`` (e.g. ``["AGIQA", "AIGCIQA2023"]``),
+    sorted; empty when the folder does not exist."""
+    return sorted(p.stem for p in Path(dataset_dir).glob("*.yaml"))
+
+
+def database_tag(config_stem: str, stems: Iterable[str]) -> str | None:
+    """The database ``config_stem`` is named for: the longest of ``stems`` (lower case) that
+    ends it after an underscore, else None (a config for any database)."""
+    name = config_stem.lower()
+    ordered = sorted((s.lower() for s in stems), key=len, reverse=True)
+    return next((stem for stem in ordered if name.endswith(f"_{stem}")), None)
+
+
+def config_applies_to(config_file: str | os.PathLike, dataset_config_file: str | os.PathLike,
+                      stems: Iterable[str]) -> bool:
+    """Whether the method yaml ``config_file`` may train with the dataset yaml
+    ``dataset_config_file``: yes unless it is named for another database (``database_tag``)."""
+    tag = database_tag(Path(config_file).stem, stems)
+    return tag is None or Path(dataset_config_file).stem.lower() == tag

@@ -12,8 +12,8 @@ number of levels and the head input are read off the checkpoints, the rest comes
 --backbone, --level-names and --class-token-position). Inputs are image files or folders
 (searched recursively for image files). The CSV has the columns `name,score` (score = predicted
 MOS, higher is better); a name is the file name for files given directly and the path relative
-to the folder for files found in a folder. With --labels (CSV with columns name,mos) the
-SRCC/PLCC/KRCC/RMSE against those MOS (the file is read like the training label files: any
+to the folder for files found in a folder. With --labels (CSV with columns name,mos, or a
+database's own label file; --mos-column picks the column) the SRCC/PLCC/KRCC/RMSE against those MOS (the file is read like the training label files: any
 common encoding, delimiter, decimal comma, or .xlsx) are printed and saved next to the CSV as
 `<csv name>.metrics.json`. A run trained with prompt-conditioned level prompts
 (TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE) needs `--prompts`, a CSV with columns name,prompt giving
@@ -47,6 +47,10 @@ from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
 from trainers.inference.scorer import load_scorer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# Label-file columns understood without --mos-column, first match wins (letter case ignored):
+# ours and AIGIQA-20K (name, mos), AGIQA-1K (Image, MOS), AGIQA-3K (name, mos_quality).
+NAME_COLUMNS = ("name", "image")
+MOS_COLUMNS = ("mos", "mos_quality")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {' '.join(UPSTREAM_LEVEL_NAMES)})")
     parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
                         default=None, help="for runs without config.yaml (default end)")
-    parser.add_argument("--labels", default=None, help="CSV with columns name,mos: report metrics")
+    parser.add_argument("--labels", default=None,
+                        help="label file (CSV or .xlsx) with the images' names and MOS: report "
+                             "metrics; a database's own file works as it is (AGIQA-3K data.csv: "
+                             "mos_quality, AGIQA-1K: Image,MOS, AIGIQA-20K: name,mos)")
+    parser.add_argument("--mos-column", default=None, metavar="NAME",
+                        help="the --labels column holding the MOS (default: mos, else "
+                             "mos_quality), e.g. mos_align for AGIQA-3K's alignment MOS")
     parser.add_argument("--prompts", default=None,
                         help="CSV with columns name,prompt: each image's generation prompt (runs "
                              "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
@@ -153,17 +163,39 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
     return found
 
 
-def read_labels(path: str) -> dict[str, float]:
-    """`{name: mos}` of a label file with columns name,mos, read like the training label files
-    (`dassl.utils.label_file`: any common encoding, delimiter, decimal comma, .xlsx). Rows with
-    an empty mos are left out; raises `LabelFileError` naming the file, line and cause."""
-    table = read_label_file(path, ("name", "mos"), what="labels file (--labels, columns name,mos)")
+def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, str]:
+    """`(name column, MOS column)` of a labels file with these header cells (letter case
+    ignored): `name`, else AGIQA-1K's `Image`; `mos_column`, else `mos` (AIGIQA-20K, AGIQA-1K's
+    `MOS`, ours), else AGIQA-3K's `mos_quality`. Raises `LabelFileError` naming what is there."""
+    present = {str(cell).lower(): str(cell) for cell in header}
+    name = next((present[c] for c in NAME_COLUMNS if c in present), None)
+    wanted = (mos_column,) if mos_column else MOS_COLUMNS
+    mos = next((present[c.lower()] for c in wanted if c.lower() in present), None)
+    if name is None or mos is None:
+        wanted_text = (f"a name column (name or Image) and column {mos_column!r} (--mos-column)"
+                       if mos_column
+                       else "columns name,mos (or a database's own: Image for the name, "
+                            "mos_quality for the MOS; other MOS columns with --mos-column NAME)")
+        raise LabelFileError(f"labels file (--labels) needs {wanted_text}; its columns: "
+                             f"{', '.join(map(str, header))}")
+    return name, mos
+
+
+def read_labels(path: str, mos_column: str | None = None) -> dict[str, float]:
+    """`{name: mos}` of a label file (columns: see `label_columns`), read like the training
+    label files (`dassl.utils.label_file`: any common encoding, delimiter, decimal comma,
+    .xlsx). Rows with an empty MOS are left out; raises `LabelFileError` naming the file, line
+    and cause."""
+    what = "labels file (--labels)"
+    name_column, mos = label_columns(list(read_label_file(path, (), what=what).columns),
+                                     mos_column)
+    table = read_label_file(path, (name_column, mos), what=what)
     labels = {}
-    for name, cell, line in zip(table["name"], table["mos"], table.attrs["lines"]):
+    for name, cell, line in zip(table[name_column], table[mos], table.attrs["lines"]):
         try:
             value = parse_number(cell)
         except ValueError:
-            raise LabelFileError(f"{path}, line {line}: mos {visible(cell)} of {visible(name)} "
+            raise LabelFileError(f"{path}, line {line}: {mos} {visible(cell)} of {visible(name)} "
                                  "is not a number (expected e.g. 3.25 or 3,25)") from None
         if math.isfinite(value):
             labels[name] = value
@@ -218,6 +250,23 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
     return prompts
 
 
+def check_output(path: str) -> None:
+    """Raise `InputError` now, before any image is scored, when `path` cannot be written: a
+    folder, a missing or non-writable parent folder, a non-writable existing file."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem = "it is a folder (give a file name, e.g. scores.csv)"
+    elif not os.path.isdir(parent):
+        problem = f"folder {parent} does not exist"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"folder {parent} is not writable"
+    elif os.path.exists(path) and not os.access(path, os.W_OK):
+        problem = "the file is not writable"
+    else:
+        return
+    raise InputError(f"cannot write {path}: {problem}")
+
+
 def write_output(path: str, text: str) -> None:
     """Write `text` to `path` atomically; raises `InputError` when it cannot be written (a
     missing folder, no permission, a full disk)."""
@@ -252,9 +301,14 @@ def run(args: argparse.Namespace) -> int:
         images = collect_images(args.inputs)
     else:
         raise InputError("give image files or folders, or --list FILE")
-    labels = read_labels(args.labels) if args.labels else None
+    labels = read_labels(args.labels, args.mos_column) if args.labels else None
+    if args.mos_column and not args.labels:
+        raise InputError("--mos-column names a column of the --labels file: pass --labels too")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {args.batch_size}")
+    check_output(args.output)
+    if labels is not None:
+        check_output(metrics_path(args.output))
     # Model-building messages are internals: on stderr with --verbose, else dropped (stdout
     # carries only the metrics line).
     internals = sys.stderr if args.verbose else io.StringIO()

@@ -17,7 +17,7 @@ import train
 from clip.random_weights import save_random_weights
 from dassl.evaluation import iqa_metrics
 from dassl.utils import ConfigError
-from datasets.synthetic import make_synthetic_agiqa
+from datasets.synthetic import make_synthetic_agiqa, write_xlsx
 from trainers import Scorer, load_scorer
 from trainers.inference.run_model import load_run_model
 from tolerances import EXACT, FP16_CTX_ATOL, METRIC_REL, MOS_ATOL, MOS_CSV_ATOL
@@ -209,6 +209,58 @@ def test_score_cli_reports_bad_input(run, tmp_path, capsys):
     assert score.main([str(run["out"]), run["paths"][0], "--labels", str(bad_labels),
                        "--output", str(tmp_path / "s.csv")]) == 2
     assert "columns name,mos" in capsys.readouterr().err
+
+
+def test_score_cli_checks_the_output_before_scoring(run, tmp_path, capsys):
+    """A folder or a missing folder as --output (or its metrics file) is one error line before
+    the model is loaded and any image scored."""
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for output in (folder, tmp_path / "missing" / "s.csv"):
+        assert score.main([str(run["out"]), *run["paths"], "--output", str(output),
+                           "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot write {output}: ") and "Scoring" not in err
+        assert len(err.strip().splitlines()) == 1
+        assert ("it is a folder" if output == folder else "does not exist") in err
+    (tmp_path / "s.metrics.json").mkdir()  # --labels also writes S.metrics.json beside S.csv
+    labels = run["images"] / "data.csv"
+    assert score.main([str(run["out"]), run["paths"][0], "--output", str(tmp_path / "s.csv"),
+                       "--labels", str(labels), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "s.metrics.json: it is a folder" in err and "Scoring" not in err
+
+
+def test_score_cli_reads_the_databases_own_label_files(run, tmp_path, capsys):
+    """AGIQA-3K's data.csv (name, mos_quality, mos_align), AGIQA-1K's workbook (Image, MOS) and
+    --mos-column: the metrics are those of the chosen MOS column."""
+    data_csv = run["images"] / "data.csv"
+    table = {row["name"]: row for row in read_rows(data_csv)}
+    output = tmp_path / "s.csv"
+    base = [str(run["out"]), *run["paths"], "--output", str(output), "--no-progress"]
+
+    def metrics(*extra: str) -> dict:
+        assert score.main(base + list(extra)) == 0, capsys.readouterr().err
+        report = json.loads((tmp_path / "s.metrics.json").read_text())
+        assert report["n_labelled"] == 10
+        return report["metrics"]
+
+    quality = metrics("--labels", str(data_csv))
+    scores = [float(r["score"]) for r in read_rows(output)]
+    names = [r["name"] for r in read_rows(output)]
+    for column, got in (("mos_quality", quality),
+                        ("mos_align", metrics("--labels", str(data_csv), "--mos-column",
+                                              "mos_align"))):
+        expected = iqa_metrics(scores, [float(table[n][column]) for n in names])
+        # The same float64 metric of the same values (METRIC_REL).
+        assert got["srcc"] == pytest.approx(expected["srcc"], rel=METRIC_REL), column
+        assert got["rmse"] == pytest.approx(expected["rmse"], rel=METRIC_REL), column
+    workbook = write_xlsx(tmp_path / "AIGC_MOS_Zscore.xlsx", ["Image", "Prompt", "MOS"],
+                          [(n, "p", float(table[n]["mos_quality"])) for n in names])
+    assert metrics("--labels", str(workbook))["srcc"] == pytest.approx(quality["srcc"],
+                                                                       rel=METRIC_REL)
+    assert score.main(base + ["--labels", str(data_csv), "--mos-column", "mos_typo"]) == 2
+    assert "column 'mos_typo' (--mos-column)" in capsys.readouterr().err
 
 
 def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):

@@ -165,12 +165,13 @@ def _csv_rows(text: str, columns: Sequence[str]) -> tuple[list[list[str]], list[
 
 
 def _guess_delimiter(header: str, columns: Sequence[str]) -> str:
-    """The delimiter whose split of the header holds the wanted columns (else the most cells)."""
+    """The delimiter whose split of the header holds the wanted columns (else, or with no
+    wanted columns, the one giving the most cells)."""
     wanted = {c.lower() for c in columns}
     best, best_cells = ",", 0
     for delimiter in _DELIMITERS:
         cells = [_clean(c).lower() for c in next(csv.reader([header], delimiter=delimiter), [])]
-        if wanted <= set(cells):
+        if wanted and wanted <= set(cells):
             return delimiter
         if len(cells) > best_cells:
             best, best_cells = delimiter, len(cells)

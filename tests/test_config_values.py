@@ -33,6 +33,12 @@ from dassl.utils import ConfigError
     (["DATALOADER.TEST.BATCH_SIZE", "-1"], "DATALOADER.TEST.BATCH_SIZE must be a whole number"),
     (["DATALOADER.K_TRANSFORMS", "0"], "DATALOADER.K_TRANSFORMS must be a whole number >= 1"),
     (["DATALOADER.TRAIN_X.SAMPLER", "Random"], "DATALOADER.TRAIN_X.SAMPLER must be one of"),
+    (["TRAIN.PRINT_FREQ", "0"], "TRAIN.PRINT_FREQ must be a whole number >= 1"),
+    (["INPUT.PIXEL_STD", "[0.0, 0.1, 0.1]"], "INPUT.PIXEL_STD must be 3 numbers > 0"),
+    (["INPUT.PIXEL_STD", "[0.1, 0.1]"], "INPUT.PIXEL_STD must be 3 numbers"),
+    (["INPUT.TRANSFORMS", "['gaussian_blur']", "INPUT.GB_K", "4"], "INPUT.GB_K must be odd"),
+    (["INPUT.RRCROP_SCALE", "(0.9, 0.1)"], "INPUT.RRCROP_SCALE must be (low, high) with"),
+    (["INPUT.GB_P", "1.5"], "INPUT.GB_P must be a probability in [0, 1]"),
 ])
 def test_bad_optim_and_loader_values_fail_before_the_run_folder(opts, start, user_error,
                                                                 tiny_args, tmp_path):

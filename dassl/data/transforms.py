@@ -9,6 +9,7 @@ CLIP mean/std. Outputs are float32 tensors ``(3, H, W)``; PIL resizing is antial
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torchvision.transforms as T
@@ -114,3 +115,52 @@ def _build_test(cfg, choices, size, interp, normalize) -> list:
         steps.append((f"normalization (mean={cfg.INPUT.PIXEL_MEAN}, std={cfg.INPUT.PIXEL_STD})",
                       normalize))
     return steps
+
+
+def _floats(cfg, key: str, count: int) -> list[float]:
+    """``INPUT.<key>`` as ``count`` finite numbers; raises ``ConfigError`` otherwise."""
+    value = getattr(cfg.INPUT, key)
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(items) != count or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) for v in items):
+        what = "a number" if count == 1 else f"{count} numbers"
+        raise ConfigError(f"INPUT.{key} must be {what}, got {value!r}")
+    return [float(v) for v in items]
+
+
+def _require(ok: bool, key: str, rule: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"INPUT.{key} must be {rule}, got {value!r}")
+
+
+def check_input_cfg(cfg) -> None:
+    """Check ``cfg.INPUT`` before any data is read (the values torchvision would refuse only
+    when the first batch is drawn): SIZE, INTERPOLATION, TRANSFORMS names, PIXEL_MEAN/STD (3
+    values, STD > 0), CROP_PADDING >= 0, RRCROP_SCALE (0 < low <= high), colour-jitter factors
+    >= 0 (hue <= 0.5), probabilities in [0, 1], GB_K odd and positive. Raises ``ConfigError``."""
+    _input_size(cfg)
+    _interpolation(cfg)
+    for choice in cfg.INPUT.TRANSFORMS:
+        try:
+            check_availability(choice, AVAILABLE_TRANSFORMS)
+        except ValueError as exc:
+            raise ConfigError(f"INPUT.TRANSFORMS: {exc}") from None
+    node = cfg.INPUT
+    _floats(cfg, "PIXEL_MEAN", 3)
+    _require(all(s > 0 for s in _floats(cfg, "PIXEL_STD", 3)), "PIXEL_STD", "3 numbers > 0",
+             node.PIXEL_STD)
+    low, high = _floats(cfg, "RRCROP_SCALE", 2)
+    _require(0 < low <= high, "RRCROP_SCALE", "(low, high) with 0 < low <= high",
+             node.RRCROP_SCALE)
+    for key in ("COLORJITTER_B", "COLORJITTER_C", "COLORJITTER_S"):
+        _require(_floats(cfg, key, 1)[0] >= 0, key, ">= 0", getattr(node, key))
+    _require(0 <= _floats(cfg, "COLORJITTER_H", 1)[0] <= 0.5, "COLORJITTER_H", "in [0, 0.5]",
+             node.COLORJITTER_H)
+    for key in ("RGS_P", "GB_P"):
+        _require(0 <= _floats(cfg, key, 1)[0] <= 1, key, "a probability in [0, 1]",
+                 getattr(node, key))
+    for key, least in (("CROP_PADDING", 0), ("GB_K", 1)):
+        value = getattr(node, key)
+        _require(isinstance(value, int) and not isinstance(value, bool) and value >= least,
+                 key, f"a whole number >= {least}", value)
+    _require(node.GB_K % 2 == 1, "GB_K", "odd (a gaussian_blur kernel size)", node.GB_K)

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from dassl.data import DataManager, check_dataloader_cfg
+from dassl.data.transforms import check_input_cfg
 from dassl.evaluation import build_evaluator
 from dassl.optim import check_optim_cfg
 from dassl.utils import (AverageMeter, BEST_MODEL_NAME, ConfigError, MetricMeter,
@@ -80,9 +81,9 @@ class SimpleTrainer(TrainerBase):
     @classmethod
     def validate_cfg(cls, cfg) -> Any:
         """Check everything this trainer reads from ``cfg`` that needs no data, and return what
-        it builds from it (here nothing: ``TEST.FINAL_MODEL``, ``TEST.SPLIT``, ``OPTIM`` and
-        ``DATALOADER`` are checked, so that torch never meets a bad value after the run folder
-        is written).
+        it builds from it (here nothing: ``TEST.FINAL_MODEL``, ``TEST.SPLIT``, ``OPTIM``,
+        ``DATALOADER``, ``INPUT`` and ``TRAIN.PRINT_FREQ`` are checked, so that torch never meets
+        a bad value after the run folder is written).
 
         Called once per run, before any data is read: by train.py (which passes the result to
         ``build_trainer``) or by the constructor. Subclasses extend it (``super()`` first) and
@@ -91,6 +92,11 @@ class SimpleTrainer(TrainerBase):
         check_test_cfg(cfg)
         check_optim_cfg(cfg.OPTIM)
         check_dataloader_cfg(cfg)
+        check_input_cfg(cfg)
+        if isinstance(cfg.TRAIN.PRINT_FREQ, bool) or not isinstance(cfg.TRAIN.PRINT_FREQ, int) \
+                or cfg.TRAIN.PRINT_FREQ < 1:
+            raise ConfigError("TRAIN.PRINT_FREQ must be a whole number >= 1 (batches between log "
+                              f"lines), got {cfg.TRAIN.PRINT_FREQ!r}")
         return None
 
     def check_cfg(self, cfg) -> None:

@@ -451,6 +451,26 @@ def test_an_interrupted_run_stops_the_sweep(how, tmp_path, capsys):
     assert "run the same command again to resume" in capsys.readouterr().err
 
 
+def test_sweep_exits_130_after_an_interrupted_run(tmp_path, fake_trainer, monkeypatch, capsys):
+    """`sweep.py --seeds 1 2` (local executor), Ctrl-C during seed 1: seed 2 does not start,
+    the sweep exits 130 and says how to resume."""
+    wrapper = tmp_path / "interrupted_seed1.py"
+    wrapper.write_text("import runpy, sys\n"
+                       "if sys.argv[sys.argv.index('--seed') + 1] == '1':\n"
+                       "    sys.exit(130)\n"
+                       f"runpy.run_path({str(fake_trainer)!r}, run_name='__main__')\n")
+    monkeypatch.setattr(sweep, "TRAIN_SCRIPT", wrapper)
+    out = tmp_path / "sweep"
+    args = ["--datasets", "AGIQA", "--variants", "nctx4=vit_b16_ep50", "--seeds", "1", "2",
+            "--output", str(out), "--root", str(out / "data"), "--jobs", "1"]
+    assert sweep.main(args) == 130
+    captured = capsys.readouterr()
+    assert "interrupted AGIQA" in captured.out and "stopping the sweep" in captured.out
+    assert "run the same command again to resume" in captured.err
+    assert not (run_dir(out, "nctx4", 2) / "invocations.jsonl").exists()
+    assert not (out / "results.csv").exists()
+
+
 def test_visible_gpus_and_slots():
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []

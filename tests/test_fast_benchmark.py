@@ -1,6 +1,7 @@
 """benchmarks/: the synthetic AGIQA-3K builder and the summary/report arithmetic (CPU, tiny)."""
 from __future__ import annotations
 
+import re
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -55,6 +56,8 @@ def fake_run(path: str, train_s: float, test_s: float) -> dict:
 
 def test_summary_uses_steady_epochs_and_checks_the_targets():
     results = {"fast": fake_run("fast", 0.4, 0.01), "reference": fake_run("reference", 8.0, 1.99)}
+    # A long first-epoch cell (28 characters), wider than the table's old fixed column.
+    results["fast"]["epochs"][0] = {"train_s": 0.0123, "test_s": 0.00987, "checkpoint_s": 0.00576}
     summary = summarize(results, Namespace(n_images=2982, epochs=3))
     fast = summary["paths"]["fast"]
     assert fast["steady"]["total_s"] == pytest.approx(0.51)  # epoch 1 excluded
@@ -68,7 +71,10 @@ def test_summary_uses_steady_epochs_and_checks_the_targets():
                                   "decoded_host_lt_12gib": True}
     table = format_table(summary)
     assert "speedup reference/fast (total): 19.8x" in table
-    assert "target speedup_ge_20x: FAIL" in table and "4.00 GiB on cuda:0" in table
+    assert "target speedup_ge_20x: not met (19.8x)" in table and "4.00 GiB on cuda:0" in table
+    assert "target 100_epochs_le_60s: met (51.7 s)" in table
+    # Every column is separated from the next by two spaces at least, however long its cells.
+    assert re.search(r"0\.0123 / 0\.00987 / 0\.00576 s {2,}9 / 9 / 1 s", table), table
 
 
 def test_benchmark_device_cuda_without_a_gpu_is_one_error_line(monkeypatch, capsys):
@@ -103,6 +109,9 @@ def test_cpu_summary_compares_every_precision_with_fp32():
     assert "speedup reference/fast-bf16 (bf16, total): 3.25x" in table
     assert "max |prediction - fast fp32| after the same steps, fast-bf16: 0.25" in table
     assert "default configuration (PREC fp16) on this CPU: bf16" in table
+    assert "target cpu_speedup_ge_2x: met (3.25x)" in table and "PASS" not in table
+    summary["targets"]["cpu_speedup_ge_2x"] = False
+    assert "target cpu_speedup_ge_2x: not met (3.25x)" in format_table(summary)
     load_row = next(x for x in table.splitlines() if x.startswith("load average"))
     assert load_row.split()[-6:] == ["-", "-", "0.5", "/", "1.5", "-"]  # reference .. fast-fp16
 

@@ -70,6 +70,44 @@ def test_an_older_runs_relative_path_is_the_same_as_its_absolute_spelling(tmp_pa
                               {"MODEL.BACKBONE.NAME": "ViT-B/32"}) != []
 
 
+def test_a_split_file_relative_to_the_database_matches_its_absolute_spelling(tmp_path):
+    """LABEL_FILE / SPLIT_FILE are relative to the database folder (``data_bases``), not to
+    the working directory."""
+    database = tmp_path / "data" / "AGIQA-3K"
+    (database / "splits").mkdir(parents=True)
+    (database / "splits" / "a.csv").write_text("name,split\n")
+    (database / "splits" / "b.csv").write_text("name,split\n")
+    stored = {"DATASET.SPLIT_FILE": "splits/a.csv"}
+    folders = [str(tmp_path / "data"), str(database)]
+    assert config_differences(stored, {"DATASET.SPLIT_FILE": str(database / "splits" / "a.csv")},
+                              data_bases=folders) == []
+    assert config_differences(stored, {"DATASET.SPLIT_FILE": str(database / "splits" / "b.csv")},
+                              data_bases=folders) != []
+    # The working directory is no base for them.
+    assert config_differences(stored, {"DATASET.SPLIT_FILE": str(database / "splits" / "a.csv")},
+                              bases=[str(database)]) != []
+
+
+@pytest.mark.slow
+def test_a_run_with_a_relative_split_file_is_finished_for_its_absolute_spelling(
+        tiny_data, tiny_args, tmp_path, capsys):
+    import pandas as pd
+    from datasets.agiqa import FOLDER, LABEL_FILE
+    database = tiny_data / FOLDER
+    names = pd.read_csv(database / LABEL_FILE)["name"].tolist()
+    (database / "splits").mkdir()
+    pd.DataFrame({"name": names, "split": ["test" if i % 5 == 0 else "train"
+                                           for i in range(len(names))]}) \
+        .to_csv(database / "splits" / "fixed.csv", index=False)
+    out = tmp_path / "run"
+    train.main(tiny_args(out, "DATASET.SPLIT_FILE", "splits/fixed.csv", root=tiny_data))
+    capsys.readouterr()
+    again = tiny_args(out, "DATASET.SPLIT_FILE", str(database / "splits" / "fixed.csv"),
+                      root=tiny_data)
+    assert train.main(again) is not None
+    assert "already finished" in capsys.readouterr().out
+
+
 def test_recorded_paths_resolve_against_the_runs_working_directory(tmp_path):
     run, work = tmp_path / "run", tmp_path / "work"
     run.mkdir()

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import yaml
 
 from .errors import ConfigError, UserError
-from .run_record import CONFIG_FILE, PATH_KEYS, RUN_INFO_FILE, recorded_cwd
+from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE, recorded_cwd
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
@@ -100,13 +100,14 @@ def same_path(old: Any, new: Any, bases: Sequence[str] = ()) -> bool:
 def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
                        defaults: Optional[Mapping[str, Any]] = None,
                        ignore: Iterable[str] = IGNORED_KEYS,
-                       bases: Sequence[str] = ()) -> list[str]:
+                       bases: Sequence[str] = (), data_bases: Sequence[str] = ()) -> list[str]:
     """``"KEY: stored -> current"`` for every key whose value differs, sorted.
 
     A key missing from ``stored`` (a config written before the key existed) counts as its value
     in ``defaults``; keys in ``ignore`` are skipped. Path-valued keys (``PATH_KEYS``) differ
     only when they name different things (``same_path``; ``bases``: where the stored relative
-    paths were given, the stored run's working directory first).
+    paths were given, the stored run's working directory first; ``data_bases``: the folders a
+    relative ``DATA_PATH_KEYS`` value may be relative to, the database folders).
     """
     defaults = defaults or {}
     ignored = set(ignore)
@@ -117,7 +118,8 @@ def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
             continue
         old = stored.get(key, defaults.get(key, missing))
         new = current.get(key, missing)
-        if key in PATH_KEYS and same_path(old, new, bases):
+        if key in PATH_KEYS and same_path(old, new,
+                                          data_bases if key in DATA_PATH_KEYS else bases):
             continue
         if old != new:
             shown_old = "(absent)" if old is missing else repr(old)
@@ -196,6 +198,17 @@ def move_previous_run(output_dir: str, include_checkpoints: bool = True) -> Opti
     return target
 
 
+def _database_folders(cfg: Any) -> list[str]:
+    """``DATASET.ROOT`` and the folders directly in it: where a database's relative
+    ``LABEL_FILE`` / ``SPLIT_FILE`` may lie ([] without a readable root)."""
+    root = str(getattr(getattr(cfg, "DATASET", None), "ROOT", "") or "")
+    try:
+        children = sorted(e.path for e in os.scandir(root) if e.is_dir())
+    except OSError:
+        return []
+    return [root] + children
+
+
 def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = False,
                      force: bool = False, model_dir: str = "",
                      load_epoch: Optional[int] = None) -> Optional[dict]:
@@ -215,7 +228,8 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     stored = read_config_file(os.path.join(out, CONFIG_FILE))
     bases = [b for b in (recorded_cwd(out), os.getcwd()) if b]
     diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
-                                                         bases=bases)
+                                                         bases=bases,
+                                                         data_bases=_database_folders(cfg))
     shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")
     hint = ("use another --output-dir, or pass --force to move the previous files into "

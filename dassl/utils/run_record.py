@@ -25,7 +25,7 @@ import torch
 from .tools import atomic_write_text, read_json, write_json
 
 __all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "MODEL_SUBTREES", "PACKAGES", "package_versions", "git_state",
-           "device_name", "write_run_record", "update_run_record", "CWD_PATH_KEYS", "PATH_KEYS",
+           "device_name", "write_run_record", "update_run_record", "CWD_PATH_KEYS", "DATA_PATH_KEYS", "PATH_KEYS",
            "absolute_paths", "recorded_cwd", "resolve_recorded_path"]
 
 CONFIG_FILE = "config.yaml"
@@ -44,7 +44,8 @@ CWD_PATH_KEYS = ("DATASET.ROOT", "DATASET.PROMPT_FILE", "MODEL.BACKBONE.NAME",
                  "MODEL.INIT_WEIGHTS")
 # Every path-valued key (LABEL_FILE and SPLIT_FILE are relative to the database folder): two
 # spellings of one existing file are the same config.
-PATH_KEYS = CWD_PATH_KEYS + ("DATASET.LABEL_FILE", "DATASET.SPLIT_FILE")
+DATA_PATH_KEYS = ("DATASET.LABEL_FILE", "DATASET.SPLIT_FILE")
+PATH_KEYS = CWD_PATH_KEYS + DATA_PATH_KEYS
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, Optional[str]]:

@@ -3,6 +3,8 @@ config, fallback (CPU, tiny random CLIP, tiny synthetic AGIQA-3K)."""
 from __future__ import annotations
 
 import math
+import os
+import warnings
 
 import pytest
 import torch
@@ -367,3 +369,20 @@ def test_config_values_are_validated(key, value, message):
     setattr(node, key, value)
     with pytest.raises(ValueError, match=message):
         check_trainer_config(cfg)
+
+
+def test_loaders_the_fast_pipeline_replaces_do_not_warn_about_their_workers(tiny_assets, tmp_path):
+    """DATALOADER.NUM_WORKERS above the CPU count: the fast pipeline starts no loader workers,
+    so building (and replacing) Dassl's loaders says nothing; the replaced loader still has the
+    workers, and torch's check, which it makes again when a loader starts them (the reference
+    pipeline), still warns."""
+    too_many = 2 * len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else 64
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path,
+                                     "DATALOADER.NUM_WORKERS", str(too_many))
+        trainer.test()
+    assert trainer.pipeline == "fast"
+    assert not [w for w in caught if "worker processes" in str(w.message)]
+    with pytest.warns(UserWarning, match=f"will create {too_many} worker processes"):
+        trainer.dm.train_loader_x.check_worker_number_rationality()

@@ -1,6 +1,7 @@
 """``DataManager`` (datasets -> loaders), ``DatasetWrapper`` and ``build_data_loader``."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
@@ -83,14 +84,21 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
     sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
                             n_domain=n_domain, n_ins=n_ins)
     wrapper = dataset_wrapper or DatasetWrapper
-    loader = DataLoader(
-        wrapper(cfg, data_source, transform=tfm, is_train=is_train),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        drop_last=is_train and len(data_source) >= batch_size,
-        pin_memory=bool(cfg.USE_CUDA) and torch.cuda.is_available(),
-    )
+    with warnings.catch_warnings():
+        # torch checks the worker count against the CPUs when a loader is built and again when
+        # it starts its workers. Only the second is about workers that run: a trainer may
+        # replace this loader before any use (CLIP_AGIQA's fast pipeline does), and then
+        # "This DataLoader will create N worker processes" was noise on every run.
+        warnings.filterwarnings("ignore", message="This DataLoader will create",
+                                category=UserWarning)
+        loader = DataLoader(
+            wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+            drop_last=is_train and len(data_source) >= batch_size,
+            pin_memory=bool(cfg.USE_CUDA) and torch.cuda.is_available(),
+        )
     if len(loader) == 0:
         raise ConfigError(f"Data loader is empty: {len(data_source)} items, batch size {batch_size}")
     return loader

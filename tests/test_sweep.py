@@ -373,6 +373,33 @@ def test_identity_conflict_is_refused(tmp_path, capsys):
         check_identity(target, {"seed": 1, "protocol": "paper"})
 
 
+def test_identity_takes_two_spellings_of_one_weights_file_as_the_same(tmp_path, monkeypatch):
+    """A sweep rerun with the weights file spelled another way (relative from another folder,
+    absolute) is the same experiment; another file is not."""
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "tiny.pt").write_bytes(b"weights")
+    (tmp_path / "w" / "other.pt").write_bytes(b"other")
+    target = tmp_path / "run"
+    target.mkdir()
+    monkeypatch.chdir(tmp_path)
+    stored = {"seed": 1, "opts": ["MODEL.BACKBONE.NAME", "w/tiny.pt", "OPTIM.LR", "0.1"]}
+    (target / RUN_FILE).write_text(json.dumps(stored))
+    check_identity(target, {"seed": 1, "opts": ["MODEL.BACKBONE.NAME",
+                                                str(tmp_path / "w" / "tiny.pt"), "OPTIM.LR", "0.1"]})
+    with pytest.raises(SweepError, match="different experiment"):
+        check_identity(target, {"seed": 1, "opts": ["MODEL.BACKBONE.NAME", "w/other.pt",
+                                                    "OPTIM.LR", "0.1"]})
+    with pytest.raises(SweepError, match="different experiment"):
+        check_identity(target, {"seed": 1, "opts": ["MODEL.BACKBONE.NAME", "w/tiny.pt",
+                                                    "OPTIM.LR", "0.2"]})
+    # New identities hold the absolute path, so the next rerun may come from any folder.
+    spec = build_spec({}, {"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"], "seeds": [1],
+                           "output": str(tmp_path / "sweep"), "root": str(tmp_path),
+                           "extra_opts": ["MODEL.BACKBONE.NAME", "w/tiny.pt"]})
+    opts = spec.runs()[0].identity(spec.extra_opts)["opts"]
+    assert opts[opts.index("MODEL.BACKBONE.NAME") + 1] == str(tmp_path / "w" / "tiny.pt")
+
+
 # ----------------------------------------------------------------------------- execution
 def test_sweep_skips_done_runs_and_resumes_interrupted_ones(tmp_path, fake_trainer, capsys):
     out = tmp_path / "sweep"

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
-from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs
+from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs, same_path
+from dassl.utils.run_record import PATH_KEYS
 from dassl.utils.run_dir import read_results as read_run_results
 
 from .spec import SweepError
@@ -94,12 +95,24 @@ def check_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:
             from exc
     expected = json.loads(json.dumps(dict(identity)))  # tuples -> lists, as stored
     differs = sorted(k for k in set(stored) | set(expected)
-                     if k not in RECORD_KEYS and stored.get(k) != expected.get(k))
+                     if k not in RECORD_KEYS and stored.get(k) != expected.get(k)
+                     and not (k == "opts" and _same_opts(stored.get(k), expected.get(k))))
     if differs:
         details = "; ".join(f"{k}: stored {stored.get(k)!r}, now {expected.get(k)!r}"
                             for k in differs)
         raise SweepError(f"{run_dir} belongs to a different experiment ({details}); use another "
                          "--output or delete the folder")
+
+
+def _same_opts(stored, expected) -> bool:
+    """Whether two ``KEY VALUE`` lists are equal, a path-valued key (``PATH_KEYS``) counting
+    as equal when both values name one existing file (a stored relative path: relative to the
+    working directory, as in sweeps stored before paths were written absolute)."""
+    if not (isinstance(stored, list) and isinstance(expected, list)) \
+            or len(stored) != len(expected) or stored[0::2] != expected[0::2]:
+        return False
+    return all(old == new or (key in PATH_KEYS and same_path(old, new, [os.getcwd()]))
+               for key, old, new in zip(stored[0::2], stored[1::2], expected[1::2]))
 
 
 def write_identity(run_dir: str | os.PathLike, identity: Mapping) -> None:

@@ -49,6 +49,7 @@ from dassl.config.database_scope import config_applies_to, dataset_stems
 from dassl.config.database_scope import database_tag as scope_tag
 from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
+from dassl.utils.run_record import CWD_PATH_KEYS, resolve_recorded_path
 
 __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
            "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
@@ -239,9 +240,11 @@ def applies_to(variant: Entry, dataset: Entry) -> bool:
 
 
 def _semantic(opts: Sequence[str]) -> list[str]:
-    """``opts`` without the ``NON_SEMANTIC_KEYS`` pairs."""
+    """``opts`` without the ``NON_SEMANTIC_KEYS`` pairs; a working-directory-relative path
+    (``CWD_PATH_KEYS``) that names an existing file is written absolute, as train.py stores it,
+    so that the sweep is the same experiment from any folder."""
     return [x for k, v in zip(opts[0::2], opts[1::2]) if k not in NON_SEMANTIC_KEYS
-            for x in (k, v)]
+            for x in (k, resolve_recorded_path(v, None) if k in CWD_PATH_KEYS else v)]
 
 
 def _display(path: Path) -> str:

@@ -48,3 +48,18 @@ def write_aigciqa2023_mos(folder: Path, tasks: tuple[int, ...] = (1, 2)) -> Path
             scores = np.random.default_rng(2023 + k).uniform(27.0, 74.0, (AIGCIQA2023_ROWS, 1))
             savemat(folder / f"mosz{k}.mat", {"MOSz": scores})
     return folder
+
+
+def dataset_options(root: Path, **keys):
+    """The dataset options (`datasets.core.read_options`) of a default config whose
+    ``DATASET.ROOT`` is ``root`` and whose other ``DATASET`` keys are set by ``keys``."""
+    from dassl.config import get_cfg_default
+    from datasets import add_dataset_config
+    from datasets.core import read_options
+
+    cfg = get_cfg_default()
+    add_dataset_config(cfg)
+    cfg.DATASET.ROOT = str(root)
+    for key, value in keys.items():
+        cfg.DATASET[key] = value
+    return read_options(cfg)

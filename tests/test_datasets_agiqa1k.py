@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dassl.config import get_cfg_default
-from datasets import DatasetError, add_dataset_config
+from datasets import DatasetError
 from datasets.agiqa1k import load_agiqa1k
-from datasets.core import read_options
 from datasets.labels import read_label_table
 from datasets.synthetic import make_synthetic_agiqa1k, write_xlsx
+from label_files import dataset_options as options
 
 DATA = Path(__file__).resolve().parent / "data" / "agiqa1k"
 LABELS = DATA / "AIGC_MOS_Zscore.xlsx"
@@ -29,15 +28,6 @@ def root(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("agiqa1k")
     make_synthetic_agiqa1k(base, LABELS)
     return base
-
-
-def options(root: Path, **keys):
-    cfg = get_cfg_default()
-    add_dataset_config(cfg)
-    cfg.DATASET.ROOT = str(root)
-    for key, value in keys.items():
-        cfg.DATASET[key] = value
-    return read_options(cfg)
 
 
 def test_real_label_file_rows_duplicate_and_default_split(root, capsys):

@@ -9,25 +9,15 @@ import pandas as pd
 import pytest
 
 import score
-from dassl.config import get_cfg_default
-from datasets import DatasetError, add_dataset_config
+from datasets import DatasetError
 from datasets.aigiqa20k import load_aigiqa20k
-from datasets.core import read_options
 from datasets.labels import read_label_table
 from datasets.synthetic import aigiqa20k_names, make_synthetic_aigiqa20k
+from label_files import dataset_options as options
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO / "tests" / "data" / "aigiqa20k"  # git-ignored: see tests/data/README.md
 SMALL = {"train": 2, "val": 1, "test": 1}  # images per model unit: 80 / 40 / 40
-
-
-def options(root: Path, **keys):
-    cfg = get_cfg_default()
-    add_dataset_config(cfg)
-    cfg.DATASET.ROOT = str(root)
-    for key, value in keys.items():
-        cfg.DATASET[key] = value
-    return read_options(cfg)
 
 
 @pytest.fixture(scope="module")

@@ -40,18 +40,6 @@ def _opt_value(text: str) -> Any:
         return text
 
 
-def _text(value: Any) -> str:
-    """`value` as main.sh's positional argument spells it."""
-    return str(value)
-
-
-def bpe_token_count(words: str) -> int:
-    """Number of CLIP BPE tokens of `words`: the context length a CTX_INIT sets."""
-    from clip.simple_tokenizer import SimpleTokenizer
-
-    return len(SimpleTokenizer().encode(words))
-
-
 def conflict(cfg_yaml: Path, positional: Mapping[str, str], opts: Sequence[str]) -> str | None:
     """The error text for the first disagreement between the positional `NCTX`, `CSC`, `CTP`
     (main.sh's spelling, CSC already `True`/`False`) and what the run would use, else None.
@@ -71,7 +59,10 @@ def conflict(cfg_yaml: Path, positional: Mapping[str, str], opts: Sequence[str])
         if key == PREFIX + "CTX_INIT":
             ctx_init, where = _opt_value(value) or "", "the options after --"
     if ctx_init:
-        n_ctx = bpe_token_count(str(ctx_init))
+        # The context length a CTX_INIT sets, counted as the model spec counts it.
+        from trainers.method.model_spec import count_bpe_tokens
+
+        n_ctx = count_bpe_tokens(str(ctx_init))
         if positional["NCTX"] != str(n_ctx):
             return (f"{where} sets {PREFIX}CTX_INIT {ctx_init!r}, {n_ctx} tokens, which set "
                     f"{PREFIX}N_CTX {n_ctx}: pass NCTX {n_ctx}")
@@ -81,9 +72,9 @@ def conflict(cfg_yaml: Path, positional: Mapping[str, str], opts: Sequence[str])
     for arg, name in POSITIONAL.items():
         if name == "N_CTX" and ctx_init:
             continue
-        if name in section and _text(section[name]) != positional[arg]:
-            return (f"{_display(cfg_yaml)} sets {PREFIX}{name} {_text(section[name])}: "
-                    f"pass {arg} {_text(section[name])}")
+        if name in section and str(section[name]) != positional[arg]:
+            return (f"{_display(cfg_yaml)} sets {PREFIX}{name} {str(section[name])}: "
+                    f"pass {arg} {str(section[name])}")
     return None
 
 

@@ -42,9 +42,10 @@ from tqdm import tqdm
 
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
-from dassl.utils import USER_ERRORS, InputError, atomic_write_text, report_user_error
+from dassl.utils import InputError, atomic_write_text, report_user_error
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
 from trainers.inference.scorer import load_scorer
+from trainers.user_errors import USER_ERRORS, error_message
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
@@ -352,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except USER_ERRORS as exc:
-        return report_user_error(exc, weights_option="--backbone")
+        return report_user_error(exc, message=error_message(exc, weights_option="--backbone"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import train
 from clip.random_weights import save_random_weights
 from dassl.engine import build_trainer
 from datasets.synthetic import make_synthetic_agiqa
-from trainers.config import count_bpe_tokens
+from trainers.method.model_spec import count_bpe_tokens
 from trainers.method.custom_clip import build_head_input
 from tolerances import EXACT, MOS_ATOL, UNIT_ATOL, reorder_atol
 

@@ -131,10 +131,10 @@ def test_original_layout_is_read_off_the_checkpoints(run, scorer, tmp_path):
     make_original_layout(run, original)
     rebuilt = load_scorer(original, backbone=run["weights"])
     assert rebuilt.run.config_source == "checkpoint" and rebuilt.score_range is None
-    node = rebuilt.cfg.TRAINER.CLIP_AGIQA
-    assert (node.N_CTX, node.CSC, node.HEAD_INPUT, node.STANDARDIZE_TARGET) == (
+    spec = rebuilt.run.spec
+    assert (spec.n_ctx, spec.csc, spec.head_input, spec.standardize_target) == (
         4, False, "image_text", False)
-    assert rebuilt.pipeline == "reference"  # upstream preprocessing (PIL)
+    assert rebuilt.test_input.pipeline == "reference"  # upstream preprocessing (PIL)
     pil = [Image.open(p).convert("RGB") for p in run["paths"]]
     pixels = rebuilt.preprocess(pil)
     # Same input, same weights (ctx rounded to fp16 as the original stores it).

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import yaml
 
 from .errors import ConfigError, UserError
-from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE, recorded_cwd
+from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
@@ -226,9 +226,8 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     if force or not os.path.isdir(out):
         return None
     stored = read_config_file(os.path.join(out, CONFIG_FILE))
-    bases = [b for b in (recorded_cwd(out), os.getcwd()) if b]
     diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
-                                                         bases=bases,
+                                                         bases=[os.getcwd()],
                                                          data_bases=_database_folders(cfg))
     shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")

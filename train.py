@@ -175,6 +175,24 @@ def trained_data_options(trained: TrainedRun) -> dict:
     return options
 
 
+def check_fixed_options(trained: TrainedRun, validated: Any, opts: Sequence[str]) -> None:
+    """A ``TRAINER.CLIP_AGIQA`` model option given on an evaluation's command line must be the
+    evaluated run's (its checkpoint fixes the model; precision is decided apart); raises
+    ``ConfigError`` naming the option and the checkpoint otherwise."""
+    if trained.spec is None:
+        return
+    fields = set(vars(trained.spec))
+    for key in opts[::2]:
+        prefix, _, name = key.rpartition(".")
+        field = name.lower()
+        if prefix == "TRAINER.CLIP_AGIQA" and field in fields and \
+                getattr(validated.spec, field) != getattr(trained.spec, field):
+            raise ConfigError(
+                f"{key} {getattr(validated.spec, field)!r} differs from the model of "
+                f"{trained.path('prompt_learner')} ({getattr(trained.spec, field)!r}): an "
+                f"evaluation takes the model from its checkpoint; leave {name} out")
+
+
 def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):
     """Build the frozen config of a run from the parsed arguments.
 
@@ -326,6 +344,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     try:
         cfg = setup_cfg(args, trained)
         validated = check_config(cfg, args)
+        if trained is not None:
+            check_fixed_options(trained, validated, args.opts or [])
     except UserError:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:

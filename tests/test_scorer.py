@@ -281,29 +281,6 @@ def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
     assert verbose.err.splitlines()[-2:] == captured.err.splitlines()
 
 
-def test_score_cli_says_why_the_precision_differs_from_the_config(run, tmp_path, capsys):
-    # A run written before checkpoints carried their model_spec (its config.yaml describes the
-    # model), whose config asks for bf16 beside fp32 checkpoints: scored in fp32, and the user
-    # is told why.
-    edited = tmp_path / "run"
-    shutil.copytree(run["out"], edited)
-    for checkpoint in edited.glob("*/model*.pth.tar*"):
-        entries = torch.load(checkpoint, weights_only=True)
-        del entries["model_spec"]
-        torch.save(entries, checkpoint)
-    config = edited / "config.yaml"
-    text = config.read_text()
-    assert text.count("    PREC: fp32\n") == 1
-    config.write_text(text.replace("    PREC: fp32\n", "    PREC: bf16\n"))
-    assert score.main([str(edited), run["paths"][0], "--output", str(tmp_path / "s.csv"),
-                       "--no-progress"]) == 0
-    lines = capsys.readouterr().err.splitlines()
-    assert "fp32 on cpu" in lines[0] and len(lines) == 3
-    # Such a checkpoint records no precision: fp32 is what a checkpoint without the record is.
-    assert lines[1].startswith("Precision: fp32 (assumed for the unrecorded checkpoint")
-    assert lines[1].endswith("the config alone would give bf16)")
-
-
 def test_images_score_as_displayed_in_the_api_and_the_cli(run, scorer, tmp_path):
     """A 16-bit greyscale PNG scores as its 8-bit rendering (257 g is grey g), a sideways-stored
     photo with EXIF orientation 6 as the upright file; file and PIL inputs agree."""

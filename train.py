@@ -54,7 +54,7 @@ import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
 from datasets.levels import validate_levels
-from trainers import add_trainer_config
+from trainers import CLIP_AGIQA, add_trainer_config
 from trainers.inference.run_model import TrainedRun, check_trained_run
 from trainers.reporting import write_reports
 from trainers.user_errors import USER_ERRORS, error_message
@@ -196,8 +196,8 @@ def check_fixed_options(trained: TrainedRun, validated: Any, opts: Sequence[str]
 def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):
     """Build the frozen config of a run from the parsed arguments.
 
-    ``--eval-only`` of one of our runs (``trained``) takes the level names, thresholds and data
-    root from the trained run (``trained_data_options``) after the yaml files, so
+    ``--eval-only`` of one of our runs (``trained``) takes the trainer, level names, thresholds
+    and data root from the trained run (``trained_data_options``) after the yaml files, so
     ``--dataset-config-file`` alone may name another database; explicit flags and options still
     come last. The model, its test input and precision come from the checkpoint's spec (the
     trainer's ``trained``), not from the config. Without ``--output-dir`` the results go to
@@ -208,6 +208,8 @@ def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):
     if trained is not None:
         for key, value in trained_data_options(trained).items():
             cfg.DATASET[key] = value
+        if trained.spec is not None:  # one of our runs: its trainer, unless --trainer names one
+            cfg.TRAINER.NAME = CLIP_AGIQA.__name__
         if args.output_dir is None:
             name = os.path.splitext(os.path.basename(args.dataset_config_file))[0]
             cfg.OUTPUT_DIR = os.path.join(args.model_dir, "eval", name or cfg.DATASET.NAME)

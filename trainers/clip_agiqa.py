@@ -215,7 +215,7 @@ class CLIP_AGIQA(TrainerX):
         tuned = self.model.encoder_tuning is not None
         self.train_input = "img" if tuned else self.test_input
         self._test_prompts = None
-        reason = fast_unsupported_reason(self.cfg)
+        reason = fast_unsupported_reason(self.cfg) if self.trained is None else None
         if self.pipeline != self.pipeline_options.pipeline and reason:
             print(f"Fast pipeline unavailable ({reason}): using the reference pipeline")
         if self.pipeline == "fast":

@@ -6,7 +6,7 @@ Examples:
     python score.py original_output_dir imgs/ --backbone ViT-B/16 --level-names bad good
     python score.py output/run --list DATA/AIGIQA-20K/info_test.xlsx --output test_scores.csv
 
-RUN_DIR is one of our output directories (the model config comes from its config.yaml) or the
+RUN_DIR is one of our output directories (the model comes from the spec in its checkpoints) or the
 original code's output directory (`prompt_learner/` and `regression/` only: N_CTX, CSC, the
 number of levels and the head input are read off the checkpoints, the rest comes from
 --backbone, --level-names and --class-token-position). Inputs are image files or folders
@@ -74,12 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load model.pth.tar-<epoch> (default: the run's deployed model)")
     parser.add_argument("--backbone", default=None,
                         help="CLIP name or weights file (MODEL.BACKBONE.NAME); default: the "
-                             "run's, ViT-B/16 for runs without config.yaml")
+                             "run's, ViT-B/16 for the original code's runs")
     parser.add_argument("--level-names", nargs="+", default=None,
-                        help="level names, worst first, for runs without config.yaml "
+                        help="level names, worst first, for the original code's runs "
                              f"(default: {' '.join(UPSTREAM_LEVEL_NAMES)})")
     parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
-                        default=None, help="for runs without config.yaml (default end)")
+                        default=None, help="for the original code's runs (default end)")
     parser.add_argument("--labels", default=None,
                         help="label file (CSV or .xlsx) with the images' names and MOS: report "
                              "metrics; a database's own file works as it is (AGIQA-3K data.csv: "

@@ -105,8 +105,8 @@ def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
 
     A key missing from ``stored`` (a config written before the key existed) counts as its value
     in ``defaults``; keys in ``ignore`` are skipped. Path-valued keys (``PATH_KEYS``) differ
-    only when they name different things (``same_path``; ``bases``: where the stored relative
-    paths were given, the stored run's working directory first; ``data_bases``: the folders a
+    only when they name different things (``same_path``; ``bases``: where a relative path is
+    resolved, the working directory; ``data_bases``: the folders a
     relative ``DATA_PATH_KEYS`` value may be relative to, the database folders).
     """
     defaults = defaults or {}

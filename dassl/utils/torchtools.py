@@ -236,12 +236,6 @@ def _number(value: Any, kind: type) -> Any:
         return None
 
 
-def module_checkpoint_paths(directory: str, names: Collection[str],
-                            file_name: str) -> dict[str, str]:
-    """``{name: directory/name/file_name}`` (absolute) for the modules ``names``."""
-    return {name: os.path.abspath(os.path.join(directory, name, file_name)) for name in names}
-
-
 class ModuleCheckpoints:
     """The checkpoint files ``directory/<name>/<file_name>`` of one run's modules, each read at
     most once (``read``) however often its checkpoint, state or weights are asked for.

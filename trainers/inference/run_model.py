@@ -33,7 +33,7 @@ from dassl.utils.run_dir import check_run_dir
 from ..method.custom_clip import (IGNORED_ON_LOAD, MODULE_NAMES, CustomCLIP, head_input_size,
                                   load_clip, module_names)
 from ..method.model_spec import ModelSpec
-from ..method.precision import precision_for_checkpoint, resolve_precision
+from ..method.precision import precision_for_checkpoint
 
 __all__ = ["RunModel", "TrainedRun", "load_run_model", "check_trained_run", "find_model_file",
            "UPSTREAM_LEVEL_NAMES"]
@@ -139,9 +139,8 @@ class TrainedRun:
         run's own) forced `CPU_PREC` decides (`trainers.method.precision
         .precision_for_checkpoint`; a resume never changes precision)."""
         configured = configured or self.spec
-        current = resolve_precision(configured.precision, device, configured.cpu_precision)
         return precision_for_checkpoint(
-            configured.precision, configured.cpu_precision, device, current,
+            configured.precision, configured.cpu_precision, device,
             self.checkpoints.read(FIRST_MODULE)[0], self.path(FIRST_MODULE), resume,
             self.cpu_precision)
 

@@ -129,13 +129,13 @@ def describe(precision: str, prec: str, cpu_prec: str, device: torch.device | st
     return f"Precision: {precision} on {device.type.upper()}{extra}"
 
 
-def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | str, current: str,
+def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | str,
                              checkpoint: dict, source: str, resume: bool,
                              evaluation_cpu_prec: str | None = None) -> tuple[str, str | None]:
     """`(precision, log line or None)` to load the checkpoint read from `source` in.
 
-    `prec`/`cpu_prec` are the configured `PREC` and `CPU_PREC`, `current` the precision they give
-    on `device`. A run never silently continues in another precision: the checkpoint's recorded
+    `prec`/`cpu_prec` are the configured `PREC` and `CPU_PREC`; `current` below is the precision
+    they give on `device` (`resolve_precision`). A run never silently continues in another precision: the checkpoint's recorded
     precision (`recorded_precision`) wins over `current`, with a log line. A `CPU_PREC` forced by
     the user wins for evaluation and scoring (also logged), while a resume that would change
     precision raises `ConfigError`. `evaluation_cpu_prec` is a `CPU_PREC` the user set for this
@@ -145,6 +145,7 @@ def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | st
     """
     from dassl.utils import ConfigError
 
+    current = resolve_precision(prec, device, cpu_prec)
     recorded, known = recorded_precision(checkpoint, device, prec)
     if (not resume and evaluation_cpu_prec not in (None, "auto")
             and torch.device(device).type == "cpu"):

@@ -25,7 +25,6 @@ import os
 from contextlib import nullcontext
 
 import torch
-from torch import nn
 
 from dassl.data.transforms import build_test_transform
 from dassl.engine import TRAINER_REGISTRY, TrainerX
@@ -67,8 +66,6 @@ def check_prompts(spec: ModelSpec, splits: dict) -> None:
                 f"TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's generation prompt, but "
                 f"{len(missing)} {split} image(s) have none (e.g. {missing[0]}): use a database "
                 "with a prompt column (AGIQA-3K) or set DATASET.PROMPT_FILE (CSV name,prompt)")
-
-
 
 
 @TRAINER_REGISTRY.register()

@@ -121,13 +121,9 @@ def _test_steps(size, interp, mean, std, normalize: bool) -> list:
 
 def build_test_transform(size: Sequence[int], interpolation: str, mean: Sequence[float],
                          std: Sequence[float], normalize: bool = True):
-    """The test pipeline of ``build_transform`` from its values: shorter side to ``max(size)``
-    (``interpolation``), centre crop ``size`` = (height, width), [0, 1] tensor, and with
-    ``normalize`` per-channel ``(x - mean) / std``. Raises ``ConfigError`` for an unknown
-    interpolation."""
-    if interpolation not in INTERPOLATION_MODES:
-        raise ConfigError(f"interpolation must be one of {list(INTERPOLATION_MODES)}, got "
-                          f"{interpolation!r}")
+    """The test pipeline of ``build_transform`` from its (validated) values: shorter side to
+    ``max(size)`` (``interpolation``, a key of ``INTERPOLATION_MODES``), centre crop ``size`` =
+    (height, width), [0, 1] tensor, and with ``normalize`` per-channel ``(x - mean) / std``."""
     steps = _test_steps(tuple(size), INTERPOLATION_MODES[interpolation], list(mean), list(std),
                         normalize)
     return T.Compose([op for _, op in steps])

@@ -23,8 +23,8 @@ from datasets.labels import read_text_csv
 from datasets.synthetic import make_synthetic_agiqa
 
 REPO = Path(__file__).resolve().parents[1]
-# The real AGIQA-3K label file, committed with the tests (MIT licence; tests/data/README.md).
-NAMES_CSV = REPO / "tests" / "data" / "agiqa3k" / "data.csv"
+# The real AGIQA-3K label file, shipped with the loaders (MIT licence; datasets/data/README.md).
+NAMES_CSV = REPO / "datasets" / "data" / "AGIQA-3K" / "data.csv"
 MARKER = ".bench_dataset.json"
 FULL_SIZE = 2982  # rows of AGIQA-3K's data.csv
 

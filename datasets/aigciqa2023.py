@@ -22,11 +22,12 @@ from .core import DatasetOptions, LevelledData, assemble, resolve_task
 from .errors import DatasetError, describe_dir
 from .labels import read_label_table, read_mat_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
+from .registry import AIGCIQA2023 as DATABASE
 
 __all__ = ["AIGCIQA2023", "load_aigciqa2023", "mos_sources", "FOLDER", "IMAGE_FOLDER",
            "TASK_MAT_INDEX", "DEFAULT_THRESHOLDS"]
 
-FOLDER = "AIGCIQA2023"
+FOLDER = DATABASE.folder
 IMAGE_FOLDER = "allimg"
 # Task -> k of MOS/mosz{k}.mat (the database's numbering).
 TASK_MAT_INDEX = {"quality": 1, "authenticity": 2, "correspondence": 3}

@@ -13,6 +13,7 @@ from datasets import DatasetError
 from datasets.agiqa1k import load_agiqa1k
 from datasets.labels import read_label_table
 from datasets.synthetic import make_synthetic_agiqa1k, write_xlsx
+from datasets.registry import PRODUCT_DATA
 from label_files import dataset_options as options
 
 DATA = Path(__file__).resolve().parent / "data" / "agiqa1k"
@@ -163,7 +164,7 @@ def test_split_file_errors(root, tmp_path):
         load_agiqa1k(options(root, SPLIT_FILE=str(PEER), SPLIT_INDEX=11))
 
 
-AGIQA3K_CSV = Path(__file__).resolve().parent / "data" / "agiqa3k" / "data.csv"  # shipped (MIT)
+AGIQA3K_CSV = PRODUCT_DATA / "AGIQA-3K" / "data.csv"  # shipped for users (MIT)
 
 
 def test_the_quantile_rule_gives_agiqa3k_training_sextiles():

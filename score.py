@@ -181,8 +181,10 @@ def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, s
         names = " or ".join(NAME_COLUMNS)
         wanted_text = (f"a name column ({names}) and column {mos_column!r} (--mos-column)"
                        if mos_column
-                       else f"a name column ({names}) and a MOS column ("
-                            f"{' or '.join(MOS_COLUMNS)}; others with --mos-column NAME)")
+                       else f"columns name,mos (or a database's own, letter case ignored: "
+                            f"{' or '.join(NAME_COLUMNS[1:])} for the name, "
+                            f"{' or '.join(MOS_COLUMNS[1:])} for the MOS; other MOS columns "
+                            "with --mos-column NAME)")
         raise LabelFileError(f"labels file (--labels) needs {wanted_text}; its columns: "
                              f"{', '.join(map(str, header))}")
     return name, mos

@@ -12,7 +12,7 @@ import pytest
 from datasets import DatasetError
 from datasets.agiqa1k import load_agiqa1k
 from datasets.labels import read_label_table
-from datasets.synthetic import make_synthetic_agiqa1k, write_xlsx
+from synthetic_databases import make_synthetic_agiqa1k, write_xlsx
 from datasets.registry import PRODUCT_DATA
 from label_files import dataset_options as options
 
@@ -79,7 +79,7 @@ def test_csv_label_file_and_images_beside_it(tmp_path):
     raw = pd.DataFrame({"Image": table["name"], "Prompt": "p", "MOS": [repr(m) for m in
                                                                       table["mos"]]})
     raw.to_csv(base / "AIGC_MOS_Zscore.csv", index=False)
-    from datasets.synthetic import write_placeholder_images
+    from synthetic_databases import write_placeholder_images
     write_placeholder_images(base, sorted(set(table["name"])))
     data = load_agiqa1k(options(tmp_path))
     assert data.image_dir == base
@@ -92,7 +92,7 @@ def test_label_file_errors_name_file_sheet_and_columns(tmp_path, root):
     bad = tmp_path / "AGIQA-1K"
     write_xlsx(bad / "AIGC_MOS_Zscore.xlsx", ["Image", "Prompt", "Score"], [("a.jpg", "p", 1.0)])
     with pytest.raises(DatasetError, match=r"AIGC_MOS_Zscore.xlsx, sheet 'Sheet1', lacks "
-                                           r"column\(s\) \['MOS'\]; its header row has "
+                                           r"column\(s\) \['MOS'\]; it has columns "
                                            r"\['Image', 'Prompt', 'Score'\]"):
         load_agiqa1k(options(tmp_path, CHECK_FILES=False))
     (bad / "AIGC_MOS_Zscore.xlsx").write_bytes(b"not a zip file")

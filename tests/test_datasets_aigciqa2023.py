@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from dassl.config import get_cfg_default
 from dassl.data.datasets import build_dataset
 from datasets import AIGCIQA2023, DatasetError, add_dataset_config
-from datasets.synthetic import write_placeholder_images
+from synthetic_databases import write_placeholder_images
 from label_files import AIGCIQA2023_ROWS, needs_real_aigciqa2023
 
 N = AIGCIQA2023_ROWS

@@ -1,7 +1,7 @@
 """The one reader of label files (image names and scores), as spreadsheets in any locale save them.
 
-Every tool reads label tables through :func:`read_label_file`: the dataset loaders (``data.csv``,
-``mos_*.csv``, ``DATASET.PROMPT_FILE``), ``score.py --labels`` and the scorer API. It accepts:
+Every tool reads label tables through :func:`read_label_file`: the dataset loaders (label,
+prompt and split files), ``score.py --labels`` and the scorer API. It accepts:
 
 - encodings: UTF-8 with or without a byte-order mark, UTF-16/UTF-32 with a byte-order mark
   (Excel's "Unicode text"), UTF-16 without one, and Windows-1252 / Latin-1 (Excel's "CSV" in

@@ -12,7 +12,7 @@ from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import DatasetError, describe_dir
+from .errors import MissingDataError, describe_dir
 from .labels import read_label_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
 from .registry import AGIQA3K as DATABASE
@@ -38,7 +38,7 @@ def load_agiqa(options: DatasetOptions) -> LevelledData:
     csv_path = label_file_path(base, options.label_file) or find_file(
         base, [LABEL_FILE], "AGIQA-3K label file")
     if csv_path is None:
-        raise DatasetError(f"AGIQA-3K label file {base / LABEL_FILE} not found (also looked one "
+        raise MissingDataError(f"AGIQA-3K label file {base / LABEL_FILE} not found (also looked one "
                            f"folder deeper); {describe_dir(base)}")
     table = read_label_table(csv_path, TASK_COLUMNS[task], prompt_column="prompt", name_column=DATABASE.name_column,
                              sheet=options.label_sheet)

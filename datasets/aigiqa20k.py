@@ -25,7 +25,7 @@ from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import SHOW_MISSING, DatasetError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir
 from .labels import read_label_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
 from .registry import AIGIQA20K as DATABASE
@@ -46,7 +46,7 @@ def info_file(base: Path, part: str) -> Path:
     names = [f"info_{part}.xlsx", f"info_{part}.csv"]
     path = find_file(base, names, f"AIGIQA-20K {part} list")
     if path is None:
-        raise DatasetError(f"AIGIQA-20K official {part} list {base / names[0]} (or "
+        raise MissingDataError(f"AIGIQA-20K official {part} list {base / names[0]} (or "
                            f"{names[1]}) not found; {describe_dir(base)}")
     return path
 

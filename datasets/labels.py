@@ -22,7 +22,7 @@ from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
 from .errors import DatasetError
 
 __all__ = ["read_label_table", "read_mat_table", "read_text_table", "data_row", "duplicate_rows",
-           "sha256_file", "mat_row_name", "MAT_VARIABLE", "DUPLICATE_POLICIES"]
+           "read_score_list", "sha256_file", "mat_row_name", "MAT_VARIABLE", "DUPLICATE_POLICIES"]
 
 MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, shape (N, 1)
 # What a label table does with an image name on several rows: "error" (every database but
@@ -125,6 +125,28 @@ def read_mat_table(path: str | os.PathLike, variable: str = MAT_VARIABLE) -> pd.
     values = array.reshape(-1).astype(np.float64)
     table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
     return _validated(table, path, what=f"variable '{variable}' row")
+
+
+def read_score_list(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a text file of N scores in image order (AIGCIQA2023's ``moz{k}.txt``: numbers
+    separated by line breaks, spaces, tabs or commas) into a label table with names
+    ``0.png .. N-1.png`` (as ``read_mat_table``). Raises ``DatasetError`` naming the first value
+    that is not a number."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read score list {path}: {exc}") from exc
+    cells = text.replace(",", " ").split()
+    values = np.empty(len(cells), dtype=np.float64)
+    for i, cell in enumerate(cells):
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            raise DatasetError(f"score list {path}: value {i} ({cell!r}) is not a number; "
+                               "expected one score per image, in image order") from None
+    table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
+    return _validated(table, path, what="value")
 
 
 def _numeric_mos(raw: pd.DataFrame, names: pd.Series, path: Path, mos_column: str) -> np.ndarray:

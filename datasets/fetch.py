@@ -379,6 +379,14 @@ def fetch_database(db: Database, root: Path, given: Sequence[Path] = (), progres
     staging = root / STAGING
     build = staging / db.folder
     target = root / db.folder
+    if target.is_dir() and not given:
+        try:
+            images = check_database(db, root)
+        except MissingDataError:
+            images = 0  # incomplete: fetched again, and merged into it
+        if images:
+            say(f"{db.title} in {target} is complete already: {images:,} labelled images")
+            return images
     files = {p.source.name: p.local for p in planned if p.local}
     folders = [g for g in given if g.is_dir()]
     for g in given:
@@ -449,7 +457,7 @@ def _checked(db: Database, build: Path, staging: Path, target: Path, root: Path)
             images = check_database(db, staging)
         except MissingDataError as exc:
             raise FetchError(f"{db.title} is incomplete after fetching, nothing was kept: "
-                             f"{exc}") from None
+                             f"{_one_line(exc, build, target)}") from None
         os.replace(build, target)
         return images
     merge_into(build, target)
@@ -457,7 +465,17 @@ def _checked(db: Database, build: Path, staging: Path, target: Path, root: Path)
     try:
         return check_database(db, root)
     except MissingDataError as exc:
-        raise FetchError(f"{db.title} in {target} is still incomplete: {exc}") from None
+        raise FetchError(f"{db.title} in {target} is still incomplete: "
+                         f"{_one_line(exc, build, target)}") from None
+
+
+def _one_line(exc: Exception, build: Path, target: Path) -> str:
+    """The loader's message as one line, naming the target folder instead of the staging one
+    (the folder listing and the CHECK_FILES hint left out: they are about training)."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith("(set DATASET.") and " contains: " not in line
+             and "is empty" not in line]
+    return " ".join(lines).replace(str(build), str(target))
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -308,7 +308,10 @@ def _content_root(unpacked: Path, folder_name: str) -> Path:
 
 def merge_into(source: Path, target: Path) -> None:
     """Move the tree ``source`` into ``target`` (same file system), replacing files."""
-    target.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        return
     for entry in source.iterdir():
         dest = target / entry.name
         if entry.is_dir() and dest.is_dir():

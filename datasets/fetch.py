@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import http.client
 import json
 import os
@@ -57,6 +56,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from .errors import DatasetError, MissingDataError
+from .labels import sha256_file
 from .registry import DATABASES, PRODUCT_DATA, Database, Source, by_config, config_names
 
 __all__ = ["FetchError", "Planned", "plan", "fetch_database", "fetch_if_absent", "check_database",
@@ -146,20 +146,12 @@ def _check_space(folder: Path, needed: int, what: str) -> None:
                          f"{free:,} are free; free some space or choose another --root")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(path: Path, p: Planned, remove: bool) -> None:
     """Size, then SHA-256; on a mismatch ``path`` is removed when ``remove``."""
     size = path.stat().st_size
     problem = (f"has {size:,} bytes, expected {p.size:,}" if size != p.size else None)
     if problem is None:
-        found = sha256_of(path)
+        found = sha256_file(path)
         problem = (None if found == p.sha256 else
                    f"has SHA-256 {found}, expected {p.sha256}")
     if problem is None:
@@ -356,7 +348,7 @@ def check_database(db: Database, root: Path) -> int:
 # ------------------------------------------------------------------------------ fetching
 def _match_given(db: Database, planned: Sequence[Planned], given: Path) -> Planned:
     """The source a ``--from`` file is, by SHA-256; else a ``FetchError`` naming both hashes."""
-    found = sha256_of(given)
+    found = sha256_file(given)
     for p in planned:
         if p.sha256 == found:
             return p

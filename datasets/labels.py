@@ -86,7 +86,7 @@ def duplicate_rows(names: pd.Series) -> list[list[int]]:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (provenance of label and split files)."""
+    """Hex SHA-256 of a file's bytes (provenance of label and split files, fetched files)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

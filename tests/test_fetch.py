@@ -22,6 +22,7 @@ from dassl.data.datasets import DATASET_REGISTRY
 from datasets import add_dataset_config, fetch
 from datasets.aigciqa2023 import load_aigciqa2023
 from datasets.errors import MissingDataError
+from datasets.labels import sha256_file
 from datasets.registry import DATABASES, PRODUCT_DATA, hub_url
 from fetch_server import (AGIQA3K_CSV, LocalServer, agiqa_files, aigciqa2023_files, folder_members,
                           manifest, requests_for, write_manifest, zip_bytes)
@@ -93,7 +94,7 @@ def test_real_sources_have_the_published_form(monkeypatch):
         assert HEX64.match(source.sha256), name
         if source.bundled:
             assert (PRODUCT_DATA / source.bundled).stat().st_size == source.size
-            assert fetch.sha256_of(PRODUCT_DATA / source.bundled) == source.sha256
+            assert sha256_file(PRODUCT_DATA / source.bundled) == source.sha256
             continue
         repo, revision, path = source.hub
         assert re.fullmatch(r"[\w.-]+/[\w.-]+", repo) and REVISION.match(revision)

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
-from .errors import DatasetError, MissingDataError
+from .errors import DatasetError, MissingDataError, describe_dir
 from .labels import sha256_file
 from .registry import DATABASES, PRODUCT_DATA, Database, Source, by_config, config_names
 
@@ -411,7 +411,12 @@ def fetch_database(db: Database, root: Path, given: Sequence[Path] = (), progres
         _assemble(planned, files, build, staging, db, with_archives=not folders)
         images = _checked(db, build, staging, target, root)
     except BaseException:
+        # Only an interrupted download (NAME.part) stays, for the next run to resume.
         shutil.rmtree(build, ignore_errors=True)
+        for path in files.values():
+            if path is not None and path.parent == staging:
+                path.unlink(missing_ok=True)
+        _remove_if_empty(staging)
         raise
     for p in planned:  # verified downloads are in place now; --from files are the user's
         if files.get(p.source.name) == staging / p.source.name:
@@ -489,7 +494,12 @@ def fetch_if_absent(name: str, root: str, say: Callable[[str], None] = print) ->
     if db is None or not db.sources or base is None or not base.is_dir() or \
             (base / db.folder).exists():
         return
-    fetch_database(db, base, progress=sys.stderr.isatty(), say=say)
+    try:
+        fetch_database(db, base, progress=sys.stderr.isatty(), say=say)
+    except FetchError as exc:
+        raise FetchError(f"dataset folder {base / db.folder} not found ({describe_dir(base)}); "
+                         f"fetching it failed: {exc} (DATASET.FETCH False skips the "
+                         "download)") from None
 
 
 def repair_hint(name: str, root: str) -> str:

@@ -183,7 +183,7 @@ def test_a_bad_download_is_one_error_and_leaves_nothing(case, use, capsys):
     root = use(**options)
     code, _, err = run(capsys, "AGIQA", "--root", str(root))
     assert code == 2 and re.search(message, one_error(err))
-    assert left_behind(root) == [".fetch"] or left_behind(root) == []
+    assert left_behind(root) == []
 
 
 @pytest.mark.parametrize("case", ["corrupt", "outside", "absolute", "link"])
@@ -205,7 +205,7 @@ def test_a_bad_archive_is_refused_before_anything_lands(case, use, served, capsy
                 "absolute": "outside its folder", "link": "holds a link"}[case]
     assert code == 2 and expected in one_error(err)
     assert not (root / "AGIQA-3K").exists() and not (tmp_path / "evil.jpg").exists()
-    assert not [p for p in (root / fetch.STAGING).iterdir() if p.is_dir()]
+    assert left_behind(root) == []
 
 
 def test_a_full_disk_is_found_before_downloading(use, served, capsys, monkeypatch):
@@ -291,7 +291,7 @@ def test_offline_the_error_comes_at_once_with_the_url_and_the_manual_route(tmp_p
     assert code == 2 and len(attempts) == 1  # one try, no retry loop
     assert DATABASES["AGIQA"].sources[0].location() in line
     assert "python -m datasets.fetch AGIQA --from FILE" in line
-    assert left_behind(root) == [".fetch"]
+    assert left_behind(root) == []
 
 
 # ---------------------------------------------------------------------------- train.py, main.sh

@@ -98,11 +98,12 @@ def find_mos_file(base: Path, task: str, label_file: str) -> tuple[Path, str]:
         path = find_file(base, names, f"AIGCIQA2023 {task} MOS")
         if path is not None:
             return path, kind
-    tried = ", ".join(names[0] for _, names in _candidates(task))
+    (_, mat), (_, csv), (_, txt), (_, table) = _candidates(task)
     raise MissingDataError(
-        f"AIGCIQA2023 {task} MOS not found in {base}: expected one of {tried} (see "
-        f"datasets/aigciqa2023.py; mat2csv.py writes the CSVs); {describe_dir(base)}; "
-        f"{describe_dir(base / 'MOS')}")
+        f"AIGCIQA2023 {task} MOS not found: expected {base / mat[0]} (variable MOSz), "
+        f"{base / csv[0]} (columns name,mos, see mat2csv.py), {base / txt[0]} (one score per "
+        f"image, in order) or {base / table[0]} (column {DATABASE.task_columns[task]}); "
+        f"{describe_dir(base)}; {describe_dir(base / 'MOS')}")
 
 
 def load_aigciqa2023(options: DatasetOptions) -> LevelledData:

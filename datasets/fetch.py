@@ -189,7 +189,7 @@ def download(db: Database, p: Planned, folder: Path, progress: bool) -> Path:
     return dest
 
 
-def _open(db: Database, p: Planned, have: int):
+def _open(db: Database, p: Planned, part: Path, have: int):
     headers = {"User-Agent": "clip-agiqa-fetch"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -197,6 +197,11 @@ def _open(db: Database, p: Planned, have: int):
     try:
         return urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the server's file is not the one begun: start over
+            part.unlink()
+            raise FetchError(f"{p.url} cannot continue {p.source.name} from byte {have:,} "
+                             "(HTTP 416); the partial download was removed: run the same "
+                             "command again to start over") from None
         raise FetchError(f"{p.url} answered HTTP {exc.code} {exc.reason} instead of "
                          f"{p.source.name}; {_manual_route(db, p)}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -209,7 +214,7 @@ def _transfer(db: Database, p: Planned, part: Path, have: int, progress: bool) -
     """One GET (with ``Range`` from ``have``) appended to ``part``; returns its size after."""
     from tqdm import tqdm  # deferred: --list and --help need no progress bar
 
-    with _open(db, p, have) as response:
+    with _open(db, p, part, have) as response:
         kind = response.headers.get("Content-Type", "")
         first = response.read(min(CHUNK, p.size - have) or 1)
         if "text/html" in kind.lower() or _looks_like_html(first):
@@ -428,8 +433,7 @@ def fetch_database(db: Database, root: Path, given: Sequence[Path] = (), progres
 
 def _assemble(planned: Sequence[Planned], files: dict, build: Path, staging: Path,
               db: Database, with_archives: bool) -> None:
-    """Unpack the archives and place the single files into ``build``."""
-    build.mkdir(parents=True, exist_ok=True)
+    """Unpack the archives and place the single files into ``build`` (created by the first)."""
     for p in planned:
         path = files.get(p.source.name)
         if path is None:
@@ -447,6 +451,7 @@ def _assemble(planned: Sequence[Planned], files: dict, build: Path, staging: Pat
             finally:
                 shutil.rmtree(unpacked, ignore_errors=True)
         elif not (build / p.source.name).exists():  # a --from folder's own copy stays
+            build.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, build / p.source.name)
 
 

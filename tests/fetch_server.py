@@ -52,6 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = self.headers.get("Range", "")
         if wanted.startswith("bytes=") and wanted.endswith("-"):
             start = int(wanted[len("bytes="):-1])
+            if start >= len(body):
+                self.send_error(416, "Range Not Satisfiable")
+                return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:

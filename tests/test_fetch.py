@@ -137,6 +137,17 @@ def test_fetch_resumes_a_dropped_download_and_checks_the_result(use, served, cap
     assert (root / "AGIQA-3K" / "data.csv").read_bytes() == served.files["data.csv"]
 
 
+def test_a_partial_download_the_server_cannot_continue_is_removed(use, served, capsys):
+    data = served.files["AGIQA-3K.zip"]
+    root = use(replace={"AGIQA-3K.zip": {"size": len(data) + 10}})
+    part = root / fetch.STAGING / "AGIQA-3K.zip.part"
+    part.parent.mkdir()
+    part.write_bytes(data)  # a whole other file where a part of this one was expected
+    code, _, err = run(capsys, "AGIQA", "--root", str(root))
+    assert code == 2 and "(HTTP 416); the partial download was removed" in one_error(err)
+    assert left_behind(root) == []
+
+
 def test_fetch_of_aigciqa2023_gives_all_three_tasks(use, capsys):
     root = use()
     code, out, _ = run(capsys, "AIGCIQA2023", "--root", str(root))

@@ -44,14 +44,17 @@ from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.utils import InputError, atomic_write_text, report_user_error
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
+from datasets.registry import DATABASES
 from trainers.inference.scorer import load_scorer
 from trainers.user_errors import USER_ERRORS, error_message
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
-# ours and AIGIQA-20K (name, mos), AGIQA-1K (Image, MOS), AGIQA-3K (name, mos_quality).
-NAME_COLUMNS = ("name", "image")
-MOS_COLUMNS = ("mos", "mos_quality")
+# ours (name, mos), then each database's own label file, its name and default-task MOS column
+# as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
+NAME_COLUMNS = tuple(dict.fromkeys(["name", *(db.name_column.lower() for db in DATABASES.values())]))
+MOS_COLUMNS = tuple(dict.fromkeys(["mos", *(next(iter(db.task_columns.values())).lower()
+                                            for db in DATABASES.values())]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                         default=None, help="for the original code's runs (default end)")
     parser.add_argument("--labels", default=None,
                         help="label file (CSV or .xlsx) with the images' names and MOS: report "
-                             "metrics; a database's own file works as it is (AGIQA-3K data.csv: "
-                             "mos_quality, AGIQA-1K: Image,MOS, AIGIQA-20K: name,mos)")
+                             "metrics; a database's own file works as it is ("
+                             + ", ".join(f"{db.title}: {db.name_column},"
+                                         f"{next(iter(db.task_columns.values()))}"
+                                         for db in DATABASES.values()) + ")")
     parser.add_argument("--mos-column", default=None, metavar="NAME",
-                        help="the --labels column holding the MOS (default: mos, else "
-                             "mos_quality), e.g. mos_align for AGIQA-3K's alignment MOS")
+                        help="the --labels column holding the MOS (default: the first of "
+                             f"{', '.join(MOS_COLUMNS)}), e.g. mos_align for AGIQA-3K's "
+                             "alignment MOS")
     parser.add_argument("--prompts", default=None,
                         help="CSV with columns name,prompt: each image's generation prompt (runs "
                              "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
@@ -166,17 +172,20 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
 
 def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, str]:
     """`(name column, MOS column)` of a labels file with these header cells (letter case
-    ignored): `name`, else AGIQA-1K's `Image`; `mos_column`, else `mos` (AIGIQA-20K, AGIQA-1K's
-    `MOS`, ours), else AGIQA-3K's `mos_quality`. Raises `LabelFileError` naming what is there."""
+    ignored): the first of `NAME_COLUMNS` present; `mos_column`, else the first of `MOS_COLUMNS`
+    (`mos`, then the databases' own). Raises `LabelFileError` naming what is there."""
     present = {str(cell).lower(): str(cell) for cell in header}
     name = next((present[c] for c in NAME_COLUMNS if c in present), None)
     wanted = (mos_column,) if mos_column else MOS_COLUMNS
     mos = next((present[c.lower()] for c in wanted if c.lower() in present), None)
     if name is None or mos is None:
-        wanted_text = (f"a name column (name or Image) and column {mos_column!r} (--mos-column)"
+        names = " or ".join(NAME_COLUMNS)
+        wanted_text = (f"a name column ({names}) and column {mos_column!r} (--mos-column)"
                        if mos_column
-                       else "columns name,mos (or a database's own: Image for the name, "
-                            "mos_quality for the MOS; other MOS columns with --mos-column NAME)")
+                       else f"columns name,mos (or a database's own, letter case ignored: "
+                            f"{' or '.join(NAME_COLUMNS[1:])} for the name, "
+                            f"{' or '.join(MOS_COLUMNS[1:])} for the MOS; other MOS columns "
+                            "with --mos-column NAME)")
         raise LabelFileError(f"labels file (--labels) needs {wanted_text}; its columns: "
                              f"{', '.join(map(str, header))}")
     return name, mos

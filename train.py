@@ -36,7 +36,6 @@ from typing import Any, Sequence
 import yaml
 
 from dassl.config import get_cfg_default, merge_config
-from dassl.config.database_scope import config_applies_to, database_tag, dataset_stems
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
@@ -53,6 +52,8 @@ from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorde
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
+from datasets.registry import config_names
+from datasets.scope import config_applies_to, database_tag
 from datasets.levels import validate_levels
 from trainers import CLIP_AGIQA, add_trainer_config
 from trainers.inference.run_model import TrainedRun, check_trained_run
@@ -263,14 +264,14 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
 def check_database_scope(config_file: str, dataset_config_file: str) -> None:
     """A method yaml named for one database (``levels2_aigciqa2023``: MOS cut points on its
     scale) trains only with that database's yaml, the rule the sweep plans by
-    (``dassl.config.database_scope``); ``ConfigError`` naming both otherwise."""
+    (``datasets.scope``); ``ConfigError`` naming both otherwise."""
     if not config_file or not dataset_config_file:
         return
-    stems = dataset_stems(os.path.join(REPO_DIR, "configs", "datasets"))
-    if config_applies_to(config_file, dataset_config_file, stems):
+    if config_applies_to(config_file, dataset_config_file):
         return
-    tag = database_tag(os.path.splitext(os.path.basename(config_file))[0], stems)
-    databases = ", ".join(f"configs/datasets/{s}.yaml" for s in stems if s.lower() == tag)
+    tag = database_tag(os.path.splitext(os.path.basename(config_file))[0])
+    databases = ", ".join(f"configs/datasets/{s}.yaml" for s in config_names()
+                          if s.lower() == tag)
     raise ConfigError(f"{config_file} is made for one database (its name ends in _{tag}: MOS "
                       f"cut points or prompts of that database) and applies only to {databases}, "
                       f"not to {dataset_config_file}")

@@ -229,7 +229,7 @@ def test_agiqa_level_sets_carry_the_cut_points_they_name():
     from datasets.splits import split_table
     from scripts.sweeps.spec import database_tag
 
-    table = pd.read_csv(REPO / "tests/data/agiqa3k/data.csv")
+    table = pd.read_csv(REPO / "datasets/data/AGIQA-3K/data.csv")
     train_rows = split_table(table.rename(columns={"mos_quality": "mos"}), 0.2, 42).train
     quintiles = quantile_thresholds(table["mos_quality"].to_numpy()[train_rows], 5)
     five = yaml.safe_load((REPO / "configs/ablations/levels5_agiqa.yaml").read_text())["DATASET"]

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import train
-from datasets.synthetic import make_synthetic_agiqa1k, make_synthetic_aigiqa20k
+from synthetic_databases import make_synthetic_agiqa1k, make_synthetic_aigiqa20k
 from trainers import load_scorer
 from tolerances import MOS_ATOL, reorder_atol
 

@@ -17,7 +17,8 @@ import train
 from clip.random_weights import save_random_weights
 from dassl.evaluation import iqa_metrics
 from dassl.utils import ConfigError
-from datasets.synthetic import make_synthetic_agiqa, write_xlsx
+from datasets.synthetic import make_synthetic_agiqa
+from synthetic_databases import write_xlsx
 from trainers import Scorer, load_scorer
 from trainers.inference.run_model import load_run_model
 from tolerances import EXACT, FP16_CTX_ATOL, METRIC_REL, MOS_ATOL, MOS_CSV_ATOL

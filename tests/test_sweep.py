@@ -13,7 +13,8 @@ import pytest
 
 from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
-from datasets.synthetic import make_synthetic_agiqa, make_synthetic_agiqa1k
+from datasets.synthetic import make_synthetic_agiqa
+from synthetic_databases import make_synthetic_agiqa1k
 from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, execute,
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.spec import SweepError, build_spec, load_spec_file

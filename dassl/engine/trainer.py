@@ -171,7 +171,7 @@ class SimpleTrainer(TrainerBase):
                 # A chosen protocol, said once as a plain line (console and log), not as a
                 # Python warning with a source line.
                 print("WARNING: TEST.ALLOW_SELECTION_ON_TEST is set and there is no validation "
-                      "split: the best epoch is SELECTED ON THE TEST SET (original CLIP-AGIQA "
+                      "split: the best epoch is SELECTED ON THE TEST SET (the original code's "
                       "protocol); the selected score is optimistic. The last-epoch test score is "
                       "reported too.")
         self.start_epoch = self.resume_model_if_exist(cfg.RESUME or self.output_dir)

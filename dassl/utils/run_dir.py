@@ -31,10 +31,11 @@ PREDICTIONS_FILE = "predictions.csv"
 SCATTER_FILE = "scatter.png"
 SPLITS_DIR = "splits"
 TENSORBOARD_DIR = "tensorboard"
-# Keys that may differ between the runs of one experiment: where things are, how fast they load,
-# how much is printed, and the device (resuming a GPU run on a CPU is allowed).
-IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
-                          "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
+# Keys that may differ between the runs of one experiment: where things are (and whether a
+# missing database is downloaded), how fast they load, how much is printed, and the device
+# (resuming a GPU run on a CPU is allowed).
+IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.FETCH",
+                          "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
 # Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
 _RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, "cmat.pt", CONFIG_FILE,
               RUN_INFO_FILE, SPLITS_DIR, TENSORBOARD_DIR)

@@ -8,7 +8,7 @@ one ``error: Cannot read image file PATH: reason`` line and exit status 2
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -18,25 +18,29 @@ from dassl.utils import find_unreadable_images, format_bad_images
 from .core import DatasetOptions, LevelledData, read_options
 from .errors import DatasetError, MissingDataError
 from .fetch import fetch_if_absent, repair_hint
+from .registry import DATABASES
 
 __all__ = ["LevelDataset", "to_datums", "drop_unreadable"]
 
 _SHOW_BAD = 10  # unreadable files an error message lists
 
 
-def to_datums(part: pd.DataFrame, data: LevelledData) -> list[Datum]:
+def to_datums(part: pd.DataFrame, data: LevelledData,
+              generator_of: Callable[[str], str | None] | None = None) -> list[Datum]:
     """One ``Datum`` per row of ``part``, in order.
 
     ``name`` is the image name exactly as the label file gives it (split files print it),
     ``impath`` the resolved path (in the row's ``folder`` when the table has that column),
     ``mos`` a Python float, ``label`` the level index, ``classname`` its level name and
-    ``prompt`` the generation prompt (None without one). Existence was already checked in bulk,
+    ``prompt`` the generation prompt (None without one), ``generator`` the database's
+    ``generator_of(name)`` (None without a rule). Existence was already checked in bulk,
     so ``check_file`` is off.
     """
     prompts = part["prompt"] if "prompt" in part else [None] * len(part)
     return [
         Datum(impath=str(folder / name), label=int(label), classname=data.level_names[int(label)],
-              mos=float(mos), name=name, prompt=prompt)
+              mos=float(mos), name=name, prompt=prompt,
+              generator=generator_of(name) if generator_of else None)
         for folder, name, mos, label, prompt in zip(image_folders(part, data.image_dir),
                                                     part["name"], part["mos"], part["label"],
                                                     prompts)
@@ -117,7 +121,9 @@ class LevelDataset(DatasetBase):
         if options.check_files or options.skip_bad_images:
             tables, self.skipped_images = drop_unreadable(tables, data.image_dir,
                                                           options.skip_bad_images)
-        parts = {name: to_datums(table, data) for name, table in tables.items()}
+        database = DATABASES.get(name)
+        generator_of = database.generator if database else None
+        parts = {part: to_datums(table, data, generator_of) for part, table in tables.items()}
         super().__init__(train_x=parts["train"], val=parts["val"] or None, test=parts["test"],
                          classnames=list(data.level_names))
 

@@ -19,9 +19,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-__all__ = ["Source", "Database", "DATABASES", "by_config", "database_names", "config_names",
+__all__ = ["Source", "Database", "generator_before_first", "generator_before_last",
+           "aigciqa2023_generator", "DATABASES", "by_config", "database_names", "config_names",
            "readme_table", "with_readme_table", "hub_url", "HF_DEFAULT_ENDPOINT", "PRODUCT_DATA"]
 
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -65,12 +66,50 @@ class Source:
         return hub_url(*self.hub) if self.hub else self.url
 
 
+def _stem(name: str) -> str:
+    """The file name of ``name`` (a label file may give a relative path) without its suffix."""
+    return os.path.splitext(os.path.basename(name.replace("\\", "/")))[0]
+
+
+def generator_before_first(name: str) -> str | None:
+    """The generator of an image named ``GENERATOR_rest.ext``: the part before the first ``_``
+    (AGIQA-3K ``midjourney_normal_001.jpg`` -> ``midjourney``); None without a ``_``."""
+    stem = _stem(name)
+    return stem.split("_", 1)[0] if "_" in stem else None
+
+
+def generator_before_last(name: str) -> str | None:
+    """The generator of an image named ``GENERATOR_index.ext`` whose generator may itself hold
+    ``_`` (AIGIQA-20K ``SDXL_Turbo_12.jpg`` -> ``SDXL_Turbo``); None without a ``_``."""
+    stem = _stem(name)
+    return stem.rsplit("_", 1)[0] if "_" in stem else None
+
+
+# AIGCIQA2023's image ``i.png`` by index, 400 per model (pic-index.xlsx of the official
+# repository wangjiarui153/AIGCIQA2023).
+AIGCIQA2023_GENERATORS = ("Controlnet", "DALLE", "Glide", "Lafite", "stable-diffusion",
+                          "Unidiffuser")
+AIGCIQA2023_PER_GENERATOR = 400
+
+
+def aigciqa2023_generator(name: str) -> str | None:
+    """The generator of AIGCIQA2023's ``i.png``: index 0-399 Controlnet, 400-799 DALLE, ...,
+    2000-2399 Unidiffuser; None for a name that is not such an index."""
+    stem = _stem(name)
+    if not stem.isdigit():
+        return None
+    block = int(stem) // AIGCIQA2023_PER_GENERATOR
+    return AIGCIQA2023_GENERATORS[block] if block < len(AIGCIQA2023_GENERATORS) else None
+
+
 @dataclass(frozen=True)
 class Database:
     """One database: see the module docstring. ``task_columns`` maps each task to its MOS column
     in the database's own label file (the first task is the default); ``readme`` holds the cells
     of its README table row (images / label rows, origin, default split); ``manual``: how to get
-    it by hand when it has no verified ``sources``."""
+    it by hand when it has no verified ``sources``; ``generator``: the rule that gives an
+    image's generator (its model) from its name as the label file gives it, None where the
+    database has no such rule (results.json's ``final.per_generator`` reads it)."""
 
     name: str
     title: str
@@ -85,6 +124,7 @@ class Database:
     default_split: str
     sources: tuple[Source, ...] = ()
     manual: str = ""
+    generator: Callable[[str], str | None] | None = None
 
     def download_size(self) -> int:
         """Bytes to download (bundled files excluded)."""
@@ -103,6 +143,9 @@ AGIQA3K = Database(
     task_columns={"quality": "mos_quality", "alignment": "mos_align"},
     licence="MIT", origin="GitHub `lcysyzxdxc/AGIQA-3k-Database`", images="2,982",
     default_split="seeded 80/20: 2,385 / 597 (the original's)",
+    # Names such as AttnGAN_normal_000.jpg; generators AttnGAN, DALLE2, glide, midjourney,
+    # sd1.5, xl2.2 (the database's data.csv).
+    generator=generator_before_first,
     sources=(
         Source(name="AGIQA-3K.zip", size=97_950_738,
                sha256="96401d1f9844ef68092c7f6d5681c8ec90b20c33d238fb4d25033133f10084cf",
@@ -122,6 +165,8 @@ AGIQA1K = Database(
     configs=("AGIQA1K",), name_column="Image", task_columns={"quality": "MOS"},
     licence="MIT", origin="GitHub `lcysyzxdxc/AGIQA-1k-Database`", images="1,079 / 1,080",
     default_split="seeded 80/20: 864 / 216; peer folders via `SPLIT_FILE`",
+    # Names such as deepai_0001.png and dreamStudio_0001.png (AIGC_MOS_Zscore.xlsx).
+    generator=generator_before_first,
     manual="the links in the README of GitHub lcysyzxdxc/AGIQA-1k-Database; put "
            "AIGC_MOS_Zscore.xlsx and the images (file/) in ROOT/AGIQA-1K/",
 )
@@ -139,6 +184,7 @@ AIGCIQA2023 = Database(
                   "correspondence": "correspondence_mos"},
     licence="none stated", origin="GitHub `wangjiarui153/AIGCIQA2023`", images="2,400",
     default_split="seeded 80/20: 1,920 / 480 (the original's)",
+    generator=aigciqa2023_generator,
     sources=(
         Source(name="AIGCIQA2023.zip", size=889_119_660,
                sha256="ec51293d2c910d010f233a4f33ecd07c3fba018157f6e428dbada081d6a02616",
@@ -161,6 +207,8 @@ AIGIQA20K = Database(
     origin="the challenge's release (AIGCQA-30K)", images="20,000 (14,000 with public MOS)",
     default_split="80/20 of the 14,000: 11,200 / 2,800; official 14,000 / 2,000 / 4,000 with a "
                   "full label file",
+    # Model names such as LCM_Pixart and SDXL_Turbo hold "_": the part before the last one.
+    generator=generator_before_last,
     manual="the NTIRE 2024 AIGC quality challenge's release (AIGCQA-30K, image track); put "
            "info_train.xlsx, info_val.xlsx, info_test.xlsx and the images in ROOT/AIGIQA-20K/",
 )

@@ -5,7 +5,7 @@
 #   2. uses the real CLIP ViT-B/16 when its weights are already cached (a few epochs: the real
 #      encoder runs at a few images/s on a CPU), else a tiny CLIP with random weights;
 #   3. trains and tests with train.py (configs/demo/cpu.yaml), then prints SRCC/PLCC/KRCC of the
-#      test split and where the run's files are.
+#      test split, where the run's files are and, last, the path of its report.html.
 set -euo pipefail
 
 usage() {
@@ -120,4 +120,5 @@ run = sys.argv[1]
 metrics = json.load(open(os.path.join(run, "results.json")))["final"]["metrics"]
 print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in ("srcc", "plcc", "krcc")))
 print(f"[demo] run folder: {run} (results.json, predictions.csv, scatter.png, log.txt, tensorboard/)")
+print(f"[demo] report page: {os.path.join(os.path.abspath(run), 'report.html')}")
 PY

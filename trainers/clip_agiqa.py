@@ -321,9 +321,29 @@ class CLIP_AGIQA(TrainerX):
         self._test_prompts = batch.get("prompt")
         return inputs.to(self.device, non_blocking=True), self.test_target(batch)
 
+    def test(self, split=None, tag=None) -> float:
+        """dassl's `test`, also keeping `test_level_probabilities`: `(N, n_levels)` float32,
+        the level prompts read zero-shot (`CustomCLIP.level_probabilities`) per tested image in
+        loader order (the run report reads them)."""
+        self._level_probabilities: list[torch.Tensor] = []
+        return super().test(split, tag)
+
+    @property
+    def test_level_probabilities(self) -> torch.Tensor | None:
+        """See `test`; None before a test."""
+        parts = getattr(self, "_level_probabilities", None)
+        if parts is None:
+            return None
+        return torch.cat(parts) if parts else torch.zeros(0, len(self.level_names))
+
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         # The generation prompts of the batch last seen by parse_batch_test (PROMPT_TEMPLATE).
-        return self._predict(input, self.test_input, self._test_prompts)
+        prompts = self._test_prompts
+        features = input if self.test_input == "feat" else self.model.encode_image(input)
+        if getattr(self, "_level_probabilities", None) is not None:
+            self._level_probabilities.append(
+                self.model.level_probabilities(features, prompts).float().cpu())
+        return self._predict(features, "feat", prompts)
 
     def forward_backward(self, batch: dict) -> dict[str, float]:
         inputs, mos = self.parse_batch_train(batch)

@@ -3,7 +3,9 @@
 `results.json` (JSON, NaN written as null):
 - common: `mode` ("train" | "eval_only"), `trainer`, `dataset`, `task`, `backbone`, `seed`,
   `precision` (effective, e.g. fp16 falls back to fp32 on CPU), `final_model`, `output_dir`;
-- `final`: `{split, metrics, n_images}` of the model whose predictions are in predictions.csv;
+- `final`: `{split, metrics, n_images}` of the model whose predictions are in predictions.csv,
+  and `per_generator` `{generator: {srcc, plcc, n_images}}` when every tested image has a
+  generator (the database's rule, `datasets/registry.py`; null correlations under 3 images);
 - train mode: `last` and `selected` of the trainer's `training_result`
   (`dassl.engine.selection.TrainingResult`: `epoch` 1-based, `split`, `metrics`; `selected` also
   `selected_on`, `selection_metric`, `selection_value`);
@@ -17,6 +19,7 @@
 `predictions.csv`: header `name,mos,pred`, one row per test image in loader order (names and MOS
 as the label file gives them), floats in full precision (`repr`), so an evaluation run can be
 compared exactly with the training run.
+`report.html`: the run's offline page (`trainers.run_report`).
 `scatter.png`: MOS against prediction of those rows with the fitted 4-parameter logistic curve
 and the reported metrics in the title (`dassl.evaluation.plots.save_scatter`); a figure that
 cannot be drawn only warns, it never fails a finished run.
@@ -30,7 +33,10 @@ import os
 import warnings
 from typing import Any, Iterable
 
+import yaml
+
 from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
+from dassl.utils.run_record import CONFIG_FILE
 from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE, read_results
 
 
@@ -47,12 +53,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
-    """`(name, mos, pred)` of the last `test()`, in loader order.
-
-    Names and MOS come from the dataset items (the label file's name and its exact MOS, not
-    the float32 copy the evaluator saw) when they line up with the evaluator's rows.
-    """
+def tested_items(trainer: Any) -> list | None:
+    """The dataset items (`Datum`) of the last `test()` in loader order, or None when they do
+    not line up with the evaluator's rows."""
     rows = list(trainer.evaluator.predictions())
     split = _tested_split(trainer)
     dataset = trainer.dm.dataset
@@ -61,9 +64,47 @@ def prediction_rows(trainer: Any) -> list[tuple[str, float, float]]:
         os.path.basename(item.impath) == os.path.basename(str(row[0]))
         for item, row in zip(items, rows)
     )
-    if not aligned or any(item.mos is None for item in items):
+    return items if aligned else None
+
+
+def prediction_rows(trainer: Any, items: list | None) -> list[tuple[str, float, float]]:
+    """`(name, mos, pred)` of the last `test()`, in loader order.
+
+    Names and MOS come from the dataset `items` (`tested_items`: the label file's name and its
+    exact MOS, not the float32 copy the evaluator saw) when they line up with the rows.
+    """
+    rows = list(trainer.evaluator.predictions())
+    if items is None or any(item.mos is None for item in items):
         return rows
     return [(item.name, item.mos, row[2]) for item, row in zip(items, rows)]
+
+
+MIN_GENERATOR_IMAGES = 3  # fewer images give null correlations (the issue's rule)
+
+
+def per_generator(rows: list[tuple[str, float, float]],
+                  generators: list[str | None] | None) -> dict | None:
+    """`{generator: {"srcc", "plcc", "n_images"}}` of `(name, mos, pred)` rows whose images
+    come from `generators` (one per row, the database's rule), in order of first appearance;
+    correlations as `iqa_metrics` computes them for the whole split, None (null) for a
+    generator with fewer than `MIN_GENERATOR_IMAGES` images. None when a row has no
+    generator (the database declares no rule, or a name does not follow it)."""
+    if not rows or generators is None or len(generators) != len(rows) \
+            or any(g is None for g in generators):
+        return None
+    from dassl.evaluation.evaluator import iqa_metrics
+
+    groups: dict[str, list[int]] = {}
+    for index, generator in enumerate(generators):
+        groups.setdefault(str(generator), []).append(index)
+    table = {}
+    for generator, indices in groups.items():
+        entry = {"srcc": None, "plcc": None, "n_images": len(indices)}
+        if len(indices) >= MIN_GENERATOR_IMAGES:
+            metrics = iqa_metrics([rows[i][2] for i in indices], [rows[i][1] for i in indices])
+            entry["srcc"], entry["plcc"] = metrics["srcc"], metrics["plcc"]
+        table[generator] = entry
+    return table
 
 
 def _tested_split(trainer: Any) -> str:
@@ -78,9 +119,10 @@ def mos_range(values: Iterable[Any]) -> list[float] | None:
 
 
 def build_results(trainer: Any, mode: str, rows: list[tuple[str, float, float]],
-                  model_dir: str | None = None, load_epoch: int | None = None) -> dict:
+                  model_dir: str | None = None, load_epoch: int | None = None,
+                  items: list | None = None) -> dict:
     """Collect the report of a finished `train()` (mode "train") or `test()` ("eval_only") whose
-    final test gave the `(name, mos, pred)` `rows`."""
+    final test gave the `(name, mos, pred)` `rows` of the dataset `items` (`tested_items`)."""
     n_images = len(rows)
     cfg = trainer.cfg
     results: dict[str, Any] = {
@@ -105,6 +147,10 @@ def build_results(trainer: Any, mode: str, rows: list[tuple[str, float, float]],
     results["data"] = getattr(dataset, "provenance", None)
     results["level_names"] = list(trainer.level_names)
     results["final"]["mos_range"] = mos_range(row[1] for row in rows)
+    generators = None if items is None else [getattr(i, "generator", None) for i in items]
+    table = per_generator(rows, generators)
+    if table is not None:
+        results["final"]["per_generator"] = table
     if mode == "train":
         results["train_mos_range"] = mos_range(item.mos for item in dataset.train_x or [])
         result = trainer.training_result  # None when the run had no final test (NO_TEST)
@@ -155,8 +201,9 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     """Write results.json, predictions.csv and scatter.png into `OUTPUT_DIR`; return the results
     dict."""
     output_dir = trainer.cfg.OUTPUT_DIR
-    rows = prediction_rows(trainer)
-    results = build_results(trainer, mode, rows, model_dir, load_epoch)
+    items = tested_items(trainer)
+    rows = prediction_rows(trainer, items)
+    results = build_results(trainer, mode, rows, model_dir, load_epoch, items)
     atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")
@@ -166,4 +213,38 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     if rows and save_scatter_plot(rows, dict(trainer.last_test_results or {}),
                          os.path.join(output_dir, SCATTER_FILE), title=" ".join(title.split())):
         print(f"Scatter plot written to {os.path.join(output_dir, SCATTER_FILE)}")
+    page = write_page(trainer, results, rows, items, model_dir if mode != "train" else None)
+    if page:
+        print(f"Report page: {page}")
     return results
+
+
+def _trained_epochs(run_dir: str) -> int:
+    """`OPTIM.MAX_EPOCH` of the run folder's config.yaml; 0 when it has none."""
+    try:
+        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+        return int((config.get("OPTIM") or {}).get("MAX_EPOCH") or 0)
+    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return 0
+
+
+def write_page(trainer: Any, results: dict, rows: list[tuple[str, float, float]],
+               items: list | None, model_dir: str | None) -> str | None:
+    """Write `report.html` (`trainers.run_report`); the curves come from the trained run's
+    folder (`model_dir`) for an eval-only run. A page that cannot be written only warns (None),
+    like the scatter: it never fails a finished run."""
+    from .run_report import write_run_report
+
+    curves_dir = model_dir or trainer.cfg.OUTPUT_DIR
+    n_epochs = _trained_epochs(model_dir) if model_dir else int(trainer.cfg.OPTIM.MAX_EPOCH)
+    probabilities = getattr(trainer, "test_level_probabilities", None)
+    try:
+        return write_run_report(
+            trainer.cfg.OUTPUT_DIR, results, rows,
+            image_paths=None if items is None else [item.impath for item in items],
+            level_probabilities=None if probabilities is None else probabilities.numpy(),
+            curves_dir=curves_dir, n_epochs=n_epochs)
+    except (ImportError, OSError, ValueError, RuntimeError) as exc:
+        warnings.warn(f"could not write the report page: {exc}", RuntimeWarning, stacklevel=2)
+        return None

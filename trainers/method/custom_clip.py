@@ -199,6 +199,8 @@ class CustomCLIP(nn.Module):
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.embed_dim = int(clip_model.text_projection.shape[1])
+        # CLIP's own (frozen) logit scale, exp of the stored log scale: the zero-shot reading.
+        self.clip_logit_scale = float(clip_model.logit_scale.detach().float().exp())
         self.n_levels = len(level_names)
         self.head_input = head_input
         self.head = head
@@ -374,6 +376,29 @@ class CustomCLIP(nn.Module):
         text_features = None if self.head_input == "image" and self.head == "mlp" \
             else self.text_features()
         return self.regress(image_features, text_features)
+
+    def level_probabilities(self, image_features: torch.Tensor,
+                            prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """The learned level prompts read zero-shot: `(B, D)` image features (or `(B, C, D)`
+        test crops, averaged over the crops) -> `(B, n_levels)` float32 probabilities,
+        softmax over the levels of CLIP's logit scale times the image-text cosine similarities.
+        `prompts` as in `predict_from_features` (the per-image level prompts of
+        `PROMPT_TEMPLATE`)."""
+        if image_features.dim() == 3:
+            batch, crops = image_features.shape[:2]
+            repeated = None if prompts is None else [p for p in prompts for _ in range(crops)]
+            flat = self.level_probabilities(image_features.reshape(batch * crops, -1), repeated)
+            return flat.reshape(batch, crops, -1).mean(dim=1)
+        features = image_features.float()
+        if self.conditioned_tokens is not None:
+            if prompts is None:
+                raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's "
+                                 "generation prompt, but none were given")
+            similarities = torch.einsum("bd,bld->bl", features,
+                                        self.conditioned_text_features(prompts))
+        else:
+            similarities = features @ self.text_features().t()
+        return torch.softmax(self.clip_logit_scale * similarities, dim=-1)
 
     def forward(self, image: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
         return self.predict_from_features(self.encode_image(image), prompts)

@@ -22,12 +22,15 @@ class Datum:
         mos: mean opinion score (stored as float) or None.
         name: image name as the label file gives it; defaults to ``basename(impath)``.
         prompt: the text the image was generated from, or None when the dataset has none.
+        generator: the model that generated the image (the database's rule on its name), or
+            None when the database has no such rule.
         check_file: raise ``FileNotFoundError`` at construction if ``impath`` is not a file.
     """
 
     def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = "",
                  mos: Optional[float] = None, name: Optional[str] = None,
-                 check_file: bool = False, prompt: Optional[str] = None) -> None:
+                 check_file: bool = False, prompt: Optional[str] = None,
+                 generator: Optional[str] = None) -> None:
         if not isinstance(impath, str):
             raise TypeError(f"impath must be a str, got {type(impath).__name__}")
         if check_file and not os.path.isfile(impath):
@@ -39,6 +42,7 @@ class Datum:
         self._mos = None if mos is None else float(mos)
         self._name = os.path.basename(impath) if name is None else name
         self._prompt = None if prompt is None else str(prompt)
+        self._generator = None if generator is None else str(generator)
 
     @property
     def impath(self) -> str:
@@ -67,6 +71,10 @@ class Datum:
     @property
     def prompt(self) -> Optional[str]:
         return self._prompt
+
+    @property
+    def generator(self) -> Optional[str]:
+        return self._generator
 
     def __repr__(self) -> str:
         return (f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, "

@@ -17,8 +17,10 @@ Each run is one ``train.py`` process writing to
 ``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The local executor (default)
 runs them in parallel, one per visible GPU (``CUDA_VISIBLE_DEVICES`` set per child; ``--jobs``
 to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row per run),
-``OUTPUT/summary.csv`` (per dataset x variant x protocol) and ``OUTPUT/boxplot.png`` from the
-runs' ``results.json`` and prints the summary. ``--executor slurm`` submits the runs instead as
+``OUTPUT/summary.csv`` (per dataset x variant x protocol), ``OUTPUT/generators.csv``
+(per-generator medians), ``OUTPUT/boxplot.png`` and the offline page ``OUTPUT/report.html``
+(``scripts/sweeps/page.py``, linking each run's page) from the runs' ``results.json`` and
+prints the summary. ``--executor slurm`` submits the runs instead as
 one SLURM job array through submitit (``scripts/sweeps/cluster.py``; logs in ``OUTPUT/slurm/``)
 and returns; ``--collect-only`` (or the dependent job of ``--collect-job``) writes the tables
 once it has finished. Either way finished runs are skipped, interrupted ones resumed and runs
@@ -58,8 +60,9 @@ from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spe
 from tabulate import tabulate  # noqa: E402
 import pandas as pd  # noqa: E402
 from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # noqa: E402
-                                   format_cross, format_summary, result_row, results_table,
-                                   summary_table, write_csv)
+                                   format_cross, format_summary, generator_summary,
+                                   result_row, results_table, summary_table, write_csv)
+from scripts.sweeps.page import write_sweep_page  # noqa: E402
 
 TRAIN_SCRIPT = REPO / "train.py"
 EXIT_INTERRUPTED = INTERRUPTED_EXIT_CODES[0]  # 130: the sweep stopped on Ctrl-C
@@ -214,28 +217,35 @@ def print_dry_run(jobs: Sequence[Job], plan: dict[str, str],
 
 
 def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
-    """Write results.csv, summary.csv and boxplot.png; print the summary. Returns the rows and
-    whether every run is done."""
-    rows = []
+    """Write results.csv, summary.csv, generators.csv, boxplot.png and report.html; print the
+    summary. Returns the rows and whether every run is done."""
+    rows, stored = [], []
     for r in runs:
         results = read_results(r.output_dir)
-        rows.append(result_row({"dataset": r.dataset.name, "variant": r.variant.name,
-                                "protocol": r.protocol.name, "split_seed": r.split_seed,
-                                "seed": r.seed}, str(r.output_dir), results))
+        ids = {"dataset": r.dataset.name, "variant": r.variant.name,
+               "protocol": r.protocol.name, "split_seed": r.split_seed, "seed": r.seed}
+        rows.append(result_row(ids, str(r.output_dir), results))
+        stored.append((ids, results))
     results = results_table(rows)
     summary = summary_table(results)
+    generators = generator_summary(stored)
     output.mkdir(parents=True, exist_ok=True)
     write_csv(results, output / "results.csv")
     write_csv(summary, output / "summary.csv")
+    write_csv(generators, output / "generators.csv")
     done = results[results["status"] == "done"]
-    message = f"tables: {output / 'results.csv'}, {output / 'summary.csv'}"
+    message = f"tables: {output / 'results.csv'}, {output / 'summary.csv'}, " \
+              f"{output / 'generators.csv'}"
+    boxplot: Optional[Path] = output / "boxplot.png"
     try:
-        save_boxplot(done, str(output / "boxplot.png"))
-        message += f", {output / 'boxplot.png'}"
+        save_boxplot(done, str(boxplot))
+        message += f", {boxplot}"
     except ValueError:
+        boxplot = None
         message += " (no finished run with finite SRCC/PLCC: no boxplot)"
     print(format_summary(summary))
     print(message)
+    print(f"sweep page: {write_sweep_page(output, results, summary, generators, boxplot)}")
     return rows, len(done) == len(results)
 
 

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Optional, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["escape", "number", "table", "figure_img", "thumbnail_img", "page", "link"]
+__all__ = ["escape", "number", "table", "figure_img", "png_file_img", "thumbnail_img", "page",
+           "link"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;
@@ -80,6 +81,16 @@ def figure_img(fig: Figure, alt: str, dpi: int = 90) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return f'<img alt="{escape(alt)}" src="{_data_uri(buffer.getvalue(), "image/png")}">'
+
+
+def png_file_img(path: str, alt: str) -> Optional[str]:
+    """``<img>`` embedding a PNG file as it is; None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return f'<img alt="{escape(alt)}" src="{_data_uri(data, "image/png")}">'
 
 
 def thumbnail_img(path: str, alt: str, size: int = 160) -> Optional[str]:

@@ -7,7 +7,10 @@ label and split files as ``path@sha256``, from results.json's ``data``). ``summa
 variant x protocol over the done runs (all seeds and split seeds): ``n``, ``n_missing`` and
 ``<metric>_median``, ``_mean``, ``_std`` (sample std, ddof 1; NaN when n < 2) of SRCC, PLCC,
 KRCC, RMSE. A NaN metric of a run (e.g. constant predictions) propagates to its group's
-mean/median/std instead of being silently dropped.
+mean/median/std instead of being silently dropped. ``generators.csv``: one row per dataset x
+variant x protocol x generator (results.json ``final.per_generator`` of the done runs):
+``n`` runs, ``n_images`` per run (median) and ``srcc_median``, ``plcc_median`` (NaN where a run
+had too few images of the generator for a correlation: such runs are counted, not dropped).
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from tabulate import tabulate
 from dassl.utils import atomic_write_text
 
 __all__ = ["METRICS", "SUMMARY_METRICS", "GROUP_COLUMNS", "RESULT_COLUMNS", "result_row",
-           "results_table", "summary_table", "format_summary", "write_csv"]
+           "results_table", "summary_table", "format_summary", "write_csv", "GENERATOR_COLUMNS",
+           "generator_summary"]
 
 METRICS = ("srcc", "plcc", "krcc", "rmse", "plcc_fitted", "rmse_fitted")
 SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse")
@@ -103,6 +107,28 @@ def _group_table(results: pd.DataFrame, keys: list[str], metrics: Iterable[str],
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, variant, protocol), in first-seen order: counts and metric statistics."""
     return _group_table(results, list(GROUP_COLUMNS), SUMMARY_METRICS, ("median", "mean", "std"))
+
+
+GENERATOR_COLUMNS = GROUP_COLUMNS + ("generator", "n", "n_images", "srcc_median",
+                                     "plcc_median")
+
+
+def generator_summary(groups: Iterable[tuple[Mapping[str, Any], Optional[dict]]]) -> pd.DataFrame:
+    """``generators.csv`` (see the module docstring) from ``(ids, results.json or None)`` pairs
+    of the planned runs, groups and generators in first-seen order."""
+    collected: dict[tuple, dict[str, list]] = {}
+    for ids, results in groups:
+        table = ((results or {}).get("final") or {}).get("per_generator") or {}
+        for generator, entry in table.items():
+            key = tuple(ids[c] for c in GROUP_COLUMNS) + (generator,)
+            values = collected.setdefault(key, {"srcc": [], "plcc": [], "n_images": []})
+            for name in values:
+                values[name].append(_number(entry.get(name)))
+    rows = [dict(zip(GROUP_COLUMNS + ("generator",), key), n=len(v["srcc"]),
+                 n_images=float(np.median(v["n_images"])),
+                 srcc_median=float(np.median(v["srcc"])), plcc_median=float(np.median(v["plcc"])))
+            for key, v in collected.items()]
+    return pd.DataFrame(rows, columns=list(GENERATOR_COLUMNS))
 
 
 def _cell(row: Mapping[str, Any], metric: str) -> str:

@@ -5,6 +5,7 @@ Examples:
     python score.py output/run imgs/ --labels my_mos.csv --device cuda --batch-size 64
     python score.py original_output_dir imgs/ --backbone ViT-B/16 --level-names bad good
     python score.py output/run --list DATA/AIGIQA-20K/info_test.xlsx --output test_scores.csv
+    python score.py output/run --serve --port 7860     # the local scoring page (Gradio)
 
 RUN_DIR is one of our output directories (the model comes from the spec in its checkpoints) or the
 original code's output directory (`prompt_learner/` and `regression/` only: N_CTX, CSC, the
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompts", default=None,
                         help="CSV with columns name,prompt: each image's generation prompt (runs "
                              "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
+    parser.add_argument("--serve", action="store_true",
+                        help="start the local scoring page (Gradio, requirements-app.txt) "
+                             "instead of scoring INPUTS; see docs/scoring.md")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="--serve: address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=7860,
+                        help="--serve: port (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the model-building messages (prompt initialisation, "
@@ -304,7 +312,37 @@ def _fmt(value: float | None) -> str:
     return "nan" if value is None else f"{value:.4f}"
 
 
+def load_run_scorer(args: argparse.Namespace):
+    """The run's `Scorer` from the command line's model options; the model-building messages
+    go to stderr with --verbose, else nowhere."""
+    internals = sys.stderr if args.verbose else io.StringIO()
+    with contextlib.redirect_stdout(internals):
+        return load_scorer(args.run_dir, device=args.device, epoch=args.epoch,
+                           backbone=args.backbone, level_names=args.level_names,
+                           class_token_position=args.class_token_position,
+                           cpu_precision=args.cpu_prec)
+
+
+def serve_page(args: argparse.Namespace) -> int:
+    """`--serve`: the local scoring page (`trainers.inference.app`) until Ctrl-C."""
+    from trainers.inference.app import import_gradio, serve
+
+    if args.inputs or args.list_file or args.labels:
+        raise InputError("--serve takes images on the page, not on the command line: drop "
+                         "the image arguments, --list and --labels")
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be between 1 and 65535, got {args.port}")
+    import_gradio()  # before the model: a missing Gradio is one error line at once
+    scorer = load_run_scorer(args)
+    print(f"Scoring page of {args.run_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)",
+          file=sys.stderr)
+    serve(scorer, args.run_dir, host=args.host, port=args.port)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.serve:
+        return serve_page(args)
     if args.list_file:
         images = list_images(args.list_file, args.inputs)
     elif args.inputs:
@@ -322,11 +360,7 @@ def run(args: argparse.Namespace) -> int:
     # Model-building messages are internals: on stderr with --verbose, else dropped (stdout
     # carries only the metrics line).
     internals = sys.stderr if args.verbose else io.StringIO()
-    with contextlib.redirect_stdout(internals):
-        scorer = load_scorer(args.run_dir, device=args.device, epoch=args.epoch,
-                             backbone=args.backbone, level_names=args.level_names,
-                             class_token_position=args.class_token_position,
-                             cpu_precision=args.cpu_prec)
+    scorer = load_run_scorer(args)
     print(f"Scoring {len(images)} images with {args.run_dir} (model config from "
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
     if scorer.run.precision_note:

@@ -143,9 +143,9 @@ class Scorer:
         return torch.stack([self._pil_transform(img) for img in images]).to(self.device)
 
     @torch.no_grad()
-    def predict(self, pixels: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Preprocessed `(B * C, 3, h, w)` input (C = `num_crops` per image, image-major) ->
-        `(B,)` float32 predicted MOS on the CPU; `prompts`: the B generation prompts."""
+        float32 image features, `(B, D)` or `(B, C, D)` with C > 1."""
         self.model.eval()
         autocast = self.precision == "amp"
         with torch.autocast(self.device.type, enabled=autocast):
@@ -153,7 +153,22 @@ class Scorer:
         features = features.float()
         if self.num_crops > 1:
             features = features.reshape(-1, self.num_crops, features.shape[-1])
-        return self.model.predict_from_features(features, prompts).float().cpu()
+        return features
+
+    @torch.no_grad()
+    def predict(self, pixels: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """Preprocessed `(B * C, 3, h, w)` input (see `features`) -> `(B,)` float32 predicted
+        MOS on the CPU; `prompts`: the B generation prompts."""
+        return self.model.predict_from_features(self.features(pixels), prompts).float().cpu()
+
+    @torch.no_grad()
+    def assess(self, pixels: torch.Tensor,
+               prompts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`predict`'s `(B,)` scores (the same computation) and the `(B, n_levels)` level
+        probabilities of the same features (`CustomCLIP.level_probabilities`), on the CPU."""
+        features = self.features(pixels)
+        scores = self.model.predict_from_features(features, prompts).float().cpu()
+        return scores, self.model.level_probabilities(features, prompts).float().cpu()
 
     def _check_prompts(self, prompts: Sequence[str] | None, count: int) -> list[str] | None:
         if not self.needs_prompts:
@@ -183,10 +198,28 @@ class Scorer:
         `lambda it, total: tqdm(it, total=total)`) to show progress. `prompts`: one generation
         prompt per path, for prompt-conditioned runs.
         """
+        scores = self._over_paths(self.predict, paths, batch_size, workers, progress, prompts)
+        return torch.cat(scores) if scores else torch.empty(0)
+
+    def assess_paths(self, paths: Sequence[str], batch_size: int | None = None,
+                     workers: int = 4, prompts: Sequence[str] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`score_paths`' `(N,)` scores (the same decoding, batches and model calls) and the
+        images' `(N, n_levels)` level probabilities (`assess`)."""
+        parts = self._over_paths(self.assess, paths, batch_size, workers, None, prompts)
+        if not parts:
+            return torch.empty(0), torch.empty(0, len(self.level_names))
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _over_paths(self, model_call: Callable, paths: Sequence[str], batch_size: int | None,
+                    workers: int, progress: Callable[[Iterable, int], Iterable] | None,
+                    prompts: Sequence[str] | None) -> list:
+        """`model_call(pixels, prompts)` per batch of `paths`, decoded by `workers` threads
+        one batch ahead; the list of its results."""
         prompts = self._check_prompts(prompts, len(paths))
         size = int(batch_size or self.batch_size)
         batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
-        scores = []
+        results = []
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
             decoded = (pool.map(read_image, batch) for batch in batches)
             # Submit one batch ahead so decoding overlaps the model.
@@ -199,8 +232,8 @@ class Scorer:
                 pending = next(decoded, None)
                 batch_prompts = None if prompts is None else \
                     prompts[index * size:(index + 1) * size]
-                scores.append(self.predict(self.preprocess(images), batch_prompts))
-        return torch.cat(scores) if scores else torch.empty(0)
+                results.append(model_call(self.preprocess(images), batch_prompts))
+        return results
 
 
 def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,

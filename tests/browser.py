@@ -49,9 +49,11 @@ return Array.from(document.images)
   .filter(img => !img.complete || img.naturalWidth === 0)
   .map(img => img.alt || img.src.slice(0, 60));
 """
+# Every resource the page references (resolved to absolute URLs) and every one it fetched.
 RESOURCES_JS = """
-return Array.from(document.querySelectorAll('[src],link[href],script[src]'))
-  .map(e => e.getAttribute('src') || e.getAttribute('href'));
+return Array.from(document.querySelectorAll('[src],link[href]'))
+  .map(e => e.src || e.href)
+  .concat(performance.getEntriesByType('resource').map(e => e.name));
 """
 
 

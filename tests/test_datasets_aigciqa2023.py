@@ -220,3 +220,11 @@ def test_the_real_all_in_one_csv_equals_the_mat_files(mos_values):
         # The CSV holds the .mat values printed with 8 to 10 significant digits: 5e-9 is the
         # largest difference found (tests/data/README.md), far below a wrong row (>= 0.01).
         np.testing.assert_allclose(table["mos"].to_numpy(), mos_values(k), rtol=0, atol=5e-9)
+
+
+def test_each_image_carries_its_generator_by_index(quality):
+    """pic-index.xlsx: 400 images per model, in the order Controlnet, DALLE, Glide, Lafite,
+    stable-diffusion, Unidiffuser."""
+    models = ["Controlnet", "DALLE", "Glide", "Lafite", "stable-diffusion", "Unidiffuser"]
+    for d in quality.train_x + quality.test:
+        assert d.generator == models[int(d.name[:-4]) // 400]

@@ -17,6 +17,7 @@ from scipy import stats
 
 import train
 from browser import chrome, page_problems, screenshot
+from synthetic_databases import AIGIQA20K_MODEL_UNITS, aigiqa20k_names
 from datasets.registry import DATABASES, aigciqa2023_generator
 from trainers.run_report import REPORT_FILE, paper_results, paper_row, write_run_report
 
@@ -55,6 +56,9 @@ def test_generator_rules_follow_the_databases_names():
         assert aigciqa2023_generator(f"Image/allimg/{index}.png") == model
     assert aigciqa2023_generator("2400.png") is None
     assert aigciqa2023_generator("name.png") is None
+    # AIGIQA-20K's model names, "_" and "." included (LCM_SD1.5), from its names' pattern.
+    for part in aigiqa20k_names(per_unit={"train": 1}).values():
+        assert {twenty(n) for n in part} == set(AIGIQA20K_MODEL_UNITS)
 
 
 @pytest.mark.slow
@@ -77,6 +81,35 @@ def test_per_generator_equals_predictions_grouped_by_the_rule(runs):
             for got, want in ((entry["srcc"], srcc), (entry["plcc"], plcc)):
                 assert (got is None and not math.isfinite(want)) or got == pytest.approx(
                     want, rel=1e-12, abs=1e-12)  # float64 summation order only
+
+
+@pytest.mark.slow
+def test_curves_and_level_probabilities_are_the_runs(runs, tiny_assets):
+    """The page's sources: the TensorBoard scalars of every tested epoch, and level
+    probabilities equal to the scorer's for the same test images."""
+    from trainers.inference.scorer import load_scorer
+    from trainers.run_report import mos_bands, read_curves
+
+    results = json.loads((runs["train"] / "results.json").read_text())
+    curves = read_curves(str(runs["train"]))
+    assert sorted(curves["test/srcc"]) == list(range(EPOCHS))  # tested every epoch
+    # TensorBoard stores float32: the last epoch's value to float32 precision.
+    assert curves["test/srcc"][EPOCHS - 1] == pytest.approx(
+        results["last"]["metrics"]["srcc"], rel=1e-6)
+    table = pd.read_csv(runs["eval"] / "predictions.csv")
+    paths = [str(Path(tiny_assets["root"]) / "AGIQA-3K" / n) for n in table["name"]]
+    scores, levels = load_scorer(str(runs["train"])).assess_paths(paths)
+    # Same model, same test input; the trainer's batches differ from the scorer's: float32
+    # summation order only.
+    assert np.allclose(scores.numpy(), table["pred"], rtol=0, atol=1e-5)
+    shown = []
+    with chrome() as driver:
+        driver.get((runs["eval"] / REPORT_FILE).as_uri())
+        shown = [float(e.get_attribute("data-value")) for e in driver.find_elements(
+            "css selector", 'span.num[data-kind="level-prob"]')]
+    expected = [levels.numpy()[band].mean(axis=0) for band in
+                mos_bands(table["mos"].to_numpy())]
+    assert np.allclose(shown, np.concatenate(expected), rtol=0, atol=1e-6)
 
 
 def test_paper_numbers_have_one_source():

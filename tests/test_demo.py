@@ -35,6 +35,9 @@ def test_demo_defaults_reach_the_readme_figures(tmp_path):
     run = tmp_path / "demo" / "run"
     metrics = json.loads((run / "results.json").read_text())["final"]["metrics"]
     assert f"SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}" in out
+    # The demo ends by printing its run's page.
+    assert out.strip().splitlines()[-1] == f"[demo] report page: {run.resolve() / 'report.html'}"
+    assert (run / "report.html").is_file()
     # The README promises SRCC and PLCC of at least 0.8 on the demo's 40 test images.
     assert metrics["srcc"] >= 0.8 and metrics["plcc"] >= 0.8, metrics
     table = pd.read_csv(run / "predictions.csv")

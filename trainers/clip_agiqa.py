@@ -321,7 +321,7 @@ class CLIP_AGIQA(TrainerX):
         self._test_prompts = batch.get("prompt")
         return inputs.to(self.device, non_blocking=True), self.test_target(batch)
 
-    def test(self, split=None, tag=None) -> float:
+    def test(self, split: str | None = None, tag: str | None = None) -> float:
         """dassl's `test`, also keeping `test_level_probabilities`: `(N, n_levels)` float32,
         the level prompts read zero-shot (`CustomCLIP.level_probabilities`) per tested image in
         loader order (the run report reads them)."""

@@ -85,7 +85,9 @@ EPOCHS=${EPOCHS_WANTED:-$EPOCHS}
 RUN="$WORK/run"
 SETTINGS_FILE="$WORK/demo-settings.txt"
 IMAGE_SETTINGS="images=$N_IMAGES haze=$HAZE"
-SETTINGS="$IMAGE_SETTINGS weights=$WEIGHTS epochs=$EPOCHS config=$(cksum < configs/demo/cpu.yaml | cut -d' ' -f1)"
+# The config as train.py reads it (cpu.yaml over its _BASE_), so a change to either counts.
+CONFIG_SUM=$("$PYTHON" -c "from dassl.config import load_config_file as f; print(f('configs/demo/cpu.yaml'))" | cksum | cut -d' ' -f1)
+SETTINGS="$IMAGE_SETTINGS weights=$WEIGHTS epochs=$EPOCHS config=$CONFIG_SUM"
 PREVIOUS=$(cat "$SETTINGS_FILE" 2>/dev/null || true)
 if [ -e "$RUN/config.yaml" ] && [ "$PREVIOUS" != "$SETTINGS" ] && [ "$FORCE" = 0 ]; then
     echo "error: $RUN holds a demo run made with other settings (${PREVIOUS:-unknown}); add" \

@@ -106,8 +106,11 @@ def describe_yaml_error(exc: yaml.YAMLError, context: bool = True) -> str:
     return f"{where}: {f'{during}: ' if during else ''}{problem}"
 
 
-def _read_config_file(node_type: type, path: str) -> CfgNode:
-    """The yaml mapping in ``path`` as a ``node_type`` (not merged yet).
+BASE_KEY = "_BASE_"
+
+
+def _read_yaml_mapping(path: str) -> dict:
+    """The yaml mapping in ``path`` as it is written (its own keys, ``_BASE_`` included).
 
     Raises ``ValueError`` in one line naming the file for another file type, text that is not
     UTF-8, invalid yaml (with its line and column) and a document that is not a mapping.
@@ -128,7 +131,55 @@ def _read_config_file(node_type: type, path: str) -> CfgNode:
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a yaml mapping of config keys (e.g. "
                          f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
-    return node_type(data)
+    return data
+
+
+def _merged(base: dict, own: dict) -> dict:
+    """``base`` with ``own`` written over it, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = _merged(out[key], value)
+        out[key] = value
+    return out
+
+
+def _config_error(message: str) -> Exception:
+    """A ``ConfigError`` (imported here: ``dassl.utils`` imports torch, which the shell scripts'
+    yaml checks need not wait for)."""
+    from ..utils.errors import ConfigError
+
+    return ConfigError(message)
+
+
+def load_config_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
+    """The config a yaml file states, as a plain nested dict: its ``_BASE_`` file (a path
+    relative to the yaml's own folder, or absolute; as detectron2's configs) loaded first, the
+    file's own keys written over it; bases may name bases.
+
+    The one reader of config yamls (``merge_config``, ``scripts/method_args.py``, the sweep).
+    Raises ``ConfigError`` naming the files for a base that does not exist or a circle of bases,
+    ``FileNotFoundError`` for a missing ``path``, ``ValueError`` as ``_read_yaml_mapping``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    data = _read_yaml_mapping(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise _config_error(f"config file {path}: {BASE_KEY} must be the path of one yaml file, "
+                          f"got {base!r}")
+    chain = _chain + (os.path.realpath(path),)
+    base_path = os.path.join(os.path.dirname(path), os.path.expanduser(base))
+    if not os.path.isfile(base_path):
+        raise _config_error(f"config file {path} names {BASE_KEY} {base}, but {base_path} does "
+                          "not exist")
+    if os.path.realpath(base_path) in chain:
+        circle = " -> ".join(chain[chain.index(os.path.realpath(base_path)):] +
+                             (os.path.realpath(base_path),))
+        raise _config_error(f"config files name each other as {BASE_KEY} in a circle: {circle}")
+    return _merged(load_config_file(base_path, chain), data)
 
 
 def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
@@ -144,9 +195,7 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
     for path in config_files:
         if not path:
             continue
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path}")
-        loaded = _read_config_file(type(cfg), path)
+        loaded = type(cfg)(load_config_file(path))
         where = f" in config file {path}"
         if not cfg.is_new_allowed():
             _check_keys_exist(cfg, _unknown_file_keys(cfg, loaded), where)
@@ -164,4 +213,4 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
     return cfg
 
 
-__all__ = ["get_cfg_default", "merge_config", "describe_yaml_error", "CfgNode"]
+__all__ = ["get_cfg_default", "merge_config", "load_config_file", "BASE_KEY", "describe_yaml_error", "CfgNode"]

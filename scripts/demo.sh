@@ -118,8 +118,9 @@ echo "[demo] CLIP weights: $WEIGHTS ($EPOCHS epochs)"
 
 "$PYTHON" - "$RUN" <<'PY'
 import json, os, sys
+from dassl.evaluation.metric_names import CORRELATIONS
 run = sys.argv[1]
 metrics = json.load(open(os.path.join(run, "results.json")))["final"]["metrics"]
-print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in ("srcc", "plcc", "krcc")))
+print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in CORRELATIONS))
 print(f"[demo] run folder: {run} (results.json, predictions.csv, scatter.png, log.txt, tensorboard/)")
 PY

@@ -161,15 +161,14 @@ def _plain(value: Any) -> Any:
 class ModelSpec:
     """Everything that defines a CLIP-AGIQA model and its test-time input.
 
-    `level_names` worst first; `n_ctx` the effective context length in tokens (CTX_INIT's BPE
-    token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" | "bf16" (the configured
-    one from a config, the effective one once the trainer has resolved it for its device:
-    `trainers.method.precision`); `cpu_precision` what `PREC fp16` becomes on a CPU (`CPU_PREC`);
-    `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
-    generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
-    `encoder_last_k` / `lora_rank`; `test_input` the `INPUT` keys of `TEST_INPUT_KEYS` as plain
-    data; `test_pipeline` "fast" (tensor transform) or "reference" (PIL transform): how the run
-    computed test inputs; `num_crops` test crops per image (`TEST.NUM_CROPS`).
+    A field read from a `TRAINER.CLIP_AGIQA.*` key is the key's name in lower case (`key_of_field`)
+    and means what docs/config_keys.md (generated from `_KEYS`) says, except: `n_ctx` is the
+    effective context length (CTX_INIT's BPE token count when `ctx_init` is set) and `precision`
+    the effective one once the trainer has resolved it for its device (`trainers.method.precision`).
+    The others: `backbone` (`MODEL.BACKBONE.NAME`), `level_names` worst first, `test_input` the
+    `INPUT` keys of `TEST_INPUT_KEYS` as plain data, `test_pipeline` "fast" (tensor transform) or
+    "reference" (PIL transform): how the run computed test inputs, `num_crops` test crops per
+    image (`TEST.NUM_CROPS`).
     """
 
     # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).

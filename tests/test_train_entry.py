@@ -315,7 +315,8 @@ def test_documented_main_sh_commands_pass_their_yamls_values():
 
     command = re.compile(r"bash scripts/main\.sh (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)")
     found = []
-    for doc in (REPO / "README.md", REPO / "configs/ablations/README.md"):
+    for doc in (REPO / "README.md", REPO / "configs/ablations/README.md",
+                *(REPO / "docs").glob("*.md")):
         for _dataset, cfg, ctp, nctx, _shots, csc in command.findall(doc.read_text()):
             if cfg == "CFG":  # the usage line
                 continue

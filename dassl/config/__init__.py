@@ -1,4 +1,5 @@
-"""Configuration: Dassl defaults (yacs) and a merge helper."""
+"""Configuration: Dassl defaults (yacs), the one reader of config yamls (``_BASE_`` files first)
+and a merge helper."""
 from __future__ import annotations
 
 import ast

@@ -96,41 +96,42 @@ def _coerce_file_numbers(cfg: CfgNode, loaded: CfgNode) -> None:
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-def describe_yaml_error(exc: yaml.YAMLError, context: bool = True) -> str:
-    """Where and why yaml refused a text, on one line: `` at line L, column C: [context: ]
-    problem`` (1-based; no position when yaml gives none; ``context`` adds yaml's, e.g.
-    "while parsing a flow sequence")."""
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """Where and why yaml refused a text, on one line: `` at line L, column C: problem
+    (context)`` (1-based; no position when yaml gives none; the context is yaml's, e.g. "while
+    parsing a flow sequence")."""
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    during = getattr(exc, "context", None) if context else None
-    return f"{where}: {f'{during}: ' if during else ''}{problem}"
+    during = getattr(exc, "context", None)
+    return f"{where}: {problem}{f' ({during})' if during else ''}"
 
 
 BASE_KEY = "_BASE_"
 
 
-def _read_yaml_mapping(path: str) -> dict:
+def _read_yaml_mapping(path: str, what: str = "config file") -> dict:
     """The yaml mapping in ``path`` as it is written (its own keys, ``_BASE_`` included).
 
-    Raises ``ValueError`` in one line naming the file for another file type, text that is not
-    UTF-8, invalid yaml (with its line and column) and a document that is not a mapping.
+    Raises ``ValueError`` in one line naming the file (as ``what``) for another file type, text
+    that is not UTF-8, invalid yaml (with its line and column) and a document that is not a
+    mapping.
     """
     if not path.lower().endswith(CONFIG_SUFFIXES):
-        raise ValueError(f"config file {path} is not a yaml file (expected a name ending in "
+        raise ValueError(f"{what} {path} is not a yaml file (expected a name ending in "
                          f"{' or '.join(CONFIG_SUFFIXES)})")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except UnicodeDecodeError:
-        raise ValueError(f"config file {path} is not UTF-8 text") from None
+        raise ValueError(f"{what} {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {path} is not valid yaml"
+        raise ValueError(f"{what} {path} is not valid yaml"
                          f"{describe_yaml_error(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a yaml mapping of config keys (e.g. "
+        raise ValueError(f"{what} {path} must hold a yaml mapping of config keys (e.g. "
                          f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
     return data
 
@@ -153,10 +154,10 @@ def _config_error(message: str) -> Exception:
     return ConfigError(message)
 
 
-def load_config_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
+def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ...] = ()) -> dict:
     """The config a yaml file states, as a plain nested dict: its ``_BASE_`` file (a path
     relative to the yaml's own folder, or absolute; as detectron2's configs) loaded first, the
-    file's own keys written over it; bases may name bases.
+    file's own keys written over it; bases may name bases. ``what`` names ``path`` in errors.
 
     The one reader of config yamls (``merge_config``, ``scripts/method_args.py``, the sweep).
     Raises ``ConfigError`` naming the files for a base that does not exist or a circle of bases,
@@ -164,23 +165,23 @@ def load_config_file(path: str, _chain: tuple[str, ...] = ()) -> dict:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file not found: {path}")
-    data = _read_yaml_mapping(path)
+    data = _read_yaml_mapping(path, what)
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
     if not isinstance(base, str) or not base:
-        raise _config_error(f"config file {path}: {BASE_KEY} must be the path of one yaml file, "
-                          f"got {base!r}")
+        raise _config_error(f"{what} {path}: {BASE_KEY} must be the path of one yaml file, "
+                            f"got {base!r}")
     chain = _chain + (os.path.realpath(path),)
     base_path = os.path.join(os.path.dirname(path), os.path.expanduser(base))
     if not os.path.isfile(base_path):
-        raise _config_error(f"config file {path} names {BASE_KEY} {base}, but {base_path} does "
-                          "not exist")
+        raise _config_error(f"{what} {path} names {BASE_KEY} {base}, but {base_path} does "
+                            "not exist")
     if os.path.realpath(base_path) in chain:
         circle = " -> ".join(chain[chain.index(os.path.realpath(base_path)):] +
                              (os.path.realpath(base_path),))
         raise _config_error(f"config files name each other as {BASE_KEY} in a circle: {circle}")
-    return _merged(load_config_file(base_path, chain), data)
+    return _merged(load_config_file(base_path, _chain=chain), data)
 
 
 def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),

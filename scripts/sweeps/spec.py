@@ -352,16 +352,16 @@ def read_yaml(path: Path, what: str) -> Any:
         raise SweepError(f"{what} {path} is not UTF-8 text (a yaml file is expected)") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"{what} {path} is not valid yaml"
-                         f"{describe_yaml_error(exc, context=False)}") from None
+                         f"{describe_yaml_error(exc)}") from None
 
 
 def load_protocol(value: str) -> Protocol:
     """A protocol by name (``configs/protocols/<name>.yaml``) or yaml path."""
     path = _resolve_yaml(value, PROTOCOL_DIR, "protocol")
     try:
-        content = load_config_file(str(path))  # as train.py reads a config yaml
+        content = load_config_file(str(path), "protocol")  # as train.py reads a config yaml
     except (OSError, ValueError) as exc:
-        raise SweepError(f"protocol: {exc}") from None
+        raise SweepError(str(exc)) from None
     if not isinstance(content, Mapping) or not content:
         raise SweepError(f"protocol {path} must be a non-empty yaml mapping of config keys")
     opts = tuple(yaml_to_opts(content))

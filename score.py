@@ -6,7 +6,7 @@ Examples:
     python score.py original_output_dir imgs/ --backbone ViT-B/16 --level-names bad good
     python score.py output/run --list DATA/AIGIQA-20K/info_test.xlsx --output test_scores.csv
 
-RUN_DIR is one of our output directories (the model config comes from its config.yaml) or the
+RUN_DIR is one of our output directories (the model comes from the spec in its checkpoints) or the
 original code's output directory (`prompt_learner/` and `regression/` only: N_CTX, CSC, the
 number of levels and the head input are read off the checkpoints, the rest comes from
 --backbone, --level-names and --class-token-position). Inputs are image files or folders
@@ -43,15 +43,19 @@ from tqdm import tqdm
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.evaluation.metric_names import RAW_METRICS
-from dassl.utils import USER_ERRORS, InputError, atomic_write_text, report_user_error
+from dassl.utils import InputError, atomic_write_text, report_user_error
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
+from datasets.registry import DATABASES
 from trainers.inference.scorer import load_scorer
+from trainers.user_errors import USER_ERRORS, error_message
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
-# ours and AIGIQA-20K (name, mos), AGIQA-1K (Image, MOS), AGIQA-3K (name, mos_quality).
-NAME_COLUMNS = ("name", "image")
-MOS_COLUMNS = ("mos", "mos_quality")
+# ours (name, mos), then each database's own label file, its name and default-task MOS column
+# as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
+NAME_COLUMNS = tuple(dict.fromkeys(["name", *(db.name_column.lower() for db in DATABASES.values())]))
+MOS_COLUMNS = tuple(dict.fromkeys(["mos", *(next(iter(db.task_columns.values())).lower()
+                                            for db in DATABASES.values())]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,19 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load model.pth.tar-<epoch> (default: the run's deployed model)")
     parser.add_argument("--backbone", default=None,
                         help="CLIP name or weights file (MODEL.BACKBONE.NAME); default: the "
-                             "run's, ViT-B/16 for runs without config.yaml")
+                             "run's, ViT-B/16 for the original code's runs")
     parser.add_argument("--level-names", nargs="+", default=None,
-                        help="level names, worst first, for runs without config.yaml "
+                        help="level names, worst first, for the original code's runs "
                              f"(default: {' '.join(UPSTREAM_LEVEL_NAMES)})")
     parser.add_argument("--class-token-position", choices=("end", "middle", "front"),
-                        default=None, help="for runs without config.yaml (default end)")
+                        default=None, help="for the original code's runs (default end)")
     parser.add_argument("--labels", default=None,
                         help="label file (CSV or .xlsx) with the images' names and MOS: report "
-                             "metrics; a database's own file works as it is (AGIQA-3K data.csv: "
-                             "mos_quality, AGIQA-1K: Image,MOS, AIGIQA-20K: name,mos)")
+                             "metrics; a database's own file works as it is ("
+                             + ", ".join(f"{db.title}: {db.name_column},"
+                                         f"{next(iter(db.task_columns.values()))}"
+                                         for db in DATABASES.values()) + ")")
     parser.add_argument("--mos-column", default=None, metavar="NAME",
-                        help="the --labels column holding the MOS (default: mos, else "
-                             "mos_quality), e.g. mos_align for AGIQA-3K's alignment MOS")
+                        help="the --labels column holding the MOS (default: the first of "
+                             f"{', '.join(MOS_COLUMNS)}), e.g. mos_align for AGIQA-3K's "
+                             "alignment MOS")
     parser.add_argument("--prompts", default=None,
                         help="CSV with columns name,prompt: each image's generation prompt (runs "
                              "with TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE)")
@@ -166,17 +173,20 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
 
 def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, str]:
     """`(name column, MOS column)` of a labels file with these header cells (letter case
-    ignored): `name`, else AGIQA-1K's `Image`; `mos_column`, else `mos` (AIGIQA-20K, AGIQA-1K's
-    `MOS`, ours), else AGIQA-3K's `mos_quality`. Raises `LabelFileError` naming what is there."""
+    ignored): the first of `NAME_COLUMNS` present; `mos_column`, else the first of `MOS_COLUMNS`
+    (`mos`, then the databases' own). Raises `LabelFileError` naming what is there."""
     present = {str(cell).lower(): str(cell) for cell in header}
     name = next((present[c] for c in NAME_COLUMNS if c in present), None)
     wanted = (mos_column,) if mos_column else MOS_COLUMNS
     mos = next((present[c.lower()] for c in wanted if c.lower() in present), None)
     if name is None or mos is None:
-        wanted_text = (f"a name column (name or Image) and column {mos_column!r} (--mos-column)"
+        names = " or ".join(NAME_COLUMNS)
+        wanted_text = (f"a name column ({names}) and column {mos_column!r} (--mos-column)"
                        if mos_column
-                       else "columns name,mos (or a database's own: Image for the name, "
-                            "mos_quality for the MOS; other MOS columns with --mos-column NAME)")
+                       else f"columns name,mos (or a database's own, letter case ignored: "
+                            f"{' or '.join(NAME_COLUMNS[1:])} for the name, "
+                            f"{' or '.join(MOS_COLUMNS[1:])} for the MOS; other MOS columns "
+                            "with --mos-column NAME)")
         raise LabelFileError(f"labels file (--labels) needs {wanted_text}; its columns: "
                              f"{', '.join(map(str, header))}")
     return name, mos
@@ -352,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except USER_ERRORS as exc:
-        return report_user_error(exc, weights_option="--backbone")
+        return report_user_error(exc, message=error_message(exc, weights_option="--backbone"))
 
 
 if __name__ == "__main__":

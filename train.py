@@ -36,31 +36,35 @@ from typing import Any, Sequence
 import yaml
 
 from dassl.config import get_cfg_default, merge_config
-from dassl.config.database_scope import config_applies_to, database_tag, dataset_stems
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted
-from dassl.utils import (EXIT_USER_ERROR, USER_ERRORS, ConfigError, UserError,
+from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
-                         configure_determinism, error_message, log_only, report_user_error,
+                         configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
-                                 move_previous_run, read_results as read_run_results)
-from dassl.utils.run_record import (CONFIG_FILE, MODEL_SUBTREES, absolute_paths, recorded_cwd,
-                                    resolve_recorded_path, write_run_record)
+                                 move_previous_run, read_config_file,
+                                 read_results as read_run_results)
+from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorded_path,
+                                    write_run_record)
 
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
+from datasets.registry import config_names
+from datasets.scope import config_applies_to, database_tag
 from datasets.levels import validate_levels
-from trainers import add_trainer_config
-from trainers.inference.run_model import check_trained_run, saved_model_spec, spec_config
+from trainers import CLIP_AGIQA, add_trainer_config
+from trainers.inference.run_model import TrainedRun, check_trained_run
 from trainers.reporting import write_reports
+from trainers.user_errors import USER_ERRORS, error_message
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
-# Given on the command line of --eval-only, this key wins over the checkpoint's precision.
+# Given on the command line of --eval-only, these keys win over the checkpoint's spec.
 CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
+BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
@@ -138,73 +142,75 @@ def base_cfg():
     return cfg
 
 
-def trained_run_config(model_dir: str, load_epoch: int | None = None) -> dict | None:
-    """What an ``--eval-only`` run takes from the trained run in ``model_dir``.
+def open_trained_run(args: argparse.Namespace) -> TrainedRun:
+    """The run ``--eval-only`` evaluates: ``--model-dir``'s checkpoints of ``--load-epoch`` (else
+    the best), each file read once for the whole command. A ``CPU_PREC`` given on the command
+    line is this evaluation's (it wins over the precision the checkpoint records; the trained
+    run's own does not), as is a backbone given explicitly (``--backbone`` or
+    ``MODEL.BACKBONE.NAME``: the run's weights file moved). Raises ``UserError``."""
+    check_model_dir(args.model_dir, args.load_epoch)
+    options = dict(zip((args.opts or [])[::2], (args.opts or [])[1::2]))
+    backbone = args.backbone or options.get(BACKBONE_KEY)
+    return TrainedRun(args.model_dir, checkpoint_file_name(args.load_epoch),
+                      cpu_precision=options.get(CPU_PREC_KEY),
+                      backbone=resolve_recorded_path(backbone, None) if backbone else None)
 
-    The model and its test-time input (``INPUT``, ``MODEL``, ``TRAINER``, ``TEST.NUM_CROPS``:
-    backbone, transforms, precision, prompts, head) and level names from the ``model_spec`` of
-    the checkpoint it evaluates (``load_epoch``, else the deployed one), so config.yaml cannot
-    change them; from ``config.yaml`` only for runs written before the spec existed. The level
-    thresholds the run used (``results.json``'s record, else its configured ones) and its data
-    root (``config.yaml``, when present). None for the original code's output (neither spec nor
-    config.yaml). Raises ``ConfigError`` for an unreadable file.
-    """
-    if not model_dir or not os.path.isdir(model_dir):
-        return None
-    path = os.path.join(model_dir, CONFIG_FILE)
-    stored: dict = {}
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                stored = dict(yaml.safe_load(handle) or {})
-        except (OSError, yaml.YAMLError, TypeError, ValueError) as exc:
-            raise ConfigError(f"cannot read the trained run's config {path}: {exc}") from exc
-    try:
-        spec, source = saved_model_spec(model_dir, load_epoch)
-    except FileNotFoundError:
-        spec, source = None, "checkpoint"  # check_model_dir says what is missing
-    dataset = stored.get("DATASET") or {}
-    if spec is not None and source == "model_spec":
-        subset = spec_config(spec)
-    elif stored:
-        subset = {key: stored[key] for key in MODEL_SUBTREES if key in stored}
-        subset["DATASET"] = {"LEVEL_NAMES": list(dataset.get("LEVEL_NAMES", []))}
-    else:
-        return None
-    results = read_run_results(model_dir) or {}
-    used = ((results.get("data") or {}).get("level_thresholds") or {}).get("values")
-    thresholds = used or list(dataset.get("LEVEL_THRESHOLDS", []))
+
+def trained_data_options(trained: TrainedRun) -> dict:
+    """The ``DATASET`` keys an evaluation takes from the trained run: the level names its
+    model was trained with (the spec), the level thresholds it used (``results.json``'s record,
+    else its configured ones) and its data root (``config.yaml``). None of them for the
+    original code's output (no spec). Raises ``ConfigError`` for an unreadable config.yaml."""
+    if trained.spec is None:
+        return {}
+    model_dir = trained.checkpoints.directory
+    stored = read_config_file(os.path.join(model_dir, CONFIG_FILE)) or {}
+    options = {"LEVEL_NAMES": list(trained.spec.level_names)}
+    used = (((read_run_results(model_dir) or {}).get("data") or {}).get("level_thresholds")
+            or {}).get("values")
+    thresholds = used or stored.get("DATASET.LEVEL_THRESHOLDS")
     if thresholds:
-        subset["DATASET"]["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
-    # A relative path of a run written before paths were stored absolute means the run's own
-    # working directory (run_info.json's cwd), not the one of this command.
-    base = recorded_cwd(model_dir)
-    model = subset.get("MODEL") or {}
-    backbone = model.get("BACKBONE") or {}
-    if isinstance(backbone.get("NAME"), str):
-        backbone["NAME"] = resolve_recorded_path(backbone["NAME"], base)
-    if isinstance(model.get("INIT_WEIGHTS"), str):
-        model["INIT_WEIGHTS"] = resolve_recorded_path(model["INIT_WEIGHTS"], base)
-    return {"model": subset, "root": resolve_recorded_path(str(dataset.get("ROOT", "")), base),
-            "source": source}
+        options["LEVEL_THRESHOLDS"] = [float(t) for t in thresholds]
+    if stored.get("DATASET.ROOT"):
+        options["ROOT"] = stored["DATASET.ROOT"]
+    return options
 
 
-def setup_cfg(args: argparse.Namespace):
+def check_fixed_options(trained: TrainedRun, validated: Any, opts: Sequence[str]) -> None:
+    """A ``TRAINER.CLIP_AGIQA`` model option given on an evaluation's command line must be the
+    evaluated run's (its checkpoint fixes the model; precision is decided apart); raises
+    ``ConfigError`` naming the option and the checkpoint otherwise."""
+    if trained.spec is None:
+        return
+    fields = set(vars(trained.spec))
+    for key in opts[::2]:
+        prefix, _, name = key.rpartition(".")
+        field = name.lower()
+        if prefix == "TRAINER.CLIP_AGIQA" and field in fields and \
+                getattr(validated.spec, field) != getattr(trained.spec, field):
+            raise ConfigError(
+                f"{key} {getattr(validated.spec, field)!r} differs from the model of "
+                f"{trained.path('prompt_learner')} ({getattr(trained.spec, field)!r}): an "
+                f"evaluation takes the model from its checkpoint; leave {name} out")
+
+
+def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):
     """Build the frozen config of a run from the parsed arguments.
 
-    ``--eval-only`` of one of our runs takes the model, its transforms and precision, the level
-    prompts (its checkpoint's saved model spec) and thresholds from the trained run
-    (``trained_run_config``) after the yaml files,
-    so ``--dataset-config-file`` alone may name another database; explicit flags and options
-    still come last. Without ``--output-dir`` its results go to ``MODEL_DIR/eval/<dataset>``.
+    ``--eval-only`` of one of our runs (``trained``) takes the trainer, level names, thresholds
+    and data root from the trained run (``trained_data_options``) after the yaml files, so
+    ``--dataset-config-file`` alone may name another database; explicit flags and options still
+    come last. The model, its test input and precision come from the checkpoint's spec (the
+    trainer's ``trained``), not from the config. Without ``--output-dir`` the results go to
+    ``MODEL_DIR/eval/<dataset>``.
     """
     cfg = base_cfg()
     merge_config(cfg, [args.dataset_config_file, args.config_file])
-    trained = trained_run_config(args.model_dir, args.load_epoch) if args.eval_only else None
     if trained is not None:
-        cfg.merge_from_other_cfg(type(cfg)(trained["model"]))
-        if trained["root"] and args.root is None:
-            cfg.DATASET.ROOT = trained["root"]
+        for key, value in trained_data_options(trained).items():
+            cfg.DATASET[key] = value
+        if trained.spec is not None:  # one of our runs: its trainer, unless --trainer names one
+            cfg.TRAINER.NAME = CLIP_AGIQA.__name__
         if args.output_dir is None:
             name = os.path.splitext(os.path.basename(args.dataset_config_file))[0]
             cfg.OUTPUT_DIR = os.path.join(args.model_dir, "eval", name or cfg.DATASET.NAME)
@@ -235,12 +241,10 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
     if len(cfg.DATASET.LEVEL_THRESHOLDS):
         validate_levels(list(cfg.DATASET.LEVEL_NAMES), cfg.DATASET.LEVEL_THRESHOLDS)
     validated = trainer_class.validate_cfg(cfg)
-    if args.eval_only:
-        check_model_dir(args.model_dir, args.load_epoch)
-    elif cfg.OPTIM.MAX_EPOCH < 1:
+    if not args.eval_only and cfg.OPTIM.MAX_EPOCH < 1:
         raise ConfigError(f"OPTIM.MAX_EPOCH must be >= 1 to train, got {cfg.OPTIM.MAX_EPOCH}: "
                           "to evaluate a trained run use --eval-only --model-dir RUN")
-    elif cfg.DATASET.SPLIT_MODE == "all":
+    elif not args.eval_only and cfg.DATASET.SPLIT_MODE == "all":
         raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
                           "nothing to train on: use it with --eval-only --model-dir RUN to test "
                           "a trained run on all of this database")
@@ -260,14 +264,14 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
 def check_database_scope(config_file: str, dataset_config_file: str) -> None:
     """A method yaml named for one database (``levels2_aigciqa2023``: MOS cut points on its
     scale) trains only with that database's yaml, the rule the sweep plans by
-    (``dassl.config.database_scope``); ``ConfigError`` naming both otherwise."""
+    (``datasets.scope``); ``ConfigError`` naming both otherwise."""
     if not config_file or not dataset_config_file:
         return
-    stems = dataset_stems(os.path.join(REPO_DIR, "configs", "datasets"))
-    if config_applies_to(config_file, dataset_config_file, stems):
+    if config_applies_to(config_file, dataset_config_file):
         return
-    tag = database_tag(os.path.splitext(os.path.basename(config_file))[0], stems)
-    databases = ", ".join(f"configs/datasets/{s}.yaml" for s in stems if s.lower() == tag)
+    tag = database_tag(os.path.splitext(os.path.basename(config_file))[0])
+    databases = ", ".join(f"configs/datasets/{s}.yaml" for s in config_names()
+                          if s.lower() == tag)
     raise ConfigError(f"{config_file} is made for one database (its name ends in _{tag}: MOS "
                       f"cut points or prompts of that database) and applies only to {databases}, "
                       f"not to {dataset_config_file}")
@@ -327,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                 "one is intact; run the same command again to resume from it")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except USER_ERRORS as exc:
-        raise SystemExit(report_user_error(exc)) from None
+        raise SystemExit(report_user_error(exc, message=error_message(exc))) from None
     finally:
         teardown_logger()
 
@@ -339,9 +343,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
                           "end the command line; move it before them")
     if args.eval_only and args.load_epoch is None:
         args.load_epoch = deployed_epoch(args.model_dir)
+    trained = open_trained_run(args) if args.eval_only else None
     try:
-        cfg = setup_cfg(args)
+        cfg = setup_cfg(args, trained)
         validated = check_config(cfg, args)
+        if trained is not None:
+            check_fixed_options(trained, validated, args.opts or [])
     except UserError:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
@@ -353,7 +360,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         return finished
     new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
     try:
-        return _start(cfg, args, argv, validated)
+        return _start(cfg, args, argv, validated, trained)
     except USER_ERRORS:
         if new_output_dir and not checkpoint_dirs(cfg.OUTPUT_DIR):
             # Bad input found before any checkpoint: the folder this command made holds no run
@@ -363,9 +370,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
 
 
-def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any) -> dict | None:
+def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any,
+           trained: TrainedRun | None) -> dict | None:
     """Set up OUTPUT_DIR (log, run record) and run the training or evaluation; `validated`:
-    what `check_config` returned."""
+    what `check_config` returned, `trained` the run an evaluation loads."""
     moved = move_previous_run(cfg.OUTPUT_DIR, include_checkpoints=not args.eval_only) \
         if args.force else None
     setup_logger(cfg.OUTPUT_DIR)
@@ -385,13 +393,9 @@ def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any) -> di
     print(f"Config: {os.path.join(cfg.OUTPUT_DIR, 'config.yaml')} (arguments, config and "
           f"environment also in {os.path.join(cfg.OUTPUT_DIR, 'log.txt')})")
 
-    trainer = build_trainer(cfg, validated)
+    trainer = build_trainer(cfg, validated, **({"trained": trained} if trained else {}))
     if args.eval_only:
-        # A CPU_PREC given on the command line wins over the precision the checkpoint records
-        # (the trained run's saved CPU_PREC does not: it is in cfg too, so only opts tell).
-        explicit = {"evaluation_cpu_prec": cfg.TRAINER.CLIP_AGIQA.CPU_PREC} \
-            if CPU_PREC_KEY in (args.opts or [])[::2] else {}
-        trainer.load_model(args.model_dir, epoch=args.load_epoch, **explicit)
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
         return write_reports(trainer, "eval_only", args.model_dir, args.load_epoch)
     if args.no_train:

@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from clip.random_weights import save_random_weights
-from datasets.labels import read_text_csv
+from datasets.labels import read_text_table
 from datasets.synthetic import make_synthetic_agiqa
 
 REPO = Path(__file__).resolve().parents[1]
-# The real AGIQA-3K label file, committed with the tests (MIT licence; tests/data/README.md).
-NAMES_CSV = REPO / "tests" / "data" / "agiqa3k" / "data.csv"
+# The real AGIQA-3K label file, shipped with the loaders (MIT licence; datasets/data/README.md).
+NAMES_CSV = REPO / "datasets" / "data" / "AGIQA-3K" / "data.csv"
 MARKER = ".bench_dataset.json"
 FULL_SIZE = 2982  # rows of AGIQA-3K's data.csv
 
@@ -46,7 +46,7 @@ def _names_table(n_images: int, names_csv: Path | None, scratch: Path) -> pd.Dat
     """`n_images` rows (evenly spaced, file order) of the real label file, or generated names
     in AGIQA-3K's pattern (taken from a throw-away 8 px synthetic set)."""
     if names_csv is not None:
-        table = read_text_csv(names_csv, ("name",))
+        table = read_text_table(names_csv, ("name",))
         if not 0 < n_images <= len(table):
             raise ValueError(f"--n-images must be in 1..{len(table)} for {names_csv}")
         step = (len(table) - 1) / max(1, n_images - 1)

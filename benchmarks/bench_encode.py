@@ -104,7 +104,7 @@ def measure_stages(args: argparse.Namespace) -> dict:
     decode = (time.process_time() - start) / len(paths)
     cfg = get_cfg_default()
     merge_config(cfg, [str(BASE_YAML)], [])
-    transform = TensorTransform(cfg, is_train=False)
+    transform = TensorTransform.from_config(cfg, is_train=False)
     batches = torch.arange(len(paths)).split(args.batch)
     transform_s = _cpu_seconds(lambda: [transform(images, b) for b in batches], args.repeats)
     pixels = [transform(images, b) for b in batches]

@@ -157,6 +157,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     from trainers.fast.feature_loaders import ImageFeatureEncoder
     from trainers.fast.multi_crop import MultiCropTransform
     from trainers.fast.tensor_transforms import TensorTransform
+    from trainers.method.model_spec import TestInput
 
     device = torch.device("cuda" if args.device == "cuda" or (
         args.device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -166,6 +167,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     train = parts["train"][:args.run_images]
     test = parts["test"][:max(1, round(args.run_images / 3.5))]
     cfg = transform_config()
+    test_input = TestInput(size=(CROP, CROP), interpolation="bicubic",
+                           mean=tuple(cfg.INPUT.PIXEL_MEAN), std=tuple(cfg.INPUT.PIXEL_STD))
     encoder = ImageFeatureEncoder(load_model(args.model, device), device,
                                   args.encode_batch_size, contextlib.nullcontext)
     torch.manual_seed(0)
@@ -174,7 +177,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     if args.worker_mode == "budget":
         train_images = StreamedImages(train, device, args.workers)
         test_images = DecodedImages.store_transformed(
-            StreamedImages(test, device, args.workers), MultiCropTransform(cfg).resample,
+            StreamedImages(test, device, args.workers), MultiCropTransform(test_input).resample,
             (CROP, CROP))
     else:
         train_images = DecodedImages.decode(train, device)
@@ -182,8 +185,9 @@ def run_mode(args: argparse.Namespace) -> dict:
         held += train_images.nbytes
     held += test_images.nbytes
     train_features = encoder.encode(train_images, torch.randperm(len(train)),
-                                    TensorTransform(cfg, is_train=True))
-    test_features = encoder.encode(test_images, torch.arange(len(test)), MultiCropTransform(cfg))
+                                    TensorTransform.from_config(cfg, is_train=True))
+    test_features = encoder.encode(test_images, torch.arange(len(test)),
+                                   MultiCropTransform(test_input))
     seconds = time.perf_counter() - start
     own, child = peak_rss()
     return {"mode": args.worker_mode, "device": str(device), "train_images": len(train),

@@ -14,7 +14,7 @@ imports a CoOp-style module written against it):
 - `dassl.utils`: `setup_logger`, `set_random_seed`, `collect_env_info`, `mkdir_if_missing`,
   `read_json`, `write_json`, `listdir_nohidden`, `save_checkpoint`, `load_checkpoint`,
   `resume_from_checkpoint`, `load_pretrained_weights`.
-Everything else (IQA evaluation, `read_checkpoint` / `load_module_checkpoints`, best-epoch
+Everything else (IQA evaluation, `read_checkpoint` / `ModuleCheckpoints`, best-epoch
 selection in `dassl.engine.selection`, run directories, Ctrl-C handling) is this project's own.
 """
 

@@ -1,6 +1,7 @@
 """IQA datasets for CLIP-AGIQA: importing this package registers "AGIQA", "AGIQA1K",
 "AIGCIQA2023" and "AIGIQA20K" in dassl's ``DATASET_REGISTRY``; ``add_dataset_config(cfg)``
-declares their config keys."""
+declares their config keys. ``registry.py`` holds each database's facts once (folder, configs,
+label columns, licence, download sources); ``python -m datasets.fetch`` downloads them, verified."""
 
 from .config import add_dataset_config
 from .errors import DatasetError

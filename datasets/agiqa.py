@@ -12,15 +12,16 @@ from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import DatasetError, describe_dir
+from .errors import MissingDataError, describe_dir
 from .labels import read_label_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
+from .registry import AGIQA3K as DATABASE
 
 __all__ = ["AGIQA", "load_agiqa", "FOLDER", "LABEL_FILE", "TASK_COLUMNS", "DEFAULT_THRESHOLDS"]
 
-FOLDER = "AGIQA-3K"
+FOLDER = DATABASE.folder
 LABEL_FILE = "data.csv"
-TASK_COLUMNS = {"quality": "mos_quality", "alignment": "mos_align"}
+TASK_COLUMNS = DATABASE.task_columns
 DEFAULT_THRESHOLDS = {
     # Upstream's hard-coded cut points (close to the training split's mos_quality sextiles).
     "quality": (1.231, 2.266, 2.749, 3.092, 3.456),
@@ -37,9 +38,9 @@ def load_agiqa(options: DatasetOptions) -> LevelledData:
     csv_path = label_file_path(base, options.label_file) or find_file(
         base, [LABEL_FILE], "AGIQA-3K label file")
     if csv_path is None:
-        raise DatasetError(f"AGIQA-3K label file {base / LABEL_FILE} not found (also looked one "
+        raise MissingDataError(f"AGIQA-3K label file {base / LABEL_FILE} not found (also looked one "
                            f"folder deeper); {describe_dir(base)}")
-    table = read_label_table(csv_path, TASK_COLUMNS[task], prompt_column="prompt",
+    table = read_label_table(csv_path, TASK_COLUMNS[task], prompt_column="prompt", name_column=DATABASE.name_column,
                              sheet=options.label_sheet)
     bases = [csv_path.parent] + ([base] if csv_path.parent != base else [])
     image_dir = find_image_dir(bases, table["name"].tolist())

@@ -24,17 +24,19 @@ from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import DatasetError, describe_dir
+from .errors import MissingDataError, describe_dir
 from .labels import duplicate_rows, read_label_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
+from .registry import AGIQA1K as DATABASE
 
 __all__ = ["AGIQA1K", "load_agiqa1k", "report_duplicates", "FOLDER", "LABEL_FILES",
            "IMAGE_FOLDER", "COLUMNS", "DEFAULT_THRESHOLDS"]
 
-FOLDER = "AGIQA-1K"
+FOLDER = DATABASE.folder
 LABEL_FILES = ("AIGC_MOS_Zscore.xlsx", "AIGC_MOS_Zscore.csv")
 IMAGE_FOLDER = "file"
-COLUMNS = {"name": "Image", "prompt": "Prompt", "mos": "MOS"}
+COLUMNS = {"name": DATABASE.name_column, "prompt": "Prompt",
+           "mos": DATABASE.task_columns["quality"]}
 # None: the L-quantiles of the training split's MOS (datasets.levels.quantile_thresholds).
 DEFAULT_THRESHOLDS = {"quality": None}
 
@@ -61,7 +63,7 @@ def load_agiqa1k(options: DatasetOptions) -> LevelledData:
     path = label_file_path(base, options.label_file) or find_file(
         base, list(LABEL_FILES), "AGIQA-1K label file")
     if path is None:
-        raise DatasetError(f"AGIQA-1K label file {base / LABEL_FILES[0]} (or "
+        raise MissingDataError(f"AGIQA-1K label file {base / LABEL_FILES[0]} (or "
                            f"{LABEL_FILES[1]}, columns {list(COLUMNS.values())}) not found (also "
                            f"looked one folder deeper); {describe_dir(base)}")
     table = read_label_table(path, COLUMNS["mos"], name_column=COLUMNS["name"],

@@ -1,12 +1,21 @@
 """AIGCIQA2023 (Wang et al., 2023), registered as "AIGCIQA2023".
 
 On disk: images ``DATASET.ROOT/AIGCIQA2023/allimg/<i>.png`` (or ``allimg/<sub>/<i>.png``) and
-the MOS either as the database ships them, ``MOS/mosz{1,2,3}.mat`` (variable ``MOSz``, shape
-(N, 1), row i = image ``i.png``), or as the CSVs ``mat2csv.py`` writes,
-``mos_{quality,authenticity,correspondence}.csv`` (columns ``name,mos``). The ``.mat`` file is
-preferred when both exist because the CSV is derived from it. Either may also sit one folder
-deeper (``ROOT/AIGCIQA2023/<sub>/MOS/...``), and the images in any folder up to three levels
-below the dataset folder: the release unpacks to ``DATA/MOS/mosz*.mat`` and
+the MOS of the task (quality, authenticity, correspondence = k 1, 2, 3), the first found of:
+
+1. ``MOS/mosz{k}.mat`` as the database ships them (variable ``MOSz``, shape (N, 1), row i =
+   image ``i.png``; ``python -m datasets.fetch AIGCIQA2023`` unpacks them);
+2. ``mos_{task}.csv`` as ``mat2csv.py`` writes them (columns ``name,mos``);
+3. ``moz{k}.txt`` as the Hugging Face repository ``IntMeGroup/AIGCIQA2023`` (linked from the
+   official GitHub repository) holds them: N numbers in image order, row i = image ``i.png``;
+4. ``AIGCIQA2023.csv``, the all-in-one table of pull request 4 of ``wangjiarui153/AIGCIQA2023``
+   (columns ``name``, ``prompt``, ``quality_mos``, ``authenticity_mos``,
+   ``correspondence_mos``, ...; the registry's ``task_columns``), which also gives the prompts.
+
+The ``.mat`` file is preferred because the others are derived from it. ``DATASET.LABEL_FILE``
+names one of these files instead (its kind found from its suffix and header). Each may also sit
+one folder deeper (``ROOT/AIGCIQA2023/<sub>/MOS/...``), and the images in any folder up to three
+levels below the dataset folder: the release unpacks to ``DATA/MOS/mosz*.mat`` and
 ``Image/allimg/<i>.png``.
 """
 
@@ -15,18 +24,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import DatasetError, describe_dir
-from .labels import read_label_table, read_mat_table
+from .errors import DatasetError, MissingDataError, describe_dir
+from .labels import (read_label_table, read_mat_table, read_score_list,
+                     read_text_table)
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
+from .registry import AIGCIQA2023 as DATABASE
 
 __all__ = ["AIGCIQA2023", "load_aigciqa2023", "mos_sources", "FOLDER", "IMAGE_FOLDER",
            "TASK_MAT_INDEX", "DEFAULT_THRESHOLDS"]
 
-FOLDER = "AIGCIQA2023"
+FOLDER = DATABASE.folder
 IMAGE_FOLDER = "allimg"
 # Task -> k of MOS/mosz{k}.mat (the database's numbering).
 TASK_MAT_INDEX = {"quality": 1, "authenticity": 2, "correspondence": 3}
@@ -36,34 +49,70 @@ DEFAULT_THRESHOLDS = {task: (30.0, 40.0, 50.0, 60.0, 70.0) for task in TASK_MAT_
 _NUMBERED_PNG = re.compile(r"^(\d+)\.png$")
 
 
+ALL_IN_ONE = "AIGCIQA2023.csv"
+
+
 def mos_sources(task: str) -> tuple[list[str], list[str]]:
     """Candidate ``.mat`` and CSV paths (relative to the dataset folder) for ``task``."""
     k = TASK_MAT_INDEX[task]
     return [f"MOS/mosz{k}.mat", f"mosz{k}.mat"], [f"mos_{task}.csv"]
 
 
+def _candidates(task: str) -> list[tuple[str, list[str]]]:
+    """``(kind, names)`` in the order of the module docstring."""
+    mat_names, csv_names = mos_sources(task)
+    return [("mat", mat_names), ("csv", csv_names),
+            ("txt", [f"moz{TASK_MAT_INDEX[task]}.txt"]), ("all", [ALL_IN_ONE])]
+
+
+def _kind_of(path: Path, task: str) -> str:
+    """The kind of a ``DATASET.LABEL_FILE``: by suffix, and a table holding the task's column
+    of the all-in-one CSV is read as one."""
+    suffix = path.suffix.lower()
+    if suffix in (".mat", ".txt"):
+        return suffix[1:]
+    header = read_text_table(path, ()).columns
+    return "all" if DATABASE.task_columns[task] in header else "csv"
+
+
+def read_task_mos(path: Path, kind: str, task: str, sheet: str = "") -> pd.DataFrame:
+    """The label table of ``task`` from ``path`` of ``kind`` (see ``_candidates``)."""
+    if kind == "mat":
+        return read_mat_table(path)
+    if kind == "txt":
+        return read_score_list(path)
+    if kind == "all":
+        return read_label_table(path, DATABASE.task_columns[task],
+                                name_column=DATABASE.name_column, prompt_column="prompt",
+                                sheet=sheet)
+    return read_label_table(path, "mos", sheet=sheet)
+
+
+def find_mos_file(base: Path, task: str, label_file: str) -> tuple[Path, str]:
+    """``(path, kind)`` of the task's MOS under the database folder ``base``
+    (``label_file``: ``DATASET.LABEL_FILE``); ``MissingDataError`` naming every candidate."""
+    given = label_file_path(base, label_file)
+    if given is not None:
+        return given, _kind_of(given, task)
+    for kind, names in _candidates(task):
+        path = find_file(base, names, f"AIGCIQA2023 {task} MOS")
+        if path is not None:
+            return path, kind
+    (_, mat), (_, csv), (_, txt), (_, table) = _candidates(task)
+    raise MissingDataError(
+        f"AIGCIQA2023 {task} MOS not found: expected {base / mat[0]} (variable MOSz), "
+        f"{base / csv[0]} (columns name,mos, see mat2csv.py), {base / txt[0]} (one score per "
+        f"image, in order) or {base / table[0]} (column {DATABASE.task_columns[task]}); "
+        f"{describe_dir(base)}; {describe_dir(base / 'MOS')}")
+
+
 def load_aigciqa2023(options: DatasetOptions) -> LevelledData:
     """Read the task's MOS, split them and attach levels (see ``core.assemble``)."""
     task = resolve_task(options.task, list(TASK_MAT_INDEX), "AIGCIQA2023")
     base = dataset_folder(options.root, FOLDER)
-    mat_names, csv_names = mos_sources(task)
-    given = label_file_path(base, options.label_file)
-    mat_path = given if given is not None and given.suffix.lower() == ".mat" else (
-        None if given is not None else find_file(base, mat_names, f"AIGCIQA2023 {task} MOS"))
-    if mat_path is not None:
-        table = read_mat_table(mat_path)
-        data_root = mat_path.parent.parent if mat_path.parent.name == "MOS" else mat_path.parent
-        source = mat_path
-    else:
-        csv_path = given or find_file(base, csv_names, f"AIGCIQA2023 {task} MOS")
-        if csv_path is None:
-            raise DatasetError(
-                f"AIGCIQA2023 {task} MOS not found: expected {base / mat_names[0]} (variable MOSz) "
-                f"or {base / csv_names[0]} (columns name,mos, see mat2csv.py); "
-                f"{describe_dir(base)}; {describe_dir(base / 'MOS')}"
-            )
-        table = read_label_table(csv_path, "mos", sheet=options.label_sheet)
-        data_root, source = csv_path.parent, csv_path
+    source, kind = find_mos_file(base, task, options.label_file)
+    table = read_task_mos(source, kind, task, options.label_sheet)
+    data_root = source.parent.parent if source.parent.name == "MOS" else source.parent
     # allimg/ where the loader documents it, beside the MOS folder, or anywhere below the
     # dataset folder (the release unpacks to AIGCIQA2023/Image/allimg/).
     bases = list(dict.fromkeys([base / IMAGE_FOLDER, data_root / IMAGE_FOLDER, base]))

@@ -25,15 +25,17 @@ from dassl.data.datasets import DATASET_REGISTRY
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
-from .errors import SHOW_MISSING, DatasetError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir
 from .labels import read_label_table
 from .layout import dataset_folder, find_file, find_image_dir, label_file_path
+from .registry import AIGIQA20K as DATABASE
 from .splits import Split
 
 __all__ = ["AIGIQA20K", "load_aigiqa20k", "official_split", "info_file", "FOLDER", "PARTS",
            "DEFAULT_THRESHOLDS"]
 
-FOLDER = "AIGIQA-20K"
+FOLDER = DATABASE.folder
+MOS_COLUMN = DATABASE.task_columns["quality"]
 PARTS = ("train", "val", "test")
 # None: the L-quantiles of the training split's MOS (datasets.levels.quantile_thresholds).
 DEFAULT_THRESHOLDS = {"quality": None}
@@ -44,7 +46,7 @@ def info_file(base: Path, part: str) -> Path:
     names = [f"info_{part}.xlsx", f"info_{part}.csv"]
     path = find_file(base, names, f"AIGIQA-20K {part} list")
     if path is None:
-        raise DatasetError(f"AIGIQA-20K official {part} list {base / names[0]} (or "
+        raise MissingDataError(f"AIGIQA-20K official {part} list {base / names[0]} (or "
                            f"{names[1]}) not found; {describe_dir(base)}")
     return path
 
@@ -80,7 +82,7 @@ def load_aigiqa20k(options: DatasetOptions) -> LevelledData:
     train_file = info_file(base, "train")
     full_file = label_file_path(base, options.label_file)
     if full_file is None:
-        table = read_label_table(train_file, "mos", prompt_column="prompt",
+        table = read_label_table(train_file, MOS_COLUMN, prompt_column="prompt",
                                  sheet=options.label_sheet)
         table["folder"] = str(_image_folder(base, "train", table["name"].tolist()))
         return assemble(table, base, options, task, DEFAULT_THRESHOLDS, base=base,
@@ -88,7 +90,8 @@ def load_aigiqa20k(options: DatasetOptions) -> LevelledData:
     files = {"train": train_file, **{part: info_file(base, part) for part in PARTS[1:]}}
     lists = {part: read_label_table(path, None, sheet=options.label_sheet)
              for part, path in files.items()}
-    table = read_label_table(full_file, "mos", prompt_column="prompt", sheet=options.label_sheet)
+    table = read_label_table(full_file, MOS_COLUMN, prompt_column="prompt",
+                             sheet=options.label_sheet)
     split = official_split(table, lists, full_file)
     if sum(len(getattr(split, part)) for part in PARTS) < len(table):
         print(f"Label file {full_file}: {len(table) - sum(len(lists[p]) for p in PARTS)} row(s) "

@@ -16,7 +16,8 @@ from dassl.data.datasets import DatasetBase, Datum
 from dassl.utils import find_unreadable_images, format_bad_images
 
 from .core import DatasetOptions, LevelledData, read_options
-from .errors import DatasetError
+from .errors import DatasetError, MissingDataError
+from .fetch import fetch_if_absent, repair_hint
 
 __all__ = ["LevelDataset", "to_datums", "drop_unreadable"]
 
@@ -98,7 +99,13 @@ class LevelDataset(DatasetBase):
 
     def __init__(self, cfg: Any) -> None:
         options = read_options(cfg)
-        data = self.load(options)
+        name = type(self).__name__  # the registered dataset name, the registry's key
+        if options.fetch:
+            fetch_if_absent(name, options.root)
+        try:
+            data = self.load(options)
+        except MissingDataError as exc:
+            raise MissingDataError(f"{exc}{repair_hint(name, options.root)}") from None
         self.task = data.task
         self.thresholds = list(data.thresholds)
         self.dataset_dir = str(data.image_dir)

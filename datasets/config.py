@@ -38,6 +38,8 @@ _KEYS: dict[str, tuple[Any, str]] = {
                        "[, test.csv]; '' = split with SPLIT_SEED/TEST_RATIO/VAL_RATIO"),
     "SPLIT_INDEX": (-1, "K >= 0: read the split folder SPLIT_FILE/K/; -1 = SPLIT_FILE itself"),
     "CHECK_FILES": (True, "verify that every listed image exists and decodes before training"),
+    "FETCH": (True, "when the database's folder is absent under an existing ROOT, download it, "
+                    "verified (python -m datasets.fetch; databases with a known source)"),
     "SKIP_BAD_IMAGES": (False, "leave out images that do not decode (warning + list in the log) "
                                "instead of stopping with an error; runs the decode check even "
                                "with CHECK_FILES False"),

@@ -48,6 +48,7 @@ class DatasetOptions:
     drop_duplicate_names: bool = False
     split_file: str = ""
     split_index: int = -1
+    fetch: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "split_mode": _normalised, "prompt_file": lambda value: str(value).strip(),
     "skip_bad_images": bool, "label_file": lambda value: str(value).strip(),
     "label_sheet": lambda value: str(value).strip(), "drop_duplicate_names": bool,
-    "split_file": lambda value: str(value).strip(), "split_index": int,
+    "split_file": lambda value: str(value).strip(), "split_index": int, "fetch": bool,
 }
 
 

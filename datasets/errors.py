@@ -5,7 +5,7 @@ from __future__ import annotations
 from dassl.utils.errors import UserError
 from dassl.utils.tools import describe_dir  # noqa: F401  (its home before it moved to dassl)
 
-__all__ = ["DatasetError", "describe_dir", "SHOW_MISSING"]
+__all__ = ["DatasetError", "MissingDataError", "describe_dir", "SHOW_MISSING"]
 
 SHOW_MISSING = 5  # how many missing/unlisted image names an error message shows
 
@@ -18,3 +18,8 @@ class DatasetError(UserError, ValueError):
     traceback; the message alone says what was expected, where, and what was found instead.
     """
 
+
+class MissingDataError(DatasetError):
+    """A database's folder, label file or images are absent or incomplete on disk (not a config
+    problem): the message says what is missing, and the dataset class adds the
+    ``python -m datasets.fetch`` command that repairs it where the database has a source."""

@@ -21,12 +21,10 @@ from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
 
 from .errors import DatasetError
 
-__all__ = ["read_csv_table", "read_label_table", "read_mat_table", "read_text_csv",
-           "read_text_table", "read_xlsx_text", "data_row", "duplicate_rows", "sha256_file", "mat_row_name",
-           "MAT_VARIABLE", "EXCEL_SUFFIXES", "DUPLICATE_POLICIES"]
+__all__ = ["read_label_table", "read_mat_table", "read_text_table", "data_row", "duplicate_rows",
+           "read_score_list", "sha256_file", "mat_row_name", "MAT_VARIABLE", "DUPLICATE_POLICIES"]
 
 MAT_VARIABLE = "MOSz"  # the variable AIGCIQA2023's MOS/mosz*.mat files hold, shape (N, 1)
-EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 # What a label table does with an image name on several rows: "error" (every database but
 # AGIQA-1K), "keep" (all rows stay, as AGIQA-1K's published splits do) or "first".
 DUPLICATE_POLICIES = ("error", "keep", "first")
@@ -37,91 +35,24 @@ def mat_row_name(index: int) -> str:
     return f"{index}.png"
 
 
-def read_text_csv(path: str | os.PathLike, columns: Sequence[str],
-                  what: str = "label file") -> pd.DataFrame:
-    """Read a label CSV (or .xlsx) with every cell as text and require ``columns``, through the
-    project's one label-file reader (``dassl.utils.label_file.read_label_file``: any common
-    encoding, delimiter and spreadsheet quirk); ``what`` names the file kind ("label file",
-    "prompt file") in the ``DatasetError`` raised when it cannot be read."""
+def read_text_table(path: str | os.PathLike, columns: Sequence[str], what: str = "label file",
+                    sheet: str = "") -> pd.DataFrame:
+    """Every cell of a label file (CSV or ``.xlsx``, ``sheet`` "" = its first) as text, with
+    ``columns`` required, through the project's one label-file reader
+    (``dassl.utils.label_file.read_label_file``: any common encoding, delimiter and spreadsheet
+    quirk); ``what`` names the file kind ("label file", "prompt file") in the ``DatasetError``
+    raised when it cannot be read."""
     try:
-        return read_label_file(path, columns, what=what)
+        return read_label_file(path, columns, what=what, sheet=sheet)
     except LabelFileError as exc:
         raise DatasetError(str(exc)) from None
 
 
 def data_row(table: pd.DataFrame, i: int) -> str:
-    """``"data row i (line L)"``: a row of a table from ``read_text_csv`` in words, 0-based
-    after the header as before, with its 1-based line in the file."""
+    """``"data row i (line L)"``: a row of a table from ``read_text_table`` in words, 0-based
+    after the header, with its 1-based line in the file."""
     lines = table.attrs.get("lines")
     return f"data row {i} (line {lines[i]})" if lines and i < len(lines) else f"data row {i}"
-
-
-def _cell_text(value: object) -> str:
-    """A spreadsheet cell as the text a CSV would hold: ``repr`` of floats (exact round trip
-    through ``float()``), integers without a decimal point, empty cells as ``""``."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def read_xlsx_text(path: str | os.PathLike, columns: Sequence[str], what: str = "label file",
-                   sheet: str = "") -> pd.DataFrame:
-    """Read one sheet of an Excel workbook (``.xlsx``) as text, like ``read_text_csv``.
-
-    ``sheet`` "" = the first sheet. The first row with a non-empty cell is the header; fully
-    empty rows after it are skipped. Raises ``DatasetError`` naming the file and the sheet when
-    the workbook cannot be opened, the sheet is missing or empty, or a column is missing.
-    Needs ``openpyxl`` (a requirement of this project).
-    """
-    path = Path(path)
-    try:
-        import openpyxl
-    except ImportError as exc:  # pragma: no cover - openpyxl is in requirements.txt
-        raise DatasetError(f"reading {what} {path} needs the package openpyxl "
-                           "(pip install openpyxl)") from exc
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types (zipfile, KeyError, XML errors)
-        raise DatasetError(f"cannot read {what} {path} as an Excel workbook: "
-                           f"{type(exc).__name__}: {exc}") from exc
-    try:
-        names = list(book.sheetnames)
-        if sheet and sheet not in names:
-            raise DatasetError(f"{what} {path} has no sheet {sheet!r}; its sheets are {names} "
-                               "(DATASET.LABEL_SHEET)")
-        chosen = sheet or names[0]
-        rows = [tuple(_cell_text(v) for v in row)
-                for row in book[chosen].iter_rows(values_only=True)]
-    finally:
-        book.close()
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DatasetError(f"{what} {path}, sheet {chosen!r}, is empty; expected a header row "
-                           f"with columns {list(columns)}")
-    header = [cell.strip() for cell in rows[0]]
-    width = len(header)
-    while width and not header[width - 1]:
-        width -= 1
-    header = header[:width]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DatasetError(f"{what} {path}, sheet {chosen!r}, lacks column(s) {missing}; its "
-                           f"header row has {header}")
-    body = [list(row[:width]) + [""] * (width - len(row)) for row in rows[1:]]
-    return pd.DataFrame(body, columns=header, dtype=object)
-
-
-def read_text_table(path: str | os.PathLike, columns: Sequence[str], what: str = "label file",
-                    sheet: str = "") -> pd.DataFrame:
-    """Every cell of a label file as text: ``.xlsx`` through ``read_xlsx_text`` (``sheet``),
-    anything else as CSV through ``read_text_csv``. ``columns`` must be present."""
-    if Path(path).suffix.lower() in EXCEL_SUFFIXES:
-        return read_xlsx_text(path, columns, what, sheet)
-    return read_text_csv(path, columns, what)
 
 
 def read_label_table(path: str | os.PathLike, mos_column: str | None, name_column: str = "name",
@@ -146,12 +77,6 @@ def read_label_table(path: str | os.PathLike, mos_column: str | None, name_colum
     return _validated(table, path, duplicates=duplicates, lines=raw.attrs.get("lines"))
 
 
-def read_csv_table(path: str | os.PathLike, mos_column: str, name_column: str = "name",
-                   prompt_column: str | None = None) -> pd.DataFrame:
-    """Read a CSV label file into a validated label table (see ``read_label_table``)."""
-    return read_label_table(path, mos_column, name_column, prompt_column)
-
-
 def duplicate_rows(names: pd.Series) -> list[list[int]]:
     """Positions of every image name listed on several rows, one list per name, in file order."""
     positions: dict[str, list[int]] = {}
@@ -161,7 +86,7 @@ def duplicate_rows(names: pd.Series) -> list[list[int]]:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (provenance of label and split files)."""
+    """Hex SHA-256 of a file's bytes (provenance of label and split files, fetched files)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -200,6 +125,28 @@ def read_mat_table(path: str | os.PathLike, variable: str = MAT_VARIABLE) -> pd.
     values = array.reshape(-1).astype(np.float64)
     table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
     return _validated(table, path, what=f"variable '{variable}' row")
+
+
+def read_score_list(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a text file of N scores in image order (AIGCIQA2023's ``moz{k}.txt``: numbers
+    separated by line breaks, spaces, tabs or commas) into a label table with names
+    ``0.png .. N-1.png`` (as ``read_mat_table``). Raises ``DatasetError`` naming the first value
+    that is not a number."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read score list {path}: {exc}") from exc
+    cells = text.replace(",", " ").split()
+    values = np.empty(len(cells), dtype=np.float64)
+    for i, cell in enumerate(cells):
+        try:
+            values[i] = float(cell)
+        except ValueError:
+            raise DatasetError(f"score list {path}: value {i} ({cell!r}) is not a number; "
+                               "expected one score per image, in image order") from None
+    table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
+    return _validated(table, path, what="value")
 
 
 def _numeric_mos(raw: pd.DataFrame, names: pd.Series, path: Path, mos_column: str) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .errors import SHOW_MISSING, DatasetError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir
 
 __all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path",
            "SEARCH_DEPTH"]
@@ -32,7 +32,7 @@ def dataset_folder(root: str, folder: str) -> Path:
                            f"'{folder}/' (e.g. --root /data or DATASET.ROOT /data)")
     path = Path(os.path.expanduser(str(root))) / folder
     if not path.is_dir():
-        raise DatasetError(f"dataset folder {path} not found (DATASET.ROOT={root!r}); "
+        raise MissingDataError(f"dataset folder {path} not found (DATASET.ROOT={root!r}); "
                            f"{describe_dir(path)}")
     return path
 
@@ -127,11 +127,11 @@ def check_images(image_dir: Path, names: Sequence[str], searched: Path | None = 
         where = (f"; no folder up to {SEARCH_DEPTH} levels below {searched} holds them either"
                  if searched is not None else "")
         shown = ", ".join(missing[:SHOW_MISSING])
-        raise DatasetError(
+        raise MissingDataError(
             f"none of the {len(names)} images listed in the label file were found: expected "
             f"them in {image_dir} (e.g. {shown}){where}; {describe_dir(image_dir)}")
     shown = "\n  ".join(str(image_dir / n) for n in missing[:SHOW_MISSING])
-    raise DatasetError(
+    raise MissingDataError(
         f"{len(missing)} of {len(names)} images listed in the label file are missing from "
         f"{image_dir}; first missing:\n  {shown}\n{describe_dir(image_dir)}\n"
         "(set DATASET.CHECK_FILES False to skip this check)"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SHOW_MISSING, DatasetError
-from .labels import data_row, read_text_csv
+from .labels import data_row, read_text_table
 
 __all__ = ["read_prompt_file", "attach_prompts"]
 
@@ -29,7 +29,7 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise DatasetError(f"DATASET.PROMPT_FILE {path} not found (expected a CSV with columns "
                            "name,prompt)")
-    raw = read_text_csv(path, ("name", "prompt"), what="prompt file")
+    raw = read_text_table(path, ("name", "prompt"), what="prompt file")
     table = raw[["name", "prompt"]].reset_index(drop=True)
     table.attrs = dict(raw.attrs)
     for column in ("name", "prompt"):

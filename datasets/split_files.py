@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SHOW_MISSING, DatasetError, describe_dir
-from .labels import read_text_csv
+from .labels import read_text_table
 from .splits import Split
 
 __all__ = ["resolve_split_path", "read_split_parts", "split_from_file", "split_file_list",
@@ -57,7 +57,7 @@ def split_file_list(path: Path) -> list[Path]:
 
 def _listing(path: Path, first_column: bool) -> pd.DataFrame:
     """``name`` (and ``mos`` when the file has such a column) of a split CSV, in file order."""
-    raw = read_text_csv(path, () if first_column else ("name", "split"), what="split file")
+    raw = read_text_table(path, () if first_column else ("name", "split"), what="split file")
     if raw.shape[1] == 0:
         raise DatasetError(f"split file {path} has no columns; expected the image name first")
     listing = pd.DataFrame({"name": raw[raw.columns[0] if first_column else "name"]})

@@ -3,7 +3,7 @@
 #
 # Usage: bash scripts/main.sh [--force] DATASET CFG CTP NCTX SHOTS CSC [SEEDS...] [-- KEY VALUE ...]
 #   --force  start a run folder over: train.py moves its previous files into previous-<time>/
-#   DATASET  a file of configs/datasets/ without .yaml, e.g. AGIQA, AGIQA1K, AIGCIQA2023, AIGIQA20K
+#   DATASET  a file of configs/datasets/ without .yaml, e.g. AGIQA
 #            (the full list is printed below)
 #   CFG      method config, e.g. vit_b16_ep100 (configs/trainers/CLIP_AGIQA/CFG.yaml), or an
 #            ablation, e.g. head_similarity (configs/ablations/CFG.yaml)

@@ -6,19 +6,17 @@ PYTHON=${PYTHON:-python3}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
 
-# dataset_names: the DATASET values, one per file of configs/datasets/, space separated.
-dataset_names() {
-    local names=() file
-    for file in "${REPO}"/configs/datasets/*.yaml; do
-        names+=("$(basename "${file}" .yaml)")
-    done
-    echo "${names[*]}"
+# registry ARG: a fact of the database registry (datasets/registry.py, the one list of databases;
+# run as a file, it imports only the standard library).
+registry() {
+    "$PYTHON" "${REPO}/datasets/registry.py" "$1"
 }
 
 # usage SCRIPT FIRST LAST: the script's header comment lines FIRST..LAST and the DATASET values.
 usage() {
     sed -n "$2,$3p" "$1" | sed -e 's/^# //' -e 's/^#$//'
-    echo "DATASET is one of: $(dataset_names)"
+    echo "DATASET is one of (datasets/registry.py):"
+    registry --help-lines
 }
 
 # set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below (CSC spelled True/False
@@ -46,7 +44,7 @@ set_run_layout() {
     esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
-        echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(dataset_names)" >&2
+        echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(registry --configs)" >&2
         exit 2
     fi
     # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.

@@ -50,7 +50,7 @@ from dassl.evaluation.plots import save_boxplot  # noqa: E402
 from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
-from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job, backfill_data,  # noqa: E402
+from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job,  # noqa: E402
                                    check_identity, device_slots, execute, read_results,
                                    run_status, visible_gpus)
 from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spec,  # noqa: E402
@@ -219,8 +219,6 @@ def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
     rows = []
     for r in runs:
         results = read_results(r.output_dir)
-        if results is not None:
-            backfill_data(r.output_dir, results)
         rows.append(result_row({"dataset": r.dataset.name, "variant": r.variant.name,
                                 "protocol": r.protocol.name, "split_seed": r.split_seed,
                                 "seed": r.seed}, str(r.output_dir), results))
@@ -255,8 +253,6 @@ def collect_cross(runs: Sequence[Run], cross: Sequence[CrossRun], output: Path) 
                               tested if trained else None))
         for job in (c for c in cross if c.run == run):
             evaluated = read_results(job.output_dir, "eval_only")
-            if evaluated is not None:
-                backfill_data(job.output_dir, evaluated)
             final = evaluated["final"] if evaluated else None
             rows.append(cross_row(dict(ids, test_dataset=job.target.name), str(job.output_dir),
                                   final, train_range, final.get("mos_range") if final else None))

@@ -6,6 +6,7 @@ list for a CPU run that finishes in seconds (batch 4, N_CTX 4, no loader workers
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import pytest
 
 from clip import weights as clip_weights
 from clip.random_weights import save_random_weights
+from datasets import fetch
+from datasets.registry import DATABASES
 from datasets.synthetic import make_synthetic_agiqa
 from label_files import write_aigciqa2023_mos
 
@@ -23,6 +26,30 @@ REPO = Path(__file__).resolve().parents[1]
 AGIQA_YAML = str(REPO / "configs/datasets/AGIQA.yaml")
 METHOD_YAML = str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml")
 TINY_IMAGES = 40
+
+
+def refused_port() -> int:
+    """A 127.0.0.1 port that refuses connections (bound once, then closed)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_database_downloads(tmp_path_factory):
+    """No test downloads a database from the internet: a dataset built under a root without its
+    folder would fetch it (``DATASET.FETCH``), so every source points at a refusing 127.0.0.1
+    port (a manifest override, inherited by subprocesses; the fetch tests replace it)."""
+    port = refused_port()
+    path = tmp_path_factory.mktemp("fetch") / "manifest.json"
+    path.write_text(json.dumps({s.name: {"url": f"http://127.0.0.1:{port}/{s.name}"}
+                                for db in DATABASES.values() for s in db.sources
+                                if not s.bundled}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(fetch.MANIFEST_ENV, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -133,10 +160,7 @@ class Offline:
 def no_network(tmp_path, monkeypatch) -> Offline:
     """Empty CLIP and Hugging Face caches; ViT-B/16's OpenAI URL and the Hugging Face mirror point
     at a 127.0.0.1 port that refuses connections (bound once, then closed)."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = refused_port()
     cache = tmp_path / "clip-cache"
     monkeypatch.setenv(clip_weights.CACHE_ENV, str(cache))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))

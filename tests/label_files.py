@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from datasets.registry import PRODUCT_DATA
+
 TEST_DATA = Path(__file__).resolve().parent / "data"
-AGIQA3K_CSV = TEST_DATA / "agiqa3k" / "data.csv"
+AGIQA3K_CSV = PRODUCT_DATA / "AGIQA-3K" / "data.csv"  # shipped for users (MIT)
 AGIQA1K_XLSX = TEST_DATA / "agiqa1k" / "AIGC_MOS_Zscore.xlsx"
 AGIQA1K_PEER_SPLITS = TEST_DATA / "agiqa1k" / "peer_splits"
 AIGCIQA2023_DIR = TEST_DATA / "aigciqa2023"

@@ -19,7 +19,7 @@ from clip.random_weights import save_random_weights
 from dassl.config import load_config_file
 from dassl.engine import build_trainer
 from datasets.synthetic import make_synthetic_agiqa
-from trainers.config import count_bpe_tokens
+from trainers.method.model_spec import count_bpe_tokens
 from trainers.method.custom_clip import build_head_input
 from tolerances import EXACT, MOS_ATOL, UNIT_ATOL, reorder_atol
 
@@ -250,7 +250,7 @@ def test_agiqa_level_sets_carry_the_cut_points_they_name():
     from datasets.splits import split_table
     from scripts.sweeps.spec import database_tag
 
-    table = pd.read_csv(REPO / "tests/data/agiqa3k/data.csv")
+    table = pd.read_csv(REPO / "datasets/data/AGIQA-3K/data.csv")
     train_rows = split_table(table.rename(columns={"mos_quality": "mos"}), 0.2, 42).train
     quintiles = quantile_thresholds(table["mos_quality"].to_numpy()[train_rows], 5)
     five = load_config_file(str(REPO / "configs/ablations/levels5_agiqa.yaml"))["DATASET"]

@@ -11,8 +11,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # package -> the packages of ours it must not import
-FORBIDDEN = {"clip": ("dassl", "datasets", "trainers"), "dassl": ("datasets", "trainers"),
+FORBIDDEN = {"clip": ("dassl", "datasets", "trainers"),
+             "dassl": ("clip", "datasets", "trainers"),  # the engine knows no backbone
              "datasets": ("trainers",), "trainers": ("datasets",)}
+# Inside trainers/: sub-package -> the modules of ours it must not import (dotted names).
+FORBIDDEN_INSIDE = {"trainers/inference": ("trainers.clip_agiqa",),
+                    "trainers/method": ("trainers.fast",)}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -31,6 +35,41 @@ def test_imports_run_one_way(package):
     wrong = {str(path.relative_to(REPO)): sorted(imported_packages(path) & set(FORBIDDEN[package]))
              for path in (REPO / package).rglob("*.py")}
     assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of every module a Python file imports (relative imports resolved, imports
+    inside functions included)."""
+    package = ".".join(path.relative_to(REPO).parent.parts)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] \
+                if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("folder", sorted(FORBIDDEN_INSIDE))
+def test_trainers_layers_run_one_way(folder):
+    """The scorer's model rebuild knows the model, not the trainer; the method knows nothing of
+    the fast data path."""
+    def forbidden(name: str) -> bool:
+        return any(name == f or name.startswith(f + ".") for f in FORBIDDEN_INSIDE[folder])
+
+    wrong = {str(path.relative_to(REPO)): sorted(filter(forbidden, imported_modules(path)))
+             for path in (REPO / folder).rglob("*.py")}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_the_import_check_resolves_relative_imports():
+    """The check above can fail: it sees `..clip_agiqa` from trainers/inference."""
+    names = imported_modules(REPO / "trainers" / "clip_agiqa.py")
+    assert "trainers.fast.multi_crop" in names and "trainers.inference.run_model" in names
 
 
 def test_the_method_speaks_of_levels_not_classes():

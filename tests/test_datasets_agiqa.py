@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from dassl.config import get_cfg_default
 from dassl.data.datasets import build_dataset
 from datasets import AGIQA, DatasetError, add_dataset_config
-from datasets.synthetic import write_placeholder_images
+from synthetic_databases import write_placeholder_images
 from label_files import AGIQA3K_CSV
 
 REAL_CSV = AGIQA3K_CSV  # committed: tests/data/README.md

@@ -12,7 +12,8 @@ import pytest
 from datasets import DatasetError
 from datasets.agiqa1k import load_agiqa1k
 from datasets.labels import read_label_table
-from datasets.synthetic import make_synthetic_agiqa1k, write_xlsx
+from synthetic_databases import make_synthetic_agiqa1k, write_xlsx
+from datasets.registry import PRODUCT_DATA
 from label_files import dataset_options as options
 
 DATA = Path(__file__).resolve().parent / "data" / "agiqa1k"
@@ -78,7 +79,7 @@ def test_csv_label_file_and_images_beside_it(tmp_path):
     raw = pd.DataFrame({"Image": table["name"], "Prompt": "p", "MOS": [repr(m) for m in
                                                                       table["mos"]]})
     raw.to_csv(base / "AIGC_MOS_Zscore.csv", index=False)
-    from datasets.synthetic import write_placeholder_images
+    from synthetic_databases import write_placeholder_images
     write_placeholder_images(base, sorted(set(table["name"])))
     data = load_agiqa1k(options(tmp_path))
     assert data.image_dir == base
@@ -91,7 +92,7 @@ def test_label_file_errors_name_file_sheet_and_columns(tmp_path, root):
     bad = tmp_path / "AGIQA-1K"
     write_xlsx(bad / "AIGC_MOS_Zscore.xlsx", ["Image", "Prompt", "Score"], [("a.jpg", "p", 1.0)])
     with pytest.raises(DatasetError, match=r"AIGC_MOS_Zscore.xlsx, sheet 'Sheet1', lacks "
-                                           r"column\(s\) \['MOS'\]; its header row has "
+                                           r"column\(s\) \['MOS'\]; it has columns "
                                            r"\['Image', 'Prompt', 'Score'\]"):
         load_agiqa1k(options(tmp_path, CHECK_FILES=False))
     (bad / "AIGC_MOS_Zscore.xlsx").write_bytes(b"not a zip file")
@@ -163,7 +164,7 @@ def test_split_file_errors(root, tmp_path):
         load_agiqa1k(options(root, SPLIT_FILE=str(PEER), SPLIT_INDEX=11))
 
 
-AGIQA3K_CSV = Path(__file__).resolve().parent / "data" / "agiqa3k" / "data.csv"  # shipped (MIT)
+AGIQA3K_CSV = PRODUCT_DATA / "AGIQA-3K" / "data.csv"  # shipped for users (MIT)
 
 
 def test_the_quantile_rule_gives_agiqa3k_training_sextiles():

@@ -2,6 +2,7 @@
 tiny placeholder images; see tests/label_files.py."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from dassl.config import get_cfg_default
 from dassl.data.datasets import build_dataset
 from datasets import AIGCIQA2023, DatasetError, add_dataset_config
-from datasets.synthetic import write_placeholder_images
+from synthetic_databases import write_placeholder_images
 from label_files import AIGCIQA2023_ROWS, needs_real_aigciqa2023
 
 N = AIGCIQA2023_ROWS
@@ -156,3 +157,66 @@ def test_csv_source_is_used_when_no_mat_exists(tmp_path, build_root):
     got = {d.name: (d.mos, d.label) for d in ds.train_x + ds.test}
     assert got == {"0.png": (25.5, 0), "1.png": (35.0, 1), "2.png": (45.0, 2),
                    "3.png": (65.0, 4), "4.png": (75.0, 5)}
+
+
+# The header of the all-in-one AIGCIQA2023.csv (pull request 4 of wangjiarui153/AIGCIQA2023;
+# the first column is a pandas index without a name).
+ALL_IN_ONE_HEADER = (",name,prompt,style,class,quality_mos,authenticity_mos,correspondence_mos,"
+                     "quality_std,authenticity_std,correspondence_std")
+REAL_ALL_IN_ONE = Path(__file__).resolve().parent / "data" / "aigciqa2023" / "AIGCIQA2023.csv"
+
+
+def write_all_in_one(path, rows=8):
+    """A file of the all-in-one CSV's shape; task k's MOS of image i is 30 + 10 k + i."""
+    lines = [ALL_IN_ONE_HEADER] + [
+        f"{i},{i}.png,prompt {i // 4},Basic,Animals,{40 + i},{50 + i},{60 + i},1.0,1.0,1.0"
+        for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return {"quality": 40.0, "authenticity": 50.0, "correspondence": 60.0}
+
+
+def mos_by_name(ds):
+    return {d.name: d.mos for d in ds.train_x + ds.test}
+
+
+def test_all_three_tasks_from_the_all_in_one_csv(tmp_path, build_root):
+    root = build_root(tmp_path, mats=(), names=[f"{i}.png" for i in range(8)])
+    offsets = write_all_in_one(root / "AIGCIQA2023" / "AIGCIQA2023.csv")
+    for task, offset in offsets.items():
+        ds = AIGCIQA2023(make_cfg(root, TASK=task))
+        assert mos_by_name(ds) == {f"{i}.png": offset + i for i in range(8)}
+        assert {d.prompt for d in ds.train_x + ds.test} == {"prompt 0", "prompt 1"}
+        assert ds.provenance["label_files"][0]["path"].endswith("AIGCIQA2023.csv")
+
+
+def test_score_lists_and_the_order_of_the_sources(tmp_path, build_root, mos_values):
+    root = build_root(tmp_path, mats=(), names=[f"{i}.png" for i in range(8)])
+    base = root / "AIGCIQA2023"
+    write_all_in_one(base / "AIGCIQA2023.csv")
+    (base / "moz3.txt").write_text("\n".join(f"{33 + i}.5" for i in range(8)) + "\n")
+    ds = AIGCIQA2023(make_cfg(root, TASK="correspondence"))  # moz3.txt before the CSV
+    assert mos_by_name(ds) == {f"{i}.png": 33.5 + i for i in range(8)}
+    (base / "mos_correspondence.csv").write_text(
+        "name,mos\n" + "".join(f"{i}.png,{70 - i}\n" for i in range(8)))
+    ds = AIGCIQA2023(make_cfg(root, TASK="correspondence"))  # mat2csv's CSV before moz3.txt
+    assert mos_by_name(ds) == {f"{i}.png": 70.0 - i for i in range(8)}
+    ds = AIGCIQA2023(make_cfg(root, TASK="correspondence", LABEL_FILE="AIGCIQA2023.csv"))
+    assert mos_by_name(ds) == {f"{i}.png": 60.0 + i for i in range(8)}
+    (base / "moz3.txt").write_text("40\n41\nn/a\n")
+    with pytest.raises(DatasetError, match=r"moz3.txt: value 2 \('n/a'\) is not a number"):
+        AIGCIQA2023(make_cfg(root, TASK="correspondence", LABEL_FILE="moz3.txt"))
+
+
+@needs_real_aigciqa2023
+@pytest.mark.skipif(not REAL_ALL_IN_ONE.is_file(),
+                    reason=f"needs the all-in-one AIGCIQA2023.csv in {REAL_ALL_IN_ONE.parent} "
+                           "(tests/data/README.md)")
+def test_the_real_all_in_one_csv_equals_the_mat_files(mos_values):
+    from datasets.aigciqa2023 import read_task_mos
+
+    for k, task in ((1, "quality"), (2, "authenticity")):
+        table = read_task_mos(REAL_ALL_IN_ONE, "all", task)
+        assert table["name"].tolist() == ALL_NAMES
+        # The CSV holds the .mat values printed with 8 to 10 significant digits: 5e-9 is the
+        # largest difference found (tests/data/README.md), far below a wrong row (>= 0.01).
+        np.testing.assert_allclose(table["mos"].to_numpy(), mos_values(k), rtol=0, atol=5e-9)

@@ -12,7 +12,7 @@ import score
 from datasets import DatasetError
 from datasets.aigiqa20k import load_aigiqa20k
 from datasets.labels import read_label_table
-from datasets.synthetic import aigiqa20k_names, make_synthetic_aigiqa20k
+from synthetic_databases import aigiqa20k_names, make_synthetic_aigiqa20k
 from label_files import dataset_options as options
 
 REPO = Path(__file__).resolve().parents[1]

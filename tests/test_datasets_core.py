@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from dassl.config import get_cfg_default, merge_config
 from datasets import DatasetError, add_dataset_config
 from datasets.config import DEFAULT_LEVEL_NAMES
-from datasets.labels import read_csv_table, read_mat_table
+from datasets.labels import read_label_table, read_mat_table
 from datasets.layout import check_images, find_file, find_image_dir
 from datasets.levels import mos_to_levels, validate_levels
 from datasets.splits import split_table
@@ -97,7 +97,7 @@ def _write_csv(path, text):
 def test_csv_reader_keeps_order_and_exact_floats(tmp_path):
     text = "name,mos,prompt\nb.jpg,0.1,x\na.jpg,2.965602553000001,\n"
     path = _write_csv(tmp_path / "l.csv", text)
-    table = read_csv_table(path, "mos", prompt_column="prompt")
+    table = read_label_table(path, "mos", prompt_column="prompt")
     assert table["name"].tolist() == ["b.jpg", "a.jpg"]
     assert table["mos"].tolist() == [0.1, 2.965602553000001]
     assert table["prompt"].tolist() == ["x", ""]
@@ -117,7 +117,7 @@ def test_csv_reader_keeps_order_and_exact_floats(tmp_path):
 def test_csv_reader_errors_name_the_problem_and_row(tmp_path, text, message):
     path = _write_csv(tmp_path / "labels.csv", text)
     with pytest.raises(DatasetError, match=message) as info:
-        read_csv_table(path, "mos")
+        read_label_table(path, "mos")
     assert "labels.csv" in str(info.value)
 
 

@@ -25,7 +25,7 @@ from datasets.synthetic import AGIQA_APPROX_SIZES  # noqa: E402
 @pytest.mark.parametrize("real_names", [True, False])
 def test_dataset_has_the_agiqa_layout_real_sizes_and_is_reused(tmp_path, real_names):
     names_csv = default_names_csv() if real_names else None
-    assert (names_csv is not None) == real_names  # the checkout carries tests/data/agiqa3k/data.csv
+    assert (names_csv is not None) == real_names  # the checkout carries datasets/data/AGIQA-3K/data.csv
     folder, reused = ensure_dataset(tmp_path, 4, names_csv, workers=2)
     assert not reused and folder == tmp_path / "AGIQA-3K"
     table = pd.read_csv(folder / "data.csv")

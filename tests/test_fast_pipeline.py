@@ -14,7 +14,7 @@ from clip.random_weights import save_random_weights
 from dassl.config import get_cfg_default
 from datasets.synthetic import make_synthetic_agiqa
 from trainers import add_trainer_config
-from trainers.config import check_trainer_config
+from trainers.method.model_spec import check_trainer_config
 from trainers.fast.decoded_images import StreamedImages
 from trainers.fast.feature_loaders import CachedFeatureLoader, FeatureEpochLoader
 from trainers.fast.memory_plan import plan_memory

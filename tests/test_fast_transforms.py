@@ -14,9 +14,10 @@ from dassl.data.transforms import build_transform
 from dassl.utils import read_image
 from datasets.synthetic import render_example
 from trainers.fast.decoded_images import DecodedImages
-from trainers.fast.resample import AxisMaps, apply_axis_maps, axis_weights
+from trainers.fast.resample import FILTERS, AxisMaps, apply_axis_maps, axis_weights
 from trainers.fast.tensor_transforms import (TensorTransform, random_crop_offsets,
-                                        random_resized_crop_params, unsupported_reason)
+                                             random_resized_crop_params)
+from trainers.method.model_spec import FAST_INTERPOLATIONS, fast_unsupported_reason
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -117,7 +118,7 @@ def test_tensor_transforms_match_the_pil_pipeline(image_files, decoded, transfor
     is_train = transforms is not None
     cfg = make_cfg(transforms or ("normalize",))
     pil_transform = build_transform(cfg, is_train=is_train)
-    tensor_transform = TensorTransform(cfg, is_train=is_train)
+    tensor_transform = TensorTransform.from_config(cfg, is_train=is_train)
     indices = torch.tensor([4, 0, 2, 1, 3] + ([] if "random_crop" in (transforms or ()) else [5]))
     images = [read_image(image_files[i]) for i in indices.tolist()]
     for seed in range(3):
@@ -138,19 +139,20 @@ def test_a_different_draw_gives_a_different_crop(image_files, decoded):
     torch.manual_seed(0)
     expected = build_transform(cfg, is_train=True)(read_image(image_files[0]))
     torch.manual_seed(1)
-    out = TensorTransform(cfg, is_train=True)(decoded, torch.tensor([0]))[0]
+    out = TensorTransform.from_config(cfg, is_train=True)(decoded, torch.tensor([0]))[0]
     assert (out - expected).abs().mean() > 20 * ONE_LEVEL
 
 
 def test_unsupported_choices_are_reported():
-    assert unsupported_reason(make_cfg(("random_resized_crop", "random_flip", "normalize"))) is None
-    assert "colorjitter" in unsupported_reason(make_cfg(("colorjitter", "normalize")))
-    assert "nearest" in unsupported_reason(make_cfg(("normalize",), "nearest"))
+    assert set(FAST_INTERPOLATIONS) == set(FILTERS)  # the spec's rule is the resampler's
+    assert fast_unsupported_reason(make_cfg(("random_resized_crop", "random_flip", "normalize"))) is None
+    assert "colorjitter" in fast_unsupported_reason(make_cfg(("colorjitter", "normalize")))
+    assert "nearest" in fast_unsupported_reason(make_cfg(("normalize",), "nearest"))
     cfg = make_cfg(("normalize",))
     cfg.DATALOADER.K_TRANSFORMS = 2
-    assert "K_TRANSFORMS" in unsupported_reason(cfg)
+    assert "K_TRANSFORMS" in fast_unsupported_reason(cfg)
     with pytest.raises(ValueError, match="does not support"):
-        TensorTransform(make_cfg(("gaussian_blur",)), is_train=True)
+        TensorTransform.from_config(make_cfg(("gaussian_blur",)), is_train=True)
 
 
 def test_decoded_images_are_grouped_full_resolution_pixels(image_files, decoded):

@@ -11,7 +11,7 @@ import score
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
 from datasets.agiqa import load_agiqa
 from datasets.core import read_options
-from datasets.labels import read_csv_table
+from datasets.labels import read_label_table
 from datasets.prompts import read_prompt_file
 from trainers.inference.scorer import training_score_range
 
@@ -52,7 +52,7 @@ def test_every_variant_reads_as_the_same_table(tmp_path, variant):
     assert table["name"].tolist() == NAMES
     assert [parse_number(c) for c in table["mos"]] == MOS
     # The dataset reader, score.py --labels and the scorer's range read it the same way.
-    labelled = read_csv_table(path, "mos")
+    labelled = read_label_table(path, "mos")
     assert labelled["name"].tolist() == NAMES and labelled["mos"].tolist() == MOS
     assert score.read_labels(str(path)) == dict(zip(NAMES, MOS))
 
@@ -130,7 +130,7 @@ def test_bad_score_names_the_line_and_what_was_expected(tmp_path):
         score.read_labels(str(path))
     from datasets.errors import DatasetError
     with pytest.raises(DatasetError, match=r"not numeric at data row 1 \(line 4\)"):
-        read_csv_table(path, "mos")
+        read_label_table(path, "mos")
 
 
 @pytest.mark.parametrize("content, cause", [

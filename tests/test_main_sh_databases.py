@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets.synthetic import make_synthetic_agiqa1k, make_synthetic_aigiqa20k
+from synthetic_databases import make_synthetic_agiqa1k, make_synthetic_aigiqa20k
 
 REPO = Path(__file__).resolve().parents[1]
 AGIQA1K_LABELS = REPO / "tests" / "data" / "agiqa1k" / "AIGC_MOS_Zscore.xlsx"

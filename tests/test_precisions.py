@@ -20,6 +20,7 @@ import score
 import train
 from dassl.utils import ConfigError
 from trainers import clip_agiqa
+from trainers.inference.run_model import TrainedRun
 from trainers.method.precision import (auto_cpu_precision, cpu_flags, recorded_precision,
                                 resolve_precision)
 from tiny_trainer import build_tiny_trainer
@@ -312,46 +313,44 @@ def train_one_epoch(tiny_assets, out, *opts):
 def test_a_resume_continues_in_the_recorded_precision_or_refuses(tiny_assets, tmp_path, capsys):
     first = train_one_epoch(tiny_assets, tmp_path, "TRAINER.CLIP_AGIQA.PREC", "fp32")
     assert first.prec == "fp32"
-    # The config alone would give bf16; the checkpoint says fp32: continue in fp32, said once.
+    # The config alone would give bf16; the checkpoint to resume says fp32: the model is built
+    # in fp32, said once.
+    capsys.readouterr()
     again = build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path,
                                "TRAINER.CLIP_AGIQA.PREC", "bf16", "OPTIM.MAX_EPOCH", "2")
-    assert again.prec == "bf16" and again.model.dtype == torch.bfloat16
-    capsys.readouterr()
-    assert again.resume_model_if_exist(str(tmp_path)) == 1
     assert again.prec == "fp32" and again.model.dtype == torch.float32
     assert again.model.prompt_learner.ctx.dtype == torch.float32
     assert "Precision: fp32 (recorded in checkpoint" in capsys.readouterr().out
+    assert again.resume_model_if_exist(str(tmp_path)) == 1
     # Saved and loaded in the recorded precision: bit-identical.
     torch.testing.assert_close(again.model.prompt_learner.ctx, first.model.prompt_learner.ctx,
                                rtol=0, atol=0)
     # A CPU precision forced by the user that differs from the checkpoint's: refused.
-    forced = build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path,
-                                "TRAINER.CLIP_AGIQA.PREC", "fp16",
-                                "TRAINER.CLIP_AGIQA.CPU_PREC", "bf16", "OPTIM.MAX_EPOCH", "2")
     with pytest.raises(ConfigError, match="computed in fp32.*CPU_PREC bf16 asks for bf16"):
-        forced.resume_model_if_exist(str(tmp_path))
+        build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path,
+                           "TRAINER.CLIP_AGIQA.PREC", "fp16",
+                           "TRAINER.CLIP_AGIQA.CPU_PREC", "bf16", "OPTIM.MAX_EPOCH", "2")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("trained, evaluated", [
-    (("fp16", "fp16"), ("fp16", "fp32")), (("bf16", "auto"), ("fp16", "fp32")),
-    (("fp32", "auto"), ("fp16", "fp16"))])
+    (("fp16", "fp16"), "fp32"), (("bf16", "auto"), "fp32"), (("fp32", "auto"), "fp16")])
 def test_checkpoints_load_in_another_precision(tiny_assets, tmp_path, trained, evaluated,
                                                capsys):
-    """Evaluating with a forced CPU_PREC loads the checkpoint in that precision (said in the
-    log); the predictions then differ from the training precision's only by rounding: 16 units
-    of 2**-bits of the coarser of the two at MOS 5."""
+    """Evaluating with a CPU_PREC set for the evaluation builds the model in that precision
+    (said in the log); the predictions then differ from the training precision's only by
+    rounding: 16 units of 2**-bits of the coarser of the two at MOS 5."""
     source = train_one_epoch(tiny_assets, tmp_path / "run", "TRAINER.CLIP_AGIQA.PREC", trained[0],
                              "TRAINER.CLIP_AGIQA.CPU_PREC", trained[1])
     source.test()
     expected = torch.tensor([p[2] for p in source.evaluator.predictions()])
-    target = build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path / "eval",
-                                "TRAINER.CLIP_AGIQA.PREC", evaluated[0],
-                                "TRAINER.CLIP_AGIQA.CPU_PREC", evaluated[1])
     capsys.readouterr()
+    run = TrainedRun(str(tmp_path / "run"), "model.pth.tar-1", cpu_precision=evaluated)
+    target = build_tiny_trainer(tiny_assets["root"], tiny_assets["weights"], tmp_path / "eval",
+                                trained=run)
+    assert target.prec == evaluated
+    assert f"set for this evaluation; {tmp_path / 'run'}" in capsys.readouterr().out
     target.load_model(str(tmp_path / "run"), epoch=1)
-    assert target.prec == evaluated[1]
-    assert f"although {tmp_path / 'run'}" in capsys.readouterr().out
     target.test()
     got = torch.tensor([p[2] for p in target.evaluator.predictions()])
     bits = min(compute_bits("cpu", source.prec), compute_bits("cpu", target.prec))
@@ -361,9 +360,5 @@ def test_checkpoints_load_in_another_precision(tiny_assets, tmp_path, trained, e
 def test_unrecorded_checkpoints_count_as_fp32_on_a_cpu():
     assert recorded_precision({"state_dict": {}}, "cpu", "fp16") == ("fp32", False)
     assert recorded_precision({"trainer_state": {}}, "cuda", "fp16") == ("fp16", False)
-    assert recorded_precision({"trainer_state": {"precision": "bf16"}}, "cpu", "fp16") == \
-        ("bf16", True)
-    # The model_spec (written since the spec existed) is the record; it wins over trainer_state.
-    assert recorded_precision({"model_spec": {"precision": "fp16"},
-                               "trainer_state": {"precision": "bf16"}}, "cpu", "fp32") == \
+    assert recorded_precision({"model_spec": {"precision": "fp16"}}, "cpu", "fp32") == \
         ("fp16", True)

@@ -8,10 +8,11 @@ import pytest
 
 from dassl.config import get_cfg_default, merge_config
 from datasets import AGIQA, AIGCIQA2023, DatasetError, add_dataset_config
-from datasets.labels import read_csv_table
+from datasets.labels import read_label_table
 from datasets.prompts import attach_prompts, read_prompt_file
 from datasets.splits import group_split_positions, prompt_key, split_table
-from datasets.synthetic import make_synthetic_aigciqa2023, write_placeholder_images
+from datasets.synthetic import make_synthetic_aigciqa2023
+from synthetic_databases import write_placeholder_images
 from label_files import AGIQA3K_CSV
 from scripts.sweeps.spec import format_opt_value, load_protocol, yaml_to_opts
 from trainers import add_trainer_config
@@ -115,7 +116,7 @@ def test_prompt_key_ignores_case_and_spacing():
 # ----------------------------------------------------------------------------- real data.csv
 @pytest.mark.parametrize("seed", [42, 7])
 def test_prompt_split_of_real_agiqa3k_is_disjoint_and_near_the_ratios(seed):
-    table = read_csv_table(REAL_CSV, "mos_quality", prompt_column="prompt")
+    table = read_label_table(REAL_CSV, "mos_quality", prompt_column="prompt")
     split = split_table(table, 0.2, seed, val_ratio=0.1, mode="prompt")
     parts = split.tables(table)
     prompts = {k: set(v["prompt"].map(prompt_key)) for k, v in parts.items()}
@@ -133,7 +134,7 @@ def test_prompt_split_of_real_agiqa3k_is_disjoint_and_near_the_ratios(seed):
 
 
 def test_random_mode_still_gives_the_reference_split():
-    table = read_csv_table(REAL_CSV, "mos_quality", prompt_column="prompt")
+    table = read_label_table(REAL_CSV, "mos_quality", prompt_column="prompt")
     assert (len(split_table(table).train), len(split_table(table).test)) == (2385, 597)
     random_test = set(split_table(table).test.tolist())
     assert random_test != set(split_table(table, mode="prompt").test.tolist())

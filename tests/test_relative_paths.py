@@ -1,7 +1,6 @@
 """Relative paths in a run's config: an existing file given relative to the working directory
 is stored absolute, two spellings of one file are the same config, and a run can be resumed,
-evaluated and scored from another folder (for older runs: relative to the run's recorded
-working directory)."""
+evaluated and scored from another folder."""
 from __future__ import annotations
 
 import json
@@ -14,7 +13,7 @@ import yaml
 import score
 import train
 from dassl.utils.run_dir import config_differences
-from dassl.utils.run_record import recorded_cwd, resolve_recorded_path
+from dassl.utils.run_record import resolve_recorded_path
 
 
 @pytest.fixture
@@ -49,25 +48,6 @@ def test_a_relative_backbone_is_stored_absolute_and_matches_other_spellings(
     image = next(Path(tiny_args(out)[1]).rglob("*.jpg"))
     assert score.main([str(out), str(image), "--output", str(tmp_path / "s.csv"),
                        "--no-progress"]) == 0
-
-
-def test_an_older_runs_relative_path_is_the_same_as_its_absolute_spelling(tmp_path):
-    """A config stored before paths were made absolute holds the spelling given, relative to
-    the run's working directory (``bases``): the same file is no difference, another is."""
-    work = tmp_path / "work"
-    (work / "w").mkdir(parents=True)
-    (work / "w" / "a.pt").write_bytes(b"a")
-    (work / "w" / "b.pt").write_bytes(b"b")
-    stored = {"MODEL.BACKBONE.NAME": "w/a.pt", "DATASET.PROMPT_FILE": "", "OPTIM.LR": 0.1}
-    same = {"MODEL.BACKBONE.NAME": str(work / "w" / "a.pt"), "DATASET.PROMPT_FILE": "",
-            "OPTIM.LR": 0.1}
-    other = dict(same, **{"MODEL.BACKBONE.NAME": str(work / "w" / "b.pt")})
-    assert config_differences(stored, same, bases=[str(work)]) == []
-    assert config_differences(stored, other, bases=[str(work)]) == [
-        f"MODEL.BACKBONE.NAME: 'w/a.pt' -> {str(work / 'w' / 'b.pt')!r}"]
-    # Model names and missing files are compared as text.
-    assert config_differences({"MODEL.BACKBONE.NAME": "ViT-B/16"},
-                              {"MODEL.BACKBONE.NAME": "ViT-B/32"}) != []
 
 
 def test_a_split_file_relative_to_the_database_matches_its_absolute_spelling(tmp_path):
@@ -108,14 +88,10 @@ def test_a_run_with_a_relative_split_file_is_finished_for_its_absolute_spelling(
     assert "already finished" in capsys.readouterr().out
 
 
-def test_recorded_paths_resolve_against_the_runs_working_directory(tmp_path):
-    run, work = tmp_path / "run", tmp_path / "work"
-    run.mkdir()
+def test_existing_relative_paths_resolve_against_their_base(tmp_path):
+    work = tmp_path / "work"
     (work / "w").mkdir(parents=True)
     (work / "w" / "a.pt").write_bytes(b"a")
-    assert recorded_cwd(str(run)) is None  # no run_info.json: an older run
-    (run / "run_info.json").write_text(json.dumps({"cwd": str(work)}))
-    assert recorded_cwd(str(run)) == str(work)
     assert resolve_recorded_path("w/a.pt", str(work)) == str(work / "w" / "a.pt")
     assert resolve_recorded_path("ViT-B/16", str(work)) == "ViT-B/16"
     assert resolve_recorded_path("w/missing.pt", str(work)) == "w/missing.pt"

@@ -17,7 +17,8 @@ import train
 from clip.random_weights import save_random_weights
 from dassl.evaluation import iqa_metrics
 from dassl.utils import ConfigError
-from datasets.synthetic import make_synthetic_agiqa, write_xlsx
+from datasets.synthetic import make_synthetic_agiqa
+from synthetic_databases import write_xlsx
 from trainers import Scorer, load_scorer
 from trainers.inference.run_model import load_run_model
 from tolerances import EXACT, FP16_CTX_ATOL, METRIC_REL, MOS_ATOL, MOS_CSV_ATOL
@@ -131,10 +132,10 @@ def test_original_layout_is_read_off_the_checkpoints(run, scorer, tmp_path):
     make_original_layout(run, original)
     rebuilt = load_scorer(original, backbone=run["weights"])
     assert rebuilt.run.config_source == "checkpoint" and rebuilt.score_range is None
-    node = rebuilt.cfg.TRAINER.CLIP_AGIQA
-    assert (node.N_CTX, node.CSC, node.HEAD_INPUT, node.STANDARDIZE_TARGET) == (
+    spec = rebuilt.run.spec
+    assert (spec.n_ctx, spec.csc, spec.head_input, spec.standardize_target) == (
         4, False, "image_text", False)
-    assert rebuilt.pipeline == "reference"  # upstream preprocessing (PIL)
+    assert rebuilt.test_input.pipeline == "reference"  # upstream preprocessing (PIL)
     pil = [Image.open(p).convert("RGB") for p in run["paths"]]
     pixels = rebuilt.preprocess(pil)
     # Same input, same weights (ctx rounded to fp16 as the original stores it).
@@ -279,29 +280,6 @@ def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
     assert verbose.out == ""
     assert 'Initial context: "X X X X"' in verbose.err
     assert verbose.err.splitlines()[-2:] == captured.err.splitlines()
-
-
-def test_score_cli_says_why_the_precision_differs_from_the_config(run, tmp_path, capsys):
-    # A run written before checkpoints carried their model_spec (its config.yaml describes the
-    # model), whose config asks for bf16 beside fp32 checkpoints: scored in fp32, and the user
-    # is told why.
-    edited = tmp_path / "run"
-    shutil.copytree(run["out"], edited)
-    for checkpoint in edited.glob("*/model*.pth.tar*"):
-        entries = torch.load(checkpoint, weights_only=True)
-        del entries["model_spec"]
-        torch.save(entries, checkpoint)
-    config = edited / "config.yaml"
-    text = config.read_text()
-    assert text.count("    PREC: fp32\n") == 1
-    config.write_text(text.replace("    PREC: fp32\n", "    PREC: bf16\n"))
-    assert score.main([str(edited), run["paths"][0], "--output", str(tmp_path / "s.csv"),
-                       "--no-progress"]) == 0
-    lines = capsys.readouterr().err.splitlines()
-    assert "fp32 on cpu" in lines[0] and len(lines) == 3
-    # Such a checkpoint records no precision: fp32 is what a checkpoint without the record is.
-    assert lines[1].startswith("Precision: fp32 (assumed for the unrecorded checkpoint")
-    assert lines[1].endswith("the config alone would give bf16)")
 
 
 def test_images_score_as_displayed_in_the_api_and_the_cli(run, scorer, tmp_path):

@@ -203,8 +203,8 @@ def test_full_config_goes_to_the_log_and_config_yaml_not_the_console(assets, tmp
 
 @pytest.mark.slow
 def test_the_method_config_is_validated_once_per_run(assets, tmp_path, monkeypatch, capsys):
-    """train.py builds the model spec and pipeline options once; the trainer reuses them, also
-    when an evaluation rebuilds the model in the precision its checkpoint records."""
+    """train.py builds the model spec and pipeline options once; the trainer reuses them, and an
+    evaluation builds the checkpoint's model in the precision the checkpoint records."""
     from trainers.method.model_spec import ModelSpec, PipelineOptions
 
     calls = {"ModelSpec": 0, "PipelineOptions": 0}
@@ -224,8 +224,9 @@ def test_the_method_config_is_validated_once_per_run(assets, tmp_path, monkeypat
     train.main(base_args(assets, tmp_path / "eval") + [
         "--eval-only", "--model-dir", str(out), "--load-epoch", "1"] + tiny_opts(assets) + [
         "TRAINER.CLIP_AGIQA.PREC", "bf16"])
-    # The model was built twice (bf16 as configured, then fp32 as recorded) on one validation.
-    assert "Precision: fp32 (recorded in checkpoint" in capsys.readouterr().out
+    # The model is built once, from the checkpoint's spec, in the precision it records (fp32),
+    # on one validation of the command line (PREC bf16 there does not rebuild it).
+    assert "Precision: fp32 on CPU" in capsys.readouterr().out
     assert calls == {"ModelSpec": 1, "PipelineOptions": 1}
 
 

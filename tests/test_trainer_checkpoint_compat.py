@@ -16,7 +16,8 @@ import types
 import pytest
 import torch
 
-from trainers.checkpoint_compat import InertObject, inert_state, safe_load_checkpoint
+from dassl.utils.restricted_pickle import InertObject, inert_state
+from dassl.utils.torchtools import read_checkpoint as safe_load_checkpoint
 
 from test_trainer_training import assets, make_trainer  # noqa: F401  (fixture + helper)
 

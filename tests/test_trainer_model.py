@@ -10,7 +10,7 @@ from clip import clip
 from clip.model import CLIP
 from clip.random_weights import PRESETS, random_state_dict
 from dassl.config import get_cfg_default
-from trainers.config import add_trainer_config
+from trainers.method.model_spec import TestInput, add_trainer_config
 from trainers.method.custom_clip import CustomCLIP, load_clip_to_cpu
 from trainers.method.model_spec import ModelSpec
 from tolerances import EXACT, FP16_FORWARD_ATOL, MOS_ATOL, UNIT_ATOL
@@ -222,7 +222,7 @@ def test_text_feature_cache():
 
 
 def test_config_validation_errors():
-    from trainers.config import check_trainer_config
+    from trainers.method.model_spec import check_trainer_config
 
     check_trainer_config(make_cfg(PREC="bf16"))  # bf16 is a precision since issue #13
     with pytest.raises(ValueError, match="PREC must be one of"):
@@ -236,7 +236,7 @@ def test_config_validation_errors():
     check_trainer_config(make_cfg(N_CTX=73), LEVELS)  # 73 + 1 + 3 = 77 fits exactly
     with pytest.raises(ValueError, match="78 tokens > context length 77"):
         check_trainer_config(make_cfg(N_CTX=74), LEVELS)
-    spec = make_spec(test_input={"SIZE": [256, 256]})
+    spec = make_spec(test_input=TestInput(size=(256, 256)))
     with pytest.raises(ValueError, match="INPUT.SIZE"):
         CustomCLIP.from_spec(spec, tiny_clip())
 

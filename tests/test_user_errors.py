@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 import score
 import train
-from run_fixtures import install_run
 from dassl.utils import (EXIT_USER_ERROR, USER_ERRORS, ConfigError, InputError, UserError,
                          report_user_error)
 
@@ -82,25 +80,6 @@ def test_a_bad_image_is_one_error_line_in_both_tools(run, tiny_args, tiny_data, 
     # The same reason, from the same image check, names the same file in both.
     reason = last_line(scored).split(f"{bad}: ", 1)[1]
     assert f"{bad} ({reason})" in trained
-
-
-@pytest.mark.slow
-def test_a_bad_config_value_is_the_same_error_line_in_both_tools(tiny_args, tiny_assets,
-                                                                 tmp_path, capsys):
-    """A run written before checkpoints held the model spec is described by its config.yaml:
-    an invalid value there is one and the same line from both tools."""
-    model_dir = install_run("finished_fp32", tmp_path / "model", tiny_assets)
-    stored = yaml.safe_load((model_dir / "config.yaml").read_text())
-    stored["TRAINER"]["CLIP_AGIQA"]["HEAD"] = "deep"
-    (model_dir / "config.yaml").write_text(yaml.safe_dump(stored))
-    image = next(Path(tiny_assets["root"]).rglob("*.jpg"))
-    trained = train_error(tiny_args(tmp_path / "eval", flags=[
-        "--eval-only", "--model-dir", str(model_dir)]), capsys)
-    scored = score_error([str(model_dir), str(image), "--output", str(tmp_path / "s.csv")],
-                         capsys)
-    assert error_lines(trained) == error_lines(scored) == [
-        f"error: invalid config in {model_dir / 'config.yaml'}: TRAINER.CLIP_AGIQA.HEAD must "
-        "be one of ('mlp', 'similarity'), got 'deep'"]
 
 
 @pytest.mark.slow

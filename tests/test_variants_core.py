@@ -12,7 +12,7 @@ from yacs.config import CfgNode
 from clip.checkpoint import model_from_file
 from clip.random_weights import save_random_weights
 from dassl.config import get_cfg_default
-from trainers.config import add_trainer_config
+from trainers.method.model_spec import TestInput, add_trainer_config
 from trainers.fast.decoded_images import DecodedImages
 from trainers.method.encoder_tuning import attach_encoder_tuning, lora_targets
 from trainers.fast.multi_crop import MultiCropTransform, average_crops, crop_offsets, grid_shape
@@ -109,9 +109,9 @@ def test_one_crop_is_exactly_the_centre_crop_test_transform():
     cfg = method_cfg()
     images = random_images([(300, 240), (240, 320), (224, 224), (96, 64)])
     indices = torch.arange(4)
-    single = TensorTransform(cfg, is_train=False)(images, indices)
+    single = TensorTransform.from_config(cfg, is_train=False)(images, indices)
     cfg.TEST.NUM_CROPS = 1
-    assert torch.equal(MultiCropTransform(cfg)(images, indices), single)
+    assert torch.equal(MultiCropTransform(TestInput.from_config(cfg))(images, indices), single)
 
 
 def test_grid_shape_and_offsets():
@@ -133,7 +133,7 @@ def test_multi_crops_are_the_native_pixels_of_the_grid():
     cfg.TEST.NUM_CROPS = 6
     sizes = [(300, 400), (256, 230)]
     images = random_images(sizes, seed=1)
-    crops = MultiCropTransform(cfg)(images, torch.tensor([1, 0]))
+    crops = MultiCropTransform(TestInput.from_config(cfg))(images, torch.tensor([1, 0]))
     assert crops.shape == (12, 3, 224, 224)
     mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
     std = torch.tensor(CLIP_STD).view(3, 1, 1)

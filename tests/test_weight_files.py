@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from clip.checkpoint import CheckpointError, model_from_file, read_state_dict
 from clip.random_weights import save_random_weights
 import score
-from run_fixtures import install_run
+import train
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,9 @@ def test_train_without_network_says_which_key_to_pass_in_one_line(user_error, ti
 
 
 def test_score_without_network_says_which_flag_to_pass_in_one_line(tmp_path, no_network, capsys,
-                                                                   tiny_assets):
-    run = install_run("finished_fp32", tmp_path / "run", tiny_assets)
+                                                                   tiny_assets, tiny_args):
+    run = tmp_path / "run"
+    train.main(tiny_args(run))
     status = score.main([str(run), tiny_assets["root"], "--backbone", "ViT-B/16",
                          "--output", str(tmp_path / "s.csv"), "--no-progress"])
     err = capsys.readouterr().err

@@ -14,11 +14,11 @@ from datasets import add_dataset_config
 from trainers import add_trainer_config
 
 
-def build_tiny_trainer(root: str, weights: str, out_dir, *opts: str):
+def build_tiny_trainer(root: str, weights: str, out_dir, *opts: str, **options):
     """A trainer on the synthetic AGIQA-3K at `root` with the CLIP weights file `weights`.
 
     Base settings: 4 context tokens, no worker processes, quiet; `opts` (KEY VALUE ...) override
-    them. The torch RNG is seeded right before the model is built, so every trainer made with the
+    them; `options` go to the trainer's constructor (e.g. `trained`). The torch RNG is seeded right before the model is built, so every trainer made with the
     same options starts from the same context vectors and head.
     """
     cfg = get_cfg_default()
@@ -32,4 +32,4 @@ def build_tiny_trainer(root: str, weights: str, out_dir, *opts: str):
     ] + [str(x) for x in opts])
     cfg.freeze()
     torch.manual_seed(0)
-    return build_trainer(cfg)
+    return build_trainer(cfg, **options)

@@ -25,49 +25,31 @@ import os
 from contextlib import nullcontext
 
 import torch
-from torch import nn
 
+from dassl.data.transforms import build_test_transform
 from dassl.engine import TRAINER_REGISTRY, TrainerX
+from dassl.engine.trainer import NOT_VALIDATED
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import (CheckpointMismatchError, ConfigError, checkpoint_file_name,
-                         load_checkpoint, load_state_dict_checked, module_checkpoint_paths,
-                         read_module_checkpoint)
+from dassl.utils import CheckpointMismatchError, ConfigError, load_state_dict_checked
 from dassl.utils.run_record import update_run_record
 
-from .method.custom_clip import (CustomCLIP, load_clip, load_clip_to_cpu,
-                          training_target_stats)
 from .fast.decoded_images import header_sizes
 from .fast.feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
                                    ImageFeatureEncoder)
 from .fast.memory_plan import MemoryPlan, plan_memory
-from .method.model_spec import MethodConfig, ModelSpec, PipelineOptions
 from .fast.multi_crop import MultiCropTransform
-from .method.precision import describe, precision_for_checkpoint, resolve_precision
-from .method.similarity_head import training_mos_range
+from .fast.tensor_transforms import TensorTransform
+from .inference.run_model import TrainedRun
+from .method.custom_clip import (ENCODER_MODULE, IGNORED_ON_LOAD, MODULE_NAMES, CustomCLIP,
+                                 load_clip, load_clip_to_cpu, module_names,
+                                 training_target_stats)
+from .method.model_spec import MethodConfig, ModelSpec, PipelineOptions, fast_unsupported_reason
+from .method.precision import describe, resolve_precision
 from .method.prompt_learner import PromptLearner, TextEncoder
-from .fast.tensor_transforms import TensorTransform, unsupported_reason
+from .method.similarity_head import training_mos_range
 
 __all__ = ["CLIP_AGIQA", "CustomCLIP", "PromptLearner", "TextEncoder", "load_clip_to_cpu",
            "CheckpointMismatchError", "load_state_dict_checked"]
-
-# Module names in registration order (also the checkpoint sub-folders); runs that fine-tune the
-# image encoder (TRAIN_IMAGE_ENCODER) add ENCODER_MODULE after them.
-MODULE_NAMES = ("prompt_learner", "regression")
-ENCODER_MODULE = "image_encoder"
-
-
-def module_names(spec: ModelSpec) -> tuple[str, ...]:
-    """Checkpointed modules of a model of `spec`, in registration order."""
-    tuned = spec.train_image_encoder != "none"
-    return MODULE_NAMES + ((ENCODER_MODULE,) if tuned else ())
-
-
-def checkpointed_modules(model: CustomCLIP, names: tuple[str, ...]) -> dict[str, nn.Module]:
-    """`{name: module}` of `model` for the checkpoint folders `names` (see `module_names`)."""
-    attributes = {"prompt_learner": "prompt_learner", "regression": "regression",
-                  ENCODER_MODULE: "encoder_tuning"}
-    return {name: getattr(model, attributes[name]) for name in names}
-
 
 def check_prompts(spec: ModelSpec, splits: dict) -> None:
     """With `PROMPT_TEMPLATE`, every image of every split needs a generation prompt.
@@ -84,15 +66,18 @@ def check_prompts(spec: ModelSpec, splits: dict) -> None:
                 f"TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's generation prompt, but "
                 f"{len(missing)} {split} image(s) have none (e.g. {missing[0]}): use a database "
                 "with a prompt column (AGIQA-3K) or set DATASET.PROMPT_FILE (CSV name,prompt)")
-# Prompt buffers recomputed from the current level names; dropped from loaded checkpoints.
-RECOMPUTED_BUFFERS = frozenset({"token_prefix", "token_suffix"})
-# Keys each module's checkpoint need not hold, and that loading leaves alone.
-IGNORED_ON_LOAD = {"prompt_learner": RECOMPUTED_BUFFERS}
 
 
 @TRAINER_REGISTRY.register()
 class CLIP_AGIQA(TrainerX):
     """CoOp-style prompt learning + MLP regression of MOS on frozen CLIP features."""
+
+    def __init__(self, cfg, validated=NOT_VALIDATED, trained: TrainedRun | None = None) -> None:
+        """`trained`: the run an evaluation loads (`train.py --eval-only`): its spec, when it
+        has one, is the model built, in the precision its checkpoints record (`TrainedRun
+        .precision`), with its test input; the config's model keys do not apply."""
+        self.trained = trained
+        super().__init__(cfg, validated)
 
     @classmethod
     def validate_cfg(cls, cfg) -> MethodConfig:
@@ -107,43 +92,6 @@ class CLIP_AGIQA(TrainerX):
         """How this trainer feeds the model (validated with the config)."""
         return self.validated.pipeline
 
-    def use_precision(self, precision: str, message: str | None = None) -> None:
-        """Rebuild the model, its optimizers and schedulers and the loaders in `precision`.
-
-        Only before any step (a resume or an evaluation loads its state right after): the model
-        is built afresh rather than cast, because casting bf16 weights back to fp32 would not
-        give the weights back. A trained image encoder (TRAIN_IMAGE_ENCODER) cannot switch.
-        """
-        if precision == self.prec:
-            return
-        if self.model.encoder_tuning is not None:
-            raise ConfigError(
-                f"{message or self._describe(precision)}: a run with a trained "
-                f"image encoder (TRAIN_IMAGE_ENCODER) cannot switch from {self.prec}; set "
-                "TRAINER.CLIP_AGIQA.PREC / CPU_PREC so that the run computes in "
-                f"{precision}")
-        print(message or self._describe(precision))
-        for registry in (self._models, self._optims, self._scheds):
-            registry.clear()
-        self._chosen_precision = precision
-        self.build_model()
-
-    def _describe(self, precision: str) -> str:
-        configured = self.configured_spec
-        return describe(precision, configured.precision, configured.cpu_precision, self.device)
-
-    def _adopt_checkpoint_precision(self, checkpoint: dict, path: str, resume: bool,
-                                    evaluation_cpu_prec: str | None = None) -> None:
-        """Continue or evaluate in the precision `checkpoint` (read from `path`) was computed in,
-        or in `evaluation_cpu_prec` (`trainers.method.precision.precision_for_checkpoint`)."""
-        configured = self.configured_spec
-        precision, message = precision_for_checkpoint(
-            configured.precision, configured.cpu_precision, self.device, self.prec, checkpoint,
-            path, resume, evaluation_cpu_prec)
-        if message is not None and precision == self.prec:
-            print(message)
-        self.use_precision(precision, message)
-
     def checkpoint_extra_state(self) -> dict:
         """Also (amp) the gradient scaler's state; the effective precision is recorded in every
         module checkpoint's `model_spec`."""
@@ -157,15 +105,6 @@ class CLIP_AGIQA(TrainerX):
         if self.scaler is not None and state.get("grad_scaler"):
             self.scaler.load_state_dict(state["grad_scaler"])
 
-    def resume_model_if_exist(self, directory: str) -> int:
-        """Resume in the precision the checkpoint was computed in (see `use_precision`)."""
-        names = self.get_model_names()
-        fname = self._resume_file_name(directory, names)
-        if fname is not None:
-            path = os.path.join(directory, names[0], fname)
-            self._adopt_checkpoint_precision(load_checkpoint(path), path, resume=True)
-        return super().resume_model_if_exist(directory)
-
     def _make_scaler(self):
         return torch.amp.GradScaler(self.device.type) if self.prec == "amp" else None
 
@@ -175,14 +114,46 @@ class CLIP_AGIQA(TrainerX):
         if os.path.isfile(path):
             update_run_record(self.cfg.OUTPUT_DIR, precision=self.prec)
 
+    def _model_spec(self) -> ModelSpec:
+        """The model to build: the evaluated run's spec, else the validated config's."""
+        trained = self.trained.spec if self.trained is not None else None
+        return trained or self.validated.spec
+
+    def test_transform(self):
+        """An evaluated run's own test transform for dassl's image loaders (reference pipeline);
+        None otherwise (the config's INPUT builds it)."""
+        if self.trained is None or self.trained.spec is None:
+            return None
+        test = self.trained.spec.test_input
+        return build_test_transform(test.size, test.interpolation, test.mean, test.std,
+                                    test.normalize)
+
+    def _run_to_load(self, spec: ModelSpec) -> tuple[TrainedRun | None, bool]:
+        """`(run, resume)`: the evaluated run, else the checkpoints a resume will load
+        (`cfg.RESUME` or OUTPUT_DIR), else `(None, False)`."""
+        if self.trained is not None:
+            return self.trained, False
+        directory = self.cfg.RESUME or self.output_dir
+        fname = self._resume_file_name(directory, list(module_names(spec)))
+        return (None, False) if fname is None else (TrainedRun(directory, fname), True)
+
+    def _precision(self, spec: ModelSpec) -> str:
+        """The effective precision to build in: the configured one on this device, or the one
+        the checkpoints to load were computed in (see `TrainedRun.precision`), said once."""
+        run, resume = self._run_to_load(spec)
+        note = None
+        if run is None:
+            precision = resolve_precision(spec.precision, self.device, spec.cpu_precision)
+        else:
+            precision, note = run.precision(self.device, spec, resume)
+            # Loading or resuming reads these files: read once (`open_checkpoints`).
+            self.opened_checkpoints = run.checkpoints
+        print(note or describe(precision, spec.precision, spec.cpu_precision, self.device))
+        return precision
+
     def build_model(self) -> None:
         spec = self._spec_for_levels(self.level_names)
-        # The configured spec (PREC, CPU_PREC as set); `self.spec` has the effective precision.
-        self.configured_spec = spec
-        chosen = self.__dict__.pop("_chosen_precision", None)
-        self.prec = chosen or resolve_precision(spec.precision, self.device, spec.cpu_precision)
-        if chosen is None:
-            print(describe(self.prec, spec.precision, spec.cpu_precision, self.device))
+        self.prec = self._precision(spec)
         # What every module checkpoint records: the model with the precision it ran in.
         self.spec = spec.with_precision(self.prec)
 
@@ -234,26 +205,26 @@ class CLIP_AGIQA(TrainerX):
         self.scaler = self._make_scaler()
         self._record_precision()
 
-        self.pipeline = self.spec.test_pipeline
+        self.pipeline = self.spec.test_input.pipeline
         # The data source, chosen once: batches carry image features ("feat", fast pipeline)
         # or images ("img": reference pipeline, and training batches of a trained encoder).
         self.test_input = "feat" if self.pipeline == "fast" else "img"
         tuned = self.model.encoder_tuning is not None
         self.train_input = "img" if tuned else self.test_input
         self._test_prompts = None
-        if self.pipeline != self.pipeline_options.pipeline:
-            print(f"Fast pipeline unavailable ({unsupported_reason(self.cfg)}): using the "
-                  "reference pipeline")
+        reason = fast_unsupported_reason(self.cfg) if self.trained is None else None
+        if self.pipeline != self.pipeline_options.pipeline and reason:
+            print(f"Fast pipeline unavailable ({reason}): using the reference pipeline")
         if self.pipeline == "fast":
             self._use_feature_loaders()
-        elif spec.num_crops > 1:
+        elif self.spec.test_input.crops > 1:
             raise ConfigError("TEST.NUM_CROPS > 1 needs the fast pipeline, which this config "
                               "cannot use (see the log line above)")
 
     def _spec_for_levels(self, level_names: list[str]) -> ModelSpec:
-        """The validated spec with the dataset's level names (the prompt length is checked
-        again only when they are not the configured ones)."""
-        spec = self.validated.spec
+        """The model's spec (`_model_spec`) with the dataset's level names (the prompt length is
+        checked again only when they are not the spec's)."""
+        spec = self._model_spec()
         return spec if list(spec.level_names) == level_names else \
             spec.with_level_names(level_names)
 
@@ -268,14 +239,14 @@ class CLIP_AGIQA(TrainerX):
         on_device = options.decoded_on == "device"
         self.image_feature_encoder = ImageFeatureEncoder(
             self.model, self.device, options.encode_batch_size, self._autocast)
-        test_transform = MultiCropTransform(cfg)
+        test_transform = MultiCropTransform(self.spec.test_input)
         self.memory_plan = plan = self._plan_memory(test_transform)
         workers = int(cfg.DATALOADER.NUM_WORKERS)
         if self.dm.train_loader_x is not None:
             train_loader = ImageEpochLoader if self.model.encoder_tuning is not None \
                 else FeatureEpochLoader
             self.train_loader_x = train_loader(
-                self.dm.train_loader_x, TensorTransform(cfg, is_train=True),
+                self.dm.train_loader_x, TensorTransform.from_config(cfg, is_train=True),
                 self.image_feature_encoder, on_device, plan.train, workers)
         if self.dm.test_loader is not None:
             self.test_loader = CachedFeatureLoader(
@@ -286,7 +257,7 @@ class CLIP_AGIQA(TrainerX):
                 self.dm.val_loader, test_transform, self.image_feature_encoder, on_device,
                 plan.evaluation, workers)
         place = self.device if on_device else "cpu"
-        crops = self.spec.num_crops
+        crops = self.spec.test_input.crops
         tests = f"{crops} test crops per image, " if crops > 1 else ""
         if self.model.encoder_tuning is not None:
             print(f"Pipeline: fast, but the image encoder trains (TRAIN_IMAGE_ENCODER "
@@ -376,18 +347,3 @@ class CLIP_AGIQA(TrainerX):
     def checkpoint_ignored_keys(self) -> dict:
         """The prompt buffers are recomputed from the level names: not required on loading."""
         return dict(IGNORED_ON_LOAD)
-
-    def load_model(self, directory: str, epoch: int | None = None,
-                   evaluation_cpu_prec: str | None = None) -> None:
-        """Dassl's `load_model`, with the model first rebuilt in the precision the checkpoint
-        records, unless `CPU_PREC` forces one: the configured one where it applies (`PREC` fp16),
-        or `evaluation_cpu_prec`, a `CPU_PREC` the user set for this evaluation (`train.py
-        --eval-only`), whatever the checkpoint records
-        (`trainers.method.precision.precision_for_checkpoint`)."""
-        if directory:
-            name = self.get_model_names()[0]
-            path = module_checkpoint_paths(directory, [name], checkpoint_file_name(epoch))[name]
-            checkpoint, _state = read_module_checkpoint(path)
-            self._adopt_checkpoint_precision(checkpoint, path, resume=False,
-                                             evaluation_cpu_prec=evaluation_cpu_prec)
-        super().load_model(directory, epoch)

@@ -88,9 +88,11 @@ def build_results(trainer: Any, mode: str, rows: list[tuple[str, float, float]],
         "trainer": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
         "task": cfg.DATASET.get("TASK", ""),
-        "backbone": cfg.MODEL.BACKBONE.NAME,
+        "backbone": trainer.spec.backbone,
         "seed": cfg.SEED,
         "precision": trainer.prec,
+        # The model evaluated (its checkpoints' spec for --eval-only, not the command line's).
+        "model_spec": trainer.spec.to_dict(),
         "final_model": cfg.TEST.FINAL_MODEL,
         "output_dir": os.path.abspath(cfg.OUTPUT_DIR),
         "final": {

@@ -87,7 +87,7 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
     with warnings.catch_warnings():
         # torch checks the worker count against the CPUs when a loader is built and again when
         # it starts its workers. Only the second is about workers that run: a trainer may
-        # replace this loader before any use (CLIP_AGIQA's fast pipeline does), and then
+        # replace this loader before any use (a trainer with its own data path does), and then
         # "This DataLoader will create N worker processes" was noise on every run.
         warnings.filterwarnings("ignore", message="This DataLoader will create",
                                 category=UserWarning)

@@ -60,9 +60,12 @@ def build_transform(cfg, is_train: bool = True, choices: Optional[Sequence[str]]
             raise ConfigError(f"INPUT.TRANSFORMS: {exc}") from None
     size = _input_size(cfg)
     interp = _interpolation(cfg)
-    normalize = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
-    build = _build_train if is_train else _build_test
-    steps = build(cfg, choices, size, interp, normalize)
+    if is_train:
+        normalize = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
+        steps = _build_train(cfg, choices, size, interp, normalize)
+    else:
+        steps = _test_steps(size, interp, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
+                            "normalize" in choices)
     if cfg.VERBOSE:
         print(f"Building transform_{'train' if is_train else 'test'}")
         for description, _ in steps:
@@ -108,13 +111,22 @@ def _build_train(cfg, choices, size, interp, normalize) -> list:
     return steps
 
 
-def _build_test(cfg, choices, size, interp, normalize) -> list:
+def _test_steps(size, interp, mean, std, normalize: bool) -> list:
     steps = _resize_center_crop(size, interp)
     steps.append(("to torch tensor of range [0, 1]", T.ToTensor()))
-    if "normalize" in choices:
-        steps.append((f"normalization (mean={cfg.INPUT.PIXEL_MEAN}, std={cfg.INPUT.PIXEL_STD})",
-                      normalize))
+    if normalize:
+        steps.append((f"normalization (mean={mean}, std={std})", T.Normalize(mean=mean, std=std)))
     return steps
+
+
+def build_test_transform(size: Sequence[int], interpolation: str, mean: Sequence[float],
+                         std: Sequence[float], normalize: bool = True):
+    """The test pipeline of ``build_transform`` from its (validated) values: shorter side to
+    ``max(size)`` (``interpolation``, a key of ``INTERPOLATION_MODES``), centre crop ``size`` =
+    (height, width), [0, 1] tensor, and with ``normalize`` per-channel ``(x - mean) / std``."""
+    steps = _test_steps(tuple(size), INTERPOLATION_MODES[interpolation], list(mean), list(std),
+                        normalize)
+    return T.Compose([op for _, op in steps])
 
 
 def _floats(cfg, key: str, count: int) -> list[float]:

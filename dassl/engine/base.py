@@ -13,10 +13,9 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name,
-                         get_rng_state, load_checkpoint, load_module_checkpoints,
-                         read_checkpoint_pointer, remove_stale_temp_files, save_checkpoint,
-                         set_rng_state, tolist_if_not)
+from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, ModuleCheckpoints,
+                         checkpoint_file_name, get_rng_state, read_checkpoint_pointer,
+                         remove_stale_temp_files, save_checkpoint, set_rng_state, tolist_if_not)
 from dassl.utils.errors import CheckpointFileError
 
 from .interrupt import InterruptGuard, TrainingInterrupted, interruption_message
@@ -40,6 +39,8 @@ class TrainerBase:
         self._hooks: list = []
         self._writer = None
         self.loaded_checkpoints: dict = {}  # filled by load_model
+        # Checkpoints a subclass opened before loading them (see `open_checkpoints`).
+        self.opened_checkpoints: Optional[ModuleCheckpoints] = None
 
     # ----------------------------------------------------------------- model registry
     def register_model(self, name: str = "model", model: Optional[nn.Module] = None,
@@ -138,6 +139,18 @@ class TrainerBase:
         model); none by default."""
         return {}
 
+    def open_checkpoints(self, directory: str, file_name: str) -> ModuleCheckpoints:
+        """The module checkpoints ``directory/<name>/<file_name>`` to load: those in
+        ``self.opened_checkpoints`` when they are these (a subclass that read them before
+        building its model, e.g. for their precision, hands them over once), else a new reader.
+        Either way each file is read once."""
+        opened = self.opened_checkpoints
+        if opened is not None and (opened.directory, opened.file_name) == (
+                os.path.abspath(directory), file_name):
+            self.opened_checkpoints = None
+            return opened
+        return ModuleCheckpoints(directory, file_name)
+
     def save_model(self, epoch: int, directory: str, is_best: bool = False,
                    val_result: Optional[float] = None, model_name: str = "") -> None:
         """Write ``directory/<name>/<file>`` per registered model (``epoch`` is 0-based; the
@@ -193,10 +206,11 @@ class TrainerBase:
             print("No checkpoint found, train from scratch")
             return 0
         start_epoch, extra = 0, {}
+        checkpoints = self.open_checkpoints(directory, fname)
         for name in names:
-            path = os.path.join(directory, name, fname)
+            path = checkpoints.path(name)
             print(f'Loading checkpoint from "{path}"')
-            checkpoint = load_checkpoint(path)
+            checkpoint = checkpoints.read(name)[0]
             try:
                 self._models[name].load_state_dict(checkpoint["state_dict"])
                 if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
@@ -233,8 +247,8 @@ class TrainerBase:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        loaded = load_module_checkpoints(self._models, directory, checkpoint_file_name(epoch),
-                                         self.checkpoint_ignored_keys())
+        checkpoints = self.open_checkpoints(directory, checkpoint_file_name(epoch))
+        loaded = checkpoints.load(self._models, self.checkpoint_ignored_keys())
         self.loaded_checkpoints = {name: item.summary() for name, item in loaded.items()}
         for name, item in loaded.items():
             shown = "n/a" if item.val_result is None else f"{item.val_result:.4f}"

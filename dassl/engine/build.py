@@ -10,12 +10,13 @@ from .trainer import NOT_VALIDATED
 TRAINER_REGISTRY = Registry("TRAINER")
 
 
-def build_trainer(cfg, validated: Any = NOT_VALIDATED):
+def build_trainer(cfg, validated: Any = NOT_VALIDATED, **options: Any):
     """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)`` (lookup errors suggest a name).
 
     ``validated``: what the trainer class's ``validate_cfg(cfg)`` returned, when the caller has
-    already validated ``cfg`` (passed on, so the trainer does not validate it again).
+    already validated ``cfg`` (passed on, so the trainer does not validate it again);
+    ``options``: further keyword arguments of that trainer's constructor.
     """
-    if validated is NOT_VALIDATED:
-        return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg)
-    return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg, validated=validated)
+    if validated is not NOT_VALIDATED:
+        options["validated"] = validated
+    return TRAINER_REGISTRY.build(cfg.TRAINER.NAME, cfg, **options)

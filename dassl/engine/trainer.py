@@ -105,8 +105,9 @@ class SimpleTrainer(TrainerBase):
 
     def build_data_loader(self) -> None:
         """Create ``self.dm`` and expose its loaders and dataset facts as attributes
-        (``level_names``: the dataset's ``classnames``, the quality levels worst first)."""
-        dm = DataManager(self.cfg)
+        (``level_names``: the dataset's ``classnames``, the quality levels worst first); the test
+        images go through ``test_transform()`` when it gives one."""
+        dm = DataManager(self.cfg, custom_tfm_test=self.test_transform())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -118,6 +119,11 @@ class SimpleTrainer(TrainerBase):
         # trainer meets the data manager, so methods speak of levels.
         self.level_names = list(dm.dataset.classnames)
         self.dm = dm
+
+    def test_transform(self):
+        """The test images' transform when it is not the one ``cfg.INPUT`` describes (e.g. that
+        of a trained model being evaluated); None by default."""
+        return None
 
     def build_model(self) -> None:
         """Build ``self.model`` and ``register_model`` every trained module (subclass)."""
@@ -165,7 +171,7 @@ class SimpleTrainer(TrainerBase):
                 # A chosen protocol, said once as a plain line (console and log), not as a
                 # Python warning with a source line.
                 print("WARNING: TEST.ALLOW_SELECTION_ON_TEST is set and there is no validation "
-                      "split: the best epoch is SELECTED ON THE TEST SET (original CLIP-AGIQA "
+                      "split: the best epoch is SELECTED ON THE TEST SET (the original code's "
                       "protocol); the selected score is optimistic. The last-epoch test score is "
                       "reported too.")
         self.start_epoch = self.resume_model_if_exist(cfg.RESUME or self.output_dir)

@@ -18,9 +18,9 @@ from .tools import (atomic_write, atomic_write_text, check_isfile, listdir_nohid
                     mkdir_if_missing, read_json, remove_stale_temp_files,
                     tolist_if_not, write_json)
 from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, LoadedCheckpoint,
-                         checkpoint_file_name, load_checkpoint, load_module_checkpoints,
+                         ModuleCheckpoints, checkpoint_file_name, load_checkpoint,
                          load_pretrained_weights, load_state_dict_checked,
-                         module_checkpoint_paths, read_checkpoint, read_checkpoint_pointer,
+                         read_checkpoint, read_checkpoint_pointer,
                          read_module_checkpoint, resume_from_checkpoint, save_checkpoint,
                          strip_module_prefix)
 
@@ -33,8 +33,8 @@ __all__ = [
     "LATEST_POINTER", "checkpoint_file_name", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
     "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError", "InputError",
     "USER_ERRORS", "EXIT_USER_ERROR", "error_message", "report_user_error",
-    "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "load_module_checkpoints",
-    "load_state_dict_checked", "module_checkpoint_paths", "read_checkpoint",
+    "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "ModuleCheckpoints",
+    "load_state_dict_checked", "read_checkpoint",
     "read_module_checkpoint", "strip_module_prefix", "find_unreadable_images", "format_bad_images", "image_problem",
     "resolve_device", "MAX_IMAGE_PIXELS", "ImageNotFoundError", "ImageReadError", "image_size", "to_display_rgb",
 ]

@@ -7,8 +7,8 @@ corrupt data (also a PNG whose chunk checksums are valid but whose compressed pi
 not), modes without an RGB rendering. The one difference: JPEG files are decoded at 1/8 scale
 (every compressed byte is still decoded, so a truncated or corrupt stream still fails).
 Cost per image, measured on one core of a shared 2-core x86 machine: 14 ms for a 1024 px JPEG,
-14 ms for a 512 px and 50 ms for a 1024 px PNG (AIGCIQA2023's 2,400 512 px PNGs: about 35 s on
-one core). Decoding releases the GIL, so a small thread pool scales with the cores.
+14 ms for a 512 px and 50 ms for a 1024 px PNG (2,400 PNGs of 512 px: about 35 s on one
+core). Decoding releases the GIL, so a small thread pool scales with the cores.
 """
 from __future__ import annotations
 

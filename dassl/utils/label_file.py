@@ -1,7 +1,7 @@
 """The one reader of label files (image names and scores), as spreadsheets in any locale save them.
 
-Every tool reads label tables through :func:`read_label_file`: the dataset loaders (``data.csv``,
-``mos_*.csv``, ``DATASET.PROMPT_FILE``), ``score.py --labels`` and the scorer API. It accepts:
+Every tool reads label tables through :func:`read_label_file`: the dataset loaders (label,
+prompt and split files), ``score.py --labels`` and the scorer API. It accepts:
 
 - encodings: UTF-8 with or without a byte-order mark, UTF-16/UTF-32 with a byte-order mark
   (Excel's "Unicode text"), UTF-16 without one, and Windows-1252 / Latin-1 (Excel's "CSV" in
@@ -12,7 +12,7 @@ Every tool reads label tables through :func:`read_label_file`: the dataset loade
   no-break spaces), and in another letter case than expected (``Name`` for ``name``);
 - empty lines and rows of empty cells (what spreadsheets leave below the data), empty trailing
   cells;
-- Excel workbooks (``.xlsx``, first sheet; needs ``openpyxl``).
+- Excel workbooks (``.xlsx``/``.xlsm``, the first sheet or a named one; needs ``openpyxl``).
 
 Numbers are parsed by :func:`parse_number`, which also accepts a decimal comma (``3,25``).
 A file that still cannot be read raises :class:`LabelFileError` with one message in plain words:
@@ -32,9 +32,10 @@ import pandas as pd
 
 from .errors import UserError
 
-__all__ = ["LabelFileError", "read_label_file", "parse_number", "visible"]
+__all__ = ["LabelFileError", "read_label_file", "parse_number", "visible", "EXCEL_SUFFIXES"]
 
 _DELIMITERS = (",", ";", "\t", "|")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\xa0\u202f"
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig", "UTF-8 with byte-order mark"),
@@ -68,23 +69,26 @@ def parse_number(cell: object) -> float:
 
 
 def read_label_file(path: str | os.PathLike, columns: Sequence[str],
-                    what: str = "label file") -> pd.DataFrame:
+                    what: str = "label file", sheet: str = "") -> pd.DataFrame:
     """Read a label file into a ``DataFrame`` of str cells (verbatim, no NA conversion).
 
     ``columns`` must be present (matched after trimming spaces and invisible characters, then
     ignoring letter case); they are renamed to exactly these names. Short rows are padded with
     "" and rows of empty cells dropped. ``df.attrs`` holds ``encoding``, ``delimiter`` and
     ``lines`` (the 1-based file line of each data row, for messages). ``what`` names the file
-    kind in messages ("label file", "prompt file"). Raises :class:`LabelFileError`.
+    kind in messages ("label file", "prompt file"); ``sheet`` the sheet of a workbook ("" = the
+    first; messages about a workbook name its sheet). Raises :class:`LabelFileError`.
     """
     path = Path(path)
     if not path.is_file():
         kind = "a folder, not a file" if path.is_dir() else "not found"
         raise LabelFileError(f"{what} {path} is {kind}")
     raw = path.read_bytes()
-    workbook = _workbook_kind(raw)
+    workbook = "xlsx" if path.suffix.lower() in EXCEL_SUFFIXES else _workbook_kind(raw)
+    place = str(path)
     if workbook == "xlsx":
-        rows, lines, encoding, delimiter = _xlsx_rows(path, what), None, "xlsx", ""
+        rows, chosen = _xlsx_rows(path, what, sheet)
+        lines, encoding, delimiter, place = None, "xlsx", "", f"{path}, sheet {chosen!r},"
     elif workbook:
         raise LabelFileError(f"{what} {path} is an old Excel workbook ({workbook}); save it as "
                              "CSV UTF-8 or .xlsx")
@@ -94,7 +98,7 @@ def read_label_file(path: str | os.PathLike, columns: Sequence[str],
             rows, lines, delimiter = _csv_rows(text, columns)
         except csv.Error as exc:
             raise LabelFileError(f"{what} {path}: {exc}") from None
-    return _table(rows, lines, columns, path, what, encoding, delimiter)
+    return _table(rows, lines, columns, place, what, encoding, delimiter)
 
 
 def _workbook_kind(raw: bytes) -> Optional[str]:
@@ -178,8 +182,9 @@ def _guess_delimiter(header: str, columns: Sequence[str]) -> str:
     return best
 
 
-def _xlsx_rows(path: Path, what: str) -> list[list[str]]:
-    """Cells of the first worksheet as text (numbers as their shortest repr)."""
+def _xlsx_rows(path: Path, what: str, sheet: str) -> tuple[list[list[str]], str]:
+    """Cells of the worksheet ``sheet`` ("" = the first) as text (numbers as their shortest
+    repr), and the sheet's name."""
     try:
         import openpyxl
     except ImportError:
@@ -188,18 +193,23 @@ def _xlsx_rows(path: Path, what: str) -> list[list[str]]:
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile / XML errors of a damaged workbook
-        raise LabelFileError(f"{what} {path} is a damaged Excel workbook: "
+        raise LabelFileError(f"cannot read {what} {path} as an Excel workbook (damaged?): "
                              f"{type(exc).__name__}: {exc}") from None
     try:
-        sheet = book.worksheets[0]
+        names = list(book.sheetnames)
+        if sheet and sheet not in names:
+            raise LabelFileError(f"{what} {path} has no sheet {sheet!r}; its sheets are {names}")
+        chosen = sheet or names[0]
         return [["" if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in row]
-                for row in sheet.iter_rows(values_only=True)]
+                for row in book[chosen].iter_rows(values_only=True)], chosen
     finally:
         book.close()
 
 
-def _table(rows: list[list[str]], lines: Optional[list[int]], columns: Sequence[str], path: Path,
+def _table(rows: list[list[str]], lines: Optional[list[int]], columns: Sequence[str], path: str,
            what: str, encoding: str, delimiter: str) -> pd.DataFrame:
+    """The text table of ``rows``; ``path`` is the file as messages name it (a workbook's ends in
+    ``, sheet 'S',``)."""
     lines = lines or list(range(1, len(rows) + 1))
     kept = [(row, line) for row, line in zip(rows, lines) if any(_clean(c) for c in row)]
     if not kept:
@@ -214,7 +224,7 @@ def _table(rows: list[list[str]], lines: Optional[list[int]], columns: Sequence[
             if any(_clean(c) for c in extra):
                 sep = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
                 raise LabelFileError(
-                    f"{what} {path}, line {line}: {len(row)} values but the header has {width} "
+                    f"{what} {path.rstrip(',')}, line {line}: {len(row)} values but the header has {width} "
                     f"columns; a value holding a {sep} must be in double quotes "
                     f"(first extra value {visible(extra[0])})")
             row = row[:width]
@@ -227,7 +237,7 @@ def _table(rows: list[list[str]], lines: Optional[list[int]], columns: Sequence[
     return table
 
 
-def _header_names(header: list[str], columns: Sequence[str], path: Path, what: str,
+def _header_names(header: list[str], columns: Sequence[str], path: str, what: str,
                   delimiter: str) -> list[str]:
     """Cleaned header cells, the wanted ``columns`` renamed to their exact spelling."""
     names = [_clean(c) for c in header]
@@ -243,7 +253,7 @@ def _header_names(header: list[str], columns: Sequence[str], path: Path, what: s
                              f"[{', '.join(visible(h) for h in header)}]{_header_hint(header, delimiter)}")
     duplicated = sorted({c for c in columns if names.count(c) > 1})
     if duplicated:
-        raise LabelFileError(f"{what} {path}: column(s) {duplicated} appear more than once in "
+        raise LabelFileError(f"{what} {path.rstrip(',')}: column(s) {duplicated} appear more than once in "
                              "the header; keep one of each")
     return names
 

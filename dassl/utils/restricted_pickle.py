@@ -1,6 +1,6 @@
 """An unpickler that never executes pickled code, for checkpoints written by other programs.
 
-The original CLIP-AGIQA checkpoints embed pickled objects of the original Dassl/PyTorch classes
+Checkpoints written by the original Dassl.pytorch trainers embed pickled objects of its classes
 (a warmup scheduler holding a cosine scheduler holding an SGD optimizer). PyTorch's
 `weights_only=True` loader refuses those, and a plain unpickler would import (and could execute)
 whatever the file names. `restricted_pickle` (a `pickle_module` for `torch.load`) rebuilds

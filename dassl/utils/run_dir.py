@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import yaml
 
 from .errors import ConfigError, UserError
-from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE, recorded_cwd
+from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
@@ -31,10 +31,11 @@ PREDICTIONS_FILE = "predictions.csv"
 SCATTER_FILE = "scatter.png"
 SPLITS_DIR = "splits"
 TENSORBOARD_DIR = "tensorboard"
-# Keys that may differ between the runs of one experiment: where things are, how fast they load,
-# how much is printed, and the device (resuming a GPU run on a CPU is allowed).
-IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
-                          "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
+# Keys that may differ between the runs of one experiment: where things are (and whether a
+# missing database is downloaded), how fast they load, how much is printed, and the device
+# (resuming a GPU run on a CPU is allowed).
+IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.FETCH",
+                          "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
 # Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
 _RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, "cmat.pt", CONFIG_FILE,
               RUN_INFO_FILE, SPLITS_DIR, TENSORBOARD_DIR)
@@ -105,8 +106,8 @@ def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
 
     A key missing from ``stored`` (a config written before the key existed) counts as its value
     in ``defaults``; keys in ``ignore`` are skipped. Path-valued keys (``PATH_KEYS``) differ
-    only when they name different things (``same_path``; ``bases``: where the stored relative
-    paths were given, the stored run's working directory first; ``data_bases``: the folders a
+    only when they name different things (``same_path``; ``bases``: where a relative path is
+    resolved, the working directory; ``data_bases``: the folders a
     relative ``DATA_PATH_KEYS`` value may be relative to, the database folders).
     """
     defaults = defaults or {}
@@ -226,9 +227,8 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     if force or not os.path.isdir(out):
         return None
     stored = read_config_file(os.path.join(out, CONFIG_FILE))
-    bases = [b for b in (recorded_cwd(out), os.getcwd()) if b]
     diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
-                                                         bases=bases,
+                                                         bases=[os.getcwd()],
                                                          data_bases=_database_folders(cfg))
     shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")

@@ -24,15 +24,12 @@ import torch
 
 from .tools import atomic_write_text, read_json, write_json
 
-__all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "MODEL_SUBTREES", "PACKAGES", "package_versions", "git_state",
+__all__ = ["CONFIG_FILE", "RUN_INFO_FILE", "PACKAGES", "package_versions", "git_state",
            "device_name", "write_run_record", "update_run_record", "CWD_PATH_KEYS", "DATA_PATH_KEYS", "PATH_KEYS",
-           "absolute_paths", "recorded_cwd", "resolve_recorded_path"]
+           "absolute_paths", "resolve_recorded_path"]
 
 CONFIG_FILE = "config.yaml"
 RUN_INFO_FILE = "run_info.json"
-# Subtrees of ``config.yaml`` that define a trained model and its test-time input: what an
-# evaluation run or the scorer takes from a trained run.
-MODEL_SUBTREES = ("INPUT", "MODEL", "TRAINER")
 # Distributions whose versions can change the numbers of a run.
 PACKAGES = ("torch", "torchvision", "numpy", "Pillow", "scipy", "pandas", "scikit-learn",
             "yacs", "safetensors")
@@ -155,20 +152,9 @@ def absolute_paths(cfg: Any, base: Optional[str] = None) -> None:
 
 
 def resolve_recorded_path(value: str, base: Optional[str]) -> str:
-    """``value`` made absolute when it is a relative path that exists under ``base`` (the
-    run's recorded working directory; None: the current one); else ``value`` unchanged."""
+    """``value`` made absolute when it is a relative path that exists under ``base`` (None: the
+    working directory); else ``value`` unchanged."""
     if not value or os.path.isabs(os.path.expanduser(value)):
         return value
     path = os.path.join(base or os.getcwd(), os.path.expanduser(value))
     return os.path.abspath(path) if os.path.exists(path) else value
-
-
-def recorded_cwd(run_dir: str) -> Optional[str]:
-    """The working directory ``run_info.json`` in ``run_dir`` records; None for a run written
-    before it was recorded, or without a readable record."""
-    try:
-        info = read_json(os.path.join(run_dir, RUN_INFO_FILE))
-    except (OSError, ValueError):
-        return None
-    cwd = info.get("cwd") if isinstance(info, dict) else None
-    return cwd if isinstance(cwd, str) and os.path.isdir(cwd) else None

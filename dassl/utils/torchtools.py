@@ -6,7 +6,7 @@ no pickled code ever runs), ``load_checkpoint`` (Dassl's API: weights-only, or f
 ``weights_only=False``). Every failure on an existing file is a ``CheckpointFileError``; a state
 dict that does not fit its module a ``CheckpointMismatchError``. DataParallel's ``module.`` prefix
 is removed by one rule (``strip_module_prefix``) on saving and on reading.
-``load_module_checkpoints`` loads one file per module of a run (trainer and scorer use it).
+``ModuleCheckpoints`` reads one file per module of a run, each once (trainer and scorer use it).
 
 Layout (per registered model, Dassl's): ``<dir>/model.pth.tar-<epoch>``, ``<dir>/model-best.pth.tar``
 and a one-line text pointer ``<dir>/checkpoint`` naming the latest regular checkpoint. Best saves
@@ -215,7 +215,7 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping,
 
 @dataclass(frozen=True)
 class LoadedCheckpoint:
-    """What ``load_module_checkpoints`` read for one module: absolute ``path``, the stored
+    """What ``ModuleCheckpoints.load`` read for one module: absolute ``path``, the stored
     ``epoch`` and ``val_result`` (None when absent or not a number) and the whole
     ``checkpoint`` dict."""
 
@@ -236,31 +236,46 @@ def _number(value: Any, kind: type) -> Any:
         return None
 
 
-def module_checkpoint_paths(directory: str, names: Collection[str],
-                            file_name: str) -> dict[str, str]:
-    """``{name: directory/name/file_name}`` (absolute) for the modules ``names``."""
-    return {name: os.path.abspath(os.path.join(directory, name, file_name)) for name in names}
+class ModuleCheckpoints:
+    """The checkpoint files ``directory/<name>/<file_name>`` of one run's modules, each read at
+    most once (``read``) however often its checkpoint, state or weights are asked for.
 
-
-def load_module_checkpoints(modules: Mapping[str, nn.Module], directory: str, file_name: str,
-                            ignore: Optional[Mapping[str, Collection[str]]] = None
-                            ) -> dict[str, LoadedCheckpoint]:
-    """Load ``directory/<name>/<file_name>`` into every module of ``modules`` (in order).
-
-    Strict (``load_state_dict_checked``) except for the keys ``ignore[name]``. Any checkpoint
-    ``read_checkpoint`` accepts works, including the original code's. Raises
-    ``FileNotFoundError``, ``CheckpointFileError`` or ``CheckpointMismatchError`` naming the file.
+    Any file ``read_checkpoint`` accepts works, including the original code's. Missing files
+    raise ``FileNotFoundError``, unreadable ones ``CheckpointFileError``.
     """
-    ignore = ignore or {}
-    loaded = {}
-    for name, path in module_checkpoint_paths(directory, list(modules), file_name).items():
-        checkpoint, state_dict = read_module_checkpoint(path)
-        load_state_dict_checked(modules[name], state_dict, ignore.get(name, frozenset()),
-                                source=path)
-        loaded[name] = LoadedCheckpoint(
-            path=path, epoch=_number(checkpoint.get("epoch"), int),
-            val_result=_number(checkpoint.get("val_result"), float), checkpoint=checkpoint)
-    return loaded
+
+    def __init__(self, directory: str, file_name: str) -> None:
+        self.directory = os.path.abspath(directory)
+        self.file_name = file_name
+        self._read: dict[str, tuple[dict, OrderedDict]] = {}
+
+    def path(self, name: str) -> str:
+        """Absolute path of module ``name``'s file."""
+        return os.path.join(self.directory, name, self.file_name)
+
+    def read(self, name: str) -> tuple[dict, "OrderedDict[str, torch.Tensor]"]:
+        """``(checkpoint dict, state_dict without module.)`` of module ``name``
+        (``read_module_checkpoint``), read on the first call only."""
+        if name not in self._read:
+            self._read[name] = read_module_checkpoint(self.path(name))
+        return self._read[name]
+
+    def load(self, modules: Mapping[str, nn.Module],
+             ignore: Optional[Mapping[str, Collection[str]]] = None
+             ) -> dict[str, LoadedCheckpoint]:
+        """Load every module of ``modules`` (in order) from its file, strictly
+        (``load_state_dict_checked``) except for the keys ``ignore[name]``; raises
+        ``CheckpointMismatchError`` naming the file."""
+        ignore = ignore or {}
+        loaded = {}
+        for name, module in modules.items():
+            checkpoint, state_dict = self.read(name)
+            path = self.path(name)
+            load_state_dict_checked(module, state_dict, ignore.get(name, frozenset()), source=path)
+            loaded[name] = LoadedCheckpoint(
+                path=path, epoch=_number(checkpoint.get("epoch"), int),
+                val_result=_number(checkpoint.get("val_result"), float), checkpoint=checkpoint)
+        return loaded
 
 
 def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:

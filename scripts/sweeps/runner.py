@@ -31,7 +31,7 @@ from dassl.utils.run_dir import read_results as read_run_results
 from .spec import SweepError
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "INTERRUPTED_EXIT_CODES", "Job", "read_results", "run_status",
-           "check_identity", "write_identity", "data_record", "record_data", "backfill_data", "visible_gpus", "device_slots", "launch", "report",
+           "check_identity", "write_identity", "data_record", "record_data", "visible_gpus", "device_slots", "launch", "report",
            "log_tail", "execute"]
 
 RUN_FILE = "sweep_run.json"
@@ -138,19 +138,6 @@ def record_data(job: Job, results: Mapping) -> None:
     identity = dict(job.identity)
     identity["data"] = data_record(results)
     write_identity(job.output_dir, identity)
-
-
-def backfill_data(run_dir: str | os.PathLike, results: Mapping) -> None:
-    """Add ``data_record(results)`` to a finished run's ``sweep_run.json`` that has none (a run
-    finished before the record existed); a missing or unreadable file is left alone."""
-    path = Path(run_dir) / RUN_FILE
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(stored, dict) and "data" not in stored:
-        stored["data"] = data_record(results)
-        write_identity(run_dir, stored)
 
 
 def visible_gpus(env: Optional[Mapping[str, str]] = None,

@@ -45,8 +45,8 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from dassl.config import describe_yaml_error, load_config_file
-from dassl.config.database_scope import config_applies_to, dataset_stems
-from dassl.config.database_scope import database_tag as scope_tag
+from datasets.scope import config_applies_to
+from datasets.scope import database_tag as scope_tag
 from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
 from dassl.utils.run_record import CWD_PATH_KEYS, resolve_recorded_path
@@ -226,17 +226,17 @@ class SweepSpec:
 
 
 def database_tag(variant_name: str) -> str | None:
-    """The database a variant is named for: the longest lower-case stem of a
-    ``configs/datasets`` yaml that ends its name after an underscore, else None (any database).
-    The rule train.py enforces too (``dassl.config.database_scope``).
+    """The database a variant is named for: the longest lower-case dataset yaml stem that
+    ends its name after an underscore, else None (any database). The rule train.py enforces
+    too (``datasets.scope``).
     """
-    return scope_tag(variant_name, dataset_stems(DATASET_DIR))
+    return scope_tag(variant_name)
 
 
 def applies_to(variant: Entry, dataset: Entry) -> bool:
     """Whether ``variant`` runs on ``dataset``: variants named for a database (its config
     file's stem, see ``database_tag``) only on the dataset entry of that database's yaml."""
-    return config_applies_to(variant.config, dataset.config, dataset_stems(DATASET_DIR))
+    return config_applies_to(variant.config, dataset.config)
 
 
 def _semantic(opts: Sequence[str]) -> list[str]:

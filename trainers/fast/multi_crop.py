@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+from ..method.model_spec import TestInput
 from .decoded_images import DecodedImages
 from .resample import AxisMaps
 from .tensor_transforms import TensorTransform, shorter_side_size
@@ -56,15 +57,15 @@ def crop_offsets(height: int, width: int, size: tuple[int, int],
 
 
 class MultiCropTransform(TensorTransform):
-    """Test transform of decoded images into `C = TEST.NUM_CROPS` crops each:
+    """Test transform (`TestInput`) of decoded images into `C = crops` crops each:
     `(images, indices (B,)) -> (B * C, 3, h, w)` float32, normalised as the test transform.
 
     With `C == 1` it is the test `TensorTransform` itself (same code path, same pixels).
     """
 
-    def __init__(self, cfg) -> None:
-        super().__init__(cfg, is_train=False)
-        self.num_crops = int(cfg.TEST.NUM_CROPS)
+    def __init__(self, test_input: TestInput) -> None:
+        super().__init__(test_input)
+        self.num_crops = int(test_input.crops)
         grid_shape(self.num_crops, 1, 1)  # validates the count
 
     def _crop_maps(self, height: int, width: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:

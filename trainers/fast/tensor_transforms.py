@@ -1,7 +1,9 @@
 """Tensor equivalents of dassl's train and test transforms, applied to decoded uint8 images.
 
-Supported `INPUT.TRANSFORMS` choices: random_resized_crop, random_crop, random_flip, center_crop,
-normalize, with `INPUT.INTERPOLATION` bicubic or bilinear. The pipeline structure is dassl's
+Supported `INPUT.TRANSFORMS` choices (`FAST_TRANSFORMS` of the model spec): random_resized_crop,
+random_crop, random_flip, center_crop, normalize, with `INPUT.INTERPOLATION` bicubic or
+bilinear. A test transform is built from the model's `TestInput`, a training one from
+`cfg.INPUT` (`TensorTransform.from_config`). The pipeline structure is dassl's
 (`dassl.data.transforms`): without a random crop the image is resized to `INPUT.SIZE` (or, with
 center_crop, its shorter side to `max(SIZE)`, then centre-cropped); random_crop pads
 `INPUT.CROP_PADDING` zero pixels and crops `SIZE`; random_resized_crop follows; then the flip,
@@ -21,32 +23,16 @@ from typing import Sequence
 
 import torch
 
+from ..method.model_spec import FAST_TRANSFORMS, TestInput, fast_unsupported_reason
 from .decoded_images import DecodedImages
-from .resample import FILTERS, AxisMaps, apply_axis_maps
+from .resample import AxisMaps, apply_axis_maps
 
-__all__ = ["SUPPORTED_CHOICES", "unsupported_reason", "random_resized_crop_params",
+__all__ = ["FAST_TRANSFORMS", "fast_unsupported_reason", "random_resized_crop_params",
            "random_crop_offsets", "shorter_side_size", "TensorTransform"]
 
-SUPPORTED_CHOICES = ("random_resized_crop", "random_crop", "random_flip", "center_crop",
-                     "normalize")
 # torchvision's RandomResizedCrop default aspect-ratio range (dassl does not configure it).
 RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 RRC_ATTEMPTS = 10
-
-
-def unsupported_reason(cfg) -> str | None:
-    """Why the fast pipeline cannot reproduce this config's transforms, or None if it can."""
-    inp, dl = cfg.INPUT, cfg.DATALOADER
-    if inp.NO_TRANSFORM:
-        return "INPUT.NO_TRANSFORM is set"
-    unknown = [c for c in inp.TRANSFORMS if c not in SUPPORTED_CHOICES]
-    if unknown:
-        return f"INPUT.TRANSFORMS {unknown} (supported: {list(SUPPORTED_CHOICES)})"
-    if inp.INTERPOLATION not in FILTERS:
-        return f"INPUT.INTERPOLATION {inp.INTERPOLATION!r} (supported: {list(FILTERS)})"
-    if dl.K_TRANSFORMS != 1 or dl.RETURN_IMG0:
-        return "DATALOADER.K_TRANSFORMS != 1 or DATALOADER.RETURN_IMG0"
-    return None
 
 
 def random_resized_crop_params(height: int, width: int, scale: Sequence[float],
@@ -113,24 +99,36 @@ class TensorTransform:
     normalises. Output units: `(x / 255 - PIXEL_MEAN) / PIXEL_STD` with normalize, else [0, 1].
     """
 
-    def __init__(self, cfg, is_train: bool) -> None:
-        reason = unsupported_reason(cfg)
-        if reason is not None:
-            raise ValueError(f"the fast pipeline does not support {reason}")
-        inp = cfg.INPUT
-        self.is_train = is_train
-        self.size = (int(inp.SIZE[0]), int(inp.SIZE[1]))
-        self.interpolation = inp.INTERPOLATION
-        choices = set(inp.TRANSFORMS) if is_train else {"center_crop"}
+    def __init__(self, test_input: TestInput, choices: Sequence[str] = ("center_crop",),
+                 padding: int = 0, scale: Sequence[float] = (0.08, 1.0)) -> None:
+        """`test_input`'s resizing and normalisation; `choices` the dassl transforms drawn
+        (default: the test transform), `padding` / `scale` those of random_crop /
+        random_resized_crop."""
+        self.size = (int(test_input.size[0]), int(test_input.size[1]))
+        self.interpolation = test_input.interpolation
         self.random_crop = "random_crop" in choices
         self.resized_crop = "random_resized_crop" in choices
         self.center_crop = "center_crop" in choices
         self.flip = "random_flip" in choices
-        self.padding = int(inp.CROP_PADDING)
-        self.scale = tuple(float(s) for s in inp.RRCROP_SCALE)
-        self.normalize = "normalize" in inp.TRANSFORMS
-        self.mean = torch.tensor(inp.PIXEL_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(inp.PIXEL_STD, dtype=torch.float32).view(1, 3, 1, 1)
+        self.padding = int(padding)
+        self.scale = tuple(float(s) for s in scale)
+        self.normalize = test_input.normalize
+        self.mean = torch.tensor(test_input.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(test_input.std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool) -> "TensorTransform":
+        """The train (`INPUT.TRANSFORMS`) or test transform of `cfg.INPUT`; `ValueError` when the
+        fast pipeline cannot reproduce it (`fast_unsupported_reason`)."""
+        reason = fast_unsupported_reason(cfg)
+        if reason is not None:
+            raise ValueError(f"the fast pipeline does not support {reason}")
+        inp = cfg.INPUT
+        described = TestInput(size=tuple(inp.SIZE), interpolation=inp.INTERPOLATION,
+                              mean=tuple(inp.PIXEL_MEAN), std=tuple(inp.PIXEL_STD),
+                              normalize="normalize" in inp.TRANSFORMS)
+        return cls(described, tuple(inp.TRANSFORMS) if is_train else ("center_crop",),
+                   inp.CROP_PADDING, inp.RRCROP_SCALE)
 
     def _plan_one(self, height: int, width: int) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
         """(start, length, resized, keep) per axis and the flip of one image, in draw order."""

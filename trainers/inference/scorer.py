@@ -4,15 +4,15 @@ In the spirit of pyiqa's `create_metric`: the returned `Scorer` is a callable on
 PIL images or float tensors in [0, 1], with `lower_better = False` and `score_range` (the MOS
 range of the run's training split, or None when the run has no `splits/train.csv`).
 
-Preprocessing is the trainer's test transform (shorter side resized to `max(INPUT.SIZE)`,
-centre crop, CLIP normalisation), computed the way the run computed it, so scores equal the
-run's `predictions.csv`. Files and PIL images are decoded by `dassl.utils.read_image` /
+Preprocessing is the run's test input (`ModelSpec.test_input`: shorter side resized to
+`max(size)`, centre crop, normalisation), computed the way the run computed it, so scores equal
+the run's `predictions.csv`. Files and PIL images are decoded by `dassl.utils.read_image` /
 `to_display_rgb`, the decoder training used (EXIF orientation, alpha over white, 16-bit
 samples' top 8 bits). Runs with the fast pipeline use its tensor transform
 (`trainers.fast.tensor_transforms`), others dassl's PIL transform. Tensors are first quantised to
 8-bit levels (`round(x * 255)`), the precision of the images the model was trained on; a tensor
 made from an 8-bit image (`x = u / 255`) therefore scores exactly like the image file.
-Runs with `TEST.NUM_CROPS` C > 1 score the mean over the same C-crop grid, and runs with
+Runs with C > 1 test crops (`TEST.NUM_CROPS`) score the mean over the same C-crop grid, and runs with
 `TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE` need each image's generation prompt (`prompts=`).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dassl.data.transforms import build_transform
+from dassl.data.transforms import build_test_transform
 from dassl.utils import ConfigError, InputError, read_image, to_display_rgb
 from dassl.utils.label_file import parse_number, read_label_file
 
@@ -112,7 +112,7 @@ class Scorer:
     labels; higher is better). `images`: a path, a PIL image, a list of those, or a float tensor
     `(N, 3, H, W)` / `(3, H, W)` of RGB values in [0, 1] (other values raise `ValueError`).
     Attributes: `lower_better` (False), `score_range` (`(min, max)` training MOS or None),
-    `model`, `cfg`, `device`, `level_names`, `precision`, `run`.
+    `model`, `test_input` (the run's `TestInput`), `device`, `level_names`, `precision`, `run`.
     """
 
     lower_better = False
@@ -120,19 +120,20 @@ class Scorer:
     def __init__(self, run: RunModel, score_range: tuple[float, float] | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.run = run
-        self.model, self.cfg, self.device = run.model, run.cfg, run.device
+        self.model, self.device = run.model, run.device
         self.level_names, self.precision = run.level_names, run.precision
         self.score_range = score_range
         self.batch_size = int(batch_size)
-        self.pipeline = run.spec.test_pipeline
-        fast = self.pipeline == "fast"
-        self.num_crops = run.spec.num_crops
+        self.test_input = test = run.spec.test_input
+        fast = test.pipeline == "fast"
+        self.num_crops = test.crops
         self.needs_prompts = bool(run.spec.prompt_template)
         if self.num_crops > 1 and not fast:
             raise ConfigError(f"the run tests {self.num_crops} crops per image, which needs the "
                              "fast pipeline's transforms; its config cannot use them")
-        self._tensor_transform = MultiCropTransform(self.cfg) if fast else None
-        self._pil_transform = None if fast else build_transform(self.cfg, is_train=False)
+        self._tensor_transform = MultiCropTransform(test) if fast else None
+        self._pil_transform = None if fast else build_test_transform(
+            test.size, test.interpolation, test.mean, test.std, test.normalize)
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB PIL images -> `(B, 3, h, w)` float32 model input on `device` (test transform)."""
@@ -212,7 +213,7 @@ def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | N
     `epoch`: load `model.pth.tar-<epoch>` instead of the deployed model (best, else latest).
     `backbone`: CLIP name or weights file replacing the run's `MODEL.BACKBONE.NAME` (needed when
     the run used a file that is elsewhere now; default for original runs: ViT-B/16).
-    `level_names` / `class_token_position`: for runs without config.yaml (see
+    `level_names` / `class_token_position`: for the original code's runs (see
     `trainers.inference.run_model`). `cpu_precision`: compute on a CPU in this precision rather
     than the one the checkpoint records (`load_run_model`).
     """

@@ -1,4 +1,3 @@
 """The method: the model spec (`model_spec`, the one reader of `TRAINER.CLIP_AGIQA.*`), the model
 (`custom_clip`, `prompt_learner`, `similarity_head`, `prompt_template`, `encoder_tuning`) and its
-numeric precision (`precision`). Imports `clip` and `dassl` only, and the fast path's transform
-check (`fast.tensor_transforms.unsupported_reason`) when a spec is validated."""
+numeric precision (`precision`). Imports `clip` and `dassl` only."""

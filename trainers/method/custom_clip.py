@@ -32,6 +32,18 @@ from .similarity_head import SimilarityHead
 # Hidden width and default dropout probability of the regression head (upstream values).
 HEAD_HIDDEN = 512
 HEAD_DROPOUT = ModelSpec.head_dropout
+# The trained modules, each checkpointed in its own sub-folder of a run, in registration order;
+# a model that fine-tunes the image encoder (TRAIN_IMAGE_ENCODER) adds ENCODER_MODULE.
+MODULE_NAMES = ("prompt_learner", "regression")
+ENCODER_MODULE = "image_encoder"
+# Keys a module's checkpoint need not hold and loading leaves alone: the prompt buffers, which
+# are recomputed from the level names.
+IGNORED_ON_LOAD = {"prompt_learner": frozenset({"token_prefix", "token_suffix"})}
+
+
+def module_names(spec: ModelSpec) -> tuple[str, ...]:
+    """Checkpointed modules of the model `spec` describes, in registration order."""
+    return MODULE_NAMES + ((ENCODER_MODULE,) if spec.train_image_encoder != "none" else ())
 
 
 def load_clip(backbone: str, precision: str = "fp16") -> nn.Module:
@@ -219,7 +231,7 @@ class CustomCLIP(nn.Module):
         similarity head (training MOS range). Raises `ConfigError` (a `ValueError`) when the
         spec's input size is not the CLIP input resolution."""
         resolution = int(clip_model.visual.input_resolution)
-        size = tuple(int(s) for s in (spec.test_input or {}).get("SIZE", (resolution,) * 2))
+        size = tuple(spec.test_input.size)
         if size != (resolution, resolution):
             raise ConfigError(f"INPUT.SIZE {size} must equal the CLIP input resolution "
                              f"({resolution}, {resolution}) of backbone {spec.backbone!r}")
@@ -230,6 +242,14 @@ class CustomCLIP(nn.Module):
                    train_image_encoder=spec.train_image_encoder,
                    encoder_last_k=spec.encoder_last_k, lora_rank=spec.lora_rank,
                    target_stats=target_stats, mos_range=mos_range)
+
+    def checkpointed_modules(self) -> dict[str, nn.Module]:
+        """`{checkpoint folder: module}` of the trained parts, in registration order (see
+        `module_names`)."""
+        modules = {"prompt_learner": self.prompt_learner, "regression": self.regression}
+        if self.encoder_tuning is not None:
+            modules[ENCODER_MODULE] = self.encoder_tuning
+        return modules
 
     @property
     def tokenized_prompts(self) -> torch.Tensor:

@@ -4,16 +4,17 @@
 - `add_trainer_config(cfg)` declares the keys (before any yaml or option sets them: yacs rejects
   unknown keys).
 - `ModelSpec.from_config(cfg, level_names)` builds and validates the frozen description of the
-  model (backbone, level names, prompts, head, precision, test-time input). It is saved as plain
-  data (`to_dict`) under `model_spec` in every module checkpoint, so a run's weights rebuild their
-  model without `config.yaml` (`from_dict`).
+  model (backbone, level names, prompts, head, precision, test-time input: `TestInput`). It is
+  saved as plain data (`to_dict`) under `model_spec` in every module checkpoint, so a run's
+  weights rebuild their model and its test input without `config.yaml` (`from_dict`); no config
+  is ever built back from a spec.
 - `PipelineOptions.from_config(cfg)`: how the trainer feeds images (not part of the model).
 - `MethodConfig.from_config(cfg)`: both, built once per run (the trainer's `validate_cfg`).
 
 A new option of the method is a key in `_KEYS`, a field of `ModelSpec` (the key's name in
 lower case, the key's default) read in `from_config`, and its use in the model
-(`CustomCLIP.from_spec`); saving it in checkpoints, rebuilding it (`from_dict`, `to_config`)
-and comparing runs need nothing more. Invalid values raise `ValueError` naming the key.
+(`CustomCLIP.from_spec`); saving it in checkpoints, rebuilding it (`from_dict`) and comparing
+runs need nothing more. Invalid values raise `ValueError` naming the key.
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from typing import Any, Mapping, Sequence
 
 from yacs.config import CfgNode as CN
 
-__all__ = ["ModelSpec", "PipelineOptions", "MethodConfig", "SPEC_VERSION", "add_trainer_config",
+from clip.clip import OPENAI_MEAN, OPENAI_STD
+
+__all__ = ["ModelSpec", "TestInput", "PipelineOptions", "fast_unsupported_reason", "MethodConfig",
+           "SPEC_VERSION", "add_trainer_config",
            "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "CPU_PRECISIONS", "PIPELINES",
            "DECODED_ON",
            "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
@@ -40,11 +44,12 @@ ENCODER_MODES = ("none", "last_k", "lora")
 EXTRA_PROMPT_TOKENS = 3
 # CLIP's text context length (all OpenAI models).
 CONTEXT_LENGTH = 77
-# Version of the `model_spec` checkpoint entry; `from_dict` reads this and older ones.
-SPEC_VERSION = 1
-# INPUT keys that define the test-time input (stored with the spec for the scorer).
-TEST_INPUT_KEYS = ("SIZE", "INTERPOLATION", "TRANSFORMS", "NO_TRANSFORM", "PIXEL_MEAN",
-                   "PIXEL_STD")
+# Version of the `model_spec` checkpoint entry; `from_dict` reads this one (2: typed test input).
+SPEC_VERSION = 2
+# What the fast pipeline's tensor transforms reproduce (`trainers.fast.tensor_transforms`).
+FAST_TRANSFORMS = ("random_resized_crop", "random_crop", "random_flip", "center_crop",
+                   "normalize")
+FAST_INTERPOLATIONS = ("bicubic", "bilinear")
 
 # key -> (default, meaning); the meaning doubles as the one-line comment of each key.
 _KEYS = {
@@ -83,9 +88,6 @@ _KEYS = {
                          "prompts' and head's)"),
 }
 
-
-# ModelSpec fields whose key is not their name in capitals (see `key_of_field`).
-_KEY_OF_FIELD = {"precision": "PREC", "cpu_precision": "CPU_PREC", "test_pipeline": "PIPELINE"}
 
 
 def add_trainer_config(cfg: CN) -> CN:
@@ -157,18 +159,75 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def fast_unsupported_reason(cfg: CN) -> str | None:
+    """Why the fast pipeline cannot reproduce `cfg`'s transforms, or None if it can."""
+    inp, dl = cfg.INPUT, cfg.DATALOADER
+    if inp.NO_TRANSFORM:
+        return "INPUT.NO_TRANSFORM is set"
+    unknown = [c for c in inp.TRANSFORMS if c not in FAST_TRANSFORMS]
+    if unknown:
+        return f"INPUT.TRANSFORMS {unknown} (supported: {list(FAST_TRANSFORMS)})"
+    if inp.INTERPOLATION not in FAST_INTERPOLATIONS:
+        return (f"INPUT.INTERPOLATION {inp.INTERPOLATION!r} (supported: "
+                f"{list(FAST_INTERPOLATIONS)})")
+    if dl.K_TRANSFORMS != 1 or dl.RETURN_IMG0:
+        return "DATALOADER.K_TRANSFORMS != 1 or DATALOADER.RETURN_IMG0"
+    return None
+
+
+@dataclass(frozen=True)
+class TestInput:
+    """How a test image becomes the model's input: shorter side resized to `max(size)` with
+    `interpolation`, `size` `(height, width)` pixels cropped at the centre (`crops` > 1: a grid
+    of `crops` such crops, `TEST.NUM_CROPS`), scaled to [0, 1] and, when `normalize`,
+    standardised per RGB channel by `mean` and `std` ([0, 1] units). `pipeline` "fast" (the
+    tensor transform of decoded images) or "reference" (dassl's PIL transform): how the run
+    computed it. Defaults: the original method's (CLIP's own preprocessing, PIL)."""
+
+    __test__ = False  # a name pytest would otherwise collect
+    size: tuple[int, int] = (224, 224)
+    interpolation: str = "bicubic"
+    mean: tuple[float, ...] = OPENAI_MEAN
+    std: tuple[float, ...] = OPENAI_STD
+    normalize: bool = True
+    crops: int = 1
+    pipeline: str = "reference"
+
+    @classmethod
+    def from_config(cls, cfg: CN) -> "TestInput":
+        """The test input of `cfg` (`INPUT.*`, `TEST.NUM_CROPS`, `PIPELINE` where the fast path
+        supports the transforms); raises `ValueError` naming the key."""
+        pipeline = _choice(cfg.TRAINER.CLIP_AGIQA, "PIPELINE", PIPELINES)
+        crops = _positive_int(cfg.TEST, "NUM_CROPS", prefix="TEST.")
+        if crops > 1 and pipeline != "fast":
+            raise ValueError("TEST.NUM_CROPS > 1 needs TRAINER.CLIP_AGIQA.PIPELINE fast (the crops "
+                             "are cut from the decoded images)")
+        if pipeline == "fast" and fast_unsupported_reason(cfg) is not None:
+            pipeline = "reference"
+        inp = cfg.INPUT
+        return cls(size=(int(inp.SIZE[0]), int(inp.SIZE[1])), interpolation=inp.INTERPOLATION,
+                   mean=tuple(float(v) for v in inp.PIXEL_MEAN),
+                   std=tuple(float(v) for v in inp.PIXEL_STD),
+                   normalize="normalize" in inp.TRANSFORMS, crops=crops, pipeline=pipeline)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TestInput":
+        """Inverse of `dataclasses.asdict` (lists back to tuples); raises `TypeError` for
+        unknown entries."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that defines a CLIP-AGIQA model and its test-time input.
 
-    A field read from a `TRAINER.CLIP_AGIQA.*` key is the key's name in lower case (`key_of_field`)
-    and means what docs/config_keys.md (generated from `_KEYS`) says, except: `n_ctx` is the
-    effective context length (CTX_INIT's BPE token count when `ctx_init` is set) and `precision`
-    the effective one once the trainer has resolved it for its device (`trainers.method.precision`).
-    The others: `backbone` (`MODEL.BACKBONE.NAME`), `level_names` worst first, `test_input` the
-    `INPUT` keys of `TEST_INPUT_KEYS` as plain data, `test_pipeline` "fast" (tensor transform) or
-    "reference" (PIL transform): how the run computed test inputs, `num_crops` test crops per
-    image (`TEST.NUM_CROPS`).
+    A field read from a `TRAINER.CLIP_AGIQA.*` key is the key's name in lower case (`PREC`,
+    `CPU_PREC`: `precision`, `cpu_precision`) and means what docs/config_keys.md (generated from
+    `_KEYS`) says, except: `n_ctx` is the effective context length (CTX_INIT's BPE token count
+    when `ctx_init` is set) and `precision` the effective one once the trainer has resolved it for
+    its device (`trainers.method.precision`). The others: `backbone` (`MODEL.BACKBONE.NAME`),
+    `level_names` worst first, `test_input` how a test image becomes its input (`TestInput`, with
+    the pipeline that computed it and the crops per image).
     """
 
     # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).
@@ -188,9 +247,7 @@ class ModelSpec:
     lora_rank: int = _KEYS["LORA_RANK"][0]
     precision: str = _KEYS["PREC"][0]
     cpu_precision: str = _KEYS["CPU_PREC"][0]
-    test_input: Mapping[str, Any] = None
-    test_pipeline: str = "fast"
-    num_crops: int = 1
+    test_input: TestInput = TestInput()
     version: int = SPEC_VERSION
 
     @classmethod
@@ -210,12 +267,6 @@ class ModelSpec:
                                   "tokens")
         else:
             n_ctx = _positive_int(node, "N_CTX")
-        pipeline = _choice(node, "PIPELINE", PIPELINES)
-        test_pipeline = pipeline if pipeline == "reference" else _fast_if_supported(cfg)
-        num_crops = _positive_int(cfg.TEST, "NUM_CROPS", prefix="TEST.")
-        if num_crops > 1 and pipeline != "fast":
-            raise ValueError("TEST.NUM_CROPS > 1 needs TRAINER.CLIP_AGIQA.PIPELINE fast (the crops "
-                             "are cut from the decoded images)")
         spec = cls(
             backbone=str(cfg.MODEL.BACKBONE.NAME),
             level_names=tuple(names),
@@ -233,9 +284,7 @@ class ModelSpec:
             lora_rank=_positive_int(node, "LORA_RANK"),
             precision=_choice(node, "PREC", PRECISIONS),
             cpu_precision=_choice(node, "CPU_PREC", CPU_PRECISIONS),
-            test_input={key: _plain(cfg.INPUT[key]) for key in TEST_INPUT_KEYS},
-            test_pipeline=test_pipeline,
-            num_crops=num_crops,
+            test_input=TestInput.from_config(cfg),
         )
         spec.check_variants()
         if names:
@@ -289,58 +338,25 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
-        """Inverse of `to_dict`; keys of a newer version are refused, missing optional ones
-        take their defaults. Raises `ValueError`."""
+        """Inverse of `to_dict`; other versions are refused, missing optional entries take
+        their defaults. Raises `ValueError`."""
         if not isinstance(data, Mapping):
             raise ValueError(f"model_spec must be a mapping, got {type(data).__name__}")
         version = data.get("version")
-        if not isinstance(version, int) or version > SPEC_VERSION:
+        if version != SPEC_VERSION:
             raise ValueError(f"model_spec version {version!r} is not readable by this version "
-                              f"(reads up to {SPEC_VERSION})")
+                              f"(it reads version {SPEC_VERSION}; train the run again)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"model_spec has unknown entries {unknown}")
         values = dict(data)
         values["level_names"] = tuple(values.get("level_names", ()))
+        try:
+            values["test_input"] = TestInput.from_dict(values.get("test_input", {}))
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"model_spec has an unreadable test_input: {exc}") from exc
         return cls(**values)
-
-    def input_config(self) -> CN:
-        """A default dassl config whose `INPUT` is this spec's test input (for the transforms)."""
-        from dassl.config import get_cfg_default
-
-        cfg = get_cfg_default()
-        for key, value in (self.test_input or {}).items():
-            cfg.INPUT[key] = tuple(value) if isinstance(value, list) else value
-        cfg.TEST.NUM_CROPS = self.num_crops
-        return cfg
-
-    def to_config(self) -> CN:
-        """A full config (defaults + these values) for code that still wants one: every field
-        that is a `TRAINER.CLIP_AGIQA` key (`key_of_field`), the backbone and the test input."""
-        cfg = self.input_config()
-        add_trainer_config(cfg)
-        node = cfg.TRAINER.CLIP_AGIQA
-        for field in fields(self):
-            key = key_of_field(field.name)
-            if key is not None:
-                node[key] = getattr(self, field.name)
-        cfg.MODEL.BACKBONE.NAME = self.backbone
-        return cfg
-
-
-def key_of_field(name: str) -> str | None:
-    """The `TRAINER.CLIP_AGIQA` key a `ModelSpec` field is read from: its name in capitals
-    (`head_dropout` -> `HEAD_DROPOUT`) unless listed in `_KEY_OF_FIELD`; None for fields from
-    elsewhere (backbone, level names, test input)."""
-    key = _KEY_OF_FIELD.get(name, name.upper())
-    return key if key in _KEYS else None
-
-
-def _fast_if_supported(cfg: CN) -> str:
-    from ..fast.tensor_transforms import unsupported_reason
-
-    return "fast" if unsupported_reason(cfg) is None else "reference"
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,9 @@ AMD Zen 4) convert fp16 operands and run slower than fp32 (benchmarks/README.md)
 `CPU_PREC fp16` runs the real fp16 path on a CPU (tests use it).
 
 Every module checkpoint records the effective precision in its `model_spec`
-(`trainers.method.model_spec.ModelSpec.precision`; read it with `recorded_precision`, which also reads
-the `trainer_state["precision"]` of checkpoints written before the spec existed). A checkpoint
-with neither (older ones, or from the original code) counts as fp32 on a CPU and as its `PREC` on
-a GPU, which is what those runs computed in.
+(`trainers.method.model_spec.ModelSpec.precision`; read it with `recorded_precision`). A
+checkpoint without one (the original code's) counts as fp32 on a CPU and as its `PREC` on a GPU,
+which is what those runs computed in.
 """
 from __future__ import annotations
 
@@ -101,15 +100,12 @@ def cast_clip(model: nn.Module, precision: str) -> nn.Module:
 def recorded_precision(checkpoint: dict, device: torch.device | str,
                        configured: str) -> tuple[str, bool]:
     """`(precision, recorded)` a checkpoint was computed in: its `model_spec`'s precision (the
-    effective one), else an older `trainer_state["precision"]`; `recorded` False for checkpoints
-    with neither (then fp32 on a CPU, `configured` = the config's `PREC` elsewhere)."""
-    if isinstance(checkpoint, dict):
-        spec = checkpoint.get("model_spec")
-        state = checkpoint.get("trainer_state")
-        for record in (spec, state):
-            value = record.get("precision") if isinstance(record, dict) else None
-            if isinstance(value, str) and value in TOWER_DTYPES:
-                return value, True
+    effective one); `recorded` False for checkpoints without one (then fp32 on a CPU,
+    `configured` = the config's `PREC` elsewhere)."""
+    spec = checkpoint.get("model_spec") if isinstance(checkpoint, dict) else None
+    value = spec.get("precision") if isinstance(spec, dict) else None
+    if isinstance(value, str) and value in TOWER_DTYPES:
+        return value, True
     return ("fp32" if torch.device(device).type == "cpu" else configured), False
 
 
@@ -133,13 +129,13 @@ def describe(precision: str, prec: str, cpu_prec: str, device: torch.device | st
     return f"Precision: {precision} on {device.type.upper()}{extra}"
 
 
-def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | str, current: str,
+def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | str,
                              checkpoint: dict, source: str, resume: bool,
                              evaluation_cpu_prec: str | None = None) -> tuple[str, str | None]:
     """`(precision, log line or None)` to load the checkpoint read from `source` in.
 
-    `prec`/`cpu_prec` are the configured `PREC` and `CPU_PREC`, `current` the precision they give
-    on `device`. A run never silently continues in another precision: the checkpoint's recorded
+    `prec`/`cpu_prec` are the configured `PREC` and `CPU_PREC`; `current` below is the precision
+    they give on `device` (`resolve_precision`). A run never silently continues in another precision: the checkpoint's recorded
     precision (`recorded_precision`) wins over `current`, with a log line. A `CPU_PREC` forced by
     the user wins for evaluation and scoring (also logged), while a resume that would change
     precision raises `ConfigError`. `evaluation_cpu_prec` is a `CPU_PREC` the user set for this
@@ -149,6 +145,7 @@ def precision_for_checkpoint(prec: str, cpu_prec: str, device: torch.device | st
     """
     from dassl.utils import ConfigError
 
+    current = resolve_precision(prec, device, cpu_prec)
     recorded, known = recorded_precision(checkpoint, device, prec)
     if (not resume and evaluation_cpu_prec not in (None, "auto")
             and torch.device(device).type == "cpu"):

@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from dassl.evaluation.metric_names import GROUP_METRICS
 from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
 from dassl.utils.run_record import CONFIG_FILE
 from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE, read_results
@@ -99,10 +100,11 @@ def per_generator(rows: list[tuple[str, float, float]],
         groups.setdefault(str(generator), []).append(index)
     table = {}
     for generator, indices in groups.items():
-        entry = {"srcc": None, "plcc": None, "n_images": len(indices)}
+        entry: dict[str, Any] = dict.fromkeys(GROUP_METRICS)
         if len(indices) >= MIN_GENERATOR_IMAGES:
             metrics = iqa_metrics([rows[i][2] for i in indices], [rows[i][1] for i in indices])
-            entry["srcc"], entry["plcc"] = metrics["srcc"], metrics["plcc"]
+            entry.update({name: metrics[name] for name in GROUP_METRICS})
+        entry["n_images"] = len(indices)
         table[generator] = entry
     return table
 

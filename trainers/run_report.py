@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from dassl.evaluation.html_page import (escape, figure_img, number, page, table,
                                         thumbnail_img)
+from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS, RAW_METRICS
 from dassl.utils import atomic_write_text
 
 __all__ = ["REPORT_FILE", "PAPER_RESULTS", "paper_results", "paper_row", "read_curves",
@@ -29,7 +30,7 @@ __all__ = ["REPORT_FILE", "PAPER_RESULTS", "paper_results", "paper_row", "read_c
 
 REPORT_FILE = "report.html"
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "configs" / "paper_results.yaml"
-SHOWN_METRICS = ("srcc", "plcc", "krcc", "rmse")
+SHOWN_METRICS = RAW_METRICS
 N_WORST = 8  # images shown as predicted worst
 N_BANDS = 5  # MOS bands (equal numbers of test images) of the zero-shot table
 
@@ -102,15 +103,16 @@ def _curves_section(curves: dict[str, dict[int, float]], n_epochs: int) -> str:
             ax.plot(epochs, values, marker=".")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch")
-    tested = [s for s in ("test", "val") if f"{s}/srcc" in curves
-              and len(curves[f"{s}/srcc"]) >= n_epochs > 1]
+    first = GROUP_METRICS[0]
+    tested = [s for s in ("test", "val") if f"{s}/{first}" in curves
+              and len(curves[f"{s}/{first}"]) >= n_epochs > 1]
     for split in tested:
-        for metric in ("srcc", "plcc"):
+        for metric in GROUP_METRICS:
             series = curves.get(f"{split}/{metric}", {})
             steps = sorted(s for s in series if s < n_epochs)
             ax_values = [series[s] for s in steps]
             test_ax.plot([s + 1 for s in steps], ax_values, marker=".",
-                         label=f"{split} {metric.upper()}")
+                         label=f"{split} {IQA_METRICS[metric]}")
     if tested:
         test_ax.legend(fontsize=8)
         test_ax.set_title("per-epoch evaluation", fontsize=9)
@@ -125,7 +127,7 @@ def _curves_section(curves: dict[str, dict[int, float]], n_epochs: int) -> str:
 def _metrics_section(results: dict) -> str:
     metrics = results["final"]["metrics"]
     paper = paper_row(results)
-    headers = ["", *[m.upper() for m in SHOWN_METRICS]]
+    headers = ["", *[IQA_METRICS[m] for m in SHOWN_METRICS]]
     rows = [["this run", *[number(metrics.get(m), kind=f"run-{m}") for m in SHOWN_METRICS]]]
     if paper is not None:
         rows.append(["paper", *[number(paper.get(m), kind=f"paper-{m}") if m in paper else "-"
@@ -142,10 +144,10 @@ def _generator_section(results: dict) -> str:
     generators = results["final"].get("per_generator")
     if not generators:
         return '<p class="note">The database gives no generator for these images.</p>'
-    rows = [[escape(name), number(entry["srcc"], kind="gen-srcc"),
-             number(entry["plcc"], kind="gen-plcc"), escape(entry["n_images"])]
-            for name, entry in generators.items()]
-    return table(["generator", "SRCC", "PLCC", "images"], rows, table_id="per-generator")
+    rows = [[escape(name), *[number(entry[m], kind=f"gen-{m}") for m in GROUP_METRICS],
+             escape(entry["n_images"])] for name, entry in generators.items()]
+    return table(["generator", *[IQA_METRICS[m] for m in GROUP_METRICS], "images"], rows,
+                 table_id="per-generator")
 
 
 def _worst_section(rows: Sequence[tuple[str, float, float]],

@@ -12,6 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from dassl.evaluation.html_page import escape, link, number, page, png_file_img, table
+from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS
 from dassl.utils import atomic_write_text
 
 from trainers.run_report import REPORT_FILE as RUN_REPORT
@@ -25,7 +26,7 @@ RUN_ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
 
 
 def _summary_section(summary: pd.DataFrame) -> str:
-    headers = [*GROUP_COLUMNS, "runs", *[f"{m.upper()} median" for m in SUMMARY_METRICS]]
+    headers = [*GROUP_COLUMNS, "runs", *[f"{IQA_METRICS[m]} median" for m in SUMMARY_METRICS]]
     rows = [[*(escape(row[c]) for c in GROUP_COLUMNS),
              escape(f"{row['n']}" + (f" (+{row['n_missing']} missing)" if row["n_missing"]
                                      else "")),
@@ -38,12 +39,12 @@ def _generator_section(generators: pd.DataFrame) -> str:
     if generators.empty:
         return '<p class="note">No run gives results per generator.</p>'
     rows = [[*(escape(row[c]) for c in (*GROUP_COLUMNS, "generator")), escape(row["n"]),
-             number(row["n_images"], 1), number(row["srcc_median"], kind="gen-srcc-median"),
-             number(row["plcc_median"], kind="gen-plcc-median")]
+             number(row["n_images"], 1),
+             *[number(row[f"{m}_median"], kind=f"gen-{m}-median") for m in GROUP_METRICS]]
             for row in generators.to_dict("records")]
-    return table([*GROUP_COLUMNS, "generator", "runs", "images per run", "SRCC median",
-                  "PLCC median"], rows, text_columns=len(GROUP_COLUMNS) + 1,
-                 table_id="generators")
+    return table([*GROUP_COLUMNS, "generator", "runs", "images per run",
+                  *[f"{IQA_METRICS[m]} median" for m in GROUP_METRICS]], rows,
+                 text_columns=len(GROUP_COLUMNS) + 1, table_id="generators")
 
 
 def _runs_section(results: pd.DataFrame, output: Path) -> str:
@@ -55,8 +56,8 @@ def _runs_section(results: pd.DataFrame, output: Path) -> str:
         else:
             cell = escape(row["status"] if row["status"] != "done" else "no page")
         rows.append([*(escape(row[c]) for c in RUN_ID_COLUMNS), cell,
-                     number(row["srcc"], kind="run-srcc"), number(row["plcc"], kind="run-plcc")])
-    return table([*RUN_ID_COLUMNS, "page", "SRCC", "PLCC"], rows,
+                     *[number(row[m], kind=f"run-{m}") for m in GROUP_METRICS]])
+    return table([*RUN_ID_COLUMNS, "page", *[IQA_METRICS[m] for m in GROUP_METRICS]], rows,
                  text_columns=len(RUN_ID_COLUMNS) + 1, table_id="runs")
 
 

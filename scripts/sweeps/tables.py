@@ -22,14 +22,15 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS, RAW_METRICS
 from dassl.utils import atomic_write_text
 
 __all__ = ["METRICS", "SUMMARY_METRICS", "GROUP_COLUMNS", "RESULT_COLUMNS", "result_row",
            "results_table", "summary_table", "format_summary", "write_csv", "GENERATOR_COLUMNS",
            "generator_summary"]
 
-METRICS = ("srcc", "plcc", "krcc", "rmse", "plcc_fitted", "rmse_fitted")
-SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse")
+METRICS = tuple(IQA_METRICS)
+SUMMARY_METRICS = RAW_METRICS
 GROUP_COLUMNS = ("dataset", "variant", "protocol")
 ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
 RESULT_COLUMNS = (ID_COLUMNS + ("status", "output_dir", "final_model", "selected_on",
@@ -109,8 +110,8 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return _group_table(results, list(GROUP_COLUMNS), SUMMARY_METRICS, ("median", "mean", "std"))
 
 
-GENERATOR_COLUMNS = GROUP_COLUMNS + ("generator", "n", "n_images", "srcc_median",
-                                     "plcc_median")
+GENERATOR_COLUMNS = GROUP_COLUMNS + ("generator", "n", "n_images") + tuple(
+    f"{m}_median" for m in GROUP_METRICS)
 
 
 def generator_summary(groups: Iterable[tuple[Mapping[str, Any], Optional[dict]]]) -> pd.DataFrame:
@@ -121,12 +122,12 @@ def generator_summary(groups: Iterable[tuple[Mapping[str, Any], Optional[dict]]]
         table = ((results or {}).get("final") or {}).get("per_generator") or {}
         for generator, entry in table.items():
             key = tuple(ids[c] for c in GROUP_COLUMNS) + (generator,)
-            values = collected.setdefault(key, {"srcc": [], "plcc": [], "n_images": []})
+            values = collected.setdefault(key, {m: [] for m in (*GROUP_METRICS, "n_images")})
             for name in values:
                 values[name].append(_number(entry.get(name)))
-    rows = [dict(zip(GROUP_COLUMNS + ("generator",), key), n=len(v["srcc"]),
+    rows = [dict(zip(GROUP_COLUMNS + ("generator",), key), n=len(v["n_images"]),
                  n_images=float(np.median(v["n_images"])),
-                 srcc_median=float(np.median(v["srcc"])), plcc_median=float(np.median(v["plcc"])))
+                 **{f"{m}_median": float(np.median(v[m])) for m in GROUP_METRICS})
             for key, v in collected.items()]
     return pd.DataFrame(rows, columns=list(GENERATOR_COLUMNS))
 
@@ -157,10 +158,12 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------- cross-database
-CROSS_COLUMNS = ("train_dataset", "test_dataset", "variant", "protocol", "split", "seed",
-                 "status", "n_images", "srcc", "plcc", "rmse", "scales_agree",
-                 "train_mos_min", "train_mos_max", "test_mos_min", "test_mos_max", "output_dir")
-CROSS_METRICS = ("srcc", "plcc", "rmse")
+# The cross table shows SRCC / PLCC, and RMSE where the MOS scales agree (KRCC left out).
+CROSS_METRICS = tuple(name for name in RAW_METRICS if name != "krcc")
+CROSS_COLUMNS = (("train_dataset", "test_dataset", "variant", "protocol", "split", "seed",
+                  "status", "n_images") + CROSS_METRICS
+                 + ("scales_agree", "train_mos_min", "train_mos_max", "test_mos_min",
+                    "test_mos_max", "output_dir"))
 # Two MOS ranges share a scale when they overlap over at least this fraction of the shorter
 # one: AGIQA-3K / AGIQA-1K / AIGIQA-20K (about 0..5) agree, AIGCIQA2023 (about 27..74) does not.
 SCALE_OVERLAP = 0.5
@@ -188,9 +191,10 @@ def cross_row(ids: Mapping[str, Any], output_dir: str, metrics_block: Optional[d
         return row
     agree = scales_agree(train_range, test_range)
     metrics = metrics_block.get("metrics") or {}
-    row.update(n_images=metrics_block.get("n_images"), scales_agree=agree,
-               srcc=_number(metrics.get("srcc")), plcc=_number(metrics.get("plcc")),
-               rmse=_number(metrics.get("rmse")) if agree else math.nan)
+    row.update({name: _number(metrics.get(name)) for name in CROSS_METRICS},
+               n_images=metrics_block.get("n_images"), scales_agree=agree)
+    if not agree:
+        row["rmse"] = math.nan
     for name, values in (("train", train_range), ("test", test_range)):
         if values:
             row[f"{name}_mos_min"], row[f"{name}_mos_max"] = values

@@ -85,8 +85,9 @@ MIN_GENERATOR_IMAGES = 3  # fewer images give null correlations (the issue's rul
 
 def per_generator(rows: list[tuple[str, float, float]],
                   generators: list[str | None] | None) -> dict | None:
-    """`{generator: {"srcc", "plcc", "n_images"}}` of `(name, mos, pred)` rows whose images
-    come from `generators` (one per row, the database's rule), in order of first appearance;
+    """`{generator: {srcc, plcc, n_images}}` (`GROUP_METRICS` and the count) of
+    `(name, mos, pred)` rows whose images come from `generators` (one per row, the database's
+    rule), in order of first appearance;
     correlations as `iqa_metrics` computes them for the whole split, None (null) for a
     generator with fewer than `MIN_GENERATOR_IMAGES` images. None when a row has no
     generator (the database declares no rule, or a name does not follow it)."""

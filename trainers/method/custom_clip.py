@@ -190,12 +190,13 @@ class CustomCLIP(nn.Module):
                  head_input: str = "image_text", head_dropout: float = HEAD_DROPOUT,
                  standardize_target: bool = False, head: str = "mlp", prompt_template: str = "",
                  train_image_encoder: str = "none", encoder_last_k: int = 1, lora_rank: int = 4,
-                 target_stats: tuple[float, float] | None = None,
+                 fp32_ctx: bool = False, target_stats: tuple[float, float] | None = None,
                  mos_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.prompt_learner = PromptLearner(level_names, clip_model, n_ctx=n_ctx,
                                             ctx_init=ctx_init, csc=csc,
-                                            class_token_position=class_token_position)
+                                            class_token_position=class_token_position,
+                                            fp32_ctx=fp32_ctx)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.embed_dim = int(clip_model.text_projection.shape[1])
@@ -241,7 +242,7 @@ class CustomCLIP(nn.Module):
                    standardize_target=spec.standardize_target, head=spec.head, prompt_template=spec.prompt_template,
                    train_image_encoder=spec.train_image_encoder,
                    encoder_last_k=spec.encoder_last_k, lora_rank=spec.lora_rank,
-                   target_stats=target_stats, mos_range=mos_range)
+                   fp32_ctx=spec.fp32_ctx, target_stats=target_stats, mos_range=mos_range)
 
     def checkpointed_modules(self) -> dict[str, nn.Module]:
         """`{checkpoint folder: module}` of the trained parts, in registration order (see

@@ -26,7 +26,7 @@ from yacs.config import CfgNode as CN
 from clip.clip import OPENAI_MEAN, OPENAI_STD
 
 __all__ = ["ModelSpec", "TestInput", "PipelineOptions", "fast_unsupported_reason", "MethodConfig",
-           "SPEC_VERSION", "add_trainer_config",
+           "SPEC_VERSION", "FP16_CONTEXT_OPTIMIZERS", "add_trainer_config",
            "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "CPU_PRECISIONS", "PIPELINES",
            "DECODED_ON",
            "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
@@ -50,6 +50,10 @@ SPEC_VERSION = 2
 FAST_TRANSFORMS = ("random_resized_crop", "random_crop", "random_flip", "center_crop",
                    "normalize")
 FAST_INTERPOLATIONS = ("bicubic", "bilinear")
+# Optimisers (`OPTIM.NAME`) that update a float16 context in float16, as the original does with
+# SGD; every other one keeps a float32 context (`ModelSpec.fp32_ctx`): its state (Adam's second
+# moment, RMSprop's square average) and eps underflow in float16 (see trainers.method.precision).
+FP16_CONTEXT_OPTIMIZERS = ("sgd",)
 
 # key -> (default, meaning); the meaning doubles as the one-line comment of each key.
 _KEYS = {
@@ -228,7 +232,11 @@ class ModelSpec:
     `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
     generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
     `encoder_last_k` / `lora_rank`; `test_input` how a test image becomes its input (`TestInput`,
-    with the pipeline that computed it and the crops per image).
+    with the pipeline that computed it and the crops per image); `fp32_ctx` True keeps the
+    learnable context in float32 also with fp16 towers (a master copy cast to float16 where it
+    enters the text tower): set for optimisers outside `FP16_CONTEXT_OPTIMIZERS` (`OPTIM.NAME`),
+    False (the default, and what checkpoints without the entry mean) is the original's fp16
+    context.
     """
 
     # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).
@@ -248,6 +256,7 @@ class ModelSpec:
     lora_rank: int = _KEYS["LORA_RANK"][0]
     precision: str = _KEYS["PREC"][0]
     cpu_precision: str = _KEYS["CPU_PREC"][0]
+    fp32_ctx: bool = False
     test_input: TestInput = TestInput()
     version: int = SPEC_VERSION
 
@@ -285,6 +294,7 @@ class ModelSpec:
             lora_rank=_positive_int(node, "LORA_RANK"),
             precision=_choice(node, "PREC", PRECISIONS),
             cpu_precision=_choice(node, "CPU_PREC", CPU_PRECISIONS),
+            fp32_ctx=cfg.OPTIM.NAME not in FP16_CONTEXT_OPTIMIZERS,
             test_input=TestInput.from_config(cfg),
         )
         spec.check_variants()

@@ -190,6 +190,9 @@ class CLIP_AGIQA(TrainerX):
         print(f"# trainable parameters: {n_trainable:,}")
 
         self.model.to(self.device)
+        if self.pipeline_options.compile and self.model.compile_image_encoder().compiled:
+            print("Image encoder: compiled with torch.compile at its first batch of each input "
+                  "shape (TRAINER.CLIP_AGIQA.COMPILE)")
         for name in MODULE_NAMES:
             module = getattr(self.model, name)
             optim = build_optimizer(module, self.cfg.OPTIM)

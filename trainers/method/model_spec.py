@@ -88,6 +88,10 @@ _KEYS = {
                                     "ENCODER_LAST_K blocks train) or lora (rank LORA_RANK)"),
     "ENCODER_LAST_K": (1, "last_k: number of trained transformer blocks at the top of the ViT"),
     "LORA_RANK": (4, "lora: rank of the adapters on the attention and MLP projections"),
+    "COMPILE": (False, "compile the frozen image encoder with torch.compile (inductor: C++ on a "
+                       "CPU, Triton on a GPU); pays off from a few epochs of image encoding on "
+                       "(docs/performance.md); a compile that fails falls back to the uncompiled "
+                       "encoder with one log line"),
     "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
                          "prompts' and head's)"),
 }
@@ -375,13 +379,15 @@ class PipelineOptions:
     """How the trainer feeds and trains (not part of the model): `pipeline` "fast" |
     "reference" (as configured), `encode_batch_size` images per no-grad encoder call,
     `decoded_on` "device" | "cpu", `decoded_memory_gb` the memory budget of the decoded images
-    (GiB, > 0), `encoder_lr` learning rate of a trained image encoder."""
+    (GiB, > 0), `encoder_lr` learning rate of a trained image encoder, `compile` the frozen
+    image encoder through `torch.compile` (`trainers.method.compiled`)."""
 
     pipeline: str = "fast"
     encode_batch_size: int = 256
     decoded_on: str = "device"
     decoded_memory_gb: float = 12.0
     encoder_lr: float = 5e-6
+    compile: bool = False
 
     @classmethod
     def from_config(cls, cfg: CN) -> "PipelineOptions":
@@ -396,7 +402,8 @@ class PipelineOptions:
         return cls(pipeline=_choice(node, "PIPELINE", PIPELINES),
                    encode_batch_size=_positive_int(node, "ENCODE_BATCH_SIZE"),
                    decoded_on=_choice(node, "DECODED_ON", DECODED_ON),
-                   decoded_memory_gb=float(budget), encoder_lr=float(node.ENCODER_LR))
+                   decoded_memory_gb=float(budget), encoder_lr=float(node.ENCODER_LR),
+                   compile=_flag(node, "COMPILE"))
 
 
 @dataclass(frozen=True)
@@ -411,8 +418,13 @@ class MethodConfig:
     @classmethod
     def from_config(cls, cfg: CN, level_names: Sequence[str] | None = None) -> "MethodConfig":
         """Both objects of `cfg` (see `ModelSpec.from_config`); raises `ValueError`."""
-        return cls(spec=ModelSpec.from_config(cfg, level_names),
-                   pipeline=PipelineOptions.from_config(cfg))
+        method = cls(spec=ModelSpec.from_config(cfg, level_names),
+                     pipeline=PipelineOptions.from_config(cfg))
+        if method.pipeline.compile and method.spec.train_image_encoder != "none":
+            raise ValueError("TRAINER.CLIP_AGIQA.COMPILE compiles the frozen image encoder: leave "
+                             "it False with TRAIN_IMAGE_ENCODER "
+                             f"{method.spec.train_image_encoder}")
+        return method
 
 
 def check_trainer_config(cfg: CN, level_names: Sequence[str] | None = None,

@@ -89,9 +89,9 @@ _KEYS = {
     "ENCODER_LAST_K": (1, "last_k: number of trained transformer blocks at the top of the ViT"),
     "LORA_RANK": (4, "lora: rank of the adapters on the attention and MLP projections"),
     "COMPILE": (False, "compile the frozen image encoder with torch.compile (inductor: C++ on a "
-                       "CPU, Triton on a GPU); pays off from a few epochs of image encoding on "
-                       "(docs/performance.md); a compile that fails falls back to the uncompiled "
-                       "encoder with one log line"),
+                       "CPU, Triton on a GPU): a fixed compile time per batch shape, repaid over "
+                       "training epochs (where: docs/performance.md); a compile that fails falls "
+                       "back to the uncompiled encoder with one log line"),
     "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
                          "prompts' and head's)"),
 }

@@ -128,8 +128,8 @@ def measure_stages(args: argparse.Namespace) -> dict:
            "transform_cpu_s_per_image": transform_s / len(paths), "encode": {}}
     for precision in args.precisions.split(","):
         cast_clip(clip_model, "fp32" if precision == "amp" else precision)
-        # CustomCLIP.encode_image reads only these two attributes of the model.
-        model = SimpleNamespace(image_encoder=clip_model.visual,
+        # CustomCLIP.encode_image reads only these attributes of the model (uncompiled).
+        model = SimpleNamespace(image_encoder=clip_model.visual, compiled_image_encoder=None,
                                 dtype=clip_model.visual.conv1.weight.dtype)
         dtype = autocast_dtype("cpu") if precision == "amp" else None
 

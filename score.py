@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
+from dassl.evaluation.metric_names import RAW_METRICS
 from dassl.utils import InputError, atomic_write_text, report_user_error
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
 from datasets.registry import DATABASES
@@ -349,8 +350,7 @@ def run(args: argparse.Namespace) -> int:
         report.update(run_dir=os.path.abspath(args.run_dir), labels=os.path.abspath(args.labels))
         path = metrics_path(args.output)
         write_output(path, json.dumps(report, indent=2) + "\n")
-        values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in
-                           ("srcc", "plcc", "krcc", "rmse"))
+        values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in RAW_METRICS)
         print(f"{values}  (n = {report['n_labelled']} of {report['n_scored']} images labelled)")
         print(f"Metrics written to {path}", file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ Builds (once) a synthetic AGIQA-3K under `--root` and random ViT-B/16 weights, t
 each pipeline in its own subprocess (so peak memories are separate): setup (weights, dataset
 check), decoding (fast), the one-time test-feature cache (fast), `--epochs` epochs of the
 paper's protocol (train, per-epoch test, checkpoints) and the eval-only throughput. Prints a
-table and one JSON line (also written to `--out`). See benchmarks/README.md.
+table and one JSON line (also written to `--out`). See docs/performance.md.
 """
 from __future__ import annotations
 

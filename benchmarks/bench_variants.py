@@ -11,7 +11,7 @@ variant and repeat, in interleaved order (A, B, A, B, ... with `--repeats 2`) so
 of load on a shared machine hits every variant alike. It reports per variant the median over
 the repeats of epoch 1 and of the steady epoch (mean of epochs 2+: train, per-epoch test), the
 steady epoch's ratio to the default's, and the 1-minute load average at the start and end of
-its runs. Prints a table and one JSON line (also written to `--out`). See benchmarks/README.md.
+its runs. Prints a table and one JSON line (also written to `--out`). See docs/performance.md.
 """
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=os.environ.get("OUT") or str(REPO / "output/gpu_check"),
                         help="folder of gpu_check.json / gpu_check.log (default $OUT)")
     parser.add_argument("--wheels", default=str(REPO / ".whl"),
-                        help="carried wheels folder (see benchmarks/README.md)")
+                        help="carried wheels folder (see docs/performance.md)")
     parser.add_argument("--root", default=None,
                         help="bench dataset/weights folder (default $TMPDIR/clip_agiqa_gpu_check)")
     parser.add_argument("--tests", default="tests",

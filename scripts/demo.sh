@@ -85,7 +85,9 @@ EPOCHS=${EPOCHS_WANTED:-$EPOCHS}
 RUN="$WORK/run"
 SETTINGS_FILE="$WORK/demo-settings.txt"
 IMAGE_SETTINGS="images=$N_IMAGES haze=$HAZE"
-SETTINGS="$IMAGE_SETTINGS weights=$WEIGHTS epochs=$EPOCHS config=$(cksum < configs/demo/cpu.yaml | cut -d' ' -f1)"
+# The config as train.py reads it (cpu.yaml over its _BASE_), so a change to either counts.
+CONFIG_SUM=$("$PYTHON" -c "from dassl.config import load_config_file as f; print(f('configs/demo/cpu.yaml'))" | cksum | cut -d' ' -f1)
+SETTINGS="$IMAGE_SETTINGS weights=$WEIGHTS epochs=$EPOCHS config=$CONFIG_SUM"
 PREVIOUS=$(cat "$SETTINGS_FILE" 2>/dev/null || true)
 if [ -e "$RUN/config.yaml" ] && [ "$PREVIOUS" != "$SETTINGS" ] && [ "$FORCE" = 0 ]; then
     echo "error: $RUN holds a demo run made with other settings (${PREVIOUS:-unknown}); add" \
@@ -116,8 +118,9 @@ echo "[demo] CLIP weights: $WEIGHTS ($EPOCHS epochs)"
 
 "$PYTHON" - "$RUN" <<'PY'
 import json, os, sys
+from dassl.evaluation.metric_names import CORRELATIONS
 run = sys.argv[1]
 metrics = json.load(open(os.path.join(run, "results.json")))["final"]["metrics"]
-print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in ("srcc", "plcc", "krcc")))
+print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in CORRELATIONS))
 print(f"[demo] run folder: {run} (results.json, predictions.csv, scatter.png, log.txt, tensorboard/)")
 PY

@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "TRAINER.CLIP_AGIQA."
 # Positional argument of main.sh -> the config key it sets.
@@ -44,15 +42,16 @@ def conflict(cfg_yaml: Path, positional: Mapping[str, str], opts: Sequence[str])
     """The error text for the first disagreement between the positional `NCTX`, `CSC`, `CTP`
     (main.sh's spelling, CSC already `True`/`False`) and what the run would use, else None.
 
-    `cfg_yaml` is the CFG yaml; `opts` main.sh's ``KEY VALUE`` pairs after ``--``.
+    `cfg_yaml` is the CFG yaml (read with its `_BASE_`); `opts` main.sh's ``KEY VALUE`` pairs after ``--``.
     """
     for key in opts[0::2]:
         for arg, name in POSITIONAL.items():
             if key == PREFIX + name:
                 return (f"the options after -- set {key}: pass it as the positional {arg} "
                         "instead (it also names the run folder)")
-    section = ((yaml.safe_load(cfg_yaml.read_text()) or {}).get("TRAINER") or {}).get(
-        "CLIP_AGIQA") or {}
+    from dassl.config import load_config_file
+
+    section = (load_config_file(str(cfg_yaml)).get("TRAINER") or {}).get("CLIP_AGIQA") or {}
     where = _display(cfg_yaml)
     ctx_init = section.get("CTX_INIT") or ""
     for key, value in zip(opts[0::2], opts[1::2]):
@@ -85,7 +84,10 @@ def main(argv: Sequence[str]) -> int:
               file=sys.stderr)
         return 2
     cfg_yaml, nctx, csc, ctp = argv[:4]
-    message = conflict(Path(cfg_yaml), {"NCTX": nctx, "CSC": csc, "CTP": ctp}, list(argv[4:]))
+    try:
+        message = conflict(Path(cfg_yaml), {"NCTX": nctx, "CSC": csc, "CTP": ctp}, list(argv[4:]))
+    except (OSError, ValueError) as exc:  # an unreadable yaml or _BASE_ (dassl.config)
+        message = str(exc)
     if message:
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import yaml
 
 import train
 from clip.random_weights import save_random_weights
+from dassl.config import load_config_file
 from dassl.engine import build_trainer
 from datasets.synthetic import make_synthetic_agiqa
 from trainers.method.model_spec import count_bpe_tokens
@@ -64,18 +65,38 @@ def flat(node, prefix=""):
 
 
 def test_every_ablation_is_the_base_config_plus_its_change():
-    base = flat(yaml.safe_load(BASE_YAML.read_text()))
+    """Each ablation names the paper config as its `_BASE_` and writes only its own change, in
+    a few lines under a one-line `# Ablation:` comment saying what and why."""
+    base = flat(load_config_file(str(BASE_YAML)))
     assert len(ABLATIONS) >= 20
     readme = (REPO / "configs/ablations/README.md").read_text()
     for path in ABLATIONS:
         text = path.read_text()
         assert text.startswith("# Ablation: ") and text.count("\n#") == 0, path.name
         assert f"`{path.name}`" in readme, f"{path.name} missing from the README table"
-        own = flat(yaml.safe_load(text))
-        assert set(base) <= set(own), f"{path.name} lacks base keys {set(base) - set(own)}"
-        changed = {k for k in own if own[k] != base.get(k)}
+        written = yaml.safe_load(text)
+        assert (path.parent / written.pop("_BASE_")).resolve() == BASE_YAML, path.name
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        assert len(lines) <= 12 and "LR_SCHEDULER" not in text, path.name
+        merged = flat(load_config_file(str(path)))
+        assert set(base) <= set(merged), f"{path.name} lacks base keys {set(base) - set(merged)}"
+        changed = {k for k in merged if merged[k] != base.get(k)}
         assert path.name == "nctx16.yaml" or changed, f"{path.name} changes nothing"
         assert len(changed) <= 2, f"{path.name} changes more than one thing: {changed}"
+        assert set(flat(written)) == (changed or set(flat(written))), (
+            f"{path.name} writes keys it does not change: {set(flat(written)) - changed}")
+
+
+def test_method_yamls_and_the_demo_name_the_paper_config_as_their_base():
+    """The paper's schedule is written once: in `vit_b16_ep100.yaml`, read by every other
+    method yaml and the demo through `_BASE_`."""
+    for path in [*(REPO / "configs/trainers/CLIP_AGIQA").glob("*.yaml"),
+                 *(REPO / "configs/demo").glob("*.yaml")]:
+        if path == BASE_YAML:
+            continue
+        text = path.read_text()
+        assert "LR_SCHEDULER" not in text and "_BASE_" in text, path.name
+        assert load_config_file(str(path))["OPTIM"]["LR_SCHEDULER"] == "cosine", path.name
 
 
 @pytest.mark.parametrize("method_yaml", ABLATIONS, ids=lambda p: p.stem)
@@ -232,12 +253,12 @@ def test_agiqa_level_sets_carry_the_cut_points_they_name():
     table = pd.read_csv(REPO / "datasets/data/AGIQA-3K/data.csv")
     train_rows = split_table(table.rename(columns={"mos_quality": "mos"}), 0.2, 42).train
     quintiles = quantile_thresholds(table["mos_quality"].to_numpy()[train_rows], 5)
-    five = yaml.safe_load((REPO / "configs/ablations/levels5_agiqa.yaml").read_text())["DATASET"]
+    five = load_config_file(str(REPO / "configs/ablations/levels5_agiqa.yaml"))["DATASET"]
     assert len(five["LEVEL_NAMES"]) == 5
     assert five["LEVEL_THRESHOLDS"] == pytest.approx(quintiles, abs=5e-4)  # 3 decimals kept
-    two = yaml.safe_load((REPO / "configs/ablations/levels2_agiqa.yaml").read_text())["DATASET"]
+    two = load_config_file(str(REPO / "configs/ablations/levels2_agiqa.yaml"))["DATASET"]
     assert two["LEVEL_THRESHOLDS"] == [DEFAULT_THRESHOLDS["quality"][2]]
     for path in ABLATIONS:
-        dataset = yaml.safe_load(path.read_text()).get("DATASET", {})
+        dataset = load_config_file(str(path)).get("DATASET", {})
         if dataset.get("LEVEL_THRESHOLDS"):
             assert database_tag(path.stem) is not None, f"{path.name}: MOS cut points, no database"

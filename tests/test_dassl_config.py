@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from dassl.config import get_cfg_default, merge_config
+from dassl.config import get_cfg_default, load_config_file, merge_config
+from dassl.utils.errors import ConfigError
 
 DEFAULTS_FILE = os.path.join(os.path.dirname(__file__), os.pardir, "dassl", "config", "defaults.py")
 
@@ -137,3 +138,58 @@ def test_whole_numbers_are_taken_for_float_keys(tmp_path):
     assert cfg.OPTIM.WEIGHT_DECAY == 0.0 and isinstance(cfg.OPTIM.WEIGHT_DECAY, float)
     with pytest.raises(ValueError, match="Type mismatch"):  # an int key still wants an int
         merge_config(cfg, opts=["OPTIM.MAX_EPOCH", "1.5"])
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def test_base_files_are_merged_first_and_may_name_bases(tmp_path):
+    write(tmp_path / "a/root.yaml", "OPTIM:\n  LR: 0.5\n  MAX_EPOCH: 3\nTRAIN:\n  PRINT_FREQ: 7\n")
+    write(tmp_path / "b/middle.yaml", "_BASE_: ../a/root.yaml\nOPTIM:\n  LR: 0.25\n")
+    leaf = write(tmp_path / "b/c/leaf.yaml", "_BASE_: ../middle.yaml\nOPTIM:\n  MAX_EPOCH: 9\n")
+    assert load_config_file(leaf) == {"OPTIM": {"LR": 0.25, "MAX_EPOCH": 9},
+                                      "TRAIN": {"PRINT_FREQ": 7}}
+    cfg = merge_config(get_cfg_default(), [leaf])
+    assert (cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.TRAIN.PRINT_FREQ) == (0.25, 9, 7)
+
+
+def test_an_unknown_key_in_a_base_names_the_file_that_was_given(tmp_path):
+    write(tmp_path / "root.yaml", "OPTIM:\n  LRR: 0.5\n")
+    leaf = write(tmp_path / "leaf.yaml", "_BASE_: root.yaml\n")
+    with pytest.raises(KeyError, match=r"OPTIM.LRR .*leaf.yaml"):
+        merge_config(get_cfg_default(), [leaf])
+
+
+def test_a_missing_or_circular_base_is_one_config_error_naming_the_files(tmp_path):
+    leaf = write(tmp_path / "leaf.yaml", "_BASE_: gone.yaml\nOPTIM:\n  LR: 0.1\n")
+    with pytest.raises(ConfigError, match=r"leaf.yaml names _BASE_ gone.yaml, but .*gone.yaml "
+                                          r"does not exist"):
+        load_config_file(leaf)
+    one = write(tmp_path / "one.yaml", "_BASE_: two.yaml\n")
+    write(tmp_path / "two.yaml", "_BASE_: one.yaml\n")
+    with pytest.raises(ConfigError, match=r"in a circle: .*one.yaml -> .*two.yaml -> .*one.yaml"):
+        load_config_file(one)
+    itself = write(tmp_path / "self.yaml", "_BASE_: self.yaml\n")
+    with pytest.raises(ConfigError, match="in a circle"):
+        load_config_file(itself)
+    with pytest.raises(ConfigError, match="must be the path of one yaml file"):
+        load_config_file(write(tmp_path / "list.yaml", "_BASE_: [one.yaml]\n"))
+
+
+def test_train_reports_a_bad_base_as_one_error_line(tmp_path, capsys):
+    import train
+    from dassl.utils import EXIT_USER_ERROR
+
+    one = write(tmp_path / "one.yaml", "_BASE_: two.yaml\n")
+    write(tmp_path / "two.yaml", "_BASE_: one.yaml\n")
+    with pytest.raises(SystemExit) as info:
+        train.main(["--trainer", "CLIP_AGIQA", "--config-file", one,
+                    "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert info.value.code == EXIT_USER_ERROR and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "one.yaml -> " in lines[0] and "two.yaml" in lines[0], err
+    assert not (tmp_path / "out").exists()

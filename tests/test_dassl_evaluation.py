@@ -1,5 +1,7 @@
 """dassl.evaluation: IQA metrics against SciPy, the logistic fit, NaN safety, predictions."""
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +116,19 @@ def test_classification_evaluator(capsys):
     assert list(res) == ["accuracy", "error_rate", "macro_f1"]
     assert res["accuracy"] == 75.0 and res["error_rate"] == 25.0
     assert "* accuracy: 75.0%" in capsys.readouterr().out
+
+
+def test_the_metric_names_are_written_once():
+    """The evaluator computes the metrics `metric_names.IQA_METRICS` lists, in its order; the
+    tables, plots, score.py and the demo read that list instead of spelling it again."""
+    from dassl.evaluation.metric_names import IQA_METRICS
+
+    rng = np.random.default_rng(0)
+    assert list(iqa_metrics(rng.random(8), rng.random(8))) == list(IQA_METRICS)
+    repo = Path(__file__).resolve().parents[1]
+    spelled = re.compile(r"""["']srcc["']\s*,\s*["']plcc["']""")
+    files = [*repo.glob("*.py"), *repo.glob("scripts/**/*.sh"),
+             *(p for d in ("dassl", "trainers", "datasets", "scripts", "clip")
+               for p in (repo / d).rglob("*.py"))]
+    hits = sorted(str(p.relative_to(repo)) for p in files if spelled.search(p.read_text()))
+    assert hits == []  # metric_names.py writes them as a mapping to their labels

@@ -658,6 +658,9 @@ def test_real_ablation_sweep_with_a_tiny_clip(tmp_path, capsys):
     folder.mkdir()
     for name in ("head_similarity", "levels5_agiqa", "levels5_aigciqa2023"):
         shutil.copy(REPO / "configs" / "ablations" / f"{name}.yaml", folder)
+    base = tmp_path / "trainers" / "CLIP_AGIQA"  # their _BASE_, beside them as in configs/
+    base.mkdir(parents=True)
+    shutil.copy(REPO / "configs" / "trainers" / "CLIP_AGIQA" / "vit_b16_ep100.yaml", base)
     make_synthetic_agiqa(tmp_path / "data", n_images=20, sizes=((32, 32),))
     weights = save_random_weights(tmp_path / "tiny.pt", "tiny-vit")
     out = tmp_path / "sweep"

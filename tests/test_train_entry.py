@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from dassl.config import load_config_file
 
 import train
 from clip.random_weights import save_random_weights
@@ -161,7 +161,7 @@ def test_main_sh_builds_the_paper_protocol_command(tmp_path):
     assert "seed2" in calls[1]
     # main.sh's protocol is the one configs/protocols/paper.yaml names, key for key.
     cfg = train.setup_cfg(train.build_parser().parse_args(first[1:]))
-    paper = yaml.safe_load((REPO / "configs/protocols/paper.yaml").read_text())
+    paper = load_config_file(str(REPO / "configs/protocols/paper.yaml"))
     for section, values in paper.items():
         for key, value in values.items():
             assert cfg[section][key] == value, f"{section}.{key}"
@@ -316,7 +316,8 @@ def test_documented_main_sh_commands_pass_their_yamls_values():
 
     command = re.compile(r"bash scripts/main\.sh (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)")
     found = []
-    for doc in (REPO / "README.md", REPO / "configs/ablations/README.md"):
+    for doc in (REPO / "README.md", REPO / "configs/ablations/README.md",
+                *(REPO / "docs").glob("*.md")):
         for _dataset, cfg, ctp, nctx, _shots, csc in command.findall(doc.read_text()):
             if cfg == "CFG":  # the usage line
                 continue
@@ -331,8 +332,8 @@ def test_documented_main_sh_commands_pass_their_yamls_values():
 def test_main_sh_and_eval_sh_keep_paths_with_spaces_whole(tmp_path):
     import shutil
 
-    repo = tmp_path / "my repo"  # the scripts and configs in a folder whose path has a space
-    for part in ("scripts", "configs"):
+    repo = tmp_path / "my repo"  # the scripts, configs and their yaml reader in a folder whose
+    for part in ("scripts", "configs", "dassl"):  # path has a space
         shutil.copytree(REPO / part, repo / part)
     fake, record = _fake_python(tmp_path)
     work = tmp_path / "my runs"

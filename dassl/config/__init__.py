@@ -1,4 +1,5 @@
-"""Configuration: Dassl defaults (yacs) and a merge helper."""
+"""Configuration: Dassl defaults (yacs), the one reader of config yamls (``_BASE_`` files first)
+and a merge helper."""
 from __future__ import annotations
 
 import ast
@@ -95,40 +96,92 @@ def _coerce_file_numbers(cfg: CfgNode, loaded: CfgNode) -> None:
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-def describe_yaml_error(exc: yaml.YAMLError, context: bool = True) -> str:
-    """Where and why yaml refused a text, on one line: `` at line L, column C: [context: ]
-    problem`` (1-based; no position when yaml gives none; ``context`` adds yaml's, e.g.
-    "while parsing a flow sequence")."""
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """Where and why yaml refused a text, on one line: `` at line L, column C: problem
+    (context)`` (1-based; no position when yaml gives none; the context is yaml's, e.g. "while
+    parsing a flow sequence")."""
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    during = getattr(exc, "context", None) if context else None
-    return f"{where}: {f'{during}: ' if during else ''}{problem}"
+    during = getattr(exc, "context", None)
+    return f"{where}: {problem}{f' ({during})' if during else ''}"
 
 
-def _read_config_file(node_type: type, path: str) -> CfgNode:
-    """The yaml mapping in ``path`` as a ``node_type`` (not merged yet).
+BASE_KEY = "_BASE_"
 
-    Raises ``ValueError`` in one line naming the file for another file type, text that is not
-    UTF-8, invalid yaml (with its line and column) and a document that is not a mapping.
+
+def _read_yaml_mapping(path: str, what: str = "config file") -> dict:
+    """The yaml mapping in ``path`` as it is written (its own keys, ``_BASE_`` included).
+
+    Raises ``ValueError`` in one line naming the file (as ``what``) for another file type, text
+    that is not UTF-8, invalid yaml (with its line and column) and a document that is not a
+    mapping.
     """
     if not path.lower().endswith(CONFIG_SUFFIXES):
-        raise ValueError(f"config file {path} is not a yaml file (expected a name ending in "
+        raise ValueError(f"{what} {path} is not a yaml file (expected a name ending in "
                          f"{' or '.join(CONFIG_SUFFIXES)})")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except UnicodeDecodeError:
-        raise ValueError(f"config file {path} is not UTF-8 text") from None
+        raise ValueError(f"{what} {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"config file {path} is not valid yaml"
+        raise ValueError(f"{what} {path} is not valid yaml"
                          f"{describe_yaml_error(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a yaml mapping of config keys (e.g. "
+        raise ValueError(f"{what} {path} must hold a yaml mapping of config keys (e.g. "
                          f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
-    return node_type(data)
+    return data
+
+
+def _merged(base: dict, own: dict) -> dict:
+    """``base`` with ``own`` written over it, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = _merged(out[key], value)
+        out[key] = value
+    return out
+
+
+def _config_error(message: str) -> Exception:
+    """A ``ConfigError`` (imported here: ``dassl.utils`` imports torch, which the shell scripts'
+    yaml checks need not wait for)."""
+    from ..utils.errors import ConfigError
+
+    return ConfigError(message)
+
+
+def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ...] = ()) -> dict:
+    """The config a yaml file states, as a plain nested dict: its ``_BASE_`` file (a path
+    relative to the yaml's own folder, or absolute; as detectron2's configs) loaded first, the
+    file's own keys written over it; bases may name bases. ``what`` names ``path`` in errors.
+
+    The one reader of config yamls (``merge_config``, ``scripts/method_args.py``, the sweep).
+    Raises ``ConfigError`` naming the files for a base that does not exist or a circle of bases,
+    ``FileNotFoundError`` for a missing ``path``, ``ValueError`` as ``_read_yaml_mapping``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    data = _read_yaml_mapping(path, what)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise _config_error(f"{what} {path}: {BASE_KEY} must be the path of one yaml file, "
+                            f"got {base!r}")
+    chain = _chain + (os.path.realpath(path),)
+    base_path = os.path.join(os.path.dirname(path), os.path.expanduser(base))
+    if not os.path.isfile(base_path):
+        raise _config_error(f"{what} {path} names {BASE_KEY} {base}, but {base_path} does "
+                            "not exist")
+    if os.path.realpath(base_path) in chain:
+        circle = " -> ".join(chain[chain.index(os.path.realpath(base_path)):] +
+                             (os.path.realpath(base_path),))
+        raise _config_error(f"config files name each other as {BASE_KEY} in a circle: {circle}")
+    return _merged(load_config_file(base_path, _chain=chain), data)
 
 
 def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
@@ -144,9 +197,7 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
     for path in config_files:
         if not path:
             continue
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Config file not found: {path}")
-        loaded = _read_config_file(type(cfg), path)
+        loaded = type(cfg)(load_config_file(path))
         where = f" in config file {path}"
         if not cfg.is_new_allowed():
             _check_keys_exist(cfg, _unknown_file_keys(cfg, loaded), where)
@@ -164,4 +215,4 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
     return cfg
 
 
-__all__ = ["get_cfg_default", "merge_config", "describe_yaml_error", "CfgNode"]
+__all__ = ["get_cfg_default", "merge_config", "load_config_file", "BASE_KEY", "describe_yaml_error", "CfgNode"]

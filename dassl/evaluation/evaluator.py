@@ -15,6 +15,7 @@ import torch
 from scipy import optimize, stats
 
 from .build import EVALUATOR_REGISTRY
+from .metric_names import IQA_METRICS
 
 
 class EvaluatorBase:
@@ -69,7 +70,8 @@ def _safe_corr(fn, a: np.ndarray, b: np.ndarray) -> float:
 
 def iqa_metrics(pred, mos) -> "OrderedDict[str, float]":
     """SRCC, PLCC, KRCC, RMSE on raw predictions, then PLCC and RMSE after the 4-parameter
-    logistic fit (``*_fitted``). Undefined values are NaN; never raises for valid arrays."""
+    logistic fit (``*_fitted``), keyed and ordered as ``IQA_METRICS``. Undefined values are NaN;
+    never raises for valid arrays."""
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     mos = np.asarray(mos, dtype=np.float64).reshape(-1)
     if pred.shape != mos.shape:
@@ -101,7 +103,7 @@ class IQA(EvaluatorBase):
 
     ``process(output, target)`` takes predicted scores ``(B,)`` or ``(B, 1)`` and MOS ``(B,)``;
     ``names`` (image paths or names) are reduced to their basenames. ``evaluate()`` returns
-    ``srcc`` (selection metric), ``plcc``, ``krcc``, ``rmse``, ``plcc_fitted``, ``rmse_fitted``.
+    the ``IQA_METRICS`` (``srcc`` first: the selection metric).
     """
 
     def __init__(self, cfg, **kwargs) -> None:
@@ -139,10 +141,8 @@ class IQA(EvaluatorBase):
         res = iqa_metrics(self._preds, self._mos)
         print("=> result")
         print(f"* total: {len(self._preds):,}")
-        labels = {"srcc": "SRCC", "plcc": "PLCC", "krcc": "KRCC", "rmse": "RMSE",
-                  "plcc_fitted": "PLCC (fitted)", "rmse_fitted": "RMSE (fitted)"}
         for key, value in res.items():
-            print(f"* {labels[key]}: {value:.4f}")
+            print(f"* {IQA_METRICS[key]}: {value:.4f}")
         if len(self._preds) >= 2 and (np.ptp(self._preds) == 0 or np.ptp(self._mos) == 0):
             print("* note: constant predictions or targets, correlations are undefined (nan)")
         return res

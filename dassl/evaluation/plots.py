@@ -19,15 +19,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from dassl.evaluation.evaluator import fit_logistic_4, iqa_metrics, logistic_4
+from dassl.evaluation.metric_names import CORRELATIONS, RAW_METRICS
 from dassl.utils import atomic_write
 
 __all__ = ["save_scatter", "save_boxplot", "scatter_from_predictions", "format_metrics", "main"]
 
-_TITLE_METRICS = ("srcc", "plcc", "krcc", "rmse")
 _DPI = 120
 
 
-def format_metrics(metrics: Mapping[str, Any], keys: Sequence[str] = _TITLE_METRICS) -> str:
+def format_metrics(metrics: Mapping[str, Any], keys: Sequence[str] = RAW_METRICS) -> str:
     """``"SRCC 0.8123  PLCC 0.8340 ..."`` for the ``keys`` present in ``metrics`` (NaN -> nan)."""
     parts = []
     for key in keys:
@@ -112,7 +112,7 @@ def y_limits(values: Sequence[float], min_span: float = 0.1) -> tuple[float, flo
     return lo, hi
 
 
-def save_boxplot(table: Any, path: str, metrics: Sequence[str] = ("srcc", "plcc"),
+def save_boxplot(table: Any, path: str, metrics: Sequence[str] = CORRELATIONS[:2],
                  group_by: Sequence[str] = ("dataset", "variant", "protocol"),
                  title: str = "") -> list[str]:
     """Save a PNG with one panel per metric and one box (plus the single runs as dots) per group.

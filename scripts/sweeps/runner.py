@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Sequence
 
+from dassl.evaluation.metric_names import RAW_METRICS
 from dassl.utils import atomic_write_text
 from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs, same_path
 from dassl.utils.run_record import PATH_KEYS
@@ -35,7 +36,7 @@ __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "INTERRUPTED_EXIT_CODES", "Jo
 
 RUN_FILE = "sweep_run.json"
 LOG_FILE = "sweep.log"
-REQUIRED_METRICS = ("srcc", "plcc", "krcc", "rmse")
+REQUIRED_METRICS = RAW_METRICS
 # Entries of sweep_run.json that record what a finished run used, not what it is: never compared.
 RECORD_KEYS = ("data",)
 _TAIL_LINES = 8  # lines of a failed run's log shown on the console

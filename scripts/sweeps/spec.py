@@ -44,7 +44,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from dassl.config import describe_yaml_error
+from dassl.config import describe_yaml_error, load_config_file
 from datasets.scope import config_applies_to
 from datasets.scope import database_tag as scope_tag
 from dassl.utils.errors import UserError
@@ -352,13 +352,16 @@ def read_yaml(path: Path, what: str) -> Any:
         raise SweepError(f"{what} {path} is not UTF-8 text (a yaml file is expected)") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"{what} {path} is not valid yaml"
-                         f"{describe_yaml_error(exc, context=False)}") from None
+                         f"{describe_yaml_error(exc)}") from None
 
 
 def load_protocol(value: str) -> Protocol:
     """A protocol by name (``configs/protocols/<name>.yaml``) or yaml path."""
     path = _resolve_yaml(value, PROTOCOL_DIR, "protocol")
-    content = read_yaml(path, "protocol")
+    try:
+        content = load_config_file(str(path), "protocol")  # as train.py reads a config yaml
+    except (OSError, ValueError) as exc:
+        raise SweepError(str(exc)) from None
     if not isinstance(content, Mapping) or not content:
         raise SweepError(f"protocol {path} must be a non-empty yaml mapping of config keys")
     opts = tuple(yaml_to_opts(content))

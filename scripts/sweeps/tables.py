@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from dassl.evaluation.metric_names import IQA_METRICS, RAW_METRICS
 from dassl.utils import atomic_write_text
 
 __all__ = ["METRICS", "SUMMARY_METRICS", "GROUP_COLUMNS", "RESULT_COLUMNS", "result_row",
            "results_table", "summary_table", "format_summary", "write_csv"]
 
-METRICS = ("srcc", "plcc", "krcc", "rmse", "plcc_fitted", "rmse_fitted")
-SUMMARY_METRICS = ("srcc", "plcc", "krcc", "rmse")
+METRICS = tuple(IQA_METRICS)
+SUMMARY_METRICS = RAW_METRICS
 GROUP_COLUMNS = ("dataset", "variant", "protocol")
 ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
 RESULT_COLUMNS = (ID_COLUMNS + ("status", "output_dir", "final_model", "selected_on",
@@ -131,10 +132,12 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 # ----------------------------------------------------------------------------- cross-database
-CROSS_COLUMNS = ("train_dataset", "test_dataset", "variant", "protocol", "split", "seed",
-                 "status", "n_images", "srcc", "plcc", "rmse", "scales_agree",
-                 "train_mos_min", "train_mos_max", "test_mos_min", "test_mos_max", "output_dir")
-CROSS_METRICS = ("srcc", "plcc", "rmse")
+# The cross table shows SRCC / PLCC, and RMSE where the MOS scales agree (KRCC left out).
+CROSS_METRICS = tuple(name for name in RAW_METRICS if name != "krcc")
+CROSS_COLUMNS = (("train_dataset", "test_dataset", "variant", "protocol", "split", "seed",
+                  "status", "n_images") + CROSS_METRICS
+                 + ("scales_agree", "train_mos_min", "train_mos_max", "test_mos_min",
+                    "test_mos_max", "output_dir"))
 # Two MOS ranges share a scale when they overlap over at least this fraction of the shorter
 # one: AGIQA-3K / AGIQA-1K / AIGIQA-20K (about 0..5) agree, AIGCIQA2023 (about 27..74) does not.
 SCALE_OVERLAP = 0.5
@@ -162,9 +165,10 @@ def cross_row(ids: Mapping[str, Any], output_dir: str, metrics_block: Optional[d
         return row
     agree = scales_agree(train_range, test_range)
     metrics = metrics_block.get("metrics") or {}
-    row.update(n_images=metrics_block.get("n_images"), scales_agree=agree,
-               srcc=_number(metrics.get("srcc")), plcc=_number(metrics.get("plcc")),
-               rmse=_number(metrics.get("rmse")) if agree else math.nan)
+    row.update({name: _number(metrics.get(name)) for name in CROSS_METRICS},
+               n_images=metrics_block.get("n_images"), scales_agree=agree)
+    if not agree:
+        row["rmse"] = math.nan
     for name, values in (("train", train_range), ("test", test_range)):
         if values:
             row[f"{name}_mos_min"], row[f"{name}_mos_max"] = values

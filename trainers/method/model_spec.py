@@ -229,18 +229,16 @@ class TestInput:
 class ModelSpec:
     """Everything that defines a CLIP-AGIQA model and its test-time input.
 
-    `level_names` worst first; `n_ctx` the effective context length in tokens (CTX_INIT's BPE
-    token count when `ctx_init` is set); `precision` "fp16" | "fp32" | "amp" | "bf16" (the configured
-    one from a config, the effective one once the trainer has resolved it for its device:
-    `trainers.method.precision`); `cpu_precision` what `PREC fp16` becomes on a CPU (`CPU_PREC`);
-    `head` "mlp" | "similarity"; `prompt_template` conditions the level prompts on each image's
-    generation prompt ("" = plain prompts); `train_image_encoder` "none" | "last_k" | "lora" with
-    `encoder_last_k` / `lora_rank`; `test_input` how a test image becomes its input (`TestInput`,
-    with the pipeline that computed it and the crops per image); `fp32_ctx` True keeps the
-    learnable context in float32 also with fp16 towers (a master copy cast to float16 where it
-    enters the text tower): set for optimisers outside `FP16_CONTEXT_OPTIMIZERS` (`OPTIM.NAME`),
-    False (the default, and what checkpoints without the entry mean) is the original's fp16
-    context.
+    A field read from a `TRAINER.CLIP_AGIQA.*` key is the key's name in lower case (`PREC`,
+    `CPU_PREC`: `precision`, `cpu_precision`) and means what docs/config_keys.md (generated from
+    `_KEYS`) says, except: `n_ctx` is the effective context length (CTX_INIT's BPE token count
+    when `ctx_init` is set) and `precision` the effective one once the trainer has resolved it for
+    its device (`trainers.method.precision`). The others: `backbone` (`MODEL.BACKBONE.NAME`),
+    `level_names` worst first, `test_input` how a test image becomes its input (`TestInput`, with
+    the pipeline that computed it and the crops per image), `fp32_ctx` (from `OPTIM.NAME`) True
+    keeps the learnable context in float32 also with fp16 towers (a master copy cast to float16
+    where it enters the text tower): set for optimisers outside `FP16_CONTEXT_OPTIMIZERS`; False
+    (the default, and what checkpoints without the entry mean) is the original's fp16 context.
     """
 
     # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -183,10 +183,18 @@ class Scorer:
         `lambda it, total: tqdm(it, total=total)`) to show progress. `prompts`: one generation
         prompt per path, for prompt-conditioned runs.
         """
+        scores = list(self.score_batches(paths, batch_size, workers, progress, prompts))
+        return torch.cat(scores) if scores else torch.empty(0)
+
+    def score_batches(self, paths: Sequence[str], batch_size: int | None = None,
+                      workers: int = 4,
+                      progress: Callable[[Iterable, int], Iterable] | None = None,
+                      prompts: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
+        """The scores of `score_paths`, one `(batch,)` tensor per batch in order, so a caller
+        keeps what was scored when it is interrupted."""
         prompts = self._check_prompts(prompts, len(paths))
         size = int(batch_size or self.batch_size)
         batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
-        scores = []
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
             decoded = (pool.map(read_image, batch) for batch in batches)
             # Submit one batch ahead so decoding overlaps the model.
@@ -199,8 +207,7 @@ class Scorer:
                 pending = next(decoded, None)
                 batch_prompts = None if prompts is None else \
                     prompts[index * size:(index + 1) * size]
-                scores.append(self.predict(self.preprocess(images), batch_prompts))
-        return torch.cat(scores) if scores else torch.empty(0)
+                yield self.predict(self.preprocess(images), batch_prompts)
 
 
 def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,

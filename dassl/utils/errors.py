@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Optional, TextIO
 
-__all__ = ["UserError", "ConfigError", "InputError", "CheckpointFileError",
+__all__ = ["UserError", "ConfigError", "InputError", "TrainingDiverged", "CheckpointFileError",
            "CheckpointMismatchError", "USER_ERRORS", "EXIT_USER_ERROR", "error_message",
            "report_user_error"]
 
@@ -30,6 +30,12 @@ class ConfigError(UserError, ValueError):
 
 class InputError(UserError, ValueError):
     """A command-line argument, or a file or folder it names, cannot be used as given."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """Training produced a non-finite loss or non-finite weights (a learning rate far too high,
+    an fp16 overflow); the message names where, the loss, learning rate and precision, and what
+    to do. Never the resume point: the last finite checkpoint stays the resume point."""
 
 
 class CheckpointFileError(UserError, RuntimeError):

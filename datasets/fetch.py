@@ -46,6 +46,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
 import urllib.error
@@ -554,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a job's time limit, kill) stops a download as Ctrl-C does, keeping its part.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.list:
             print(list_sources())
@@ -578,9 +581,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; a partial download is kept and resumed by the same command",
+        print(f"error: interrupted; a partial download is kept in "
+              f"{Path(os.path.expanduser(args.root)) / STAGING} and resumed by the same command",
               file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

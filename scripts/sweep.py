@@ -47,6 +47,7 @@ if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo
     sys.path.insert(0, str(REPO))
 
 from dassl.evaluation.plots import save_boxplot  # noqa: E402
+from dassl.engine.interrupt import terminate_as_interrupt  # noqa: E402
 from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
@@ -453,7 +454,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             where = f"GPU(s) {gpus}" if gpus else "CPU"
             print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
             try:
-                execute(todo, slots)
+                with terminate_as_interrupt():  # SIGTERM stops the sweep as Ctrl-C does
+                    execute(todo, slots)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED  # execute printed how to resume
     return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1

@@ -46,7 +46,7 @@ from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.evaluation.metric_names import RAW_METRICS
 from dassl.engine.interrupt import terminate_as_interrupt
-from dassl.utils import InputError, atomic_write_text, report_user_error
+from dassl.utils import InputError, OutputWriteError, atomic_write_text, report_user_error
 from dassl.utils.run_dir import is_run_folder
 from dassl.utils.run_lock import lock_run_dir
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
@@ -289,6 +289,8 @@ def write_output(path: str, text: str) -> None:
     missing folder, no permission, a full disk)."""
     try:
         atomic_write_text(path, text)
+    except OutputWriteError:
+        raise  # a full or read-only disk, named with the path already
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import score
-import train
 from dassl.utils.run_lock import LOCK_FD_ENV, LOCK_FILE, RunFolderBusy, lock_holder, lock_run_dir
 from scripts.sweeps import cluster
 from scripts.sweeps.runner import Job, execute

@@ -439,7 +439,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{options.runs_per_task} run(s), {options.task_time_min} min each")
         return status
     if args.collect_only:
-        return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+        return write_tables(runs, cross, spec)
     if options is not None:
         try:
             return submit_to_slurm(args, argv, runs, jobs, spec.output, options, cross,
@@ -458,7 +458,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     execute(todo, slots)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED  # execute printed how to resume
-    return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+    return write_tables(runs, cross, spec)
+
+
+def write_tables(runs: Sequence[Run], cross: Sequence[CrossRun], spec: SweepSpec) -> int:
+    """``collect_all``'s exit status (0 all done, 1 some missing); a folder that cannot be
+    written (full, read-only) is one ``sweep: error:`` line, exit 2."""
+    try:
+        return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+    except USER_ERRORS as exc:
+        return report_user_error(exc, prog="sweep")
 
 
 if __name__ == "__main__":

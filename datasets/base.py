@@ -17,7 +17,6 @@ from dassl.utils import find_unreadable_images, format_bad_images
 
 from .core import DatasetOptions, LevelledData, read_options
 from .errors import DatasetError, MissingDataError
-from .fetch import fetch_if_absent, repair_hint
 
 __all__ = ["LevelDataset", "to_datums", "drop_unreadable"]
 
@@ -100,6 +99,10 @@ class LevelDataset(DatasetBase):
     def __init__(self, cfg: Any) -> None:
         options = read_options(cfg)
         name = type(self).__name__  # the registered dataset name, the registry's key
+        # Imported here, not at the top: `python -m datasets.fetch` runs that module as __main__,
+        # and a copy already imported by the package would make runpy warn on every call.
+        from .fetch import fetch_if_absent, repair_hint
+
         if options.fetch:
             fetch_if_absent(name, options.root)
         try:

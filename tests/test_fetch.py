@@ -121,6 +121,15 @@ def test_list_is_offline_and_names_sizes_sources_licences(capsys, monkeypatch):
     assert out.count("no verified source is known") == 2
 
 
+def test_the_documented_command_runs_without_a_runpy_warning():
+    """`python -m datasets.fetch` as a user types it: nothing on stderr (no "found in sys.modules"
+    warning from a copy of the module the package imported before runpy runs it)."""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "datasets.fetch",
+                           "--list"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
 # ---------------------------------------------------------------------------- fetching
 def test_fetch_resumes_a_dropped_download_and_checks_the_result(use, served, capsys):
     root = use({"AGIQA-3K.zip": "drop"})

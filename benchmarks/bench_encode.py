@@ -3,10 +3,12 @@
     python benchmarks/bench_encode.py                    # 1 thread, batch 8, every precision
     python benchmarks/bench_encode.py --threads 2 --batch 16 --model tiny-vit
     python benchmarks/bench_encode.py --stages --precisions fp32,bf16 --profile 12
+    python benchmarks/bench_encode.py --precisions fp32,bf16 --compile --threads 2 --batch 16
 
 Per precision (fp32, bf16, amp, fp16; see trainers/method/precision.py): wall seconds and process CPU
 seconds per image, best of `--repeats` timed batches after one warm-up batch, and the ratio to
-fp32. CPU seconds are reported because a shared machine's load inflates wall time; with one
+fp32 (`--compile`: also through `torch.compile`, with the compile time apart). CPU seconds are
+reported because a shared machine's load inflates wall time; with one
 thread they measure the arithmetic itself. Prints a table and one JSON line.
 
 `--stages` follows one image through the fast evaluation path instead, on the synthetic
@@ -37,6 +39,7 @@ if str(REPO) not in sys.path:
 
 from clip.model import build_model  # noqa: E402
 from clip.random_weights import random_state_dict  # noqa: E402
+from trainers.method.compiled import CompiledForward  # noqa: E402
 from trainers.method.precision import cast_clip, cpu_flags, resolve_precision  # noqa: E402
 
 BASE_YAML = REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"
@@ -44,21 +47,32 @@ BASE_YAML = REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"
 PRECISIONS = ("fp32", "bf16", "amp", "fp16")
 
 
-def measure(model: torch.nn.Module, precision: str, batch: int, repeats: int) -> dict:
-    """Seconds per image (wall and CPU) of the image tower in `precision`, best of `repeats`."""
+def measure(model: torch.nn.Module, precision: str, batch: int, repeats: int,
+            compile: bool = False) -> dict:
+    """Seconds per image (wall and CPU) of the image tower in `precision`, best of `repeats`;
+    `compile`: through `torch.compile` (`TRAINER.CLIP_AGIQA.COMPILE`), its warm-up batch (the
+    timed shape: one compile) giving `compile_s`, the wall seconds beyond a compiled batch."""
     cast_clip(model, "fp32" if precision == "amp" else precision)
     dtype = model.visual.conv1.weight.dtype
     images = torch.randn(batch, 3, model.visual.input_resolution, model.visual.input_resolution)
     context = torch.autocast("cpu") if precision == "amp" else nullcontext()
+    encoder = CompiledForward(model.visual) if compile else model.visual
     walls, cpus = [], []
     with torch.no_grad(), context:
-        model.visual(images[:1].to(dtype))  # warm-up (kernel selection, allocations)
+        # Warm-up (kernel selection, allocations; compiled: the compile of the timed shape).
+        start = time.perf_counter()
+        encoder((images if compile else images[:1]).to(dtype))
+        first_s = time.perf_counter() - start
         for _ in range(repeats):
             wall, cpu = time.perf_counter(), time.process_time()
-            model.visual(images.to(dtype))
+            encoder(images.to(dtype))
             walls.append((time.perf_counter() - wall) / batch)
             cpus.append((time.process_time() - cpu) / batch)
-    return {"wall_s_per_image": min(walls), "cpu_s_per_image": min(cpus)}
+    out = {"wall_s_per_image": min(walls), "cpu_s_per_image": min(cpus)}
+    if compile:
+        out["compile_s"] = first_s - min(walls) * batch
+        out["compiled"] = encoder.compiled
+    return out
 
 
 def _cpu_seconds(fn, repeats: int) -> float:
@@ -114,8 +128,8 @@ def measure_stages(args: argparse.Namespace) -> dict:
            "transform_cpu_s_per_image": transform_s / len(paths), "encode": {}}
     for precision in args.precisions.split(","):
         cast_clip(clip_model, "fp32" if precision == "amp" else precision)
-        # CustomCLIP.encode_image reads only these two attributes of the model.
-        model = SimpleNamespace(image_encoder=clip_model.visual,
+        # CustomCLIP.encode_image reads only these attributes of the model (uncompiled).
+        model = SimpleNamespace(image_encoder=clip_model.visual, compiled_image_encoder=None,
                                 dtype=clip_model.visual.conv1.weight.dtype)
         dtype = autocast_dtype("cpu") if precision == "amp" else None
 
@@ -164,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
+    parser.add_argument("--compile", action="store_true",
+                        help="also each precision through torch.compile (rows '<prec>+compile', "
+                             "with the compile time)")
     parser.add_argument("--stages", action="store_true",
                         help="decode / test transform / encoder of the fast evaluation path")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
@@ -181,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(stages, sort_keys=True))
         return 0
     model = build_model(random_state_dict(args.model))
-    results = {p: measure(model, p, args.batch, args.repeats)
-               for p in args.precisions.split(",")}
+    results = {}
+    for precision in args.precisions.split(","):
+        results[precision] = measure(model, precision, args.batch, args.repeats)
+        if args.compile:
+            results[f"{precision}+compile"] = measure(model, precision, args.batch,
+                                                      args.repeats, compile=True)
     base = results.get("fp32")
     for row in results.values():
         for key in ("wall", "cpu"):
@@ -197,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model}, {args.threads} thread(s), batch {args.batch}, torch {torch.__version__}, "
           f"default PREC fp16 -> {summary['default_cpu_prec']}")
     for name, row in results.items():
-        print(f"  {name:5s} wall {row['wall_s_per_image']:.3f} s/img, CPU "
-              f"{row['cpu_s_per_image']:.3f} s/img, x{row['cpu_speedup_vs_fp32'] or 0:.2f} vs fp32 (CPU)")
+        compiled = f", compile {row['compile_s']:.1f} s" if "compile_s" in row else ""
+        print(f"  {name:13s} wall {row['wall_s_per_image']:.3f} s/img, CPU "
+              f"{row['cpu_s_per_image']:.3f} s/img, x{row['cpu_speedup_vs_fp32'] or 0:.2f} vs fp32 "
+              f"(CPU){compiled}")
     print(json.dumps(summary, sort_keys=True))
     return 0
 

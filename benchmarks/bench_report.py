@@ -46,6 +46,7 @@ def _path_summary(r: dict) -> dict:
         "srcc_last": r.get("srcc_last"),
         "prec": r.get("prec"),
         "load_avg": r.get("load_avg"),
+        "compile_s": r.get("compile_s"),
     }
     if "eval_s" in r:
         out["eval_images_per_s"] = r["eval_images"] / r["eval_s"]
@@ -159,6 +160,7 @@ def format_table(summary: dict) -> str:
         ("decoded pixels", lambda p: "-" if p["decoded_gib"] is None
          else f"{p['decoded_gib']:.2f} GiB on {p['decoded_on']}"),
         ("test-feature cache (once)", lambda p: _fmt(p["test_cache_s"], " s")),
+        ("torch.compile (in epoch 1 + cache)", lambda p: _fmt(p.get("compile_s"), " s")),
         ("epoch 1: train / test / ckpt", lambda p: " / ".join(
             _fmt(p["epoch1"][k]) for k in KEYS) + " s"),
         ("steady epoch: train", lambda p: _fmt(p["steady"]["train_s"], " s")),

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DATALOADER.NUM_WORKERS of the reference pipeline")
     parser.add_argument("--encode-batch-size", type=int, default=256)
     parser.add_argument("--decoded-on", choices=["device", "cpu"], default="device")
+    parser.add_argument("--compile", action="store_true",
+                        help="TRAINER.CLIP_AGIQA.COMPILE True in every run; the compile time "
+                             "(torch.compile's own account) is reported apart as compile_s")
     parser.add_argument("--out", default=None, help="also write the JSON summary here")
     parser.add_argument("--prepare-only", action="store_true",
                         help="build (or reuse) the dataset and the weights, measure nothing")
@@ -121,6 +124,18 @@ def _epoch_rows(events: list, n_epochs: int) -> list[dict]:
     return rows
 
 
+def _compile_seconds() -> float | None:
+    """Wall seconds torch.compile spent compiling in this process (Dynamo's own account, all
+    shapes; included in the first epoch and the test-feature cache), None where torch has no
+    such account."""
+    try:
+        from torch._dynamo.utils import calculate_time_spent
+
+        return float(calculate_time_spent().get("total_wall_time", 0.0))
+    except (ImportError, AttributeError):
+        return None
+
+
 def run_worker(args: argparse.Namespace) -> dict:
     """Measure one pipeline (this process does nothing else, so its peak memory is its own)."""
     import resource
@@ -147,7 +162,8 @@ def run_worker(args: argparse.Namespace) -> dict:
         "TRAINER.CLIP_AGIQA.ENCODE_BATCH_SIZE", str(args.encode_batch_size),
         "TRAINER.CLIP_AGIQA.DECODED_ON", args.decoded_on,
         "DATALOADER.NUM_WORKERS", str(args.workers), "OPTIM.MAX_EPOCH", str(args.epochs),
-        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True", "SEED", "1"])
+        "TEST.FINAL_MODEL", "best_val", "TEST.ALLOW_SELECTION_ON_TEST", "True", "SEED", "1",
+        "TRAINER.CLIP_AGIQA.COMPILE", str(args.compile)])
     cfg.freeze()
     set_random_seed(1)
     start = time.perf_counter()
@@ -188,6 +204,9 @@ def run_worker(args: argparse.Namespace) -> dict:
         _sync(trainer.device)
         out["eval_images"] = len(train_images)
         out["eval_s"] = time.perf_counter() - start
+    if args.compile:
+        out["compile_s"] = _compile_seconds()
+        out["compiled"] = trainer.model.compiled_image_encoder.compiled
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if trainer.device.type == "cuda":
         out["peak_gpu_bytes"] = torch.cuda.max_memory_allocated(trainer.device)
@@ -200,7 +219,8 @@ def _worker_argv(args: argparse.Namespace, run: dict, result_file: str) -> list[
             "--epochs", str(args.epochs), "--device", args.device, "--prec", run["prec"],
             "--cpu-prec", run["cpu_prec"],
             "--workers", str(args.workers), "--encode-batch-size", str(args.encode_batch_size),
-            "--decoded-on", args.decoded_on, "--model", args.model]
+            "--decoded-on", args.decoded_on, "--model", args.model] + (
+                ["--compile"] if args.compile else [])
 
 
 def planned_runs(args: argparse.Namespace) -> list[dict]:

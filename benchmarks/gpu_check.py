@@ -41,7 +41,7 @@ SMALL_BUDGETS = {"versions": 30, "install": 60, "bench_data": 60, "cuda_tests": 
 # Modules of the carried wheels (benchmarks/gpu_wheels.txt) and the GPU machine's own packages
 # they rely on; huggingface_hub is left out: it is imported only to download CLIP weights.
 RUNTIME_IMPORTS = ("torch", "torchvision", "PIL", "yaml", "yacs", "ftfy", "regex", "tqdm",
-                   "tabulate", "safetensors", "pytest")
+                   "tabulate", "safetensors", "openpyxl", "pytest")
 # Bench settings: full = the real AGIQA-3K size with ViT-B/16; small = seconds on a CPU.
 FULL_BENCH = {"n_images": 2982, "model": "ViT-B/16", "epochs_fast": 3, "epochs_reference": 2}
 SMALL_BENCH = {"n_images": 45, "model": "tiny-vit", "epochs_fast": 2, "epochs_reference": 2}

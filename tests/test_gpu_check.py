@@ -6,6 +6,7 @@ summary arithmetic here; `bash benchmarks/gpu_check.sh --small` runs them all (R
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -112,3 +113,30 @@ def test_summary_combines_the_two_bench_stages():
     assert summary["peak_gpu_gib"] == pytest.approx(8.0)
     # One stage cut short: the other's figures are still reported, no speedup.
     assert "speedup_per_epoch" not in gpu_check.summarize({"bench_fast": stages["bench_fast"]})
+
+
+def requirement_names(path: Path) -> set[str]:
+    """Distribution names of a requirements file, lower case (comments and versions dropped)."""
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_every_runtime_requirement_is_carried_preinstalled_or_not_needed():
+    """A requirement added to requirements.txt must reach the GPU machine: in the wheel list,
+    or named on its `preinstalled:` / `not needed:` line; and each carried module is imported
+    by the install stage."""
+    text = gpu_check.WHEEL_LIST.read_text()
+    named = {}
+    for key in ("preinstalled", "not needed"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"# {key}:"))
+        named[key] = {w.lower() for w in re.findall(r"[A-Za-z0-9_.-]+", line.split(":", 1)[1])}
+    carried = requirement_names(gpu_check.WHEEL_LIST)
+    missing = requirement_names(REPO / "requirements.txt") - carried - named["preinstalled"] \
+        - named["not needed"]
+    assert missing == set(), f"add {sorted(missing)} to benchmarks/gpu_wheels.txt"
+    modules = {"pyyaml": "yaml"}
+    assert {modules.get(name, name) for name in carried} <= set(gpu_check.RUNTIME_IMPORTS)

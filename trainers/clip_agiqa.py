@@ -173,6 +173,10 @@ class CLIP_AGIQA(TrainerX):
         mos_range = (training_mos_range(train_x) if spec.head == "similarity" and train_x
                      else None)
         self.model = CustomCLIP.from_spec(self.spec, clip_model, target_stats, mos_range)
+        if self.model.dtype == torch.float16 and self.spec.fp32_ctx:
+            print("Learnable context: float32, cast to float16 in the text tower (an optimiser "
+                  "other than SGD: its float16 state would underflow; SGD keeps the original's "
+                  "float16 context)")
 
         print("Turning off gradients in both the image and the text encoder")
         trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
@@ -190,6 +194,9 @@ class CLIP_AGIQA(TrainerX):
         print(f"# trainable parameters: {n_trainable:,}")
 
         self.model.to(self.device)
+        if self.pipeline_options.compile and self.model.compile_image_encoder().compiled:
+            print("Image encoder: compiled with torch.compile at its first batch of each input "
+                  "shape (TRAINER.CLIP_AGIQA.COMPILE)")
         for name in MODULE_NAMES:
             module = getattr(self.model, name)
             optim = build_optimizer(module, self.cfg.OPTIM)

@@ -22,6 +22,7 @@ from clip.checkpoint import model_from_file
 from clip.weights import resolve_weights
 from dassl.utils.errors import ConfigError
 
+from .compiled import CompiledForward
 from .encoder_tuning import attach_encoder_tuning
 from .model_spec import ModelSpec
 from .precision import cast_clip
@@ -190,12 +191,13 @@ class CustomCLIP(nn.Module):
                  head_input: str = "image_text", head_dropout: float = HEAD_DROPOUT,
                  standardize_target: bool = False, head: str = "mlp", prompt_template: str = "",
                  train_image_encoder: str = "none", encoder_last_k: int = 1, lora_rank: int = 4,
-                 target_stats: tuple[float, float] | None = None,
+                 fp32_ctx: bool = False, target_stats: tuple[float, float] | None = None,
                  mos_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.prompt_learner = PromptLearner(level_names, clip_model, n_ctx=n_ctx,
                                             ctx_init=ctx_init, csc=csc,
-                                            class_token_position=class_token_position)
+                                            class_token_position=class_token_position,
+                                            fp32_ctx=fp32_ctx)
         self.image_encoder = clip_model.visual
         self.text_encoder = TextEncoder(clip_model)
         self.embed_dim = int(clip_model.text_projection.shape[1])
@@ -221,6 +223,8 @@ class CustomCLIP(nn.Module):
                 " ".join(["X"] * self.prompt_learner.n_ctx), level_names, prompt_template,
                 int(clip_model.positional_embedding.shape[0]))
         self._text_cache: tuple[tuple, torch.Tensor] | None = None
+        # The image encoder's compiled forward (`compile_image_encoder`), else None.
+        self.compiled_image_encoder: CompiledForward | None = None
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, clip_model: nn.Module,
@@ -241,7 +245,7 @@ class CustomCLIP(nn.Module):
                    standardize_target=spec.standardize_target, head=spec.head, prompt_template=spec.prompt_template,
                    train_image_encoder=spec.train_image_encoder,
                    encoder_last_k=spec.encoder_last_k, lora_rank=spec.lora_rank,
-                   target_stats=target_stats, mos_range=mos_range)
+                   fp32_ctx=spec.fp32_ctx, target_stats=target_stats, mos_range=mos_range)
 
     def checkpointed_modules(self) -> dict[str, nn.Module]:
         """`{checkpoint folder: module}` of the trained parts, in registration order (see
@@ -276,12 +280,24 @@ class CustomCLIP(nn.Module):
         self._text_cache = None
         return super()._apply(fn, *args, **kwargs)
 
+    def compile_image_encoder(self, log=print) -> CompiledForward:
+        """Compute `encode_image` through `torch.compile` (`TRAINER.CLIP_AGIQA.COMPILE`); a
+        compile that fails falls back to the uncompiled encoder with one line to `log`
+        (`trainers.method.compiled`). Only for a frozen encoder (TRAIN_IMAGE_ENCODER none)."""
+        if self.encoder_tuning is not None:
+            raise ValueError("compile_image_encoder compiles the frozen image encoder; this one "
+                             "trains (TRAIN_IMAGE_ENCODER)")
+        self.compiled_image_encoder = CompiledForward(self.image_encoder, log)
+        return self.compiled_image_encoder
+
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """`(B, 3, H, W)` float images -> `(B, embed_dim)` float32, L2-normalised.
 
-        Normalised in the CLIP dtype before the cast, as upstream does.
+        Normalised in the CLIP dtype before the cast, as upstream does. Through the compiled
+        encoder after `compile_image_encoder`.
         """
-        features = self.image_encoder(image.type(self.dtype))
+        encoder = self.compiled_image_encoder or self.image_encoder
+        features = encoder(image.type(self.dtype))
         features = features / features.norm(dim=-1, keepdim=True)
         return features.float()
 

@@ -26,7 +26,7 @@ from yacs.config import CfgNode as CN
 from clip.clip import OPENAI_MEAN, OPENAI_STD
 
 __all__ = ["ModelSpec", "TestInput", "PipelineOptions", "fast_unsupported_reason", "MethodConfig",
-           "SPEC_VERSION", "add_trainer_config",
+           "SPEC_VERSION", "FP16_CONTEXT_OPTIMIZERS", "add_trainer_config",
            "check_trainer_config", "count_bpe_tokens", "PRECISIONS", "CPU_PRECISIONS", "PIPELINES",
            "DECODED_ON",
            "CLASS_TOKEN_POSITIONS", "HEAD_INPUTS", "HEADS", "ENCODER_MODES",
@@ -50,6 +50,10 @@ SPEC_VERSION = 2
 FAST_TRANSFORMS = ("random_resized_crop", "random_crop", "random_flip", "center_crop",
                    "normalize")
 FAST_INTERPOLATIONS = ("bicubic", "bilinear")
+# Optimisers (`OPTIM.NAME`) that update a float16 context in float16, as the original does with
+# SGD; every other one keeps a float32 context (`ModelSpec.fp32_ctx`): its state (Adam's second
+# moment, RMSprop's square average) and eps underflow in float16 (see trainers.method.precision).
+FP16_CONTEXT_OPTIMIZERS = ("sgd",)
 
 # key -> (default, meaning); the meaning doubles as the one-line comment of each key.
 _KEYS = {
@@ -84,6 +88,10 @@ _KEYS = {
                                     "ENCODER_LAST_K blocks train) or lora (rank LORA_RANK)"),
     "ENCODER_LAST_K": (1, "last_k: number of trained transformer blocks at the top of the ViT"),
     "LORA_RANK": (4, "lora: rank of the adapters on the attention and MLP projections"),
+    "COMPILE": (False, "compile the frozen image encoder with torch.compile (inductor: C++ on a "
+                       "CPU, Triton on a GPU): a fixed compile time per batch shape, repaid over "
+                       "training epochs (where: docs/performance.md); a compile that fails falls "
+                       "back to the uncompiled encoder with one log line"),
     "ENCODER_LR": (5e-6, "learning rate of the trained image-encoder parameters (OPTIM.LR is the "
                          "prompts' and head's)"),
 }
@@ -227,7 +235,10 @@ class ModelSpec:
     when `ctx_init` is set) and `precision` the effective one once the trainer has resolved it for
     its device (`trainers.method.precision`). The others: `backbone` (`MODEL.BACKBONE.NAME`),
     `level_names` worst first, `test_input` how a test image becomes its input (`TestInput`, with
-    the pipeline that computed it and the crops per image).
+    the pipeline that computed it and the crops per image), `fp32_ctx` (from `OPTIM.NAME`) True
+    keeps the learnable context in float32 also with fp16 towers (a master copy cast to float16
+    where it enters the text tower): set for optimisers outside `FP16_CONTEXT_OPTIMIZERS`; False
+    (the default, and what checkpoints without the entry mean) is the original's fp16 context.
     """
 
     # The defaults of the fields read from keys are the keys' defaults (`_KEYS`).
@@ -247,6 +258,7 @@ class ModelSpec:
     lora_rank: int = _KEYS["LORA_RANK"][0]
     precision: str = _KEYS["PREC"][0]
     cpu_precision: str = _KEYS["CPU_PREC"][0]
+    fp32_ctx: bool = False
     test_input: TestInput = TestInput()
     version: int = SPEC_VERSION
 
@@ -284,6 +296,7 @@ class ModelSpec:
             lora_rank=_positive_int(node, "LORA_RANK"),
             precision=_choice(node, "PREC", PRECISIONS),
             cpu_precision=_choice(node, "CPU_PREC", CPU_PRECISIONS),
+            fp32_ctx=cfg.OPTIM.NAME not in FP16_CONTEXT_OPTIMIZERS,
             test_input=TestInput.from_config(cfg),
         )
         spec.check_variants()
@@ -364,13 +377,15 @@ class PipelineOptions:
     """How the trainer feeds and trains (not part of the model): `pipeline` "fast" |
     "reference" (as configured), `encode_batch_size` images per no-grad encoder call,
     `decoded_on` "device" | "cpu", `decoded_memory_gb` the memory budget of the decoded images
-    (GiB, > 0), `encoder_lr` learning rate of a trained image encoder."""
+    (GiB, > 0), `encoder_lr` learning rate of a trained image encoder, `compile` the frozen
+    image encoder through `torch.compile` (`trainers.method.compiled`)."""
 
     pipeline: str = "fast"
     encode_batch_size: int = 256
     decoded_on: str = "device"
     decoded_memory_gb: float = 12.0
     encoder_lr: float = 5e-6
+    compile: bool = False
 
     @classmethod
     def from_config(cls, cfg: CN) -> "PipelineOptions":
@@ -385,7 +400,8 @@ class PipelineOptions:
         return cls(pipeline=_choice(node, "PIPELINE", PIPELINES),
                    encode_batch_size=_positive_int(node, "ENCODE_BATCH_SIZE"),
                    decoded_on=_choice(node, "DECODED_ON", DECODED_ON),
-                   decoded_memory_gb=float(budget), encoder_lr=float(node.ENCODER_LR))
+                   decoded_memory_gb=float(budget), encoder_lr=float(node.ENCODER_LR),
+                   compile=_flag(node, "COMPILE"))
 
 
 @dataclass(frozen=True)
@@ -400,8 +416,13 @@ class MethodConfig:
     @classmethod
     def from_config(cls, cfg: CN, level_names: Sequence[str] | None = None) -> "MethodConfig":
         """Both objects of `cfg` (see `ModelSpec.from_config`); raises `ValueError`."""
-        return cls(spec=ModelSpec.from_config(cfg, level_names),
-                   pipeline=PipelineOptions.from_config(cfg))
+        method = cls(spec=ModelSpec.from_config(cfg, level_names),
+                     pipeline=PipelineOptions.from_config(cfg))
+        if method.pipeline.compile and method.spec.train_image_encoder != "none":
+            raise ValueError("TRAINER.CLIP_AGIQA.COMPILE compiles the frozen image encoder: leave "
+                             "it False with TRAIN_IMAGE_ENCODER "
+                             f"{method.spec.train_image_encoder}")
+        return method
 
 
 def check_trainer_config(cfg: CN, level_names: Sequence[str] | None = None,

@@ -5,8 +5,16 @@ Precisions (`TRAINER.CLIP_AGIQA.PREC`, and the effective precision a run records
 - `fp16`: OpenAI's mixed fp16 (upstream): the towers' convolution/linear weights and biases, the
   fused attention projections and the output projections (`visual.proj`, `text_projection`) in
   float16; layer norms, embeddings, `class_embedding` and `logit_scale` stay float32 and layer
-  norms compute in float32 (`clip.layers.LayerNorm`). The learnable context is float16 and SGD
-  updates it in float16, as upstream; the head is float32.
+  norms compute in float32 (`clip.layers.LayerNorm`). With SGD the learnable context is float16
+  and SGD updates it in float16, as upstream; the head is float32. Every other optimiser
+  (`OPTIM.NAME` adam, amsgrad, adamw, rmsprop, radam) gets a float32 context (a master copy, cast
+  to float16 where it enters the text tower; `ModelSpec.fp32_ctx`, recorded in the checkpoints):
+  in float16 its default eps 1e-8 is 0 and its second-moment state (squared gradients, below
+  6e-8 for gradients below 2.4e-4) underflows to 0, so the first step divides by zero (NaN, as
+  seen on the CPU's real fp16 path and in openai/CLIP issues 40 and 57). A larger eps float16
+  can hold (>= 6e-5 to stay a normal number) would instead change every update where the
+  gradient is small, i.e. no longer be Adam; the float32 copy keeps the optimiser's own update
+  and costs 4 bytes per context value.
 - `bf16`: the same tensors as fp16 in bfloat16 (the frozen towers). The learnable context stays
   float32 (master copy, cast to bfloat16 where it enters the text tower): bfloat16 keeps 8
   significant bits, so an SGD update of a context value (~0.02, spacing of bf16 numbers there

@@ -22,7 +22,8 @@ class PromptLearner(nn.Module):
     """Builds the `n_levels` level prompts "SOT ctx_1..ctx_n <level name> . EOT" as embeddings.
 
     Parameters: `ctx`, `(n_ctx, ctx_dim)` (shared) or `(n_levels, n_ctx, ctx_dim)` (CSC), float16
-    with fp16 towers (upstream) and float32 otherwise (see `trainers.method.precision`). Persistent
+    with fp16 towers (upstream) unless `fp32_ctx`, and float32 otherwise (see
+    `trainers.method.precision`); the text tower casts it to its own dtype. Persistent
     buffers (kept in checkpoints for compatibility, recomputed on load):
     `token_prefix` `(n_levels, 1, ctx_dim)` (SOT embedding) and `token_suffix`
     `(n_levels, L - 1 - n_ctx, ctx_dim)` (level name, ".", EOT, padding). Non-persistent buffer:
@@ -31,18 +32,21 @@ class PromptLearner(nn.Module):
 
     def __init__(self, level_names: Sequence[str], clip_model: nn.Module, n_ctx: int = 16,
                  ctx_init: str = "", csc: bool = False,
-                 class_token_position: str = "end") -> None:
+                 class_token_position: str = "end", fp32_ctx: bool = False) -> None:
         """`level_names` worst first; `ctx_init` words (underscores as spaces) initialise a
         shared context and then set its length (their BPE token count) instead of `n_ctx`;
-        `csc` gives each level its own random context; `class_token_position` end/middle/front.
+        `csc` gives each level its own random context; `class_token_position` end/middle/front;
+        `fp32_ctx` a float32 context also with fp16 towers (`ModelSpec.fp32_ctx`).
         """
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ValueError(f"class_token_position must be one of {CLASS_TOKEN_POSITIONS}, got "
                              f"{class_token_position!r}")
         level_names = list(level_names)
-        # fp16 towers: an fp16 context, as upstream; bf16 and fp32 towers: an fp32 context.
-        dtype = torch.float16 if clip_model.dtype == torch.float16 else torch.float32
+        # fp16 towers: an fp16 context, as upstream (unless fp32_ctx); bf16 and fp32 towers: an
+        # fp32 context.
+        fp16 = clip_model.dtype == torch.float16 and not fp32_ctx
+        dtype = torch.float16 if fp16 else torch.float32
         ctx_dim = clip_model.ln_final.weight.shape[0]
         context_length = clip_model.positional_embedding.shape[0]
 

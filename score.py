@@ -24,8 +24,10 @@ not needed, e.g. AIGIQA-20K's info_val/info_test) exactly those images are score
 order and under its names; they are looked up in the given folders (default: the list file's
 folder) and their direct sub-folders. The console shows one line on the run (model config,
 precision, device), the progress bar and where the files went; `--verbose` adds the
-model-building messages. Exit status: 0 done, 2 bad input (one `error:` line on
-stderr).
+model-building messages. Ctrl-C or SIGTERM keeps the rows scored so far in
+`<csv name>.partial.csv` (an existing CSV at --output is left as it was); the same command run
+again scores only the rest. Writing into a run folder takes its lock (one writer at a time).
+Exit status: 0 done, 2 bad input (one `error:` line on stderr), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -44,7 +46,10 @@ from tqdm import tqdm
 from dassl.data.levels import UPSTREAM_LEVEL_NAMES
 from dassl.evaluation import iqa_metrics
 from dassl.evaluation.metric_names import RAW_METRICS
-from dassl.utils import InputError, atomic_write_text, report_user_error
+from dassl.engine.interrupt import terminate_as_interrupt
+from dassl.utils import InputError, OutputWriteError, atomic_write_text, report_user_error
+from dassl.utils.run_dir import is_run_folder
+from dassl.utils.run_lock import lock_run_dir
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
 from datasets.registry import DATABASES
 from trainers.inference.scorer import load_scorer
@@ -54,6 +59,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
 # ours (name, mos), then each database's own label file, its name and default-task MOS column
 # as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 NAME_COLUMNS = tuple(dict.fromkeys(["name", *(db.name_column.lower() for db in DATABASES.values())]))
 MOS_COLUMNS = tuple(dict.fromkeys(["mos", *(next(iter(db.task_columns.values())).lower()
                                             for db in DATABASES.values())]))
@@ -291,6 +297,8 @@ def write_output(path: str, text: str) -> None:
     missing folder, no permission, a full disk)."""
     try:
         atomic_write_text(path, text)
+    except OutputWriteError:
+        raise  # a full or read-only disk, named with the path already
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
@@ -302,6 +310,62 @@ def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> No
     writer.writerow(["name", "score"])
     writer.writerows((name, repr(float(score))) for name, score in zip(names, scores))
     write_output(path, buffer.getvalue())
+
+
+class ScoringInterrupted(KeyboardInterrupt):
+    """Scoring stopped by Ctrl-C or SIGTERM; ``str()`` says what was kept where."""
+
+
+def partial_path(csv_path: str) -> str:
+    """Where an interrupted run keeps the rows scored so far: ``<csv name>.partial.csv``."""
+    stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
+    return stem + ".partial.csv"
+
+
+def partial_identity(args: argparse.Namespace) -> str:
+    """What must match for a partial file's rows to be reused: the model's run folder and
+    everything that changes its scores, as one comparable string."""
+    return json.dumps({"run_dir": os.path.abspath(args.run_dir), "epoch": args.epoch,
+                       "backbone": args.backbone, "level_names": args.level_names,
+                       "class_token_position": args.class_token_position,
+                       "cpu_prec": args.cpu_prec, "prompts": args.prompts}, sort_keys=True)
+
+
+def write_partial(csv_path: str, identity: str, names: Sequence[str],
+                  scores: dict[str, float]) -> None:
+    """The rows scored so far (in image order) as ``partial_path``, with the scoring's identity
+    in a ``<partial>.json`` beside it."""
+    path = partial_path(csv_path)
+    write_scores(path, [n for n in names if n in scores], [scores[n] for n in names if n in scores])
+    write_output(path + ".json", identity + "\n")
+
+
+def read_partial(csv_path: str, identity: str, names: Sequence[str]) -> dict[str, float]:
+    """``{name: score}`` an interrupted run of the same scoring (``partial_identity``) left for
+    these images; ``{}`` when there is none, or (said on stderr) it is of another scoring."""
+    path = partial_path(csv_path)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path + ".json", encoding="utf-8") as handle:
+            same = handle.read().strip() == identity
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = {row["name"]: float(row["score"]) for row in csv.DictReader(handle)}
+    except (OSError, ValueError, KeyError, TypeError):
+        same, rows = False, {}
+    if not same:
+        print(f"note: {path} is of another scoring (other run, options or an unreadable file): "
+              "all images are scored again and it is replaced", file=sys.stderr)
+        return {}
+    wanted = set(names)
+    return {name: score for name, score in rows.items() if name in wanted}
+
+
+def remove_partial(csv_path: str) -> None:
+    """Delete the partial file (and its identity) once the complete CSV is written."""
+    for path in (partial_path(csv_path), partial_path(csv_path) + ".json"):
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def metrics_path(csv_path: str) -> str:
@@ -372,12 +436,34 @@ def run(args: argparse.Namespace) -> int:
                     disable=args.no_progress)
 
     prompts = image_prompts(images, args.prompts, scorer.needs_prompts)
-    with contextlib.redirect_stdout(internals):  # a truncated prompt also warns on stderr
-        scores = scorer.score_paths([p for _, p in images], batch_size=args.batch_size,
-                                    workers=args.workers, progress=progress,
-                                    prompts=prompts).tolist()
     names = [n for n, _ in images]
+    identity = partial_identity(args)
+    done = read_partial(args.output, identity, names)
+    todo = [i for i, name in enumerate(names) if name not in done]
+    if done:
+        print(f"continuing: {len(done)} of {len(names)} images were scored by an interrupted run "
+              f"({partial_path(args.output)}); scoring the other {len(todo)}", file=sys.stderr)
+    scored: list[float] = []
+    try:
+        with contextlib.redirect_stdout(internals):
+            # (a truncated prompt also warns on stderr)
+            for batch in scorer.score_batches(
+                    [images[i][1] for i in todo], batch_size=args.batch_size,
+                    workers=args.workers, progress=progress,
+                    prompts=None if prompts is None else [prompts[i] for i in todo]):
+                scored.extend(batch.tolist())
+    except KeyboardInterrupt as exc:
+        done.update((names[i], score) for i, score in zip(todo, scored))
+        write_partial(args.output, identity, names, done)
+        raise ScoringInterrupted(
+            f"interrupted ({str(exc) or 'Ctrl-C'}): {len(done)} of {len(names)} images scored; "
+            f"their rows are in {partial_path(args.output)}"
+            + (f" ({args.output} is left as it was)" if os.path.exists(args.output) else "")
+            + "; run the same command again to score the rest") from None
+    done.update((names[i], score) for i, score in zip(todo, scored))
+    scores = [done[name] for name in names]
     write_scores(args.output, names, scores)
+    remove_partial(args.output)
     print(f"Scores written to {args.output}", file=sys.stderr)
     if labels is not None:
         report = label_metrics(names, scores, labels)
@@ -391,10 +477,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Score the images; returns the exit status (0 done, 2 bad input)."""
+    """Score the images; returns the exit status (0 done, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_intermixed_args(argv)
     try:
-        return run(args)
+        folder = os.path.dirname(os.path.abspath(args.output))
+        # Writing into a run folder: one writer at a time (its training, an evaluation, this).
+        lock = lock_run_dir(folder, what="run folder") if is_run_folder(folder) else None
+        try:
+            with terminate_as_interrupt():
+                return run(args)
+        finally:
+            if lock is not None:
+                lock.release()
+    except ScoringInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({str(exc) or 'Ctrl-C'}) before any image was scored; nothing written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except USER_ERRORS as exc:
         return report_user_error(exc, message=error_message(exc, weights_option="--backbone"))
 

@@ -22,8 +22,10 @@ Reliability (exit status 0 = done, 2 = bad input, 130 = interrupted):
   `OUTPUT_DIR/previous-<time>/` (nothing is deleted) and starts from scratch. An interrupted
   OUTPUT_DIR with the same config is resumed from its last end-of-epoch checkpoint; one with a
   different config is refused;
-- Ctrl-C finishes the current step and exits keeping the last end-of-epoch checkpoint (see
-  dassl/engine/interrupt.py); a second Ctrl-C aborts at once.
+- Ctrl-C or SIGTERM (a job's time limit) finishes the current step and exits keeping the last
+  end-of-epoch checkpoint (see dassl/engine/interrupt.py); a second one aborts at once;
+- one process writes an OUTPUT_DIR at a time (dassl/utils/run_lock.py): a second one is refused
+  naming the process that holds it.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import yaml
 from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.engine.interrupt import TrainingInterrupted
+from dassl.engine.interrupt import TrainingInterrupted, terminate_as_interrupt
 from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
@@ -46,6 +48,7 @@ from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
 from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_config_file,
                                  read_results as read_run_results)
+from dassl.utils.run_lock import lock_run_dir
 from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorded_path,
                                     write_run_record)
 
@@ -322,12 +325,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     # Anything printed before the log file exists is kept and written at its top.
     buffer_early_output()
     try:
-        return _run(args, argv)
+        with terminate_as_interrupt():
+            return _run(args, argv)
     except TrainingInterrupted as exc:
         _report(f"interrupted: {exc}")
         raise SystemExit(EXIT_INTERRUPTED) from None
-    except KeyboardInterrupt:
-        _report("interrupted (Ctrl-C): checkpoints are written atomically, so the last complete "
+    except KeyboardInterrupt as exc:
+        _report(f"interrupted ({str(exc) or 'Ctrl-C'}): checkpoints are written atomically, so the last complete "
                 "one is intact; run the same command again to resume from it")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except USER_ERRORS as exc:
@@ -353,13 +357,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid config: {error_message(exc)}") from exc
-    finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
-                                force=args.force, model_dir=args.model_dir,
-                                load_epoch=args.load_epoch)
-    if finished is not None:
-        return finished
     new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
+    # One writer per run folder: a second train.py (or a sweep, score.py) is refused before it
+    # reads or moves anything there, and --force never moves a live run's files.
+    lock = lock_run_dir(cfg.OUTPUT_DIR, what="OUTPUT_DIR")
     try:
+        finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
+                                    force=args.force, model_dir=args.model_dir,
+                                    load_epoch=args.load_epoch)
+        if finished is not None:
+            return finished
         return _start(cfg, args, argv, validated, trained)
     except USER_ERRORS:
         if new_output_dir and not checkpoint_dirs(cfg.OUTPUT_DIR):
@@ -368,6 +375,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
             teardown_logger()
             shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)
         raise
+    finally:
+        lock.release()
 
 
 def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any,

@@ -41,11 +41,11 @@ Every bad input is one ``error:`` line and exit status 2.
 from __future__ import annotations
 
 import argparse
-import errno
 import http.client
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
 import urllib.error
@@ -54,6 +54,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
+
+from dassl.utils.errors import report_user_error, write_failure
 
 from .errors import DatasetError, MissingDataError, describe_dir
 from .labels import sha256_file
@@ -242,10 +244,11 @@ def _transfer(db: Database, p: Planned, part: Path, have: int, progress: bool) -
                 part.unlink()
                 raise
             except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise FetchError(f"the disk is full while downloading {p.source.name}; "
-                                     f"{part} is kept: free some space and run the same "
-                                     "command again to resume") from None
+                if write_failure(exc):
+                    raise FetchError(f"cannot write {part}: {write_failure(exc)} while "
+                                     f"downloading {p.source.name}; what was downloaded is "
+                                     "kept: free some space (or choose another --root) and run "
+                                     "the same command again to resume") from None
                 return have  # a dropped connection: reported by the caller, resumable
             except http.client.HTTPException:
                 return have
@@ -288,8 +291,8 @@ def unpack(archive: Path, target: Path) -> None:
         raise FetchError(f"archive {archive} is truncated or corrupt ({exc}); nothing of it "
                          "was kept") from None
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise FetchError(f"the disk is full while unpacking {archive}; nothing of it was "
+        if write_failure(exc):
+            raise FetchError(f"cannot unpack {archive}: {write_failure(exc)}; nothing of it was "
                              "kept") from None
         raise
 
@@ -554,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a job's time limit, kill) stops a download as Ctrl-C does, keeping its part.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.list:
             print(list_sources())
@@ -577,10 +582,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that cannot be written: full, read-only, no permission
+        return report_user_error(exc)
     except KeyboardInterrupt:
-        print("error: interrupted; a partial download is kept and resumed by the same command",
+        print(f"error: interrupted; a partial download is kept in "
+              f"{Path(os.path.expanduser(args.root)) / STAGING} and resumed by the same command",
               file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
+from dassl.utils.errors import report_user_error
+
 from . import agiqa, aigciqa2023
 from .labels import MAT_VARIABLE, mat_row_name, read_text_table
 
@@ -264,14 +266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.haze <= 1.0:
         parser.error(f"--haze must be in [0, 1], got {args.haze}")
-    if args.dataset == "agiqa":
-        folder = make_synthetic_agiqa(args.root, args.n, args.names_csv, args.sizes, args.seed,
-                                      args.format, args.haze)
-    else:
-        if args.sizes == "real" or args.names_csv is not None:
-            parser.error("--sizes real and --names-csv apply to agiqa only")
-        folder = make_synthetic_aigciqa2023(args.root, 64 if args.n is None else args.n,
-                                            args.seed, args.sizes, args.haze)
+    if args.dataset != "agiqa" and (args.sizes == "real" or args.names_csv is not None):
+        parser.error("--sizes real and --names-csv apply to agiqa only")
+    try:
+        if args.dataset == "agiqa":
+            folder = make_synthetic_agiqa(args.root, args.n, args.names_csv, args.sizes,
+                                          args.seed, args.format, args.haze)
+        else:
+            folder = make_synthetic_aigciqa2023(args.root, 64 if args.n is None else args.n,
+                                                args.seed, args.sizes, args.haze)
+    except OSError as exc:  # --root cannot be written: full, read-only, no permission
+        return report_user_error(exc)
     print(folder)
     return 0
 

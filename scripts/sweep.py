@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo
     sys.path.insert(0, str(REPO))
 
 from dassl.evaluation.plots import save_boxplot  # noqa: E402
+from dassl.engine.interrupt import terminate_as_interrupt  # noqa: E402
 from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
 from scripts.sweeps import cluster  # noqa: E402
 from scripts.sweeps.preflight import missing_inputs  # noqa: E402
@@ -448,7 +449,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"{options.runs_per_task} run(s), {options.task_time_min} min each")
         return status
     if args.collect_only:
-        return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+        return write_tables(runs, cross, spec)
     if options is not None:
         try:
             return submit_to_slurm(args, argv, runs, jobs, spec.output, options, cross,
@@ -463,10 +464,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             where = f"GPU(s) {gpus}" if gpus else "CPU"
             print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
             try:
-                execute(todo, slots)
+                with terminate_as_interrupt():  # SIGTERM stops the sweep as Ctrl-C does
+                    execute(todo, slots)
             except KeyboardInterrupt:
                 return EXIT_INTERRUPTED  # execute printed how to resume
-    return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+    return write_tables(runs, cross, spec)
+
+
+def write_tables(runs: Sequence[Run], cross: Sequence[CrossRun], spec: SweepSpec) -> int:
+    """``collect_all``'s exit status (0 all done, 1 some missing); a folder that cannot be
+    written (full, read-only) is one ``sweep: error:`` line, exit 2."""
+    try:
+        return 0 if collect_all(runs, cross, spec.output, spec.cross) else 1
+    except USER_ERRORS as exc:
+        return report_user_error(exc, prog="sweep")
 
 
 if __name__ == "__main__":

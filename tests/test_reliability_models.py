@@ -11,6 +11,7 @@ import torch
 import train
 
 from conftest import file_state
+from dassl.utils.run_lock import LOCK_FILE
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,9 @@ def trained(tiny_args, tmp_path_factory) -> Path:
 
 
 def all_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """The files of ``folder``, without the run folder lock (taken by every writer, holding who
+    writes, not what was written)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE)
 
 
 # ----------------------------------------------------------------- CLIP weights

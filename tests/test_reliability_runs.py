@@ -22,6 +22,7 @@ from trainers import add_trainer_config
 
 from conftest import REPO, file_state
 from tolerances import assert_same_metrics, assert_same_outcome
+from dassl.utils.run_lock import LOCK_FILE
 
 
 def outcome(out: Path) -> dict:
@@ -31,7 +32,9 @@ def outcome(out: Path) -> dict:
 
 
 def all_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """The files of ``folder``, without the run folder lock (taken by every writer, holding who
+    writes, not what was written)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != LOCK_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch.nn as nn
 from dassl.utils import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, ModuleCheckpoints,
                          checkpoint_file_name, get_rng_state, read_checkpoint_pointer,
                          remove_stale_temp_files, save_checkpoint, set_rng_state, tolist_if_not)
-from dassl.utils.errors import CheckpointFileError
+from dassl.utils.errors import CheckpointFileError, TrainingDiverged
 
 from .interrupt import InterruptGuard, TrainingInterrupted, interruption_message
 
@@ -88,9 +88,62 @@ class TrainerBase:
         return self._optims[name].param_groups[0]["lr"]
 
     # ----------------------------------------------------------------- optimisation
+    def training_precision(self) -> str:
+        """The precision the models train in, for messages: the trainer's ``prec`` (e.g.
+        ``fp16``, ``amp``), ``fp32`` when it has none."""
+        return str(self.__dict__.get("prec") or "fp32")
+
+    def _where(self) -> str:
+        """``epoch 3/100, step 7/15`` (1-based) of the current training step."""
+        epoch = self.__dict__.get("epoch", 0) + 1
+        max_epoch = self.__dict__.get("max_epoch", "?")
+        step = self.__dict__.get("batch_idx", 0) + 1
+        batches = self.__dict__.get("num_batches", "?")
+        return f"epoch {epoch}/{max_epoch}, step {step}/{batches}"
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The one-line error of a diverged run: ``what`` went non-finite at this step, the
+        learning rate and precision, and what to do."""
+        try:
+            lr = f"{self.get_current_lr():.4g}"
+        except (ValueError, IndexError, KeyError):
+            lr = "?"
+        precision = self.training_precision()
+        also = "" if precision == "fp32" else f" (or train in fp32 instead of {precision})"
+        return TrainingDiverged(
+            f"training diverged at {self._where()}: {what} (learning rate {lr}, precision "
+            f"{precision}); no checkpoint with non-finite values was saved, so running the same "
+            "command again resumes from the last finite one and diverges the same way: lower "
+            f"OPTIM.LR (the paper's is 0.002) and start again with --force{also}")
+
     def detect_anomaly(self, loss: torch.Tensor) -> None:
+        """Raise ``TrainingDiverged`` (a ``FloatingPointError``) when ``loss`` is not finite."""
         if not torch.isfinite(loss).all():
-            raise FloatingPointError("Loss is infinite or NaN!")
+            value = loss.detach().float().flatten()[:1].item() if loss.numel() else float("nan")
+            raise self._diverged(f"the loss is {value}")
+
+    def non_finite_state(self) -> Optional[tuple[str, str]]:
+        """``(module, "<module>'s <key> holds non-finite values")`` for the first registered
+        model whose weights or optimizer state hold a NaN or infinity; None when all are
+        finite."""
+        for name in self.get_model_names():
+            optim = self._optims[name]
+            tensors = list(self._models[name].state_dict().items())
+            if optim is not None:
+                tensors += [(f"optimizer state {k}", v) for state in optim.state.values()
+                            for k, v in state.items()]
+            for key, value in tensors:
+                if torch.is_tensor(value) and value.is_floating_point() and \
+                        not bool(torch.isfinite(value).all()):
+                    return name, f"{name}'s {key} holds non-finite values"
+        return None
+
+    def check_finite_state(self) -> None:
+        """Raise ``TrainingDiverged`` when ``non_finite_state`` finds a non-finite value
+        (checked before every checkpoint, so a diverged state never becomes the resume point)."""
+        problem = self.non_finite_state()
+        if problem:
+            raise self._diverged(problem[1])
 
     def model_zero_grad(self, names=None) -> None:
         for name in self.get_model_names(names):
@@ -156,6 +209,7 @@ class TrainerBase:
         """Write ``directory/<name>/<file>`` per registered model (``epoch`` is 0-based; the
         file stores ``epoch + 1``). Best files update ``checkpoint-best``, all others
         ``checkpoint``."""
+        self.check_finite_state()
         extra = self.checkpoint_extra_state()
         pointer = BEST_POINTER if model_name == BEST_MODEL_NAME else LATEST_POINTER
         for name in self.get_model_names():
@@ -227,6 +281,11 @@ class TrainerBase:
                     f"config; use a new output directory, or move {directory}'s checkpoint "
                     "folders away to train from scratch") from exc
             extra = checkpoint.get("trainer_state") or {}
+        problem = self.non_finite_state()
+        if problem:
+            raise TrainingDiverged(
+                f"cannot resume from {checkpoints.path(problem[0])}: {problem[1]} (saved by a run "
+                "that had diverged); lower OPTIM.LR and start again with --force")
         self.restore_extra_state(extra)
         print(f"Resumed after epoch {start_epoch}")
         return start_epoch
@@ -298,6 +357,9 @@ class TrainerBase:
                         self.after_epoch()
                     if guard.requested:
                         self._stop_interrupted()
+            except BaseException:
+                self.close_writer()  # no TensorBoard thread outlives a failed run
+                raise
             finally:
                 self._interrupt_guard = None
         self.after_train()

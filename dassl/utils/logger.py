@@ -16,6 +16,7 @@ import sys
 import time
 from typing import IO, Optional
 
+from .errors import write_failure
 from .tools import mkdir_if_missing
 
 
@@ -29,12 +30,25 @@ class _Tee:
     def write(self, text: str) -> int:
         self.stream.write(text)
         if "\r" not in text:  # progress-bar redraws would only clutter the file
-            self.sink.write(text)
+            self._to_sink(self.sink.write, text)
         return len(text)
 
     def flush(self) -> None:
         self.stream.flush()
-        self.sink.flush()
+        self._to_sink(self.sink.flush)
+
+    def _to_sink(self, method, *args) -> None:
+        """Write to the log file; when it cannot be written (full or read-only disk) say so once
+        on the console and go on without it, so the console and the run's real error survive."""
+        if _state.get("sink_failed"):
+            return
+        try:
+            method(*args)
+        except OSError as exc:
+            _state["sink_failed"] = True
+            self.stream.write(f"\nwarning: the log file {_state.get('path') or ''} cannot be "
+                              f"written ({write_failure(exc) or exc.strerror or exc}); the "
+                              "log goes on on the console only\n")
 
     def isatty(self) -> bool:
         return self.stream.isatty()
@@ -58,13 +72,16 @@ def _uninstall() -> str:
         if isinstance(sink, io.StringIO):
             early_text = sink.getvalue()
         else:
-            sink.close()
-    _state.update(stdout=None, stderr=None, sink=None, path=None)
+            try:
+                sink.close()
+            except OSError:  # its last lines did not fit (said on the console by _Tee)
+                pass
+    _state.update(stdout=None, stderr=None, sink=None, path=None, sink_failed=False)
     return early_text
 
 
 def _install(sink: IO[str], path: Optional[str]) -> None:
-    _state.update(stdout=sys.stdout, stderr=sys.stderr, sink=sink, path=path)
+    _state.update(stdout=sys.stdout, stderr=sys.stderr, sink=sink, path=path, sink_failed=False)
     sys.stdout = _Tee(sys.stdout, sink)
     sys.stderr = _Tee(sys.stderr, sink)
 

@@ -16,13 +16,14 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import yaml
 
 from .errors import ConfigError, UserError
+from .run_lock import LOCK_FILE
 from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "same_path", "read_results", "checkpoint_dirs", "RunDirError", "check_run_dir",
+           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "RunDirError", "check_run_dir",
            "move_previous_run",
            "check_output_dir"]
 
@@ -152,6 +153,15 @@ def checkpoint_dirs(output_dir: str) -> list[str]:
                or n.startswith("model.pth.tar-") for n in names):
             found.append(path)
     return found
+
+
+def is_run_folder(path: str) -> bool:
+    """Whether folder ``path`` holds a run (a run record, results, a checkpoint folder or a run
+    folder lock): a folder whose writers take ``dassl.utils.run_lock``'s lock."""
+    if not os.path.isdir(path):
+        return False
+    marks = (CONFIG_FILE, RUN_INFO_FILE, RESULTS_FILE, LOCK_FILE)
+    return any(os.path.exists(os.path.join(path, m)) for m in marks) or bool(checkpoint_dirs(path))
 
 
 class RunDirError(UserError, FileNotFoundError):

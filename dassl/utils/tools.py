@@ -1,11 +1,14 @@
 """Small file-system, JSON and image helpers."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from .errors import OutputWriteError, write_failure
 
 
 def mkdir_if_missing(dirname: str) -> None:
@@ -27,7 +30,33 @@ _TMP_SUFFIX = ".tmp"
 
 def atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
     """Call ``write_fn(tmp_path)`` on a temporary file next to ``fpath``, then rename it over
-    ``fpath``, so readers never see a half-written file even if the process is killed."""
+    ``fpath``, so readers never see a half-written file even if the process is killed.
+
+    A full disk, an exceeded quota or a read-only folder (also torch.save's ``RuntimeError``
+    of a write that stopped short) raise ``OutputWriteError`` naming ``fpath``; the temporary
+    file is removed and ``fpath`` keeps its previous content."""
+    try:
+        _atomic_write(fpath, write_fn)
+    except OSError as exc:
+        if write_failure(exc) and not isinstance(exc, OutputWriteError):
+            raise OutputWriteError(fpath, exc) from exc
+        raise
+    except RuntimeError as exc:
+        if _stream_write_failed(exc):
+            raise OutputWriteError(fpath, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) \
+                from exc
+        raise
+
+
+def _stream_write_failed(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is torch's zip writer failing mid-file ("unexpected pos", "file write
+    failed"): what torch.save raises instead of ``OSError`` when the disk fills."""
+    text = str(exc)
+    return any(s in text for s in ("unexpected pos", "PytorchStreamWriter failed",
+                                   "file write failed"))
+
+
+def _atomic_write(fpath: str, write_fn: Callable[[str], None]) -> None:
     directory = os.path.dirname(os.path.abspath(fpath))
     mkdir_if_missing(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(fpath) + ".",

@@ -14,13 +14,14 @@ queued, running, requeued, done, failed; ``exit_code``). A run's state (``run_st
 that marker with the scheduler's (``sacct``, read through submitit): done (complete
 ``results.json``), queued, running, failed (submitted or started, not done and no longer in the
 scheduler) or new. Runs that are queued or running are never submitted again, and a task takes a
-lock on the run folder before it starts ``train.py``, so no folder is trained twice at once.
+lock on the run folder (``dassl.utils.run_lock``, the lock every writer of a run folder
+takes) and hands it to its ``train.py``, so no folder is trained twice at once; a folder whose
+lock is held counts as running whatever started it.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import json
 import math
 import os
@@ -34,9 +35,10 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
+from dassl.utils.run_lock import describe_holder, lock_holder
 
 from .runner import (LOG_FILE, RUN_FILE, Job, launch, log_tail, read_results, report,
-                     write_identity)
+                     take_lock, write_identity)
 from .spec import REPO, SweepError
 
 try:  # optional: only the slurm executor needs it (requirements-cluster.txt)
@@ -56,7 +58,6 @@ __all__ = ["SUBMITIT_CLUSTER", "MARKER_FILE", "LOG_DIR", "STATES", "SlurmOptions
 # (submitit's LocalExecutor: real subprocesses on this machine, no cluster).
 SUBMITIT_CLUSTER = "slurm"
 MARKER_FILE = "sweep_job.json"
-LOCK_FILE = ".sweep.lock"
 LOG_DIR = "slurm"
 STATES = ("new", "queued", "running", "done", "failed")
 INSTALL_HINT = "pip install -r requirements-cluster.txt  (or: pip install submitit)"
@@ -306,7 +307,8 @@ def _state_of(job: Job, marker: Optional[Mapping[str, Any]], scheduler: Mapping[
 
 
 def run_states(jobs: Sequence[Job]) -> dict[str, RunState]:
-    """``{key: RunState}`` from the run folders and, for runs with a marker, the scheduler."""
+    """``{key: RunState}`` from the run folders and, for runs with a marker, the scheduler; a
+    run whose folder lock is held (``dassl.utils.run_lock``) is running, whoever started it."""
     from dassl.utils.run_dir import checkpoint_dirs
 
     done = {job.key for job in jobs if read_results(job.output_dir, job.mode) is not None}
@@ -316,6 +318,13 @@ def run_states(jobs: Sequence[Job]) -> dict[str, RunState]:
     for job in jobs:
         if job.key in done:
             states[job.key] = RunState("done")
+            continue
+        holder = lock_holder(os.fspath(job.output_dir))
+        if holder is not None:  # a writer holds the folder, whatever started it
+            marker = markers[job.key] or {}
+            job_id = marker.get("job_id")
+            states[job.key] = RunState("running", None if job_id is None else str(job_id),
+                                       f"held by {describe_holder(holder)}")
             continue
         has_checkpoint = job.output_dir.is_dir() and bool(checkpoint_dirs(str(job.output_dir)))
         states[job.key] = _state_of(job, markers[job.key], scheduler, has_checkpoint)
@@ -334,23 +343,6 @@ def planned_elsewhere(output: Path, keys: Sequence[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- array tasks
-@contextlib.contextmanager
-def _run_lock(run_dir: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``run_dir``; yields False when another process holds it (a
-    file system without ``flock`` support yields True: the scheduler check still applies)."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "a", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                yield False
-                return
-        yield True
-
-
 def _preempt_signal() -> int:
     """The signal submitit asks SLURM for before the time limit (``SUBMITIT_PREEMPT_SIGNAL``,
     default USR2)."""
@@ -420,15 +412,15 @@ class RunTask(Checkpointable):
             print(f"skip  {job.key}: failed earlier in this job (exit code "
                   f"{marker.get('exit_code')}); submit the sweep again to retry it", flush=True)
             return "failed"
-        with _run_lock(job.output_dir) as locked:
-            if not locked:
-                print(f"skip  {job.key}: another process is training it", flush=True)
-                return "busy"
+        lock = take_lock(job, lambda line: print(line, flush=True))
+        if lock is None:
+            return "busy"
+        with lock:
             write_marker(job.output_dir, job_id=job_id, state="running", started=_now(),
                          host=socket.gethostname(), pid=os.getpid())
             print(f"start {job.key}", flush=True)
             started = time.monotonic()
-            proc, log = launch(job, preexec_fn=_ignore_preempt_signal)
+            proc, log = launch(job, preexec_fn=_ignore_preempt_signal, lock=lock)
             self._child, self._current = proc.pid, job
             try:
                 code = proc.wait()

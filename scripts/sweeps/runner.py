@@ -27,11 +27,12 @@ from dassl.utils import atomic_write_text
 from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs, same_path
 from dassl.utils.run_record import PATH_KEYS
 from dassl.utils.run_dir import read_results as read_run_results
+from dassl.utils.run_lock import RunFolderBusy, RunLock, lock_run_dir
 
 from .spec import SweepError
 
 __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "INTERRUPTED_EXIT_CODES", "Job", "read_results", "run_status",
-           "check_identity", "write_identity", "data_record", "record_data", "visible_gpus", "device_slots", "launch", "report",
+           "check_identity", "write_identity", "data_record", "record_data", "visible_gpus", "device_slots", "launch", "take_lock", "report",
            "log_tail", "execute"]
 
 RUN_FILE = "sweep_run.json"
@@ -175,13 +176,18 @@ def log_tail(run_dir: str | os.PathLike, lines: int = _TAIL_LINES) -> str:
 
 
 def launch(job: Job, device: Optional[str] = None,
-           preexec_fn: Optional[Callable[[], None]] = None) -> tuple[subprocess.Popen, IO[str]]:
+           preexec_fn: Optional[Callable[[], None]] = None,
+           lock: Optional[RunLock] = None) -> tuple[subprocess.Popen, IO[str]]:
     """Start ``job.argv`` in the background: record the run's identity, append a header and the
     child's stdout/stderr to ``sweep.log``; ``device`` sets ``CUDA_VISIBLE_DEVICES`` (None =
-    inherit); ``preexec_fn`` runs in the child before ``exec`` (e.g. to ignore a signal).
+    inherit); ``preexec_fn`` runs in the child before ``exec`` (e.g. to ignore a signal);
+    ``lock``: the run folder's lock (``take_lock``), handed to the child, which adopts it.
     Returns the process and the open log (close it once the process has ended)."""
     write_identity(job.output_dir, job.identity)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    pass_fds: tuple[int, ...] = ()
+    if lock is not None and lock.fd is not None:
+        env, pass_fds = lock.child_env(env), (lock.fd,)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     log = open(job.output_dir / LOG_FILE, "a", encoding="utf-8")
@@ -189,7 +195,18 @@ def launch(job: Job, device: Optional[str] = None,
               f"{' '.join(job.argv)}\n")
     log.flush()
     return subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=preexec_fn), log
+                            preexec_fn=preexec_fn, pass_fds=pass_fds), log
+
+
+def take_lock(job: Job, echo: Callable[[str], None] = print) -> Optional[RunLock]:
+    """The lock of ``job``'s run folder for the sweep to hand to its ``train.py``
+    (``dassl.utils.run_lock``); None, after saying so, when another process holds it: a sweep
+    never starts a run whose folder is in use."""
+    try:
+        return lock_run_dir(os.fspath(job.output_dir), command=job.argv, what="run folder")
+    except RunFolderBusy as exc:
+        echo(f"skip  {job.key}: {exc}")
+        return None
 
 
 def report(job: Job, code: Optional[int], took_s: float) -> tuple[bool, str]:
@@ -218,7 +235,8 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
     """Run ``jobs`` with at most ``len(slots)`` at a time; return ``{key: succeeded}``.
 
     A job succeeded when it exited with 0 and left a complete ``results.json``. Failures are
-    reported (with the log's last lines) and do not stop the other jobs. On KeyboardInterrupt,
+    reported (with the log's last lines) and do not stop the other jobs; a job whose run folder
+    another process holds (``take_lock``) is not started (and not in the result). On KeyboardInterrupt,
     or when a run ends interrupted (``INTERRUPTED_EXIT_CODES``: train.py's exit status after
     Ctrl-C, or killed by SIGINT), no further job starts, the running children are terminated
     (their runs resume next time) and KeyboardInterrupt is raised.
@@ -226,23 +244,29 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
     pending = list(jobs)
     free = list(range(len(slots)))
     active: dict[int, tuple[Job, subprocess.Popen, object, float]] = {}
+    locks: dict[int, RunLock] = {}
     outcome: dict[str, bool] = {}
     total = len(pending)
     try:
         while pending or active:
             while pending and free:
-                slot = free.pop(0)
                 job = pending.pop(0)
-                proc, log = launch(job, slots[slot])
+                lock = take_lock(job, echo)
+                if lock is None:
+                    continue
+                slot = free.pop(0)
+                proc, log = launch(job, slots[slot], lock=lock)
                 where = f" on GPU {slots[slot]}" if slots[slot] is not None else ""
                 echo(f"[{total - len(pending)}/{total}] start {job.key}{where}")
                 active[slot] = (job, proc, log, time.monotonic())
+                locks[slot] = lock
             time.sleep(poll_s)
             for slot, (job, proc, log, started) in list(active.items()):
                 code = proc.poll()
                 if code is None:
                     continue
                 log.close()
+                locks.pop(slot).release()
                 del active[slot]
                 free.append(slot)
                 if code in INTERRUPTED_EXIT_CODES:
@@ -262,6 +286,8 @@ def execute(jobs: Sequence[Job], slots: Sequence[Optional[str]],
                 proc.kill()
                 proc.wait()
             log.close()
+        for lock in locks.values():
+            lock.release()
         print("sweep interrupted: run the same command again to resume", file=sys.stderr)
         raise
     return outcome

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -198,28 +198,35 @@ class Scorer:
         `lambda it, total: tqdm(it, total=total)`) to show progress. `prompts`: one generation
         prompt per path, for prompt-conditioned runs.
         """
-        scores = self._over_paths(self.predict, paths, batch_size, workers, progress, prompts)
+        scores = list(self.score_batches(paths, batch_size, workers, progress, prompts))
         return torch.cat(scores) if scores else torch.empty(0)
+
+    def score_batches(self, paths: Sequence[str], batch_size: int | None = None,
+                      workers: int = 4,
+                      progress: Callable[[Iterable, int], Iterable] | None = None,
+                      prompts: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
+        """The scores of `score_paths`, one `(batch,)` tensor per batch in order, so a caller
+        keeps what was scored when it is interrupted."""
+        return self._over_paths(self.predict, paths, batch_size, workers, progress, prompts)
 
     def assess_paths(self, paths: Sequence[str], batch_size: int | None = None,
                      workers: int = 4, prompts: Sequence[str] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """`score_paths`' `(N,)` scores (the same decoding, batches and model calls) and the
         images' `(N, n_levels)` level probabilities (`assess`)."""
-        parts = self._over_paths(self.assess, paths, batch_size, workers, None, prompts)
+        parts = list(self._over_paths(self.assess, paths, batch_size, workers, None, prompts))
         if not parts:
             return torch.empty(0), torch.empty(0, len(self.level_names))
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _over_paths(self, model_call: Callable, paths: Sequence[str], batch_size: int | None,
                     workers: int, progress: Callable[[Iterable, int], Iterable] | None,
-                    prompts: Sequence[str] | None) -> list:
+                    prompts: Sequence[str] | None) -> Iterator:
         """`model_call(pixels, prompts)` per batch of `paths`, decoded by `workers` threads
-        one batch ahead; the list of its results."""
+        one batch ahead; yields its results in order."""
         prompts = self._check_prompts(prompts, len(paths))
         size = int(batch_size or self.batch_size)
         batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
-        results = []
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
             decoded = (pool.map(read_image, batch) for batch in batches)
             # Submit one batch ahead so decoding overlaps the model.
@@ -232,8 +239,7 @@ class Scorer:
                 pending = next(decoded, None)
                 batch_prompts = None if prompts is None else \
                     prompts[index * size:(index + 1) * size]
-                results.append(model_call(self.preprocess(images), batch_prompts))
-        return results
+                yield model_call(self.preprocess(images), batch_prompts)
 
 
 def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,

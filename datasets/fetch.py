@@ -483,6 +483,8 @@ def _one_line(exc: Exception, build: Path, target: Path) -> str:
     lines = [line.strip() for line in str(exc).splitlines()
              if line.strip() and not line.startswith("(set DATASET.") and " contains: " not in line
              and "is empty" not in line]
+    if not lines:  # an empty folder: the loader's one line is all there is to say
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()][:1]
     return " ".join(lines).replace(str(build), str(target))
 
 
@@ -574,11 +576,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if given and len(databases) > 1:
             raise FetchError("--from goes with one database at a time")
         root = Path(os.path.expanduser(args.root))
+        for folder, what in ((root, "--root"), (root.parent, "its parent folder")):
+            if folder.exists() and not folder.is_dir():
+                raise FetchError(f"--root {root}: {what} {folder} is a file, not a folder")
         if not root.parent.is_dir():
             raise FetchError(f"--root {root}: its parent folder {root.parent} does not exist")
+        created = not root.exists()
         root.mkdir(exist_ok=True)
-        for db in databases:
-            fetch_database(db, root, given, progress=not args.no_progress)
+        try:
+            for db in databases:
+                fetch_database(db, root, given, progress=not args.no_progress)
+        finally:
+            if created:  # a failed fetch leaves no empty root for main.sh to download into
+                _remove_if_empty(root / STAGING)
+                _remove_if_empty(root)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -311,7 +311,21 @@ def test_offline_the_error_comes_at_once_with_the_url_and_the_manual_route(tmp_p
     assert code == 2 and len(attempts) == 1  # one try, no retry loop
     assert DATABASES["AGIQA"].sources[0].location() in line
     assert "python -m datasets.fetch AGIQA --from FILE" in line
-    assert left_behind(root) == []
+    assert not root.exists()  # the root the failed fetch made is gone: main.sh won't download into it
+
+
+def test_a_root_that_is_a_file_and_an_empty_from_folder_are_one_error_line(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for root in (a_file, a_file / "sub"):
+        code, _, err = run(capsys, "AGIQA", "--root", str(root))
+        assert code == 2 and f"{a_file} is a file, not a folder" in one_error(err)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "AGIQA", "--root", str(tmp_path / "data"), "--from", str(empty))
+    reason = one_error(err).partition("nothing was kept:")[2]
+    assert code == 2 and reason.strip(), err  # the loader's reason, not an empty tail
+    assert not (tmp_path / "data").exists()
 
 
 # ---------------------------------------------------------------------------- train.py, main.sh

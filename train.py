@@ -237,6 +237,9 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
     if not cfg.DATASET.NAME:
         raise ConfigError("no dataset given: pass --dataset-config-file with a file of "
                           "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
+    if args.resume and not os.path.isdir(os.path.expanduser(args.resume)):
+        raise ConfigError(f"--resume {args.resume}: no such folder (give the run folder to "
+                          "continue from, or leave --resume out to resume --output-dir)")
     trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
     if not args.eval_only:  # an evaluation takes its levels from the trained run

@@ -47,6 +47,14 @@ def test_bad_optim_and_loader_values_fail_before_the_run_folder(opts, start, use
     assert not (tmp_path / "out").exists()
 
 
+def test_a_mistyped_resume_folder_is_refused_not_trained_from_scratch(user_error, tiny_args,
+                                                                      tmp_path):
+    missing = tmp_path / "no_such_run"
+    message = user_error(tiny_args(tmp_path / "out", flags=["--resume", str(missing)]))
+    assert message.startswith(f"--resume {missing}: no such folder"), message
+    assert not (tmp_path / "out").exists()
+
+
 def test_max_epoch_zero_is_allowed_only_for_evaluation():
     """The OPTIM check itself accepts MAX_EPOCH 0 (an --eval-only run trains nothing); train.py
     refuses it when training (tested above)."""

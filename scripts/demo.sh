@@ -55,7 +55,10 @@ if [ -n "$EPOCHS_WANTED" ] && ! is_count "$EPOCHS_WANTED"; then
     echo "error: --epochs must be a positive whole number, got '$EPOCHS_WANTED'" >&2; exit 2
 fi
 
-mkdir -p "$WORK"
+if ! mkdir -p "$WORK" 2>/dev/null || [ ! -d "$WORK" ]; then
+    echo "error: --dir $WORK: cannot make that folder (a file is in the way, or it is not writable)" >&2
+    exit 2
+fi
 WORK=$(cd "$WORK" && pwd)
 cd "$REPO"
 

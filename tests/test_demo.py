@@ -54,6 +54,16 @@ def test_demo_defaults_reach_the_readme_figures(tmp_path):
     assert f"SRCC {metrics['srcc']:.3f}" in again and "epoch [" not in again
 
 
+def test_a_demo_folder_that_cannot_be_made_is_one_error_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file where the folder would go")
+    for folder in ("notes.txt", "notes.txt/sub"):
+        bad = run_demo(tmp_path, "--dir", folder)
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stderr.strip().splitlines() == [
+            f"error: --dir {folder}: cannot make that folder (a file is in the way, or it is "
+            "not writable)"]
+
+
 @pytest.mark.slow
 def test_demo_environment_settings_and_force(tmp_path):
     first = ok(run_demo(tmp_path, DEMO_DIR=str(tmp_path / "small"), DEMO_IMAGES="40",

@@ -195,6 +195,13 @@ def check_fixed_options(trained: TrainedRun, validated: Any, opts: Sequence[str]
                 f"{key} {getattr(validated.spec, field)!r} differs from the model of "
                 f"{trained.path('prompt_learner')} ({getattr(trained.spec, field)!r}): an "
                 f"evaluation takes the model from its checkpoint; leave {name} out")
+    overridden = [f"{field.upper()} {getattr(trained.spec, field)!r} (the config files say "
+                  f"{getattr(validated.spec, field)!r})" for field in sorted(fields)
+                  if field != "precision" and hasattr(validated.spec, field)
+                  and getattr(validated.spec, field) != getattr(trained.spec, field)]
+    if overridden:
+        print(f"The model comes from {trained.checkpoints.directory}'s checkpoint, not the config "
+              f"files: " + "; ".join(overridden))
 
 
 def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):

@@ -181,3 +181,15 @@ def test_blind_predictions_for_the_official_test_list(cross, tmp_path):
         [str(cross["root"] / "AIGIQA-20K" / "test" / n) for n in names])
     torch.testing.assert_close(torch.tensor([float(r["score"]) for r in rows]), expected,
                                rtol=0, atol=MOS_ATOL)  # same scorer, same images: batching only
+
+
+def test_an_evaluation_says_which_model_settings_come_from_the_checkpoint(cross, tmp_path,
+                                                                           capsys):
+    """The config's N_CTX (16 by default) is not the trained run's (4): the evaluation uses the
+    checkpoint's and says so in one line, instead of silently overriding the config."""
+    train.main(["--eval-only", "--model-dir", str(cross["run"]), "--output-dir",
+                str(tmp_path / "eval"), "--dataset-config-file", AGIQA1K_YAML,
+                "DATASET.SPLIT_MODE", "all", "DATALOADER.NUM_WORKERS", "0"])
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("The model comes from ")]
+    assert len(lines) == 1 and "N_CTX 4 (the config files say 16)" in lines[0], lines

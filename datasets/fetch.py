@@ -131,9 +131,10 @@ def describe(db: Database, planned: Sequence[Planned], given: dict[str, Path]) -
             f"{licence}")
 
 
-def _manual_route(db: Database, p: Planned) -> str:
+def _manual_route(db: Database, p: Planned, part: Path) -> str:
+    """How to fetch by hand; ``part`` (ROOT/.fetch/NAME.part) names the root to pass."""
     return (f"download {p.url} by other means (a browser, another machine) and run "
-            f"python -m datasets.fetch {db.name} --from FILE")
+            f"python -m datasets.fetch {db.name} --from FILE --root {part.parent.parent}")
 
 
 def free_bytes(path: Path) -> int:
@@ -205,11 +206,11 @@ def _open(db: Database, p: Planned, part: Path, have: int):
                              "(HTTP 416); the partial download was removed: run the same "
                              "command again to start over") from None
         raise FetchError(f"{p.url} answered HTTP {exc.code} {exc.reason} instead of "
-                         f"{p.source.name}; {_manual_route(db, p)}") from None
+                         f"{p.source.name}; {_manual_route(db, p, part)}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise FetchError(f"cannot reach {p.url} ({reason}); without network, "
-                         f"{_manual_route(db, p)}") from None
+                         f"{_manual_route(db, p, part)}") from None
 
 
 def _transfer(db: Database, p: Planned, part: Path, have: int, progress: bool) -> int:
@@ -221,7 +222,7 @@ def _transfer(db: Database, p: Planned, part: Path, have: int, progress: bool) -
         first = response.read(min(CHUNK, p.size - have) or 1)
         if "text/html" in kind.lower() or _looks_like_html(first):
             raise FetchError(f"{p.url} answered with an HTML page, not {p.source.name} (a login, "
-                             f"error or mirror page); {_manual_route(db, p)}")
+                             f"error or mirror page); {_manual_route(db, p, part)}")
         if have and response.status != 206:  # the server ignored the range: start over
             have = 0
         mode = "ab" if have else "wb"

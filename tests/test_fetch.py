@@ -310,7 +310,7 @@ def test_offline_the_error_comes_at_once_with_the_url_and_the_manual_route(tmp_p
     line = one_error(err)
     assert code == 2 and len(attempts) == 1  # one try, no retry loop
     assert DATABASES["AGIQA"].sources[0].location() in line
-    assert "python -m datasets.fetch AGIQA --from FILE" in line
+    assert f"python -m datasets.fetch AGIQA --from FILE --root {root}" in line
     assert not root.exists()  # the root the failed fetch made is gone: main.sh won't download into it
 
 

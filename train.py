@@ -35,40 +35,6 @@ import shutil
 import sys
 from typing import Any, Sequence
 
-import yaml
-
-from dassl.config import get_cfg_default, merge_config
-from dassl.data.datasets import DATASET_REGISTRY
-from dassl.engine import TRAINER_REGISTRY, build_trainer
-from dassl.engine.interrupt import TrainingInterrupted, terminate_as_interrupt
-from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
-                         buffer_early_output, checkpoint_file_name, collect_env_info,
-                         configure_determinism, log_only, report_user_error,
-                         set_random_seed, setup_logger, teardown_logger)
-from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
-                                 move_previous_run, read_config_file,
-                                 read_results as read_run_results)
-from dassl.utils.run_lock import lock_run_dir
-from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorded_path,
-                                    write_run_record)
-
-import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
-import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
-from datasets import add_dataset_config
-from datasets.registry import config_names
-from datasets.scope import config_applies_to, database_tag
-from datasets.levels import validate_levels
-from trainers import CLIP_AGIQA, add_trainer_config
-from trainers.inference.run_model import TrainedRun, check_trained_run
-from trainers.reporting import write_reports
-from trainers.user_errors import USER_ERRORS, error_message
-
-REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
-# Given on the command line of --eval-only, these keys win over the checkpoint's spec.
-CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
-BACKBONE_KEY = "MODEL.BACKBONE.NAME"
-
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
       --dataset-config-file configs/datasets/AGIQA.yaml \\
@@ -122,6 +88,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser
+
+
+# `--help` is answered here, before the imports below pull in torch (seconds to load).
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args(sys.argv[1:])
+
+import yaml
+
+from dassl.config import get_cfg_default, merge_config
+from dassl.data.datasets import DATASET_REGISTRY
+from dassl.engine import TRAINER_REGISTRY, build_trainer
+from dassl.engine.interrupt import TrainingInterrupted, terminate_as_interrupt
+from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
+                         buffer_early_output, checkpoint_file_name, collect_env_info,
+                         configure_determinism, log_only, report_user_error,
+                         set_random_seed, setup_logger, teardown_logger)
+from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
+                                 move_previous_run, read_config_file,
+                                 read_results as read_run_results)
+from dassl.utils.run_lock import lock_run_dir
+from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorded_path,
+                                    write_run_record)
+
+import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
+import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
+from datasets import add_dataset_config
+from datasets.registry import config_names
+from datasets.scope import config_applies_to, database_tag
+from datasets.levels import validate_levels
+from trainers import CLIP_AGIQA, add_trainer_config
+from trainers.inference.run_model import TrainedRun, check_trained_run
+from trainers.reporting import write_reports
+from trainers.user_errors import USER_ERRORS, error_message
+
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
+# Given on the command line of --eval-only, these keys win over the checkpoint's spec.
+CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
+BACKBONE_KEY = "MODEL.BACKBONE.NAME"
 
 
 def reset_cfg(cfg, args: argparse.Namespace) -> None:

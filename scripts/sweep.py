@@ -48,26 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python scripts/sweep.py`: make the repo importable
     sys.path.insert(0, str(REPO))
 
-from dassl.evaluation.plots import save_boxplot  # noqa: E402
-from dassl.engine.interrupt import terminate_as_interrupt  # noqa: E402
-from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
-from scripts.sweeps import cluster  # noqa: E402
-from scripts.sweeps.preflight import missing_inputs  # noqa: E402
-from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job,  # noqa: E402
-                                   check_identity, device_slots, execute, read_results,
-                                   run_status, visible_gpus)
-from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spec,  # noqa: E402
-                                 load_spec_file)
-from tabulate import tabulate  # noqa: E402
-import pandas as pd  # noqa: E402
-from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # noqa: E402
-                                   format_cross, format_summary, generator_summary,
-                                   result_row, results_table, summary_table, write_csv)
-from scripts.sweeps.page import write_sweep_page  # noqa: E402
-
-TRAIN_SCRIPT = REPO / "train.py"
-EXIT_INTERRUPTED = INTERRUPTED_EXIT_CODES[0]  # 130: the sweep stopped on Ctrl-C
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/sweep.py", description=__doc__.split("\n")[0])
@@ -137,6 +117,32 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also submit a CPU job that runs --collect-only once the array ends")
     group.add_argument("--wait", action="store_true",
                        help="stay until the array has ended, then write the tables")
+
+
+# `--help` is answered here, before the imports below pull in torch and pandas (seconds to load).
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args(sys.argv[1:])
+
+
+from dassl.evaluation.plots import save_boxplot  # noqa: E402
+from dassl.engine.interrupt import terminate_as_interrupt  # noqa: E402
+from dassl.utils import USER_ERRORS, report_user_error  # noqa: E402
+from scripts.sweeps import cluster  # noqa: E402
+from scripts.sweeps.preflight import missing_inputs  # noqa: E402
+from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job,  # noqa: E402
+                                   check_identity, device_slots, execute, read_results,
+                                   run_status, visible_gpus)
+from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spec,  # noqa: E402
+                                 load_spec_file)
+from tabulate import tabulate  # noqa: E402
+import pandas as pd  # noqa: E402
+from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # noqa: E402
+                                   format_cross, format_summary, generator_summary,
+                                   result_row, results_table, summary_table, write_csv)
+from scripts.sweeps.page import write_sweep_page  # noqa: E402
+
+TRAIN_SCRIPT = REPO / "train.py"
+EXIT_INTERRUPTED = INTERRUPTED_EXIT_CODES[0]  # 130: the sweep stopped on Ctrl-C
 
 
 def slurm_options(args: argparse.Namespace) -> Optional[cluster.SlurmOptions]:

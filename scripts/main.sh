@@ -22,7 +22,8 @@
 # Protocol of the paper: the best epoch is selected on the TEST split (TEST.FINAL_MODEL best_val
 # without a validation split, TEST.ALLOW_SELECTION_ON_TEST True); the log warns about it and
 # results.json reports the last-epoch metrics too.
-# Output: output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED
+# Output: output/DATASET/CLIP_AGIQA/CFG_SHOTSshots/nctxNCTX_cscCSC_ctpCTP/seedSEED; with several
+# seeds also seeds_summary.csv/.json there (scripts/seeds_summary.py: mean, std, each seed)
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
@@ -71,9 +72,15 @@ if [ "${#SEEDS[@]}" -eq 0 ]; then
 fi
 check_method_args "${EXTRA_OPTS[@]}"
 
+SEED_DIRS=()
 for SEED in "${SEEDS[@]}"; do
     DIR=output/$(run_name "${SEED}")
+    SEED_DIRS+=("${DIR}")
     echo "Run: seed ${SEED} -> ${DIR} (best epoch selected on the TEST split, paper protocol)"
     run_train_py "${SEED}" "${DIR}" "${FLAGS[@]}" -- TEST.FINAL_MODEL best_val \
         TEST.ALLOW_SELECTION_ON_TEST True "${EXTRA_OPTS[@]}"
 done
+# Several seeds: mean, std and each seed's metrics of the selected epoch, next to the seed folders.
+if [ "${#SEED_DIRS[@]}" -gt 1 ]; then
+    "$PYTHON" "${REPO}/scripts/seeds_summary.py" "${SEED_DIRS[@]}"
+fi

@@ -47,7 +47,7 @@ def _file_list(records: Any) -> Optional[str]:
                     if isinstance(r, Mapping))
 
 
-def _number(value: Any) -> float:
+def number(value: Any) -> float:
     """JSON metric -> float; null (NaN written by train.py) and junk -> NaN."""
     try:
         return float(value)
@@ -66,8 +66,8 @@ def result_row(ids: Mapping[str, Any], output_dir: str, results: Optional[dict])
     row.update(final_model=results.get("final_model"), selected_on=selected.get("selected_on"),
                selected_epoch=selected.get("epoch"), last_epoch=last.get("epoch"))
     for metric in METRICS:
-        row[metric] = _number(selected["metrics"].get(metric))
-        row[f"last_{metric}"] = _number(last["metrics"].get(metric))
+        row[metric] = number(selected["metrics"].get(metric))
+        row[f"last_{metric}"] = number(last["metrics"].get(metric))
     data = results.get("data") if isinstance(results.get("data"), Mapping) else {}
     split = data.get("split") if isinstance(data.get("split"), Mapping) else {}
     row.update(split_index=split.get("index"), label_files=_file_list(data.get("label_files")),
@@ -79,7 +79,7 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
 
 
-def _statistics(values: np.ndarray) -> dict[str, float]:
+def metric_statistics(values: np.ndarray) -> dict[str, float]:
     """Median, mean and sample std of one metric over the done runs of a group (NaN if empty;
     std needs two runs). np.median/mean propagate NaN, where pandas would skip a broken run."""
     return {"median": float(np.median(values)) if values.size else math.nan,
@@ -98,7 +98,7 @@ def _group_table(results: pd.DataFrame, keys: list[str], metrics: Iterable[str],
         row: dict[str, Any] = dict(zip(keys, key))
         row.update(n=len(done), n_missing=len(group) - len(done))
         for metric in metrics:
-            stats = _statistics(done[metric].to_numpy(dtype=np.float64))
+            stats = metric_statistics(done[metric].to_numpy(dtype=np.float64))
             row.update({f"{metric}_{s}": stats[s] for s in statistics})
         rows.append(row)
     columns = keys + ["n", "n_missing"] + [f"{m}_{s}" for m in metrics for s in statistics]
@@ -124,7 +124,7 @@ def generator_summary(groups: Iterable[tuple[Mapping[str, Any], Optional[dict]]]
             key = tuple(ids[c] for c in GROUP_COLUMNS) + (generator,)
             values = collected.setdefault(key, {m: [] for m in (*GROUP_METRICS, "n_images")})
             for name in values:
-                values[name].append(_number(entry.get(name)))
+                values[name].append(number(entry.get(name)))
     rows = [dict(zip(GROUP_COLUMNS + ("generator",), key), n=len(v["n_images"]),
                  n_images=float(np.median(v["n_images"])),
                  **{f"{m}_median": float(np.median(v[m])) for m in GROUP_METRICS})
@@ -191,7 +191,7 @@ def cross_row(ids: Mapping[str, Any], output_dir: str, metrics_block: Optional[d
         return row
     agree = scales_agree(train_range, test_range)
     metrics = metrics_block.get("metrics") or {}
-    row.update({name: _number(metrics.get(name)) for name in CROSS_METRICS},
+    row.update({name: number(metrics.get(name)) for name in CROSS_METRICS},
                n_images=metrics_block.get("n_images"), scales_agree=agree)
     if not agree:
         row["rmse"] = math.nan

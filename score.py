@@ -34,26 +34,48 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
 import io
 import json
 import math
 import os
 import sys
+import types
 from typing import Sequence
 
-from tqdm import tqdm
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
-from dassl.data.levels import UPSTREAM_LEVEL_NAMES
-from dassl.evaluation import iqa_metrics
-from dassl.evaluation.metric_names import RAW_METRICS
-from dassl.engine.interrupt import terminate_as_interrupt
-from dassl.utils import InputError, OutputWriteError, atomic_write_text, report_user_error
-from dassl.utils.run_dir import is_run_folder
-from dassl.utils.run_lock import lock_run_dir
-from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
-from datasets.registry import DATABASES
-from trainers.inference.scorer import load_scorer
-from trainers.user_errors import USER_ERRORS, error_message
+
+def load_standalone(relative_path: str) -> types.ModuleType:
+    """A module of this repository that imports only the standard library, loaded from its file
+    (``relative_path``, from the repository root) without its package's ``__init__``, which
+    imports torch: the way the shell scripts run ``datasets/registry.py``."""
+    name = "_standalone_" + relative_path.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_DIR, relative_path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+# `--help` (any argv with -h or --help exits in argument parsing) reads the two facts its text
+# needs from their standard-library-only files; everything else first imports torch (seconds).
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    DATABASES = load_standalone("datasets/registry.py").DATABASES
+    UPSTREAM_LEVEL_NAMES = load_standalone("dassl/data/levels.py").UPSTREAM_LEVEL_NAMES
+else:
+    from dassl.data.levels import UPSTREAM_LEVEL_NAMES
+    from datasets.registry import DATABASES
+    from tqdm import tqdm
+    from dassl.evaluation import iqa_metrics
+    from dassl.evaluation.metric_names import RAW_METRICS
+    from dassl.engine.interrupt import terminate_as_interrupt
+    from dassl.utils import InputError, OutputWriteError, atomic_write_text, report_user_error
+    from dassl.utils.run_dir import is_run_folder
+    from dassl.utils.run_lock import lock_run_dir
+    from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
+    from trainers.inference.scorer import load_scorer
+    from trainers.user_errors import USER_ERRORS, error_message
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):

@@ -28,7 +28,7 @@ print("LOADED", " ".join(name for name in {heavy!r} if name in sys.modules))
 """
 
 
-@pytest.mark.parametrize("script", ["train.py", "scripts/sweep.py"])
+@pytest.mark.parametrize("script", ["train.py", "score.py", "scripts/sweep.py"])
 def test_help_does_not_import_heavy_packages(script: str) -> None:
     result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), script], cwd=REPO,
                             capture_output=True, text=True, timeout=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -83,3 +84,36 @@ def test_no_finished_seed_is_an_error(tmp_path, capsys):
     assert seeds_summary.main([str(tmp_path / "seed1")]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert [line for line in lines if line.startswith("error: ")] == lines[-1:]
+
+
+FAKE_TRAIN = '''
+import json, os, sys
+args = sys.argv[1:]
+seed, out = int(args[args.index("--seed") + 1]), args[args.index("--output-dir") + 1]
+os.makedirs(out, exist_ok=True)
+metrics = {name: seed / 10 for name in %r}
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({"mode": "train", "seed": seed, "selected": {"epoch": seed, "metrics": metrics},
+               "last": {"epoch": 9, "metrics": metrics}}, f)
+'''
+
+
+def test_main_sh_with_several_seeds_ends_with_the_summary(tmp_path):
+    """main.sh's wiring, without training: PYTHON runs the real interpreter except for train.py,
+    which a stand-in replaces by writing each seed's results.json where main.sh points it."""
+    (tmp_path / "fake_train.py").write_text(FAKE_TRAIN % (list(IQA_METRICS),))
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/usr/bin/env bash\nif [[ "$1" == */train.py ]]; then shift; '
+                       f'exec "{sys.executable}" "{tmp_path}/fake_train.py" "$@"; fi\n'
+                       f'exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PYTHON=str(wrapper), DATA=str(tmp_path / "data"))
+    done = subprocess.run(["bash", str(REPO / "scripts/main.sh"), "AGIQA", "vit_b16_ep100", "end",
+                           "16", "1", "False", "1", "2", "4"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "output/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend"
+    rows = {r["metric"]: r for r in csv.DictReader((folder / "seeds_summary.csv").open())}
+    assert [float(rows["srcc"][f"seed{s}"]) for s in (1, 2, 4)] == [0.1, 0.2, 0.4]
+    assert float(rows["srcc"]["mean"]) == pytest.approx(0.7 / 3, rel=1e-12)  # float sum order
+    assert "Seeds summary" in done.stdout

@@ -45,7 +45,7 @@ from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
-from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
+from dassl.utils.run_dir import (RerunAdvice, check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_config_file,
                                  read_results as read_run_results)
 from dassl.utils.run_lock import lock_run_dir
@@ -316,6 +316,22 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
                         f"checkpoint files found: {sorted(found) or 'none'}{hint}")
 
 
+# Set by scripts/run_layout.sh to the script (main.sh, eval.sh) whose arguments built this command
+# line, so that advice names what that script accepts rather than train.py's own flags.
+LAUNCHER_ENV = "CLIP_AGIQA_LAUNCHER"
+_LAUNCHER_ADVICE = {
+    "main.sh": RerunAdvice(other_folder="give main.sh another SEED (or CFG, NCTX, CSC, CTP, SHOTS) to "
+                                        "train into another folder",
+                           force="pass --force to main.sh"),
+    "eval.sh": RerunAdvice(other_folder="", force="pass --force to eval.sh"),
+}
+
+
+def rerun_advice() -> RerunAdvice:
+    """The remedies for an occupied run folder, worded for the command the user typed."""
+    return _LAUNCHER_ADVICE.get(os.environ.get(LAUNCHER_ENV, ""), RerunAdvice())
+
+
 def _report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -374,7 +390,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     try:
         finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
                                     force=args.force, model_dir=args.model_dir,
-                                    load_epoch=args.load_epoch)
+                                    load_epoch=args.load_epoch, advice=rerun_advice())
         if finished is not None:
             return finished
         return _start(cfg, args, argv, validated, trained)

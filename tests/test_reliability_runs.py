@@ -224,3 +224,17 @@ def test_occupied_folder_advice_names_what_the_typed_command_accepts(
         assert "--output-dir" not in error
     train.main(tiny_args(out, epochs=2))
     assert f"{force} to retrain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher, advice", [
+    ("", "to evaluate a trained run use --eval-only --model-dir RUN"),
+    ("main.sh", "to evaluate a trained run use scripts/eval.sh with main.sh's arguments"),
+])
+def test_zero_epochs_advice_names_what_the_typed_command_accepts(
+        tiny_args, tmp_path, monkeypatch, capsys, launcher, advice):
+    monkeypatch.setenv(train.LAUNCHER_ENV, launcher)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(tiny_args(tmp_path / "run", epochs=0))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.startswith("error: OPTIM.MAX_EPOCH must be >= 1")
+    assert advice in error

@@ -70,7 +70,8 @@ else:
     from dassl.evaluation import iqa_metrics
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
-    from dassl.utils import InputError, OutputWriteError, atomic_write_text, report_user_error
+    from dassl.utils import (InputError, OutputWriteError, atomic_write_text, count_noun,
+                             report_user_error)
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
     from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
@@ -448,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
     # carries only the metrics line).
     internals = sys.stderr if args.verbose else io.StringIO()
     scorer = load_run_scorer(args)
-    print(f"Scoring {len(images)} images with {args.run_dir} (model config from "
+    print(f"Scoring {count_noun(len(images), 'image')} with {args.run_dir} (model config from "
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
     if scorer.run.precision_note:
         print(scorer.run.precision_note, file=sys.stderr)

@@ -33,7 +33,7 @@ import argparse
 import os
 import shutil
 import sys
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 EXAMPLE = """example (train on AGIQA-3K under ./data, the paper's method config):
   python train.py --root ./data --seed 1 --trainer CLIP_AGIQA \\
@@ -104,7 +104,7 @@ from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
-from dassl.utils.run_dir import (check_output_dir, checkpoint_dirs, flatten_config,
+from dassl.utils.run_dir import (RerunAdvice, check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_config_file,
                                  read_results as read_run_results)
 from dassl.utils.run_lock import lock_run_dir
@@ -261,7 +261,7 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
     validated = trainer_class.validate_cfg(cfg)
     if not args.eval_only and cfg.OPTIM.MAX_EPOCH < 1:
         raise ConfigError(f"OPTIM.MAX_EPOCH must be >= 1 to train, got {cfg.OPTIM.MAX_EPOCH}: "
-                          "to evaluate a trained run use --eval-only --model-dir RUN")
+                          f"to evaluate a trained run {launcher_advice().evaluate}")
     elif not args.eval_only and cfg.DATASET.SPLIT_MODE == "all":
         raise ConfigError("DATASET.SPLIT_MODE all puts every row in the test part, leaving "
                           "nothing to train on: use it with --eval-only --model-dir RUN to test "
@@ -319,6 +319,34 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
                 if load_epoch is None and found else "")
         raise UserError(f"model directory {model_dir} has no {wanted} in its module folders; "
                         f"checkpoint files found: {sorted(found) or 'none'}{hint}")
+
+
+# Set by scripts/run_layout.sh to the script (main.sh, eval.sh) whose arguments built this command
+# line, so that advice names what that script accepts rather than train.py's own flags.
+LAUNCHER_ENV = "CLIP_AGIQA_LAUNCHER"
+
+
+class LauncherAdvice(NamedTuple):
+    """Remedies worded for the command the user typed: ``rerun`` for an occupied run folder,
+    ``evaluate`` for how to evaluate a trained run."""
+    rerun: RerunAdvice = RerunAdvice()
+    evaluate: str = "use --eval-only --model-dir RUN"
+
+
+_LAUNCHER_ADVICE = {
+    "main.sh": LauncherAdvice(
+        RerunAdvice(other_folder="give main.sh another SEED (or CFG, NCTX, CSC, CTP, SHOTS) to "
+                                 "train into another folder",
+                    force="pass --force to main.sh"),
+        evaluate="use scripts/eval.sh with main.sh's arguments"),
+    "eval.sh": LauncherAdvice(RerunAdvice(other_folder="", force="pass --force to eval.sh"),
+                              evaluate="use scripts/eval.sh"),
+}
+
+
+def launcher_advice() -> LauncherAdvice:
+    """The remedies worded for the command the user typed (train.py itself unless told)."""
+    return _LAUNCHER_ADVICE.get(os.environ.get(LAUNCHER_ENV, ""), LauncherAdvice())
 
 
 def _report(message: str) -> None:
@@ -379,7 +407,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     try:
         finished = check_output_dir(cfg, flatten_config(base_cfg()), eval_only=args.eval_only,
                                     force=args.force, model_dir=args.model_dir,
-                                    load_epoch=args.load_epoch)
+                                    load_epoch=args.load_epoch, advice=launcher_advice().rerun)
         if finished is not None:
             return finished
         return _start(cfg, args, argv, validated, trained)

@@ -10,7 +10,9 @@ they start from) so that a test comparing two implementations exercises every te
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import tempfile
 
 import torch
@@ -92,3 +94,38 @@ def save_random_weights(path: str, arch: str = "tiny-vit", seed: int = 0) -> str
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m clip.random_weights",
+        description="Write seeded random CLIP weights (OpenAI's state-dict layout, torch.save) to one "
+                    "file, for trying the pipeline without the real weights: pass the file's path as "
+                    "MODEL.BACKBONE.NAME (e.g. train.py ... MODEL.BACKBONE.NAME weights/tiny-vit.pt). The scores such weights give "
+                    "mean nothing.")
+    parser.add_argument("output", help="file to write, e.g. weights/tiny-vit.pt (folders are made)")
+    parser.add_argument("--arch", default="tiny-vit", choices=list(PRESETS),
+                        help="preset: real shapes of a published model, or a tiny CPU-fast one "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write ``save_random_weights(output, arch, seed)`` and name the file written."""
+    args = _parse_args(argv)
+    if os.path.isdir(args.output):
+        print(f"error: {args.output!r} is a folder; give the path of the weights file to write, "
+              f"e.g. {os.path.join(args.output, args.arch.replace('/', '-') + '.pt')}", file=sys.stderr)
+        return 2
+    try:
+        path = save_random_weights(args.output, args.arch, args.seed)
+    except OSError as exc:
+        print(f"error: cannot write {args.output!r}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote random {args.arch} CLIP weights (seed {args.seed}) to {os.path.abspath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

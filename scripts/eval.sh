@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Evaluate a CLIP-AGIQA run trained by scripts/main.sh (same arguments, same output layout).
 #
-# Usage: bash scripts/eval.sh DATASET CFG CTP NCTX SHOTS CSC [SEED] [LOAD_EPOCH]
+# Usage: bash scripts/eval.sh [--force] DATASET CFG CTP NCTX SHOTS CSC [SEED] [LOAD_EPOCH]
+#   --force     evaluate again: train.py moves the previous evaluation's files into previous-<time>/
 #   SEED        seed of the trained run (default: 1)
 #   LOAD_EPOCH  evaluate model.pth.tar-LOAD_EPOCH instead of model-best.pth.tar
 # Environment: DATA (dataset root, default ./data), PYTHON (default python3).
@@ -12,11 +13,16 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    usage "$0" 2 10
+    usage "$0" 2 11
     exit 0
 fi
+FLAGS=()
+while [ "${1:-}" = "--force" ]; do
+    FLAGS=(--force)
+    shift
+done
 if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
-    usage "$0" 2 10 >&2
+    usage "$0" 2 11 >&2
     exit 2
 fi
 set_run_layout "$@"
@@ -40,4 +46,4 @@ if [ -n "${LOAD_EPOCH}" ]; then
     EPOCH_ARGS=(--load-epoch "${LOAD_EPOCH}")
 fi
 
-run_train_py "${SEED}" "${OUT_DIR}" --model-dir "${MODEL_DIR}" "${EPOCH_ARGS[@]}" --eval-only
+run_train_py "${SEED}" "${OUT_DIR}" "${FLAGS[@]}" --model-dir "${MODEL_DIR}" "${EPOCH_ARGS[@]}" --eval-only

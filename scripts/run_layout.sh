@@ -86,7 +86,8 @@ run_train_py() {
     if [ "$#" -gt 0 ]; then
         shift
     fi
-    "$PYTHON" "${REPO}/train.py" \
+    # train.py words its advice for the script the user typed (main.sh, eval.sh), not for itself.
+    CLIP_AGIQA_LAUNCHER=$(basename "$0") "$PYTHON" "${REPO}/train.py" \
         --root "${DATA}" \
         --seed "${seed}" \
         --trainer "${TRAINER}" \

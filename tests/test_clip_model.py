@@ -201,3 +201,25 @@ def test_tiny_presets_are_small(arch):
         text_features = model.encode_text(tokens)
     assert image_features.shape == (2, 64) and text_features.shape == (3, 64)
     assert torch.isfinite(image_features).all() and torch.isfinite(text_features).all()
+
+
+def test_random_weights_command_line(tmp_path):
+    """`python -m clip.random_weights` has --help, writes the named file and says where."""
+    import subprocess
+    import sys
+    help_run = subprocess.run([sys.executable, "-m", "clip.random_weights", "--help"],
+                              capture_output=True, text=True)
+    assert help_run.returncode == 0 and "--arch" in help_run.stdout and "MODEL.BACKBONE.NAME" in help_run.stdout
+    target = tmp_path / "sub dir" / "w.pt"
+    run = subprocess.run([sys.executable, "-m", "clip.random_weights", str(target), "--arch", "tiny-rn",
+                          "--seed", "3"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert str(target) in run.stdout
+    saved = torch.load(target, weights_only=True)
+    expected = random_state_dict("tiny-rn", seed=3)
+    assert saved.keys() == expected.keys() and all(torch.equal(saved[k], expected[k]) for k in saved)
+    bare = subprocess.run([sys.executable, "-m", "clip.random_weights"], capture_output=True, text=True)
+    assert bare.returncode == 2 and "output" in bare.stderr
+    folder = subprocess.run([sys.executable, "-m", "clip.random_weights", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert folder.returncode == 2 and folder.stderr.startswith("error:") and "folder" in folder.stderr

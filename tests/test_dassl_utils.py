@@ -227,3 +227,9 @@ def test_atomic_write_gives_files_the_umask_mode(tmp_path):
         os.umask(old)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_count_noun_agrees_in_number():
+    from dassl.utils import count_noun
+    assert [count_noun(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
+    assert count_noun(1, "batch", "batches") == "1 batch" and count_noun(3, "batch", "batches") == "3 batches"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,6 +90,9 @@ def test_demo_in_a_folder_whose_path_has_spaces(tmp_path):
     assert f"CLIP weights: {weights} (1 epochs)" in out
     results = json.loads((work / "run" / "results.json").read_text())
     assert results["last"]["epoch"] == 1
-    assert str(weights) in (work / "run" / "config.yaml").read_text()
+    # The run records the weights file by its absolute path (parsed, not matched as text: YAML
+    # may quote or fold a path with spaces).
+    recorded = yaml.safe_load((work / "run" / "config.yaml").read_text())["MODEL"]["BACKBONE"]["NAME"]
+    assert os.path.isabs(recorded) and os.path.samefile(recorded, weights)
     again = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1"))
     assert "epoch [" not in again  # the same settings, read back from the folder: nothing to train

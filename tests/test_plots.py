@@ -7,7 +7,7 @@ from PIL import Image
 
 from dassl.evaluation import iqa_metrics
 from dassl.evaluation.plots import (format_metrics, main, save_boxplot, save_scatter,
-                                    scatter_from_predictions)
+                                    scatter_figure, scatter_from_predictions)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TAB_RED = np.array([214, 39, 40])  # matplotlib "tab:red", the fitted curve's colour
@@ -111,3 +111,18 @@ def test_boxplot_axis_has_a_minimum_span_for_near_equal_values():
     assert (lo + hi) / 2 == pytest.approx(0.8014)
     lo, hi = y_limits([0.2, 0.9])
     assert lo == pytest.approx(0.13) and hi == pytest.approx(0.97)
+
+
+def test_scatter_figure_draws_the_identity_line_and_the_title(tmp_path):
+    pred, mos = data(30)
+    pred = 0.5 * pred + 1.0  # off the MOS scale, so y = x spans more than the predictions
+    fig, _ = scatter_figure(pred, mos, title="AGIQA: test split\nepoch 7, selected on the test split")
+    [ax] = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    identity = lines["y = x"]
+    xs, ys = identity.get_xdata(), identity.get_ydata()
+    assert list(xs) == list(ys)
+    everything = np.concatenate([pred, mos])
+    assert (min(xs), max(xs)) == (everything.min(), everything.max())
+    assert "y = x" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title().startswith("AGIQA: test split\nepoch 7, selected on the test split\nSRCC ")

@@ -198,3 +198,43 @@ def test_ctrl_c_outside_the_loop_exits_130_and_bugs_keep_their_traceback(
     monkeypatch.setattr(train, "build_trainer", bug)
     with pytest.raises(RuntimeError, match="an internal bug"):  # not turned into exit status 2
         train.main(tiny_args(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("launcher, other_folder, force", [
+    ("", "use another --output-dir", "pass --force"),
+    ("main.sh", "give main.sh another SEED", "pass --force to main.sh"),
+    ("eval.sh", None, "pass --force to eval.sh"),
+])
+def test_occupied_folder_advice_names_what_the_typed_command_accepts(
+        finished, tiny_args, tmp_path, monkeypatch, capsys, launcher, other_folder, force):
+    """main.sh and eval.sh have no --output-dir: their users are told what those scripts take."""
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    monkeypatch.setenv(train.LAUNCHER_ENV, launcher)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(tiny_args(out, "OPTIM.LR", "0.05", epochs=2))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "already holds the results of a run with a different config" in error
+    assert f"{force} to move the previous files" in error
+    if other_folder is None:
+        assert "another" not in error
+    else:
+        assert other_folder in error
+    if launcher:
+        assert "--output-dir" not in error
+    train.main(tiny_args(out, epochs=2))
+    assert f"{force} to retrain" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher, advice", [
+    ("", "to evaluate a trained run use --eval-only --model-dir RUN"),
+    ("main.sh", "to evaluate a trained run use scripts/eval.sh with main.sh's arguments"),
+])
+def test_zero_epochs_advice_names_what_the_typed_command_accepts(
+        tiny_args, tmp_path, monkeypatch, capsys, launcher, advice):
+    monkeypatch.setenv(train.LAUNCHER_ENV, launcher)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(tiny_args(tmp_path / "run", epochs=0))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.startswith("error: OPTIM.MAX_EPOCH must be >= 1")
+    assert advice in error

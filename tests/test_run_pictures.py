@@ -1,6 +1,7 @@
 """Pictures of a run: OUTPUT_DIR/scatter.png after training and eval-only, TensorBoard scalars."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import train
 from clip.random_weights import save_random_weights
 from datasets.synthetic import make_synthetic_agiqa
-from trainers.reporting import save_scatter_plot
+from trainers.reporting import save_scatter_plot, scatter_title
 from tolerances import FP32_EPS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,3 +96,19 @@ def test_tensorboard_has_loss_learning_rates_and_epoch_metrics(runs):
         # float32 in TensorBoard; metrics are <= 1 in size (RMSE <= 5: FP32_EPS relative).
         assert events[-1][1] == pytest.approx(last[metric], rel=FP32_EPS, abs=FP32_EPS)
 
+
+
+def test_scatter_title_names_the_selected_epoch_and_its_split(runs):
+    """The title says which model the dots are: the selected epoch and where it was selected."""
+    results = runs["results"]
+    selected = results["selected"]
+    assert selected["selected_on"] == "test"  # best_val without a val split selects on test
+    title = scatter_title(results).splitlines()
+    assert title[0] == "AGIQA quality: test split (after training)"
+    assert title[1] == f"epoch {selected['epoch']}, selected on the test split by SRCC"
+    evaluated = json.loads((runs["eval"] / "results.json").read_text())
+    assert scatter_title(evaluated).splitlines() == ["AGIQA quality: test split (eval-only)",
+                                                     f"checkpoint of epoch {selected['epoch']}"]
+    last = dict(results, selected=dict(selected, epoch=MAX_EPOCH, selected_on="last_epoch",
+                                       selection_metric=None))
+    assert scatter_title(last).splitlines()[1] == f"epoch {MAX_EPOCH} (the last epoch, no selection)"

@@ -273,7 +273,7 @@ def test_score_cli_shows_the_run_not_the_model_building(run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        f"Scoring 1 images with {run['out']} (model config from model_spec, fp32 on cpu)",
+        f"Scoring 1 image with {run['out']} (model config from model_spec, fp32 on cpu)",
         f"Scores written to {output}"]
     assert score.main(args + ["--verbose"]) == 0
     verbose = capsys.readouterr()

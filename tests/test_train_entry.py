@@ -181,6 +181,17 @@ def test_eval_sh_reads_the_main_sh_layout(tmp_path):
     assert args[args.index("--output-dir") + 1] == (
         "output/evaluation/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed3/epoch100")
     assert args[args.index("--load-epoch") + 1] == "100"
+    assert "--force" not in args
+    # --force (which eval.sh's own "already finished" advice names) reaches train.py, before the
+    # KEY VALUE options, and train.py is told which script it runs under (to word its advice).
+    record.unlink()
+    fake.write_text(fake.read_text() + f'echo "launcher=$CLIP_AGIQA_LAUNCHER" >> "{record}"\n')
+    subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "--force", "AGIQA", "vit_b16_ep100", "end", "16",
+                    "1", "False", "3"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    args = record.read_text().splitlines()
+    assert args[-1] == "launcher=eval.sh"
+    parsed = train.build_parser().parse_args(args[1:-2])
+    assert parsed.force is True and parsed.eval_only is True and "--force" not in parsed.opts
     missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "x", "end", "16",
                               "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)
     # A user error in the house style: one `error:` line, exit status 2.

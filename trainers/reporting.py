@@ -21,8 +21,10 @@ as the label file gives them), floats in full precision (`repr`), so an evaluati
 compared exactly with the training run.
 `report.html`: the run's offline page (`trainers.run_report`).
 `scatter.png`: MOS against prediction of those rows with the fitted 4-parameter logistic curve
-and the reported metrics in the title (`dassl.evaluation.plots.save_scatter`); a figure that
-cannot be drawn only warns, it never fails a finished run.
+and the line y = x; the title (`scatter_title`) names the tested split, the selected epoch and
+the split it was selected on (or the evaluated checkpoint's epoch), and the reported metrics
+(`dassl.evaluation.plots.save_scatter`); a figure that cannot be drawn only warns, it never
+fails a finished run.
 """
 from __future__ import annotations
 
@@ -199,6 +201,34 @@ def save_scatter_plot(rows: list[tuple[str, float, float]], metrics: dict, path:
     return True
 
 
+def _model_shown(results: dict) -> str:
+    """Which model's predictions a report shows: the selected epoch and the split it was selected
+    on (train mode), or the evaluated checkpoint's epoch (eval-only); "" when unknown."""
+    selected = results.get("selected")
+    if results.get("mode") == "train":
+        if not selected or selected.get("epoch") is None:
+            return ""
+        on = selected.get("selected_on")
+        if on in (None, "last_epoch"):
+            return f"epoch {selected['epoch']} (the last epoch, no selection)"
+        metric = selected.get("selection_metric")
+        by = f" by {metric.upper()}" if metric else ""
+        return f"epoch {selected['epoch']}, selected on the {on} split{by}"
+    modules = (results.get("evaluated_checkpoint") or {}).get("modules") or {}
+    epochs = sorted({m.get("epoch") for m in modules.values() if m.get("epoch") is not None})
+    return f"checkpoint of epoch {', '.join(map(str, epochs))}" if epochs else ""
+
+
+def scatter_title(results: dict) -> str:
+    """Title lines of `scatter.png` for a `results.json` dict: database and tested split, then
+    the model shown (selected epoch and selection split, or the evaluated checkpoint)."""
+    source = "after training" if results.get("mode") == "train" else "eval-only"
+    first = " ".join(f"{results['dataset']} {results.get('task') or ''}: "
+                     f"{results['final']['split']} split ({source})".split())
+    shown = _model_shown(results)
+    return f"{first}\n{shown}" if shown else first
+
+
 def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
                   load_epoch: int | None = None) -> dict:
     """Write results.json, predictions.csv and scatter.png into `OUTPUT_DIR`; return the results
@@ -210,11 +240,8 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
     atomic_write_text(os.path.join(output_dir, PREDICTIONS_FILE), predictions_csv(rows))
     write_json(results, os.path.join(output_dir, RESULTS_FILE))
     print(f"Results written to {os.path.join(output_dir, RESULTS_FILE)} and {PREDICTIONS_FILE}")
-    source = "after training" if mode == "train" else "eval-only"
-    title = (f"{results['dataset']} {results['task'] or ''}: {results['final']['split']} split "
-             f"({source})")
     if rows and save_scatter_plot(rows, dict(trainer.last_test_results or {}),
-                         os.path.join(output_dir, SCATTER_FILE), title=" ".join(title.split())):
+                                  os.path.join(output_dir, SCATTER_FILE), title=scatter_title(results)):
         print(f"Scatter plot written to {os.path.join(output_dir, SCATTER_FILE)}")
     page = write_page(trainer, results, rows, items, model_dir if mode != "train" else None)
     if page:

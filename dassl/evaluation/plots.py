@@ -22,7 +22,8 @@ from dassl.evaluation.evaluator import fit_logistic_4, iqa_metrics, logistic_4
 from dassl.evaluation.metric_names import CORRELATIONS, RAW_METRICS
 from dassl.utils import atomic_write
 
-__all__ = ["save_scatter", "save_boxplot", "scatter_from_predictions", "format_metrics", "main"]
+__all__ = ["scatter_figure", "save_scatter", "save_boxplot", "scatter_from_predictions",
+           "format_metrics", "main"]
 
 _DPI = 120
 
@@ -43,14 +44,18 @@ def _save_png(fig: Figure, path: str) -> None:
     atomic_write(str(path), lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
 
 
-def save_scatter(pred: Iterable[float], mos: Iterable[float], path: str,
-                 title_metrics: Optional[Mapping[str, Any]] = None, title: str = "") -> dict:
-    """Save a PNG of MOS (y) against prediction (x) with the fitted 4-parameter logistic curve.
+def scatter_figure(pred: Iterable[float], mos: Iterable[float],
+                   title_metrics: Optional[Mapping[str, Any]] = None,
+                   title: str = "") -> tuple[Figure, dict]:
+    """Figure of MOS (y) against prediction (x): the images, the fitted 4-parameter logistic
+    curve and the line y = x (where a prediction equals its MOS: predictions on the MOS scale
+    lie on it, so a shift or a compressed range is visible at a glance).
 
     ``pred`` and ``mos``: equal-length 1-D sequences (one value per test image, MOS units).
     ``title_metrics``: the metrics shown in the title (SRCC/PLCC/KRCC/RMSE keys, lower case);
-    None computes them with ``iqa_metrics``. ``title``: optional first title line (e.g. run name).
-    Returns the metrics shown. Raises ``ValueError`` for empty or mismatched inputs.
+    None computes them with ``iqa_metrics``. ``title``: optional first title line(s) (e.g. the
+    run, the selected epoch). Returns (figure, metrics shown). Raises ``ValueError`` for empty
+    or mismatched inputs.
     """
     pred = np.asarray(list(pred), dtype=np.float64).reshape(-1)
     mos = np.asarray(list(mos), dtype=np.float64).reshape(-1)
@@ -70,6 +75,11 @@ def save_scatter(pred: Iterable[float], mos: Iterable[float], path: str,
     else:
         # Too few or constant values: say so instead of silently drawing no curve.
         ax.plot([], [], color="tab:red", label="logistic fit not available")
+    finite = np.concatenate([pred, mos])
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        ax.plot([low, high], [low, high], color="0.4", linestyle="--", linewidth=1, label="y = x")
     ax.set_xlabel("prediction")
     ax.set_ylabel("MOS")
     ax.grid(True, alpha=0.3)
@@ -77,6 +87,14 @@ def save_scatter(pred: Iterable[float], mos: Iterable[float], path: str,
     heading = format_metrics(metrics)
     ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
     fig.tight_layout()
+    return fig, metrics
+
+
+def save_scatter(pred: Iterable[float], mos: Iterable[float], path: str,
+                 title_metrics: Optional[Mapping[str, Any]] = None, title: str = "") -> dict:
+    """Save ``scatter_figure(pred, mos, title_metrics, title)`` as a PNG at ``path``; return the
+    metrics shown. Raises ``ValueError`` for empty or mismatched inputs."""
+    fig, metrics = scatter_figure(pred, mos, title_metrics, title)
     _save_png(fig, path)
     return metrics
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
 from .images import ImageReadError, read_image
+from .tools import count_noun
 
 __all__ = ["image_problem", "find_unreadable_images", "format_bad_images"]
 
@@ -64,7 +65,7 @@ def find_unreadable_images(paths: Sequence[str], threads: Optional[int] = None,
         print("\r", end="")
     bad = [(path, problem) for path, problem in zip(paths, problems) if problem is not None]
     if progress:
-        print(f"Checked that {len(paths)} images decode in {time.time() - start:.1f} s: "
+        print(f"Checked that {count_noun(len(paths), 'image')} decode in {time.time() - start:.1f} s: "
               f"{len(bad)} unreadable")
     return bad
 

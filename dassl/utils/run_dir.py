@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 import yaml
 
@@ -220,16 +220,27 @@ def _database_folders(cfg: Any) -> list[str]:
     return [root] + children
 
 
+class RerunAdvice(NamedTuple):
+    """How the command that started a run spells the two ways past an occupied run folder.
+
+    ``other_folder``: how to write into another folder ("" when that command cannot);
+    ``force``: how to start the folder over. Advice names only what that command accepts.
+    """
+    other_folder: str = "use another --output-dir"
+    force: str = "pass --force"
+
+
 def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = False,
                      force: bool = False, model_dir: str = "",
-                     load_epoch: Optional[int] = None) -> Optional[dict]:
+                     load_epoch: Optional[int] = None,
+                     advice: RerunAdvice = RerunAdvice()) -> Optional[dict]:
     """Decide about an existing ``cfg.OUTPUT_DIR`` without writing anything.
 
     ``defaults`` is the flattened default config (see ``config_differences``); ``eval_only``,
     ``model_dir`` and ``load_epoch`` describe an evaluation run. Returns the stored results when
     this exact run already finished there; raises ``UserError`` when the directory holds results
     of another run, or an unfinished run of another config; returns None when the run should go
-    ahead (fresh, resuming, or ``force``).
+    ahead (fresh, resuming, or ``force``). ``advice`` words the remedies for the command used.
     """
     out = cfg.OUTPUT_DIR
     if os.path.exists(out) and not os.path.isdir(out):
@@ -242,8 +253,8 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
                                                          data_bases=_database_folders(cfg))
     shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")
-    hint = ("use another --output-dir, or pass --force to move the previous files into "
-            f"{os.path.join(out, 'previous-<time>')} and run again")
+    hint = (f"{advice.other_folder + ', or ' if advice.other_folder else ''}{advice.force} to move the "
+            f"previous files into {os.path.join(out, 'previous-<time>')} and run again")
     results = read_results(out)
     mode = "eval_only" if eval_only else "train"
     if results is not None:
@@ -261,7 +272,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
         if not (eval_only and _checkpoint_newer(model_dir, load_epoch, out)):
             action = "evaluate again" if eval_only else "retrain"
             print(f"already finished: {out} holds the results of this run (results in "
-                  f"{os.path.join(out, RESULTS_FILE)}); pass --force to {action}")
+                  f"{os.path.join(out, RESULTS_FILE)}); {advice.force} to {action}")
             return results
         return None
     if diffs and not eval_only and checkpoint_dirs(out):

@@ -145,3 +145,11 @@ def describe_dir(path: str | os.PathLike, limit: int = 10) -> str:
     shown = [e + ("/" if (path / e).is_dir() else "") for e in entries[:limit]]
     more = f" ... ({len(entries) - limit} more)" if len(entries) > limit else ""
     return f"{prefix}{path} contains: {', '.join(shown)}{more}"
+
+
+def count_noun(count: int, noun: str, plural: str | None = None) -> str:
+    """``"1 image"``, ``"3 images"``: the count with its noun in the number it takes.
+
+    ``plural`` defaults to ``noun + "s"``; give it for irregular nouns (``"batch"``, ``"batches"``).
+    """
+    return f"{count} {noun if count == 1 else (plural or noun + 's')}"

@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 import torch
 from torch.utils.data import DataLoader
 
+from dassl.utils import count_noun
+
 from .decoded_images import DecodedImages, StreamedImages
 from .tensor_transforms import TensorTransform
 
@@ -134,7 +136,7 @@ class _SplitSource:
             self.images = DecodedImages.store_transformed(
                 streamed, self.transform.resample, self.transform.size, self.decode_on_device)
         kept = "as test crops" if self.storage == "transformed" else "at full size"
-        print(f"Decoded {len(self.images)} images {kept} ({self.images.nbytes / 2 ** 30:.2f} "
+        print(f"Decoded {count_noun(len(self.images), 'image')} {kept} ({self.images.nbytes / 2 ** 30:.2f} "
               f"GiB on {self.images.storage_device}) in {self.images.decode_seconds:.1f} s")
         return self.images
 

@@ -149,7 +149,9 @@ def test_main_sh_builds_the_paper_protocol_command(tmp_path):
                     "1", "False", "1", "2"], cwd=tmp_path, env=env, check=True,
                    capture_output=True)
     calls = record.read_text().split("--\n")[:-1]
-    assert len(calls) == 2
+    # Two seeds: two trainings, then the cross-seed summary (scripts/seeds_summary.py).
+    assert [c.splitlines()[0] for c in calls] == [str(REPO / "train.py")] * 2 + [
+        str(REPO / "scripts" / "seeds_summary.py")]
     first = calls[0].splitlines()
     assert first[0] == str(REPO / "train.py")
     opts = dict(zip(first[1::2], first[2::2]))

@@ -70,8 +70,8 @@ else:
     from dassl.evaluation import iqa_metrics
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
-    from dassl.utils import (InputError, OutputWriteError, atomic_write_text, count_noun,
-                             report_user_error)
+    from dassl.utils import (EXIT_INTERRUPTED, InputError, OutputWriteError, atomic_write_text,
+                             count_noun, report_user_error)
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
     from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
@@ -82,7 +82,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
 # ours (name, mos), then each database's own label file, its name and default-task MOS column
 # as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 NAME_COLUMNS = tuple(dict.fromkeys(["name", *(db.name_column.lower() for db in DATABASES.values())]))
 MOS_COLUMNS = tuple(dict.fromkeys(["mos", *(next(iter(db.task_columns.values())).lower()
                                             for db in DATABASES.values())]))

@@ -100,7 +100,7 @@ from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted, terminate_as_interrupt
-from dassl.utils import (EXIT_USER_ERROR, ConfigError, UserError,
+from dassl.utils import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
@@ -123,7 +123,6 @@ from trainers.reporting import write_reports
 from trainers.user_errors import USER_ERRORS, error_message
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 # Given on the command line of --eval-only, these keys win over the checkpoint's spec.
 CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
 BACKBONE_KEY = "MODEL.BACKBONE.NAME"

@@ -11,6 +11,7 @@ zero-shot (`CustomCLIP.level_probabilities`: per level word, the mean probabilit
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from pathlib import Path
@@ -35,6 +36,7 @@ N_WORST = 8  # images shown as predicted worst
 N_BANDS = 5  # MOS bands (equal numbers of test images) of the zero-shot table
 
 
+@functools.lru_cache(maxsize=1)
 def paper_results() -> dict:
     """`configs/paper_results.yaml` as a dict (`protocol`, `backbone`, `results` rows)."""
     with open(PAPER_RESULTS, encoding="utf-8") as handle:

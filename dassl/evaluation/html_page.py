@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from typing import Any, Iterable, Optional, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .plots import finite_or_none
 
 __all__ = ["escape", "number", "table", "figure_img", "png_file_img", "thumbnail_img", "page",
            "link"]
@@ -37,20 +38,11 @@ def escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _finite(value: Any) -> Optional[float]:
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
 
 def number(value: Any, digits: int = 4, kind: str = "") -> str:
     """A ``<span class="num">`` showing ``value`` to ``digits`` decimals ("n/a" when missing or
     not finite) with the exact value in ``data-value`` and, when given, ``data-kind``."""
-    finite = _finite(value)
+    finite = finite_or_none(value)
     shown = "n/a" if finite is None else f"{finite:.{digits}f}"
     exact = "null" if finite is None else repr(finite)
     kind_attr = f' data-kind="{escape(kind)}"' if kind else ""

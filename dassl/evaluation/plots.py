@@ -106,7 +106,8 @@ def _rows(table: Any) -> list[dict]:
     return [dict(row) for row in table]
 
 
-def _finite(value: Any) -> Optional[float]:
+def finite_or_none(value: Any) -> Optional[float]:
+    """`value` as a finite float, else None (None, text, NaN, inf)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -151,7 +152,7 @@ def save_boxplot(table: Any, path: str, metrics: Sequence[str] = CORRELATIONS[:2
         if label not in labels:
             labels.append(label)
         for metric in metrics:
-            value = _finite(row.get(metric))
+            value = finite_or_none(row.get(metric))
             if value is not None:
                 values[metric].setdefault(label, []).append(value)
     if not any(values[m] for m in metrics):

@@ -16,10 +16,11 @@ from typing import Optional, TextIO
 
 __all__ = ["UserError", "ConfigError", "InputError", "TrainingDiverged", "OutputWriteError",
            "write_failure", "CheckpointFileError",
-           "CheckpointMismatchError", "USER_ERRORS", "EXIT_USER_ERROR", "error_message",
+           "CheckpointMismatchError", "USER_ERRORS", "EXIT_USER_ERROR", "EXIT_INTERRUPTED", "error_message",
            "report_user_error"]
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
 
 
 class UserError(Exception):

@@ -21,7 +21,7 @@ from .tables import GROUP_COLUMNS, SUMMARY_METRICS
 
 __all__ = ["SWEEP_REPORT", "write_sweep_page"]
 
-SWEEP_REPORT = "report.html"
+SWEEP_REPORT = RUN_REPORT  # one page name for runs and sweeps
 RUN_ID_COLUMNS = GROUP_COLUMNS + ("split_seed", "seed")
 
 

@@ -35,12 +35,12 @@ import os
 import warnings
 from typing import Any, Iterable
 
-import yaml
 
 from dassl.evaluation.metric_names import GROUP_METRICS
-from dassl.utils import atomic_write_text, checkpoint_file_name, write_json
+from dassl.utils import ConfigError, atomic_write_text, checkpoint_file_name, write_json
 from dassl.utils.run_record import CONFIG_FILE
-from dassl.utils.run_dir import PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE, read_results
+from dassl.utils.run_dir import (PREDICTIONS_FILE, RESULTS_FILE, SCATTER_FILE, read_config_file,
+                                 read_results)
 
 
 def _clean(value: Any) -> Any:
@@ -252,10 +252,9 @@ def write_reports(trainer: Any, mode: str, model_dir: str | None = None,
 def _trained_epochs(run_dir: str) -> int:
     """`OPTIM.MAX_EPOCH` of the run folder's config.yaml; 0 when it has none."""
     try:
-        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
-        return int((config.get("OPTIM") or {}).get("MAX_EPOCH") or 0)
-    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+        config = read_config_file(os.path.join(run_dir, CONFIG_FILE)) or {}
+        return int(config.get("OPTIM.MAX_EPOCH") or 0)
+    except (ConfigError, ValueError, TypeError):
         return 0
 
 

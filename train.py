@@ -104,7 +104,7 @@ from dassl.utils import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, UserErr
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
-from dassl.utils.run_dir import (RerunAdvice, check_output_dir, checkpoint_dirs, flatten_config,
+from dassl.utils.run_dir import (RerunAdvice, check_new_run_folder, check_output_dir, checkpoint_dirs, flatten_config,
                                  move_previous_run, read_config_file,
                                  read_results as read_run_results)
 from dassl.utils.run_lock import lock_run_dir
@@ -400,6 +400,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid config: {error_message(exc)}") from exc
     new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
+    check_new_run_folder(cfg.OUTPUT_DIR, advice=launcher_advice().rerun)
     # One writer per run folder: a second train.py (or a sweep, score.py) is refused before it
     # reads or moves anything there, and --force never moves a live run's files.
     lock = lock_run_dir(cfg.OUTPUT_DIR, what="OUTPUT_DIR")

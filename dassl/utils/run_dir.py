@@ -23,7 +23,8 @@ from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoin
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "RunDirError", "check_run_dir",
+           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "foreign_entries", "check_new_run_folder",
+           "RunDirError", "check_run_dir",
            "move_previous_run",
            "check_output_dir"]
 
@@ -162,6 +163,43 @@ def is_run_folder(path: str) -> bool:
         return False
     marks = (CONFIG_FILE, RUN_INFO_FILE, RESULTS_FILE, LOCK_FILE)
     return any(os.path.exists(os.path.join(path, m)) for m in marks) or bool(checkpoint_dirs(path))
+
+
+# Files an operating system's file browser leaves in any folder: they do not make it someone's.
+_SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+_SHOW_FOREIGN = 5  # entries of a foreign folder an error message names
+
+
+def foreign_entries(path: str) -> list[str]:
+    """The entries of folder ``path`` when it holds something but no run (``is_run_folder``,
+    ``log*.txt`` and ``previous-*`` folders count as a run's): a folder of the user's that a
+    run must not write into. [] for a missing or empty folder or a run folder; sorted, a
+    folder shown with a trailing ``/``."""
+    if not os.path.isdir(path) or is_run_folder(path):
+        return []
+    entries = sorted(set(os.listdir(path)) - _SYSTEM_FILES)
+    if any(e.startswith(_PREVIOUS_PREFIX) or (e.startswith("log") and e.endswith(".txt"))
+           for e in entries):
+        return []
+    return [e + ("/" if os.path.isdir(os.path.join(path, e)) else "") for e in entries]
+
+
+def check_new_run_folder(path: str, what: str = "OUTPUT_DIR",
+                         advice: "RerunAdvice | None" = None) -> None:
+    """Refuse to start a run in a folder that holds other files than a run's
+    (``foreign_entries``): a run would mix its files with them, and ``--force`` would move only
+    its own. Raises ``UserError`` naming the folder, a few of its entries and the way out
+    (moving the files away, or ``advice.other_folder`` when the command has one); nothing is
+    moved or deleted. A missing, empty or run folder passes."""
+    entries = foreign_entries(path)
+    if not entries:
+        return
+    shown = ", ".join(entries[:_SHOW_FOREIGN]) + (f", ... ({len(entries)} entries in all)"
+                                                   if len(entries) > _SHOW_FOREIGN else "")
+    other = (advice or RerunAdvice()).other_folder
+    raise UserError(f"{what} {path} holds other files, not a run ({shown}): a run does not write "
+                    f"into a folder of yours; move them elsewhere{', or ' + other if other else ''}"
+                    " (an empty or new folder, or one holding a run, is fine)")
 
 
 class RunDirError(UserError, FileNotFoundError):

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import IO, Callable, Mapping, Optional, Sequence
 
 from dassl.evaluation.metric_names import RAW_METRICS
-from dassl.utils import atomic_write_text
-from dassl.utils.run_dir import RESULTS_FILE, checkpoint_dirs, same_path
+from dassl.utils import UserError, atomic_write_text
+from dassl.utils.run_dir import RESULTS_FILE, RerunAdvice, check_new_run_folder, checkpoint_dirs, same_path
 from dassl.utils.run_record import PATH_KEYS
 from dassl.utils.run_dir import read_results as read_run_results
-from dassl.utils.run_lock import RunFolderBusy, RunLock, lock_run_dir
+from dassl.utils.run_lock import RunLock, lock_run_dir
 
 from .spec import SweepError
 
@@ -201,10 +201,13 @@ def launch(job: Job, device: Optional[str] = None,
 def take_lock(job: Job, echo: Callable[[str], None] = print) -> Optional[RunLock]:
     """The lock of ``job``'s run folder for the sweep to hand to its ``train.py``
     (``dassl.utils.run_lock``); None, after saying so, when another process holds it: a sweep
-    never starts a run whose folder is in use."""
+    never starts a run whose folder is in use, or a folder holding other files than a run's
+    (``check_new_run_folder``)."""
     try:
+        check_new_run_folder(os.fspath(job.output_dir), what="run folder",
+                             advice=RerunAdvice(other_folder="give the sweep another --output"))
         return lock_run_dir(os.fspath(job.output_dir), command=job.argv, what="run folder")
-    except RunFolderBusy as exc:
+    except UserError as exc:  # RunFolderBusy, or a folder of the user's
         echo(f"skip  {job.key}: {exc}")
         return None
 

@@ -1,0 +1,73 @@
+"""A new user's first day with the entry points (train.py, main.sh, eval.sh, --eval-only): each
+test is one kind of friction, met through every door it enters by."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import train
+from dassl.utils.run_dir import check_new_run_folder, foreign_entries
+from dassl.utils.run_lock import LOCK_FILE
+from scripts.sweeps.runner import Job, take_lock
+
+
+def _state(folder: Path) -> dict:
+    """Every file under ``folder`` with its bytes: equal before and after = nothing touched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _users_folder(path: Path) -> Path:
+    (path / "figures").mkdir(parents=True)
+    (path / "notes.txt").write_text("my notes\n")
+    (path / "thesis.tex").write_text("\\section{}\n")
+    return path
+
+
+# ---------------------------------------------------------------- 1. a folder of the user's
+@pytest.mark.parametrize("flags", [(), ("--force",)])
+def test_train_py_refuses_an_output_dir_of_other_files_and_touches_nothing(
+        flags, user_error, tiny_args, tmp_path):
+    out = _users_folder(tmp_path / "mine")
+    before = _state(out)
+    message = user_error(tiny_args(out, flags=flags))
+    assert str(out) in message and "notes.txt" in message and "figures/" in message
+    assert "another --output-dir" in message
+    assert _state(out) == before and sorted(p.name for p in out.iterdir()) == \
+        ["figures", "notes.txt", "thesis.tex"]  # no log, no lock, nothing moved
+
+
+def test_under_main_sh_the_advice_names_what_main_sh_accepts(user_error, tiny_args, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.setenv(train.LAUNCHER_ENV, "eval.sh")
+    message = user_error(tiny_args(_users_folder(tmp_path / "mine")))
+    assert "--output-dir" not in message and "move them elsewhere" in message
+
+
+@pytest.mark.parametrize("content", [[], ["config.yaml"], ["results.json"], ["log.txt"],
+                                     [LOCK_FILE], ["prompt_learner/checkpoint"],
+                                     ["previous-20260101-000000/config.yaml"], [".DS_Store"]])
+def test_empty_missing_and_run_folders_are_not_foreign(content, tmp_path):
+    folder = tmp_path / "run"
+    assert foreign_entries(str(folder)) == []  # missing
+    folder.mkdir()
+    for name in content:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+    if content and content != [".DS_Store"]:  # a note beside a run is the run's business
+        (folder / "notes.txt").write_text("my note\n")
+    assert foreign_entries(str(folder)) == []
+    check_new_run_folder(str(folder))
+
+
+def test_a_sweep_does_not_start_a_run_in_a_folder_of_other_files(tmp_path):
+    out = _users_folder(tmp_path / "sweep" / "AGIQA" / "seed1")
+    before = _state(out)
+    lines = []
+    job = Job("AGIQA/seed1", (sys.executable, "-c", "pass"), out, {"key": "AGIQA/seed1"})
+    assert take_lock(job, lines.append) is None
+    assert len(lines) == 1 and "skip" in lines[0] and "notes.txt" in lines[0]
+    assert "another --output" in lines[0] and "--output-dir" not in lines[0]
+    assert _state(out) == before and not (out / LOCK_FILE).exists()

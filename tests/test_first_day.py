@@ -3,11 +3,14 @@ test is one kind of friction, met through every door it enters by."""
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 import train
+from dassl.utils import ImageReadError
+from dassl.utils.errors import TrainingDiverged
 from dassl.utils.run_dir import check_new_run_folder, foreign_entries
 from dassl.utils.run_lock import LOCK_FILE
 from scripts.sweeps.runner import Job, take_lock
@@ -71,3 +74,30 @@ def test_a_sweep_does_not_start_a_run_in_a_folder_of_other_files(tmp_path):
     assert len(lines) == 1 and "skip" in lines[0] and "notes.txt" in lines[0]
     assert "another --output" in lines[0] and "--output-dir" not in lines[0]
     assert _state(out) == before and not (out / LOCK_FILE).exists()
+
+
+# ---------------------------------------------------------------- 6. TensorBoard's writer thread
+def _fail_with(exc: BaseException):
+    def fail(self, *args, **kwargs):
+        raise exc
+    return fail
+
+
+@pytest.mark.parametrize("method, exc, code", [
+    ("run_epoch", KeyboardInterrupt(), 130),                      # Ctrl-C mid-epoch
+    ("after_epoch", TrainingDiverged("loss is nan"), 2),           # divergence
+    ("_final_evaluation", ImageReadError("image.jpg: truncated"), 2),  # after the last epoch
+    ("after_train", RuntimeError("a bug"), None),                  # a bug, after the loop
+])
+def test_a_failing_run_leaves_no_live_tensorboard_writer_and_no_warning(
+        method, exc, code, tiny_args, tmp_path, monkeypatch, recwarn):
+    from trainers import CLIP_AGIQA
+
+    monkeypatch.setattr(CLIP_AGIQA, method, _fail_with(exc))
+    before = set(threading.enumerate())
+    with pytest.raises((SystemExit, RuntimeError)) as info:
+        train.main(tiny_args(tmp_path / "run"))
+    assert getattr(info.value, "code", None) == code
+    started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert started == [], started
+    assert [str(w.message) for w in recwarn] == []

@@ -5,10 +5,11 @@ model's optimizer supplies the logged learning rate.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import OrderedDict
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -322,9 +323,18 @@ class TrainerBase:
             self._writer = SummaryWriter(log_dir=log_dir)
 
     def close_writer(self) -> None:
-        if self._writer is not None:
+        if self.__dict__.get("_writer") is not None:
             self._writer.close()
             self._writer = None
+
+    @contextlib.contextmanager
+    def writer_scope(self) -> Iterator[None]:
+        """Close the TensorBoard writer when the block ends, however it ends (an exception,
+        Ctrl-C, a divergence): the one place that ends the writer's thread."""
+        try:
+            yield
+        finally:
+            self.close_writer()
 
     def write_scalar(self, tag: str, scalar_value: float, global_step: Optional[int] = None) -> None:
         """Add a TensorBoard scalar; silently dropped when no writer exists (e.g. eval-only)."""
@@ -345,24 +355,25 @@ class TrainerBase:
         """
         self.start_epoch = start_epoch
         self.max_epoch = max_epoch
-        with InterruptGuard() as guard:
-            self._interrupt_guard = guard
-            try:
-                self.before_train()
-                for self.epoch in range(self.start_epoch, self.max_epoch):
-                    self.stopped_at = None
-                    self.before_epoch()
-                    self.run_epoch()
-                    if self.stopped_at is None:
-                        self.after_epoch()
-                    if guard.requested:
-                        self._stop_interrupted()
-            except BaseException:
-                self.close_writer()  # no TensorBoard thread outlives a failed run
-                raise
-            finally:
-                self._interrupt_guard = None
-        self.after_train()
+        # The TensorBoard writer (opened by ``before_train``) is closed on every way out of
+        # training, the final evaluation included: its thread never outlives the run, nor
+        # writes into a run folder that a failed command removes.
+        with self.writer_scope():
+            with InterruptGuard() as guard:
+                self._interrupt_guard = guard
+                try:
+                    self.before_train()
+                    for self.epoch in range(self.start_epoch, self.max_epoch):
+                        self.stopped_at = None
+                        self.before_epoch()
+                        self.run_epoch()
+                        if self.stopped_at is None:
+                            self.after_epoch()
+                        if guard.requested:
+                            self._stop_interrupted()
+                finally:
+                    self._interrupt_guard = None
+            self.after_train()
 
     def stop_requested(self) -> bool:
         """True once Ctrl-C was pressed during :meth:`train`."""
@@ -370,8 +381,7 @@ class TrainerBase:
         return bool(guard is not None and guard.requested)
 
     def _stop_interrupted(self) -> None:
-        """Close TensorBoard and raise ``TrainingInterrupted`` naming the resumable checkpoint."""
-        self.close_writer()
+        """Raise ``TrainingInterrupted`` naming the resumable checkpoint."""
         cfg = self.__dict__.get("cfg")
         directory = (cfg.RESUME if cfg is not None else "") or self.__dict__.get("output_dir")
         checkpoint, epochs = None, None

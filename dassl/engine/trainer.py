@@ -223,7 +223,6 @@ class SimpleTrainer(TrainerBase):
             self.training_result = self._final_evaluation()
         elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
         print(f"Elapsed: {elapsed}")
-        self.close_writer()
 
     def _final_evaluation(self) -> TrainingResult:
         """Test the last-epoch model and (best_val) the selected one."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from typing import Any, NamedTuple, Sequence
 
@@ -104,9 +103,10 @@ from dassl.utils import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, UserErr
                          buffer_early_output, checkpoint_file_name, collect_env_info,
                          configure_determinism, log_only, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
-from dassl.utils.run_dir import (RerunAdvice, check_new_run_folder, check_output_dir, checkpoint_dirs, flatten_config,
+from dassl.utils.run_dir import (RerunAdvice, check_new_run_folder, check_output_dir,
+                                 checkpoint_dirs, flatten_config, missing_folders,
                                  move_previous_run, read_config_file,
-                                 read_results as read_run_results)
+                                 read_results as read_run_results, remove_made_folders)
 from dassl.utils.run_lock import lock_run_dir
 from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorded_path,
                                     write_run_record)
@@ -399,7 +399,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
         raise
     except (KeyError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(f"invalid config: {error_message(exc)}") from exc
-    new_output_dir = not os.path.exists(cfg.OUTPUT_DIR)
+    made = missing_folders(cfg.OUTPUT_DIR)
     check_new_run_folder(cfg.OUTPUT_DIR, advice=launcher_advice().rerun)
     # One writer per run folder: a second train.py (or a sweep, score.py) is refused before it
     # reads or moves anything there, and --force never moves a live run's files.
@@ -412,11 +412,12 @@ def _run(args: argparse.Namespace, argv: list[str]) -> dict | None:
             return finished
         return _start(cfg, args, argv, validated, trained)
     except USER_ERRORS:
-        if new_output_dir and not checkpoint_dirs(cfg.OUTPUT_DIR):
+        if made and not checkpoint_dirs(cfg.OUTPUT_DIR):
             # Bad input found before any checkpoint: the folder this command made holds no run
-            # (the error is on stderr), so it is not left behind looking like one.
+            # (the error is on stderr), so it is not left behind looking like one, nor are the
+            # empty parent folders it made (main.sh's output/DATASET/CLIP_AGIQA/...).
             teardown_logger()
-            shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)
+            remove_made_folders(made)
         raise
     finally:
         lock.release()

@@ -12,17 +12,15 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    usage "$0" 2 11
-    exit 0
-fi
+USAGE_LINES="2 11"
 FLAGS=()
-while [ "${1:-}" = "--force" ]; do
-    FLAGS=(--force)
-    shift
+ARGS=()
+for ARG in "$@"; do
+    own_option "${ARG}" || ARGS+=("${ARG}")
 done
+set -- "${ARGS[@]}"
 if [ "$#" -lt 6 ] || [ "$#" -gt 8 ]; then
-    usage "$0" 2 11 >&2
+    usage "$0" ${USAGE_LINES} >&2
     exit 2
 fi
 set_run_layout "$@"

@@ -27,19 +27,17 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    usage "$0" 2 20
-    exit 0
-fi
+USAGE_LINES="2 20"
+OPTION_HINT="; config options go after the positional arguments and --, e.g. bash scripts/main.sh AGIQA vit_b16_ep100 end 16 1 False -- OPTIM.LR 0.01"
 FLAGS=()
-while [ "${1:-}" = "--force" ]; do
-    FLAGS=(--force)
+while [ "$#" -gt 0 ] && own_option "$1"; do
     shift
 done
 if [ "$#" -lt 6 ]; then
-    usage "$0" 2 20 >&2
+    usage "$0" ${USAGE_LINES} >&2
     exit 2
 fi
+POSITIONAL=("${@:1:6}")
 set_run_layout "$@"
 if [ ! -f "${METHOD_CONFIG}" ]; then
     echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or configs/ablations/${CFG}.yaml" >&2
@@ -48,6 +46,16 @@ fi
 shift 6
 SEEDS=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+    if own_option "$1"; then
+        shift
+        continue
+    fi
+    if [[ "$1" =~ ^[A-Z][A-Z0-9_]*\.[A-Z0-9_.]+$ ]]; then
+        SHOWN=("${FLAGS[@]}" "${POSITIONAL[@]}" "${SEEDS[@]}" -- "$@")
+        echo "error: $1 is a config option: put -- before config options:" \
+             "bash scripts/main.sh ${SHOWN[*]}" >&2
+        exit 2
+    fi
     if ! [[ "$1" =~ ^[0-9]+$ ]]; then
         echo "error: SEED must be a non-negative whole number, got '$1'" >&2
         exit 2

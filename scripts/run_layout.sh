@@ -19,6 +19,22 @@ usage() {
     registry --help-lines
 }
 
+# own_option ARG: take ARG when it is one of the script's own options: --force (sets FLAGS),
+# -h/--help (prints the usage, header lines USAGE_LINES, and exits 0). Any other option (-x, --xyz;
+# a negative number is a value, not an option) is an error naming the script's options and
+# OPTION_HINT (exit 2). Returns 1 when ARG is no option.
+own_option() {
+    case "$1" in
+        --force) FLAGS=(--force) ;;
+        -h|--help) usage "$0" ${USAGE_LINES}; exit 0 ;;
+        -|--|-[0-9]*) return 1 ;;
+        -*) echo "error: unknown option $1: the options of $(basename "$0") are --force and" \
+                 "--help${OPTION_HINT:-}" >&2
+            exit 2 ;;
+        *) return 1 ;;
+    esac
+}
+
 # set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below (CSC spelled True/False
 # whatever its case); a DATASET without a yaml, a CSC other than true/false, an NCTX that is not a
 # positive whole number or a CTP other than end/middle/front is an error (exit 2).

@@ -2,6 +2,8 @@
 test is one kind of friction, met through every door it enters by."""
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -14,6 +16,8 @@ from dassl.utils.errors import TrainingDiverged
 from dassl.utils.run_dir import check_new_run_folder, foreign_entries
 from dassl.utils.run_lock import LOCK_FILE
 from scripts.sweeps.runner import Job, take_lock
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _state(folder: Path) -> dict:
@@ -101,3 +105,49 @@ def test_a_failing_run_leaves_no_live_tensorboard_writer_and_no_warning(
     started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert started == [], started
     assert [str(w.message) for w in recwarn] == []
+
+
+# ---------------------------------------------------------------- 5. main.sh's own command line
+def _script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "scripts" / name), *args], cwd=cwd, text=True,
+                          capture_output=True, env=dict(os.environ, PYTHON=sys.executable))
+
+
+POSITIONAL = ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False"]
+
+
+@pytest.mark.parametrize("args", [POSITIONAL + ["OPTIM.LR", "0.01"],
+                                  POSITIONAL + ["1", "2", "OPTIM.LR", "0.01"],
+                                  ["--force"] + POSITIONAL + ["TRAINER.CLIP_AGIQA.N_CTX", "16"]])
+def test_main_sh_says_where_config_options_go(args, tmp_path):
+    done = _script("main.sh", *args, cwd=tmp_path)
+    key = next(a for a in args if "." in a)
+    at = args.index(key)
+    assert done.returncode == 2 and done.stderr.count("error: ") == 1, done.stderr
+    assert done.stderr.strip().endswith(
+        "put -- before config options: bash scripts/main.sh " +
+        " ".join(args[:at] + ["--"] + args[at:])), done.stderr
+    assert not (tmp_path / "output").exists()
+
+
+@pytest.mark.parametrize("script, args", [("main.sh", ["--lr", "0.1"] + POSITIONAL),
+                                          ("main.sh", POSITIONAL + ["1", "-f"]),
+                                          ("eval.sh", ["--seed", "1"] + POSITIONAL),
+                                          ("eval.sh", POSITIONAL + ["--overwrite"])])
+def test_an_unknown_option_lists_the_scripts_own(script, args, tmp_path):
+    done = _script(script, *args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("error: ") == 1, done.stderr
+    unknown = next(a for a in args if a.startswith("-"))
+    assert f"error: unknown option {unknown}: the options of {script} are --force and --help" \
+        in done.stderr
+
+
+def test_a_failed_run_removes_the_empty_parent_folders_it_made(user_error, tiny_args, tmp_path):
+    kept = tmp_path / "output" / "AGIQA"
+    (kept / "other-run").mkdir(parents=True)  # not this command's: stays, and so do its parents
+    out = kept / "CLIP_AGIQA" / "cfg_1shots" / "nctx4" / "seed1"
+    user_error(tiny_args(out, root=tmp_path / "no-data"))
+    assert sorted(p.name for p in kept.iterdir()) == ["other-run"]
+    out = tmp_path / "fresh" / "CLIP_AGIQA" / "seed1"
+    user_error(tiny_args(out, root=tmp_path / "no-data"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output"]

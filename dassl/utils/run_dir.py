@@ -23,7 +23,7 @@ from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoin
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "foreign_entries", "check_new_run_folder",
+           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "missing_folders", "remove_made_folders", "foreign_entries", "check_new_run_folder",
            "RunDirError", "check_run_dir",
            "move_previous_run",
            "check_output_dir"]
@@ -163,6 +163,30 @@ def is_run_folder(path: str) -> bool:
         return False
     marks = (CONFIG_FILE, RUN_INFO_FILE, RESULTS_FILE, LOCK_FILE)
     return any(os.path.exists(os.path.join(path, m)) for m in marks) or bool(checkpoint_dirs(path))
+
+
+def missing_folders(path: str) -> list[str]:
+    """``path`` and those of its parent folders that do not exist yet, deepest first: what
+    making ``path`` would create ([] when it exists)."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def remove_made_folders(made: Sequence[str]) -> None:
+    """Undo making the folders ``made`` (``missing_folders``' list, deepest first) after a
+    failed command: the first (the run folder) with its content, each parent only while it is
+    empty, so nothing another process put there meanwhile is lost."""
+    if not made:
+        return
+    shutil.rmtree(made[0], ignore_errors=True)
+    for folder in made[1:]:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (or gone): the folders above it stay too
+            return
 
 
 # Files an operating system's file browser leaves in any folder: they do not make it someone's.

@@ -71,7 +71,7 @@ else:
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
     from dassl.utils import (EXIT_INTERRUPTED, InputError, OutputWriteError, atomic_write_text,
-                             count_noun, report_user_error)
+                             count_noun, path_problem, report_user_error)
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
     from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
@@ -184,12 +184,12 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
     from datasets.labels import read_label_table  # deferred: the datasets package is optional
 
     if not os.path.isfile(list_file):
-        raise FileNotFoundError(f"--list file not found: {list_file}")
+        raise FileNotFoundError(f"--list file {list_file} {path_problem(list_file, 'file')}")
     names = read_label_table(list_file, None)["name"].tolist()
     search = []
     for folder in folders or [os.path.dirname(os.path.abspath(list_file))]:
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"folder not found: {folder}")
+            raise FileNotFoundError(f"folder {folder} {path_problem(folder, 'folder')}")
         search.append(folder)
         search += sorted(entry.path for entry in os.scandir(folder)
                          if entry.is_dir() and not entry.name.startswith("."))

@@ -101,7 +101,7 @@ from dassl.engine import TRAINER_REGISTRY, build_trainer
 from dassl.engine.interrupt import TrainingInterrupted, terminate_as_interrupt
 from dassl.utils import (EXIT_INTERRUPTED, EXIT_USER_ERROR, ConfigError, UserError,
                          buffer_early_output, checkpoint_file_name, collect_env_info,
-                         configure_determinism, log_only, report_user_error,
+                         configure_determinism, log_only, path_problem, report_user_error,
                          set_random_seed, setup_logger, teardown_logger)
 from dassl.utils.run_dir import (RerunAdvice, check_new_run_folder, check_output_dir,
                                  checkpoint_dirs, flatten_config, missing_folders,
@@ -114,7 +114,9 @@ from dassl.utils.run_record import (CONFIG_FILE, absolute_paths, resolve_recorde
 import datasets  # noqa: F401  (registers the AGIQA / AIGCIQA2023 datasets)
 import trainers  # noqa: F401  (registers the CLIP_AGIQA trainer)
 from datasets import add_dataset_config
-from datasets.registry import config_names
+from datasets.errors import DatasetError, MissingDataError
+from datasets.fetch import FetchError
+from datasets.registry import DATABASES, config_names
 from datasets.scope import config_applies_to, database_tag
 from datasets.levels import validate_levels
 from trainers import CLIP_AGIQA, add_trainer_config
@@ -248,8 +250,9 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
     if not cfg.DATASET.NAME:
         raise ConfigError("no dataset given: pass --dataset-config-file with a file of "
                           "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
-    if args.resume and not os.path.isdir(os.path.expanduser(args.resume)):
-        raise ConfigError(f"--resume {args.resume}: no such folder (give the run folder to "
+    problem = path_problem(os.path.expanduser(args.resume), "folder") if args.resume else ""
+    if problem:
+        raise ConfigError(f"--resume {args.resume} {problem} (give the run folder to "
                           "continue from, or leave --resume out to resume --output-dir)")
     trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
@@ -327,9 +330,10 @@ LAUNCHER_ENV = "CLIP_AGIQA_LAUNCHER"
 
 class LauncherAdvice(NamedTuple):
     """Remedies worded for the command the user typed: ``rerun`` for an occupied run folder,
-    ``evaluate`` for how to evaluate a trained run."""
+    ``evaluate`` for how to evaluate a trained run, ``root`` for how to name the dataset root."""
     rerun: RerunAdvice = RerunAdvice()
     evaluate: str = "use --eval-only --model-dir RUN"
+    root: str = "--root DIR (or DATASET.ROOT DIR)"
 
 
 _LAUNCHER_ADVICE = {
@@ -337,15 +341,27 @@ _LAUNCHER_ADVICE = {
         RerunAdvice(other_folder="give main.sh another SEED (or CFG, NCTX, CSC, CTP, SHOTS) to "
                                  "train into another folder",
                     force="pass --force to main.sh"),
-        evaluate="use scripts/eval.sh with main.sh's arguments"),
+        evaluate="use scripts/eval.sh with main.sh's arguments",
+        root="the DATA variable (DATA=DIR bash scripts/main.sh ...)"),
     "eval.sh": LauncherAdvice(RerunAdvice(other_folder="", force="pass --force to eval.sh"),
-                              evaluate="use scripts/eval.sh"),
+                              evaluate="use scripts/eval.sh",
+                              root="the DATA variable (DATA=DIR bash scripts/eval.sh ...)"),
 }
 
 
 def launcher_advice() -> LauncherAdvice:
     """The remedies worded for the command the user typed (train.py itself unless told)."""
     return _LAUNCHER_ADVICE.get(os.environ.get(LAUNCHER_ENV, ""), LauncherAdvice())
+
+
+def with_root_advice(exc: DatasetError, dataset: str) -> DatasetError:
+    """``exc`` (data missing under the dataset root, or not fetched) with the other remedy
+    beside its fetch command: naming the folder that holds the database, worded for the
+    command the user typed (``launcher_advice``)."""
+    database = DATABASES.get(dataset)
+    holds = f"{database.folder}/" if database else f"the {dataset} database"
+    return type(exc)(f"{exc}\nif it is elsewhere: name the folder that holds {holds} with "
+                     f"{launcher_advice().root}")
 
 
 def _report(message: str) -> None:
@@ -446,7 +462,10 @@ def _start(cfg, args: argparse.Namespace, argv: list[str], validated: Any,
     print(f"Config: {os.path.join(cfg.OUTPUT_DIR, 'config.yaml')} (arguments, config and "
           f"environment also in {os.path.join(cfg.OUTPUT_DIR, 'log.txt')})")
 
-    trainer = build_trainer(cfg, validated, **({"trained": trained} if trained else {}))
+    try:
+        trainer = build_trainer(cfg, validated, **({"trained": trained} if trained else {}))
+    except (MissingDataError, FetchError) as exc:
+        raise with_root_advice(exc, cfg.DATASET.NAME) from None
     if args.eval_only:
         trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dassl.utils.errors import UserError
-from dassl.utils.tools import describe_dir  # noqa: F401  (its home before it moved to dassl)
+from dassl.utils.tools import describe_dir, path_problem  # noqa: F401  (for the loaders)
 
-__all__ = ["DatasetError", "MissingDataError", "describe_dir", "SHOW_MISSING"]
+__all__ = ["DatasetError", "MissingDataError", "describe_dir", "path_problem", "SHOW_MISSING"]
 
 SHOW_MISSING = 5  # how many missing/unlisted image names an error message shows
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir, path_problem
 
 __all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path",
            "SEARCH_DEPTH"]
@@ -31,9 +31,10 @@ def dataset_folder(root: str, folder: str) -> Path:
         raise DatasetError("DATASET.ROOT is empty: set it to the folder that holds "
                            f"'{folder}/' (e.g. --root /data or DATASET.ROOT /data)")
     path = Path(os.path.expanduser(str(root))) / folder
-    if not path.is_dir():
-        raise MissingDataError(f"dataset folder {path} not found (DATASET.ROOT={root!r}); "
-                           f"{describe_dir(path)}")
+    problem = path_problem(path, "folder")
+    if problem:
+        raise MissingDataError(f"dataset folder {path} {problem} (DATASET.ROOT={root!r}); "
+                               f"{describe_dir(path.parent if path.exists() else path)}")
     return path
 
 
@@ -65,8 +66,9 @@ def label_file_path(base: Path, label_file: str) -> Path | None:
         return None
     path = Path(os.path.expanduser(label_file))
     path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        raise DatasetError(f"DATASET.LABEL_FILE {path} not found; {describe_dir(path.parent)}")
+    problem = path_problem(path, "file")
+    if problem:
+        raise DatasetError(f"DATASET.LABEL_FILE {path} {problem}; {describe_dir(path.parent)}")
     return path
 
 

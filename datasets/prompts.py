@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import SHOW_MISSING, DatasetError
+from .errors import SHOW_MISSING, DatasetError, path_problem
 from .labels import data_row, read_text_table
 
 __all__ = ["read_prompt_file", "attach_prompts"]
@@ -27,7 +27,7 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(os.path.expanduser(str(path)))
     if not path.is_file():
-        raise DatasetError(f"DATASET.PROMPT_FILE {path} not found (expected a CSV with columns "
+        raise DatasetError(f"DATASET.PROMPT_FILE {path} {path_problem(path, 'file')} (expected a CSV with columns "
                            "name,prompt)")
     raw = read_text_table(path, ("name", "prompt"), what="prompt file")
     table = raw[["name", "prompt"]].reset_index(drop=True)

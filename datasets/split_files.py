@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SHOW_MISSING, DatasetError, describe_dir
+from .errors import SHOW_MISSING, DatasetError, describe_dir, path_problem
 from .labels import read_text_table
 from .splits import Split
 
@@ -43,7 +43,7 @@ def resolve_split_path(split_file: str, split_index: int, base: Path) -> Path:
     if split_index >= 0:
         path = path / str(split_index)
     if not path.exists():
-        raise DatasetError(f"split file {path} not found (DATASET.SPLIT_FILE={split_file!r}, "
+        raise DatasetError(f"split file {path} {path_problem(path)} (DATASET.SPLIT_FILE={split_file!r}, "
                            f"DATASET.SPLIT_INDEX={split_index}); {describe_dir(path)}")
     return path
 

@@ -51,7 +51,7 @@ def test_a_mistyped_resume_folder_is_refused_not_trained_from_scratch(user_error
                                                                       tmp_path):
     missing = tmp_path / "no_such_run"
     message = user_error(tiny_args(tmp_path / "out", flags=["--resume", str(missing)]))
-    assert message.startswith(f"--resume {missing}: no such folder"), message
+    assert message.startswith(f"--resume {missing} not found"), message
     assert not (tmp_path / "out").exists()
 
 

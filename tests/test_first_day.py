@@ -151,3 +151,61 @@ def test_a_failed_run_removes_the_empty_parent_folders_it_made(user_error, tiny_
     out = tmp_path / "fresh" / "CLIP_AGIQA" / "seed1"
     user_error(tiny_args(out, root=tmp_path / "no-data"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["output"]
+
+
+# ---------------------------------------------------------------- 2. data not where it is looked for
+@pytest.mark.parametrize("launcher, remedy", [
+    ("", "--root DIR (or DATASET.ROOT DIR)"),
+    ("main.sh", "the DATA variable (DATA=DIR bash scripts/main.sh ...)"),
+    ("eval.sh", "the DATA variable (DATA=DIR bash scripts/eval.sh ...)")])
+@pytest.mark.parametrize("damage", ["no root", "no database folder", "fetch fails", "no images"])
+def test_missing_data_names_the_root_remedy_the_parent_and_the_fetch_command(
+        launcher, remedy, damage, user_error, tiny_args, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(train.LAUNCHER_ENV, launcher)
+    root = {"no root": tmp_path / "typo", "no database folder": tmp_path / "empty",
+            "fetch fails": tmp_path / "empty", "no images": tiny_data}[damage]
+    if root.name == "empty":
+        (root / "elsewhere").mkdir(parents=True)
+    if damage == "no images":
+        for image in (root / "AGIQA-3K").glob("*.jpg"):
+            image.unlink()
+    # The tests' database sources refuse connections (conftest), so a fetch fails.
+    fetch = "True" if damage == "fetch fails" else "False"
+    message = user_error(tiny_args(tmp_path / "out", "DATASET.FETCH", fetch, root=root))
+    lines = message.splitlines()
+    assert lines[-1] == f"if it is elsewhere: name the folder that holds AGIQA-3K/ with {remedy}"
+    assert "python -m datasets.fetch AGIQA" in message and f"--root {root}" in message
+    if damage == "no root":  # the nearest folder that exists, and what it holds
+        assert f"{tmp_path} contains: " in message
+    if root.name == "empty":
+        assert f"{root} contains: elsewhere/" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_where_a_folder_is_expected_is_called_one(user_error, tiny_args, tiny_assets,
+                                                        tmp_path):
+    a_file = tmp_path / "weights.pt"
+    a_file.write_bytes(b"x")
+    a_folder = tmp_path / "folder.csv"
+    a_folder.mkdir()
+    root_with_file = tmp_path / "root"
+    root_with_file.mkdir()
+    (root_with_file / "AGIQA-3K").write_text("not a folder")
+    out = tmp_path / "out"
+    cases = {
+        "--root": (tiny_args(out, root=a_file), f"{a_file} is a file, not a folder"),
+        "ROOT/AGIQA-3K": (tiny_args(out, root=root_with_file),
+                          f"{root_with_file / 'AGIQA-3K'} is a file, not a folder"),
+        "--resume": (tiny_args(out, flags=["--resume", str(a_file)]),
+                     f"--resume {a_file} is a file, not a folder"),
+        "--model-dir": (tiny_args(out, flags=["--eval-only", "--model-dir", str(a_file)]),
+                        f"model directory {a_file} is a file, not a folder"),
+        "--output-dir": (tiny_args(a_file), f"OUTPUT_DIR {a_file} is a file, not a folder"),
+        "LABEL_FILE": (tiny_args(out, "DATASET.LABEL_FILE", str(a_folder)),
+                       f"{a_folder} is a folder, not a file"),
+        "PROMPT_FILE": (tiny_args(out, "DATASET.PROMPT_FILE", str(a_folder)),
+                        f"{a_folder} is a folder, not a file"),
+    }
+    for door, (argv, expected) in cases.items():
+        message = user_error(argv)
+        assert expected in message and "does not exist" not in message, (door, message)

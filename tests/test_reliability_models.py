@@ -124,7 +124,8 @@ def test_eval_only_incompatible_model_dir(user_error, tiny_args, trained, sentin
 def test_output_dir_is_a_file(user_error, tiny_args, tmp_path):
     out = tmp_path / "out"
     out.write_text("not a folder")
-    assert user_error(tiny_args(out)) == f"OUTPUT_DIR {out} exists and is not a directory"
+    assert user_error(tiny_args(out)) == \
+        f"OUTPUT_DIR {out} is a file, not a folder: give a folder for the run"
     assert out.read_text() == "not a folder"
 
 

@@ -16,7 +16,7 @@ from .registry import Registry, RegistryKeyError, check_availability
 from .reproducibility import (collect_env_info, configure_determinism, get_rng_state,
                               set_random_seed, set_rng_state)
 from .tools import (atomic_write, atomic_write_text, check_isfile, count_noun, listdir_nohidden,
-                    mkdir_if_missing, read_json, remove_stale_temp_files,
+                    mkdir_if_missing, path_problem, read_json, remove_stale_temp_files,
                     tolist_if_not, write_json)
 from .torchtools import (BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, LoadedCheckpoint,
                          ModuleCheckpoints, checkpoint_file_name, load_checkpoint,
@@ -29,7 +29,7 @@ __all__ = [
     "buffer_early_output", "log_only", "setup_logger", "teardown_logger", "AverageMeter", "MetricMeter",
     "Registry", "RegistryKeyError", "check_availability", "collect_env_info",
     "configure_determinism", "get_rng_state", "set_random_seed", "set_rng_state", "atomic_write",
-    "atomic_write_text", "check_isfile", "count_noun", "listdir_nohidden", "mkdir_if_missing", "read_image",
+    "atomic_write_text", "check_isfile", "count_noun", "listdir_nohidden", "mkdir_if_missing", "path_problem", "read_image",
     "read_json", "remove_stale_temp_files", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
     "LATEST_POINTER", "checkpoint_file_name", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
     "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError", "InputError",

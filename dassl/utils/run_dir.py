@@ -18,7 +18,7 @@ import yaml
 from .errors import ConfigError, UserError
 from .run_lock import LOCK_FILE
 from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
-from .tools import describe_dir, read_json
+from .tools import describe_dir, path_problem, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
@@ -236,8 +236,12 @@ def check_run_dir(model_dir: str, kind: str = "trained run") -> list[str]:
     Raises ``RunDirError`` saying what ``model_dir`` holds instead when it does not exist or
     has no checkpoint folder; ``kind`` names what was expected there (e.g. "trained run").
     """
-    if not os.path.isdir(model_dir):
+    problem = path_problem(model_dir, "folder")
+    if problem == "not found":
         raise RunDirError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
+    if problem:
+        raise RunDirError(f"model directory {model_dir} {problem}: give the folder of a "
+                          "trained run")
     found = checkpoint_dirs(model_dir)
     if not found:
         raise RunDirError(f"{model_dir} is not a {kind} directory: no folder in it holds a "
@@ -306,7 +310,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     """
     out = cfg.OUTPUT_DIR
     if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"OUTPUT_DIR {out} exists and is not a directory")
+        raise UserError(f"OUTPUT_DIR {out} is a file, not a folder: give a folder for the run")
     if force or not os.path.isdir(out):
         return None
     stored = read_config_file(os.path.join(out, CONFIG_FILE))

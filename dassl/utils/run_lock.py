@@ -149,7 +149,7 @@ def lock_run_dir(run_dir: str, command: Optional[Sequence[str]] = None,
     made. ``command``: what the record shows (default: this process's command line).
     """
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise UserError(f"{what} {run_dir} exists and is not a directory")
+        raise UserError(f"{what} {run_dir} is a file, not a folder: give a folder for the run")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     adopted = _adopt(path)

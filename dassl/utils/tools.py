@@ -122,19 +122,32 @@ def tolist_if_not(x: Any) -> list:
     return x if isinstance(x, list) else [x]
 
 
+def path_problem(path: str | os.PathLike, want: str = "folder") -> str:
+    """Why ``path`` is not the ``want`` ("folder" or "file") a message expected, worded as the
+    rest of a sentence that starts with the path: ``"is a file, not a folder"``, ``"is a
+    folder, not a file"`` or ``"not found"`` ("" when it is what was wanted)."""
+    path = Path(path)
+    if path.is_dir():
+        return "" if want == "folder" else "is a folder, not a file"
+    if path.exists():
+        return "" if want == "file" else "is a file, not a folder"
+    return "not found"
+
+
 def describe_dir(path: str | os.PathLike, limit: int = 10) -> str:
     """Return a one-line description of what ``path`` holds, for error messages.
 
     Walks up to the nearest existing ancestor when ``path`` itself is missing, so the user sees
-    how far the expected layout actually exists. At most ``limit`` entries are listed.
+    how far the expected layout actually exists (an ancestor that is a file is said to be one).
+    At most ``limit`` entries are listed.
     """
     path = Path(path)
-    if path.is_file():
-        return f"{path} is a file, not a folder"
     missing = []
     while not path.exists() and path != path.parent:
         missing.append(path.name)
         path = path.parent
+    if not path.is_dir():
+        return f"{path} is a file, not a folder"
     prefix = f"{path / missing[-1]} does not exist; " if missing else ""
     try:
         entries = sorted(os.listdir(path))

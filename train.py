@@ -364,6 +364,15 @@ def with_root_advice(exc: DatasetError, dataset: str) -> DatasetError:
                      f"{launcher_advice().root}")
 
 
+def is_new_run(args: argparse.Namespace) -> bool:
+    """Whether the command starts a training from scratch (not an evaluation of a trained run,
+    nor a resume of the checkpoints in ``--resume`` or ``--output-dir``): for wording advice."""
+    if args.eval_only:
+        return False
+    folder = args.resume or args.output_dir
+    return args.force or not (folder and checkpoint_dirs(os.path.expanduser(folder)))
+
+
 def _report(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -393,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                 "one is intact; run the same command again to resume from it")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except USER_ERRORS as exc:
-        raise SystemExit(report_user_error(exc, message=error_message(exc))) from None
+        raise SystemExit(report_user_error(
+            exc, message=error_message(exc, new_run=is_new_run(args)))) from None
     finally:
         teardown_logger()
 

@@ -80,7 +80,10 @@ class ChecksumError(DownloadError):
 
 
 class WeightsNotFoundError(FileNotFoundError, RuntimeError):
-    """Weights are neither on disk nor obtainable (also a RuntimeError, as upstream raised)."""
+    """Weights are neither on disk nor obtainable (also a RuntimeError, as upstream raised).
+    ``requested``: the name or path asked for, when it is neither a model name nor a file."""
+
+    requested: str | None = None
 
 
 class WeightsUnavailableError(WeightsNotFoundError):
@@ -319,8 +322,10 @@ def resolve_weights(name_or_path: str, download_root: str | None = None) -> str:
     if os.path.isfile(name_or_path):
         return name_or_path
     reason = "is a directory, not a file" if os.path.isdir(name_or_path) else "is not an existing file"
-    raise WeightsNotFoundError(f"{name_or_path!r} {reason} and not a known model name; available models: "
-                               f"{list(MODELS)}")
+    error = WeightsNotFoundError(f"{name_or_path!r} {reason} and not a known model name; "
+                                 f"available models: {list(MODELS)}")
+    error.requested = name_or_path
+    raise error
 
 
 def weights_filename(name: str) -> str:

@@ -39,10 +39,6 @@ if [ "$#" -lt 6 ]; then
 fi
 POSITIONAL=("${@:1:6}")
 set_run_layout "$@"
-if [ ! -f "${METHOD_CONFIG}" ]; then
-    echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or configs/ablations/${CFG}.yaml" >&2
-    exit 2
-fi
 shift 6
 SEEDS=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do

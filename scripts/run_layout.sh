@@ -35,6 +35,29 @@ own_option() {
     esac
 }
 
+# yaml_names FOLDER: the names of FOLDER's yaml files, without .yaml, one a line.
+yaml_names() {
+    local file
+    for file in "$1"/*.yaml; do
+        basename "${file}" .yaml
+    done
+}
+
+# unknown_cfg: exit 2 with one error line for a CFG that names no yaml: the close names (the
+# standard-library dassl/config/names.py), every method config and where the ablations are listed.
+unknown_cfg() {
+    local methods ablations close listed
+    mapfile -t methods < <(yaml_names "${REPO}/configs/trainers/${TRAINER}")
+    mapfile -t ablations < <(yaml_names "${REPO}/configs/ablations")
+    close=$(cd "${REPO}" && "$PYTHON" -m dassl.config.names "${CFG}" "${methods[@]}" \
+            "${ablations[@]}" 2>/dev/null || true)
+    listed=$(printf ', %s' "${methods[@]}")
+    echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or" \
+         "configs/ablations/${CFG}.yaml${close:+ ${close}}; method configs: ${listed:2};" \
+         "${#ablations[@]} ablations in configs/ablations/ (listed in configs/ablations/README.md)" >&2
+    exit 2
+}
+
 # set_run_layout DATASET CFG CTP NCTX SHOTS CSC: the variables below (CSC spelled True/False
 # whatever its case); a DATASET without a yaml, a CSC other than true/false, an NCTX that is not a
 # positive whole number or a CTP other than end/middle/front is an error (exit 2).
@@ -67,6 +90,9 @@ set_run_layout() {
     METHOD_CONFIG=${REPO}/configs/trainers/${TRAINER}/${CFG}.yaml
     if [ ! -f "${METHOD_CONFIG}" ] && [ -f "${REPO}/configs/ablations/${CFG}.yaml" ]; then
         METHOD_CONFIG=${REPO}/configs/ablations/${CFG}.yaml
+    fi
+    if [ ! -f "${METHOD_CONFIG}" ]; then
+        unknown_cfg
     fi
     # The method options of a run, as train.py's trailing KEY VALUE pairs.
     METHOD_OPTS=(

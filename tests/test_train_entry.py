@@ -194,12 +194,13 @@ def test_eval_sh_reads_the_main_sh_layout(tmp_path):
     assert args[-1] == "launcher=eval.sh"
     parsed = train.build_parser().parse_args(args[1:-2])
     assert parsed.force is True and parsed.eval_only is True and "--force" not in parsed.opts
-    missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "x", "end", "16",
-                              "1", "False"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    missing = subprocess.run(["bash", str(REPO / "scripts/eval.sh"), "AGIQA", "vit_b16_ep100",
+                              "end", "16", "1", "False"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
     # A user error in the house style: one `error:` line, exit status 2.
     assert missing.returncode == 2
-    assert missing.stderr == "error: no trained run at output/AGIQA/CLIP_AGIQA/x_1shots/" \
-        "nctx16_cscFalse_ctpend/seed1; train it with scripts/main.sh first\n"
+    assert missing.stderr == "error: no trained run at output/AGIQA/CLIP_AGIQA/vit_b16_ep100_" \
+        "1shots/nctx16_cscFalse_ctpend/seed1; train it with scripts/main.sh first\n"
 
 
 

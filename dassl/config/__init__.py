@@ -3,7 +3,6 @@ and a merge helper."""
 from __future__ import annotations
 
 import ast
-import difflib
 import os
 from typing import Iterable, Optional, Sequence
 
@@ -11,6 +10,7 @@ import yaml
 from yacs.config import CfgNode
 
 from .defaults import _C as cfg_default
+from .names import did_you_mean
 
 
 def get_cfg_default() -> CfgNode:
@@ -37,9 +37,8 @@ def _check_keys_exist(cfg: CfgNode, keys: Iterable[str], where: str = "") -> Non
     valid = set(_leaf_keys(cfg))
     for key in keys:
         if key not in valid:
-            close = difflib.get_close_matches(key, sorted(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KeyError(f"Non-existent config key: {key}{hint}{where}")
+            raise KeyError(f"Non-existent config key: {key}{did_you_mean(key, sorted(valid), n=1)}"
+                           f"{where}")
 
 
 def _unknown_file_keys(cfg: CfgNode, loaded: CfgNode, prefix: str = "") -> list[str]:
@@ -154,6 +153,27 @@ def _config_error(message: str) -> Exception:
     return ConfigError(message)
 
 
+_SHOW_CONFIGS = 12  # yaml files of a folder an error message lists
+
+
+def _missing_config_file(path: str) -> str:
+    """Why config file ``path`` cannot be read, with the yaml files beside it that it may have
+    meant (a folder, a missing folder, or a mistyped name)."""
+    if os.path.isdir(path):
+        return f"Config file {path} is a folder, not a file"
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        kind = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+        return f"Config file not found: {path} ({folder} {kind})"
+    yamls = sorted(e for e in os.listdir(folder) if e.endswith((".yaml", ".yml")))
+    if not yamls:
+        return f"Config file not found: {path} ({folder} holds no yaml file)"
+    shown = ", ".join(yamls[:_SHOW_CONFIGS]) + (f", ... ({len(yamls)} in all)"
+                                                 if len(yamls) > _SHOW_CONFIGS else "")
+    return (f"Config file not found: {path}{did_you_mean(os.path.basename(path), yamls)}; "
+            f"the yaml files of {folder}: {shown}")
+
+
 def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ...] = ()) -> dict:
     """The config a yaml file states, as a plain nested dict: its ``_BASE_`` file (a path
     relative to the yaml's own folder, or absolute; as detectron2's configs) loaded first, the
@@ -164,7 +184,7 @@ def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ..
     ``FileNotFoundError`` for a missing ``path``, ``ValueError`` as ``_read_yaml_mapping``.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file not found: {path}")
+        raise FileNotFoundError(_missing_config_file(path))
     data = _read_yaml_mapping(path, what)
     base = data.pop(BASE_KEY, None)
     if base is None:

@@ -1,9 +1,9 @@
 """Name -> object registries with helpful lookup errors."""
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Iterable
 
+from ..config.names import did_you_mean
 from .errors import UserError
 
 
@@ -27,8 +27,7 @@ def check_availability(requested: str, available: Iterable[str]) -> None:
 
 
 def _did_you_mean(requested: str, available: list[str]) -> str:
-    close = difflib.get_close_matches(str(requested), available, n=1, cutoff=0.4)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(str(requested), available, n=1, cutoff=0.4)
 
 
 class Registry:

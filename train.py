@@ -128,6 +128,7 @@ REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 # Given on the command line of --eval-only, these keys win over the checkpoint's spec.
 CPU_PREC_KEY = "TRAINER.CLIP_AGIQA.CPU_PREC"
 BACKBONE_KEY = "MODEL.BACKBONE.NAME"
+CHECK_PARTS_KEY = "DATASET.CHECK_PARTS"
 
 
 def reset_cfg(cfg, args: argparse.Namespace) -> None:
@@ -232,6 +233,9 @@ def setup_cfg(args: argparse.Namespace, trained: TrainedRun | None = None):
             cfg.OUTPUT_DIR = os.path.join(args.model_dir, "eval", name or cfg.DATASET.NAME)
     reset_cfg(cfg, args)
     merge_config(cfg, opts=args.opts)
+    if args.eval_only and CHECK_PARTS_KEY not in (args.opts or [])[::2]:
+        # An evaluation reads only the evaluated part's images: only they must be there.
+        cfg.DATASET.CHECK_PARTS = [cfg.TEST.SPLIT]
     absolute_paths(cfg)
     cfg.freeze()
     return cfg

@@ -122,8 +122,10 @@ class LevelDataset(DatasetBase):
         # Skipping needs to know which images fail, so SKIP_BAD_IMAGES runs the decode check
         # even with CHECK_FILES False.
         if options.check_files or options.skip_bad_images:
-            tables, self.skipped_images = drop_unreadable(tables, data.image_dir,
-                                                          options.skip_bad_images)
+            checked = {part: tables[part] for part in options.checked_parts()}
+            checked, self.skipped_images = drop_unreadable(checked, data.image_dir,
+                                                           options.skip_bad_images)
+            tables.update(checked)
         database = DATABASES.get(name)
         generator_of = database.generator if database else None
         parts = {part: to_datums(table, data, generator_of) for part, table in tables.items()}

@@ -38,6 +38,9 @@ _KEYS: dict[str, tuple[Any, str]] = {
                        "[, test.csv]; '' = split with SPLIT_SEED/TEST_RATIO/VAL_RATIO"),
     "SPLIT_INDEX": (-1, "K >= 0: read the split folder SPLIT_FILE/K/; -1 = SPLIT_FILE itself"),
     "CHECK_FILES": (True, "verify that every listed image exists and decodes before training"),
+    "CHECK_PARTS": ([], "the parts (train, val, test) whose images CHECK_FILES and "
+                        "SKIP_BAD_IMAGES check; [] = every part (train.py --eval-only: only the "
+                        "evaluated TEST.SPLIT, so missing training images do not matter)"),
     "FETCH": (True, "when the database's folder is absent under an existing ROOT, download it, "
                     "verified (python -m datasets.fetch; databases with a known source)"),
     "SKIP_BAD_IMAGES": (False, "leave out images that do not decode (warning + list in the log) "

@@ -49,6 +49,15 @@ class DatasetOptions:
     split_file: str = ""
     split_index: int = -1
     fetch: bool = True
+    check_parts: tuple[str, ...] = ()
+
+    def checked_parts(self) -> tuple[str, ...]:
+        """The parts whose images are checked (``CHECK_PARTS``; every part when empty)."""
+        unknown = [p for p in self.check_parts if p not in PARTS]
+        if unknown:
+            raise DatasetError(f"DATASET.CHECK_PARTS {list(self.check_parts)}: {unknown[0]!r} is "
+                               f"not a part; the parts are {list(PARTS)}")
+        return self.check_parts or PARTS
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "skip_bad_images": bool, "label_file": lambda value: str(value).strip(),
     "label_sheet": lambda value: str(value).strip(), "drop_duplicate_names": bool,
     "split_file": lambda value: str(value).strip(), "split_index": int, "fetch": bool,
+    "check_parts": lambda value: tuple(_normalised(v) for v in value),
 }
 
 
@@ -196,12 +206,14 @@ def assemble(table: pd.DataFrame, image_dir: Path, options: DatasetOptions, task
     (relative ``SPLIT_FILE`` paths start there), ``label_files`` the files the table was read
     from (for the provenance record).
     """
-    if options.check_files:
-        check_table_images(table, image_dir, searched=base)
     labelled = table.copy()
     if options.prompt_file:
         labelled = attach_prompts(labelled, options.prompt_file)
     split, split_record = choose_split(labelled, options, base, fixed_split)
+    if options.check_files:
+        rows = np.concatenate([getattr(split, part) for part in options.checked_parts()])
+        check_table_images(labelled.iloc[np.sort(rows)] if options.check_parts else labelled,
+                           image_dir, searched=base)
     thresholds, names, rule = _thresholds(options, default_thresholds[task], labelled, split)
     labelled["label"] = mos_to_levels(labelled["mos"].to_numpy(), thresholds)
     provenance = {"label_files": [file_record(f) for f in label_files], "split": split_record,

@@ -266,3 +266,52 @@ def test_the_scripts_cfg_error_lists_close_names_and_the_method_configs(script, 
     assert "method configs: " + ", ".join(methods) + ";" in done.stderr
     ablations = len(list((REPO / "configs/ablations").glob("*.yaml")))
     assert f"{ablations} ablations in configs/ablations/" in done.stderr
+
+
+# ---------------------------------------------------------------- 4. an evaluation needs only its part
+@pytest.fixture(scope="module")
+def trained_run(tiny_assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
+    argv = ["--root", tiny_assets["root"], "--seed", "0", "--trainer", "CLIP_AGIQA",
+            "--dataset-config-file", str(REPO / "configs/datasets/AGIQA.yaml"),
+            "--config-file", str(REPO / "configs/trainers/CLIP_AGIQA/vit_b16_ep100.yaml"),
+            "--output-dir", str(out), "MODEL.BACKBONE.NAME", tiny_assets["weights"],
+            "OPTIM.MAX_EPOCH", "1", "DATALOADER.NUM_WORKERS", "0",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "TRAINER.CLIP_AGIQA.N_CTX", "4",
+            "TEST.FINAL_MODEL", "last_step"]
+    return out, train.main(argv)
+
+
+def test_an_evaluation_reads_only_the_test_images_and_prints_no_training_parameters(
+        trained_run, tiny_args, tiny_data, tmp_path, capsys):
+    run, results = trained_run
+    test_names = [line.split(",")[0] for line in
+                  (run / "splits" / "test.csv").read_text().splitlines()[1:]]
+    for image in (tiny_data / "AGIQA-3K").glob("*.jpg"):
+        if image.name not in test_names:  # every training image gone
+            image.unlink()
+    capsys.readouterr()
+    evaluated = train.main(tiny_args(tmp_path / "eval", root=tiny_data,
+                                     flags=["--eval-only", "--model-dir", str(run)]))
+    out = capsys.readouterr().out
+    assert evaluated["final"]["n_images"] == len(test_names)
+    assert evaluated["final"]["metrics"] == pytest.approx(results["final"]["metrics"])
+    assert f"Checked that {len(test_names)} images decode" in out
+    for training_line in ("training paras", "trainable parameters", "transform_train",
+                          "Turning off gradients", "OPTIM", "lr ", "epoch ["):
+        assert training_line not in out, training_line
+    # Training on the same data still needs (and checks) every image.
+    message = pytest.raises(SystemExit, train.main, tiny_args(tmp_path / "train", root=tiny_data))
+    assert message.value.code == 2
+    assert "images listed in the label file are missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_dir", ["", "typo"])
+def test_an_evaluation_without_its_model_dir_says_so(model_dir, user_error, tiny_args,
+                                                     trained_run, tmp_path):
+    flags = ["--eval-only"] + (["--model-dir", str(trained_run[0]) + model_dir] if model_dir
+                               else [])
+    message = user_error(tiny_args(tmp_path / "eval", flags=flags))
+    assert ("needs --model-dir" if not model_dir else
+            f"model directory {trained_run[0]}{model_dir} not found") in message
+    assert "no trainer given" not in message

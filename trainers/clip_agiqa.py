@@ -119,6 +119,10 @@ class CLIP_AGIQA(TrainerX):
         trained = self.trained.spec if self.trained is not None else None
         return trained or self.validated.spec
 
+    def evaluation_only(self) -> bool:
+        """An evaluation (`trained` given) reads no training image and trains nothing."""
+        return self.trained is not None
+
     def test_transform(self):
         """An evaluated run's own test transform for dassl's image loaders (reference pipeline);
         None otherwise (the config's INPUT builds it)."""
@@ -178,7 +182,8 @@ class CLIP_AGIQA(TrainerX):
                   "other than SGD: its float16 state would underflow; SGD keeps the original's "
                   "float16 context)")
 
-        print("Turning off gradients in both the image and the text encoder")
+        if not self.evaluation_only():
+            print("Turning off gradients in both the image and the text encoder")
         trainable_prefixes = tuple(f"{name}." for name in MODULE_NAMES)
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith(trainable_prefixes))
@@ -187,11 +192,12 @@ class CLIP_AGIQA(TrainerX):
                   f"(learning rate {self.pipeline_options.encoder_lr}, parameters in float32)")
             for param in self.model.encoder_tuning.parameters():
                 param.requires_grad_(True)
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                print(f"training paras:  {name}")
-        n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        print(f"# trainable parameters: {n_trainable:,}")
+        if not self.evaluation_only():  # what would train: nothing does in an evaluation
+            for name, param in self.model.named_parameters():
+                if param.requires_grad:
+                    print(f"training paras:  {name}")
+            n_trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            print(f"# trainable parameters: {n_trainable:,}")
 
         self.model.to(self.device)
         if self.pipeline_options.compile and self.model.compile_image_encoder().compiled:

@@ -107,22 +107,25 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source:
 class DataManager:
     """Builds the dataset (``DATASET.NAME``), the transforms and the loaders.
 
-    Attributes: ``dataset``, ``train_loader_x`` (None only with ``DATASET.SPLIT_MODE all``,
-    which has no training split), ``train_loader_u``, ``test_loader`` (None only with
+    Attributes: ``dataset``, ``train_loader_x`` (None with ``DATASET.SPLIT_MODE all``,
+    which has no training split, and for an evaluation: ``training`` False), ``train_loader_u``, ``test_loader`` (None only with
     ``DATASET.TEST_RATIO 0``) (None without ``train_u``),
     ``val_loader`` (None without ``val``), ``test_loader``, ``tfm_train``, ``tfm_test``,
     ``num_classes``, ``num_source_domains``, ``lab2cname``.
     """
 
-    def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None) -> None:
+    def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None,
+                 training: bool = True) -> None:
+        """``training`` False (an evaluation): no training transform or loaders are built (the
+        training images are never read)."""
         dataset = build_dataset(cfg)
-        self.tfm_train = (build_transform(cfg, is_train=True) if custom_tfm_train is None
-                          else custom_tfm_train)
+        self.tfm_train = None if not training else (
+            build_transform(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train)
         self.tfm_test = (build_transform(cfg, is_train=False) if custom_tfm_test is None
                          else custom_tfm_test)
         # SPLIT_MODE "all" (every row tested, for evaluating a model trained elsewhere) is the
         # one configuration without a training split.
-        evaluation_only = cfg.DATASET.get("SPLIT_MODE", "") == "all"
+        evaluation_only = not training or cfg.DATASET.get("SPLIT_MODE", "") == "all"
         if not dataset.train_x and not evaluation_only:
             raise ConfigError(f"Dataset {cfg.DATASET.NAME!r} has an empty training split: check "
                               "DATASET.TEST_RATIO / VAL_RATIO and the label file")
@@ -133,13 +136,13 @@ class DataManager:
                               "DATASET.TEST_RATIO and the label file")
         dl = cfg.DATALOADER
 
-        self.train_loader_x = None if not dataset.train_x else build_data_loader(
+        self.train_loader_x = None if not (training and dataset.train_x) else build_data_loader(
             cfg, sampler_type=dl.TRAIN_X.SAMPLER, data_source=dataset.train_x,
             batch_size=dl.TRAIN_X.BATCH_SIZE, n_domain=dl.TRAIN_X.N_DOMAIN, n_ins=dl.TRAIN_X.N_INS,
             tfm=self.tfm_train, is_train=True, dataset_wrapper=dataset_wrapper)
 
         self.train_loader_u = None
-        if dataset.train_u:
+        if training and dataset.train_u:
             u = dl.TRAIN_X if dl.TRAIN_U.SAME_AS_X else dl.TRAIN_U
             self.train_loader_u = build_data_loader(
                 cfg, sampler_type=u.SAMPLER, data_source=dataset.train_u, batch_size=u.BATCH_SIZE,

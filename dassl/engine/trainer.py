@@ -107,7 +107,8 @@ class SimpleTrainer(TrainerBase):
         """Create ``self.dm`` and expose its loaders and dataset facts as attributes
         (``level_names``: the dataset's ``classnames``, the quality levels worst first); the test
         images go through ``test_transform()`` when it gives one."""
-        dm = DataManager(self.cfg, custom_tfm_test=self.test_transform())
+        dm = DataManager(self.cfg, custom_tfm_test=self.test_transform(),
+                         training=not self.evaluation_only())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
@@ -119,6 +120,11 @@ class SimpleTrainer(TrainerBase):
         # trainer meets the data manager, so methods speak of levels.
         self.level_names = list(dm.dataset.classnames)
         self.dm = dm
+
+    def evaluation_only(self) -> bool:
+        """Whether this trainer only evaluates a trained model: then no training loader or
+        transform is built and no training image is read. False by default."""
+        return False
 
     def test_transform(self):
         """The test images' transform when it is not the one ``cfg.INPUT`` describes (e.g. that

@@ -16,7 +16,9 @@ and `OUTPUT_DIR/results.json` and `OUTPUT_DIR/predictions.csv` at its end
 Reliability (exit status 0 = done, 2 = bad input, 130 = interrupted):
 - bad input (config, dataset files, images, weights, model directory) is found before training
   and reported as one `error: <message>` line on stderr (and in log.txt), without a traceback;
-  an OUTPUT_DIR that the failed command created is removed again, so it does not look like a run;
+- an OUTPUT_DIR holding other files than a run's is refused (``check_new_run_folder``), even
+  with ``--force``; a command that fails on bad input before any checkpoint removes the
+  OUTPUT_DIR it made, and the parent folders it made while they are empty;
 - an OUTPUT_DIR with finished results is not trained again: the stored results are returned
   ("already finished"); `--force` moves the previous run's files into
   `OUTPUT_DIR/previous-<time>/` (nothing is deleted) and starts from scratch. An interrupted

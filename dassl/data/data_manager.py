@@ -108,8 +108,9 @@ class DataManager:
     """Builds the dataset (``DATASET.NAME``), the transforms and the loaders.
 
     Attributes: ``dataset``, ``train_loader_x`` (None with ``DATASET.SPLIT_MODE all``,
-    which has no training split, and for an evaluation: ``training`` False), ``train_loader_u``, ``test_loader`` (None only with
-    ``DATASET.TEST_RATIO 0``) (None without ``train_u``),
+    which has no training split, and for an evaluation: ``training`` False),
+    ``train_loader_u``, ``test_loader`` (None only with ``DATASET.TEST_RATIO 0``) (None
+    without ``train_u``),
     ``val_loader`` (None without ``val``), ``test_loader``, ``tfm_train``, ``tfm_test``,
     ``num_classes``, ``num_source_domains``, ``lab2cname``.
     """

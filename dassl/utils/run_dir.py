@@ -23,7 +23,8 @@ from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoin
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
-           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder", "missing_folders", "remove_made_folders", "foreign_entries", "check_new_run_folder",
+           "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder",
+           "missing_folders", "remove_made_folders", "foreign_entries", "check_new_run_folder",
            "RunDirError", "check_run_dir",
            "move_previous_run",
            "check_output_dir"]
@@ -34,9 +35,10 @@ SCATTER_FILE = "scatter.png"
 SPLITS_DIR = "splits"
 TENSORBOARD_DIR = "tensorboard"
 # Keys that may differ between the runs of one experiment: where things are (and whether a
-# missing database is downloaded), how fast they load, how much is printed, and the device
-# (resuming a GPU run on a CPU is allowed).
+# missing database is downloaded, which parts' images are checked), how fast they load, how much
+# is printed, and the device (resuming a GPU run on a CPU is allowed).
 IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.FETCH",
+                          "DATASET.CHECK_PARTS",
                           "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
 # Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
 _RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, "cmat.pt", CONFIG_FILE,
@@ -196,14 +198,14 @@ _SHOW_FOREIGN = 5  # entries of a foreign folder an error message names
 
 def foreign_entries(path: str) -> list[str]:
     """The entries of folder ``path`` when it holds something but no run (``is_run_folder``,
-    ``log*.txt`` and ``previous-*`` folders count as a run's): a folder of the user's that a
-    run must not write into. [] for a missing or empty folder or a run folder; sorted, a
-    folder shown with a trailing ``/``."""
+    the files a run writes at its top, ``log*.txt`` and ``previous-*`` folders count as a
+    run's): a folder of the user's that a run must not write into. [] for a missing or empty
+    folder or a run folder; sorted, a folder shown with a trailing ``/``."""
     if not os.path.isdir(path) or is_run_folder(path):
         return []
     entries = sorted(set(os.listdir(path)) - _SYSTEM_FILES)
-    if any(e.startswith(_PREVIOUS_PREFIX) or (e.startswith("log") and e.endswith(".txt"))
-           for e in entries):
+    if any(e in _RUN_FILES or e.startswith(_PREVIOUS_PREFIX)
+           or (e.startswith("log") and e.endswith(".txt")) for e in entries):
         return []
     return [e + ("/" if os.path.isdir(os.path.join(path, e)) else "") for e in entries]
 

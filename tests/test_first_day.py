@@ -242,7 +242,7 @@ def test_a_missing_weights_file_is_worded_for_a_new_run_or_for_a_resume(
     ("TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION", "ends", ["'end'", "'middle'", "'front'"]),
     ("optim.lr", "0.1", ["did you mean 'OPTIM.LR'"]),
     ("OPTIM.MAX_EPOC", "3", ["did you mean 'OPTIM.MAX_EPOCH'"]),
-    ("--trainer", "clip_agiqa", ["did you mean 'CLIP_AGIQA'", "available: ['CLIP_AGIQA']"]),
+    ("--trainer", "clip_agiqa", ["did you mean 'CLIP_AGIQA'", "available: ['CLIP_AGIQA'"]),
 ])
 def test_every_error_rejecting_a_name_lists_the_valid_ones(option, value, expected, user_error,
                                                            tiny_args, tmp_path):

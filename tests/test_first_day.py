@@ -2,6 +2,7 @@
 test is one kind of friction, met through every door it enters by."""
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def test_under_main_sh_the_advice_names_what_main_sh_accepts(user_error, tiny_ar
 
 @pytest.mark.parametrize("content", [[], ["config.yaml"], ["results.json"], ["log.txt"],
                                      [LOCK_FILE], ["prompt_learner/checkpoint"],
-                                     ["previous-20260101-000000/config.yaml"], [".DS_Store"]])
+                                     ["previous-20260101-000000/config.yaml"], [".DS_Store"],
+                                     ["sweep_run.json"], ["sweep.log"], ["sweep_job.json"]])
 def test_empty_missing_and_run_folders_are_not_foreign(content, tmp_path):
     folder = tmp_path / "run"
     assert foreign_entries(str(folder)) == []  # missing
@@ -98,12 +100,15 @@ def test_a_failing_run_leaves_no_live_tensorboard_writer_and_no_warning(
     from trainers import CLIP_AGIQA
 
     monkeypatch.setattr(CLIP_AGIQA, method, _fail_with(exc))
+    gc.collect()  # earlier tests' garbage warns now, not during this run
+    recwarn.clear()
     before = set(threading.enumerate())
     with pytest.raises((SystemExit, RuntimeError)) as info:
         train.main(tiny_args(tmp_path / "run"))
     assert getattr(info.value, "code", None) == code
     started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert started == [], started
+    gc.collect()  # an event file left open would warn (ResourceWarning) here
     assert [str(w.message) for w in recwarn] == []
 
 

@@ -22,6 +22,7 @@ from .tools import describe_dir, path_problem, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
 __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
+           "SWEEP_RUN_FILE", "SWEEP_LOG_FILE", "SWEEP_JOB_FILE",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
            "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder",
            "missing_folders", "remove_made_folders", "foreign_entries", "check_new_run_folder",
@@ -34,6 +35,11 @@ PREDICTIONS_FILE = "predictions.csv"
 SCATTER_FILE = "scatter.png"
 SPLITS_DIR = "splits"
 TENSORBOARD_DIR = "tensorboard"
+# What a sweep writes into each of its run folders (scripts/sweeps): the run's identity, written
+# when the run is planned or submitted, the log of its launches and its cluster job's record.
+SWEEP_RUN_FILE = "sweep_run.json"
+SWEEP_LOG_FILE = "sweep.log"
+SWEEP_JOB_FILE = "sweep_job.json"
 # Keys that may differ between the runs of one experiment: where things are (and whether a
 # missing database is downloaded, which parts' images are checked), how fast they load, how much
 # is printed, and the device (resuming a GPU run on a CPU is allowed).
@@ -198,13 +204,14 @@ _SHOW_FOREIGN = 5  # entries of a foreign folder an error message names
 
 def foreign_entries(path: str) -> list[str]:
     """The entries of folder ``path`` when it holds something but no run (``is_run_folder``,
-    the files a run writes at its top, ``log*.txt`` and ``previous-*`` folders count as a
-    run's): a folder of the user's that a run must not write into. [] for a missing or empty
+    the files a run or a sweep writes at its top, ``log*.txt`` and ``previous-*`` folders count
+    as a run's): a folder of the user's that a run must not write into. [] for a missing or empty
     folder or a run folder; sorted, a folder shown with a trailing ``/``."""
     if not os.path.isdir(path) or is_run_folder(path):
         return []
     entries = sorted(set(os.listdir(path)) - _SYSTEM_FILES)
-    if any(e in _RUN_FILES or e.startswith(_PREVIOUS_PREFIX)
+    marks = set(_RUN_FILES) | {SWEEP_RUN_FILE, SWEEP_LOG_FILE, SWEEP_JOB_FILE}
+    if any(e in marks or e.startswith(_PREVIOUS_PREFIX)
            or (e.startswith("log") and e.endswith(".txt")) for e in entries):
         return []
     return [e + ("/" if os.path.isdir(os.path.join(path, e)) else "") for e in entries]

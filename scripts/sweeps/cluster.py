@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from dassl.utils import atomic_write_text
+from dassl.utils.run_dir import SWEEP_JOB_FILE
 from dassl.utils.run_lock import describe_holder, lock_holder
 
 from .runner import (LOG_FILE, RUN_FILE, Job, launch, log_tail, read_results, report,
@@ -57,7 +58,7 @@ __all__ = ["SUBMITIT_CLUSTER", "MARKER_FILE", "LOG_DIR", "STATES", "SlurmOptions
 # The submitit executor behind ``--executor slurm``; the tests run the same code with "local"
 # (submitit's LocalExecutor: real subprocesses on this machine, no cluster).
 SUBMITIT_CLUSTER = "slurm"
-MARKER_FILE = "sweep_job.json"
+MARKER_FILE = SWEEP_JOB_FILE  # a name of the run folder contract (dassl.utils.run_dir)
 LOG_DIR = "slurm"
 STATES = ("new", "queued", "running", "done", "failed")
 INSTALL_HINT = "pip install -r requirements-cluster.txt  (or: pip install submitit)"

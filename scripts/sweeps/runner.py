@@ -24,7 +24,8 @@ from typing import IO, Callable, Mapping, Optional, Sequence
 
 from dassl.evaluation.metric_names import RAW_METRICS
 from dassl.utils import UserError, atomic_write_text
-from dassl.utils.run_dir import RESULTS_FILE, RerunAdvice, check_new_run_folder, checkpoint_dirs, same_path
+from dassl.utils.run_dir import (RESULTS_FILE, SWEEP_LOG_FILE, SWEEP_RUN_FILE, RerunAdvice,
+                                 check_new_run_folder, checkpoint_dirs, same_path)
 from dassl.utils.run_record import PATH_KEYS
 from dassl.utils.run_dir import read_results as read_run_results
 from dassl.utils.run_lock import RunLock, lock_run_dir
@@ -35,8 +36,8 @@ __all__ = ["RESULTS_FILE", "RUN_FILE", "LOG_FILE", "INTERRUPTED_EXIT_CODES", "Jo
            "check_identity", "write_identity", "data_record", "record_data", "visible_gpus", "device_slots", "launch", "take_lock", "report",
            "log_tail", "execute"]
 
-RUN_FILE = "sweep_run.json"
-LOG_FILE = "sweep.log"
+RUN_FILE = SWEEP_RUN_FILE  # names of the run folder contract (dassl.utils.run_dir)
+LOG_FILE = SWEEP_LOG_FILE
 REQUIRED_METRICS = RAW_METRICS
 # Entries of sweep_run.json that record what a finished run used, not what it is: never compared.
 RECORD_KEYS = ("data",)

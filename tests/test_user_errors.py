@@ -71,7 +71,9 @@ def test_a_bad_run_folder_is_the_same_error_line_in_both_tools(folder, run, tiny
 @pytest.mark.slow
 def test_a_bad_image_is_one_error_line_in_both_tools(run, tiny_args, tiny_data, tmp_path,
                                                      capsys):
-    bad = sorted(tiny_data.rglob("*.jpg"))[0]
+    # An image the evaluation reads: one of the test split (an evaluation checks only those).
+    first_test = (Path(run) / "splits" / "test.csv").read_text().splitlines()[1].split(",")[0]
+    bad = next(tiny_data.rglob(first_test))
     bad.write_bytes(b"not an image")
     trained = train_error(tiny_args(tmp_path / "eval", root=tiny_data, flags=[
         "--eval-only", "--model-dir", str(run), "--load-epoch", "1"]), capsys)

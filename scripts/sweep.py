@@ -21,8 +21,8 @@ the folder alone (``--output OUTPUT``, no spec, datasets or variants) runs, repo
 that sweep; one that adds runs (seeds, variants, ``--cross``, ...) extends it, one that leaves
 out or changes its runs is refused, naming the difference (``--replan`` to change it). The local
 executor (default) runs them in parallel, one per visible GPU (``CUDA_VISIBLE_DEVICES`` set per
-child; ``--jobs`` to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row per run),
-``OUTPUT/summary.csv`` (per dataset x variant x protocol), ``OUTPUT/generators.csv``
+child; ``--jobs`` to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row
+per run), ``OUTPUT/summary.csv`` (per dataset x variant x protocol), ``OUTPUT/generators.csv``
 (per-generator medians), ``OUTPUT/boxplot.png`` and the offline page ``OUTPUT/report.html``
 (``scripts/sweeps/page.py``, linking each run's page) from the runs' ``results.json`` and
 prints the summary. ``--executor slurm`` submits the runs instead as

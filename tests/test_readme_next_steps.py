@@ -52,8 +52,9 @@ def test_the_next_steps_run_as_printed(tmp_path):
             (work / entry.name).symlink_to(entry)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("python", "python3"):
-        (bin_dir / name).symlink_to(sys.executable)
+    for name in ("python", "python3"):  # a wrapper, not a link: a venv's python stays in it
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        (bin_dir / name).chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                CLIP_CACHE_DIR=str(tmp_path / "no-cache"), HF_HOME=str(tmp_path / "no-hf"))
     env.pop("DATA", None)

@@ -71,14 +71,14 @@ else:
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
     from dassl.utils import (EXIT_INTERRUPTED, InputError, OutputWriteError, atomic_write_text,
-                             count_noun, report_user_error)
+                             count_noun, report_user_error, shown)
+    from dassl.utils.image_files import find_images
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
-    from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
+    from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
     from trainers.inference.scorer import load_scorer
     from trainers.user_errors import USER_ERRORS, error_message
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
 # ours (name, mos), then each database's own label file, its name and default-task MOS column
 # as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
-    """`(name, path)` of every image: files as given, folders searched recursively (sorted).
+    """`(name, path)` of every image: files as given, folders searched recursively by
+    `dassl.utils.image_files.find_images` (links followed, every extension Pillow reads; what it
+    skips is named in one line on stderr per folder).
 
     Raises `FileNotFoundError` for a missing input or an input without images and `InputError`
     for two images with the same name.
@@ -151,25 +153,22 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
         if os.path.isfile(item):
             found.append((os.path.basename(item), item))
         elif os.path.isdir(item):
-            in_folder = []
-            for folder, subfolders, files in os.walk(item):
-                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-                for name in files:
-                    if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                        path = os.path.join(folder, name)
-                        in_folder.append((os.path.relpath(path, item).replace(os.sep, "/"),
-                                          path))
-            if not in_folder:
-                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
-                                        f"folder {item}")
-            found.extend(sorted(in_folder))
+            walk = find_images(item)
+            if walk.skipped:
+                print(walk.skipped_line(), file=sys.stderr)
+            if not walk.images:
+                raise FileNotFoundError(f"no image files in folder {shown(item)} (extensions "
+                                        "Pillow reads, e.g. .jpg .png .webp .tif)")
+            found.extend(walk.images)
+        elif os.path.lexists(item):
+            raise FileNotFoundError(f"input {shown(item)} is a broken link")
         else:
-            raise FileNotFoundError(f"input not found: {item}")
+            raise FileNotFoundError(f"input not found: {shown(item)}")
     seen: dict[str, str] = {}
     for name, path in found:
         if name in seen:
-            raise InputError(f"two images are named {name!r} ({seen[name]} and {path}); score "
-                             "them in separate calls")
+            raise InputError(f"two images are named {shown(name)} ({shown(seen[name])} and "
+                             f"{shown(path)}); score them in separate calls")
         seen[name] = path
     return found
 
@@ -184,26 +183,30 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
     from datasets.labels import read_label_table  # deferred: the datasets package is optional
 
     if not os.path.isfile(list_file):
-        raise FileNotFoundError(f"--list file not found: {list_file}")
+        raise FileNotFoundError(f"--list file not found: {shown(list_file)}")
     names = read_label_table(list_file, None)["name"].tolist()
     search = []
     for folder in folders or [os.path.dirname(os.path.abspath(list_file))]:
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"folder not found: {folder}")
+            raise FileNotFoundError(f"folder not found: {shown(folder)}")
         search.append(folder)
         search += sorted(entry.path for entry in os.scandir(folder)
                          if entry.is_dir() and not entry.name.startswith("."))
-    present = [(folder, set(os.listdir(folder))) for folder in search]
+    walks = [find_images(folder, recursive=False) for folder in search]
+    present = [(walk.folder, dict(walk.images)) for walk in walks]
     found, missing = [], []
     for name in names:
-        hit = next((folder for folder, files in present if name in files), None)
+        hit = next((files[name] for folder, files in present if name in files), None)
         if hit is None:
             missing.append(name)
         else:
-            found.append((name, os.path.join(hit, name)))
+            found.append((name, hit))
     if missing:
-        raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in {list_file} "
-                                f"are in none of {search}, e.g. {', '.join(missing[:5])}")
+        why = {n: reason for walk in walks for n, reason in walk.skipped}
+        examples = ", ".join(shown(n) + (f" ({why[n]})" if n in why else "") for n in missing[:5])
+        raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in "
+                                f"{shown(list_file)} are in none of "
+                                f"[{', '.join(map(shown, search))}], e.g. {examples}")
     return found
 
 
@@ -242,7 +245,7 @@ def read_labels(path: str, mos_column: str | None = None) -> dict[str, float]:
         try:
             value = parse_number(cell)
         except ValueError:
-            raise LabelFileError(f"{path}, line {line}: {mos} {visible(cell)} of {visible(name)} "
+            raise LabelFileError(f"{path}, line {line}: {mos} {shown(cell)} of {shown(name)} "
                                  "is not a number (expected e.g. 3.25 or 3,25)") from None
         if math.isfinite(value):
             labels[name] = value

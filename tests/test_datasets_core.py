@@ -104,7 +104,7 @@ def test_csv_reader_keeps_order_and_exact_floats(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("name,score\na.jpg,1\n", r"lacks column\(s\) \['mos'\]; it has columns \['name', 'score'\]"),
+    ("name,score\na.jpg,1\n", r"lacks column\(s\) \['mos'\]; it has columns \[name, score\]"),
     ("name,mos\na.jpg,1\nb.jpg,\n", "MOS is missing or not finite .* data row 1 .*'b.jpg'"),
     ("name,mos\na.jpg,1\nb.jpg,nan\n", "data row 1"),
     ("name,x,mos\na.jpg,0,1\nb.jpg,0\n", "MOS is missing .* data row 1 .*'b.jpg'"),

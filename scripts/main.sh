@@ -27,6 +27,7 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
+set -- "${@%$'\r'}"  # a CR left by a wrapper script with Windows line ends
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
     usage "$0" 2 20
     exit 0
@@ -42,14 +43,14 @@ if [ "$#" -lt 6 ]; then
 fi
 set_run_layout "$@"
 if [ ! -f "${METHOD_CONFIG}" ]; then
-    echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or configs/ablations/${CFG}.yaml" >&2
+    echo "error: CFG $(shown "${CFG}"): no such file configs/trainers/${TRAINER}/CFG.yaml or configs/ablations/CFG.yaml; one of: $(method_configs)" >&2
     exit 2
 fi
 shift 6
 SEEDS=()
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
     if ! [[ "$1" =~ ^[0-9]+$ ]]; then
-        echo "error: SEED must be a non-negative whole number, got '$1'" >&2
+        echo "error: SEED must be a non-negative whole number, got $(shown "$1")" >&2
         exit 2
     fi
     SEEDS+=("$1")

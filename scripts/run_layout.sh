@@ -1,10 +1,21 @@
 # Sourced by main.sh and eval.sh: their shared positional arguments, environment defaults and
 # run-directory layout, kept in one place so that eval.sh always finds what main.sh wrote.
 # Usage (from a script): source run_layout.sh; set_run_layout DATASET CFG CTP NCTX SHOTS CSC
+# A carriage return that a wrapper script edited on Windows (CRLF line ends) leaves at the end of
+# a value is dropped (the scripts also strip it from their arguments: set -- "${@%$'\r'}").
 DATA=${DATA:-./data}
+DATA=${DATA%$'\r'}
 PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
+
+# shown NAME: NAME as error lines show it, the project's one rule (dassl/utils/errors.py, standard
+# library only): as it is when plain, quoted and escaped when it holds a space at an end, a tab, a
+# no-break or zero-width space or another invisible character.
+shown() {
+    "$PYTHON" "${REPO}/dassl/utils/errors.py" shown "$1"
+}
 
 # registry ARG: a fact of the database registry (datasets/registry.py, the one list of databases;
 # run as a file, it imports only the standard library).
@@ -32,19 +43,19 @@ set_run_layout() {
     case "${CSC,,}" in
         true) CSC=True ;;
         false) CSC=False ;;
-        *) echo "error: CSC must be True or False, got '${CSC}'" >&2; exit 2 ;;
+        *) echo "error: CSC must be True or False, got $(shown "${CSC}")" >&2; exit 2 ;;
     esac
     if ! [[ "${NCTX}" =~ ^[1-9][0-9]*$ ]]; then
-        echo "error: NCTX must be a positive whole number, got '${NCTX}'" >&2
+        echo "error: NCTX must be a positive whole number, got $(shown "${NCTX}")" >&2
         exit 2
     fi
     case "${CTP}" in
         end|middle|front) ;;
-        *) echo "error: CTP must be end, middle or front, got '${CTP}'" >&2; exit 2 ;;
+        *) echo "error: CTP must be end, middle or front, got $(shown "${CTP}")" >&2; exit 2 ;;
     esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
-        echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(registry --configs)" >&2
+        echo "error: DATASET $(shown "${DATASET}"): no such file configs/datasets/DATASET.yaml; one of: $(registry --configs)" >&2
         exit 2
     fi
     # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.
@@ -59,6 +70,15 @@ set_run_layout() {
         TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION "${CTP}"
         DATASET.NUM_SHOTS "${SHOTS}"
     )
+}
+
+# method_configs: the CFG names there are (configs/trainers/CLIP_AGIQA/ and configs/ablations/).
+method_configs() {
+    local path names=()
+    for path in "${REPO}/configs/trainers/${TRAINER}"/*.yaml "${REPO}/configs/ablations"/*.yaml; do
+        names+=("$(basename "${path}" .yaml)")
+    done
+    echo "${names[*]}"
 }
 
 # check_method_args [KEY VALUE ...]: exit 2 with one error line when the CFG yaml or the given

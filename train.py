@@ -96,6 +96,7 @@ if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
 
 import yaml
 
+from dassl.names import shown
 from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
@@ -316,7 +317,7 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
     if wanted not in found:
         hint = (" (pass --load-epoch E to evaluate model.pth.tar-E)"
                 if load_epoch is None and found else "")
-        raise UserError(f"model directory {model_dir} has no {wanted} in its module folders; "
+        raise UserError(f"model directory {shown(model_dir)} has no {wanted} in its module folders; "
                         f"checkpoint files found: {sorted(found) or 'none'}{hint}")
 
 

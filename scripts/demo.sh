@@ -28,9 +28,9 @@ PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # A CR that a wrapper script with Windows line ends leaves at the end of an argument is dropped.
 set -- "${@%$'\r'}"
-# shown NAME: NAME as error lines show it (dassl/utils/errors.py: escaped when it holds invisible
+# shown NAME: NAME as error lines show it (dassl/names.py: escaped when it holds invisible
 # characters).
-shown() { "$PYTHON" "$REPO/dassl/utils/errors.py" shown "$1"; }
+shown() { "$PYTHON" "$REPO/dassl/names.py" "$1"; }
 WORK=${DEMO_DIR:-$REPO/output/demo}
 WORK=${WORK%$'\r'}
 N_IMAGES=${DEMO_IMAGES:-200}

@@ -10,11 +10,11 @@ PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
 
-# shown NAME: NAME as error lines show it, the project's one rule (dassl/utils/errors.py, standard
+# shown NAME: NAME as error lines show it, the project's one rule (dassl/names.py, standard
 # library only): as it is when plain, quoted and escaped when it holds a space at an end, a tab, a
 # no-break or zero-width space or another invisible character.
 shown() {
-    "$PYTHON" "${REPO}/dassl/utils/errors.py" shown "$1"
+    "$PYTHON" "${REPO}/dassl/names.py" "$1"
 }
 
 # registry ARG: a fact of the database registry (datasets/registry.py, the one list of databases;

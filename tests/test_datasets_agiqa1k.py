@@ -153,7 +153,7 @@ def test_split_file_errors(root, tmp_path):
         load_agiqa1k(options(root, SPLIT_FILE=str(tmp_path / "unknown.csv")))
     pd.DataFrame({"name": ["deepai_0_0_0_0.jpg", "deepai_0_0_0_0.jpg"],
                   "split": ["train", "test"]}).to_csv(tmp_path / "twice.csv", index=False)
-    with pytest.raises(DatasetError, match=r"'deepai_0_0_0_0\.jpg' is listed in two parts or "
+    with pytest.raises(DatasetError, match=r"deepai_0_0_0_0\.jpg is listed in two parts or "
                                            r"twice \(test, train\)"):
         load_agiqa1k(options(root, SPLIT_FILE=str(tmp_path / "twice.csv")))
     (tmp_path / "only_train").mkdir()

@@ -133,11 +133,11 @@ def test_every_trainer_yaml_loads(yaml_path):
 
 def _fake_python(tmp_path):
     """A PYTHON stand-in that records its arguments (one per line) instead of training; main.sh's
-    argument check (scripts/method_args.py) and its name quoting (dassl/utils/errors.py) run for
+    argument check (scripts/method_args.py) and its name quoting (dassl/names.py) run for
     real."""
     record = tmp_path / "calls.txt"
     fake = tmp_path / "fakepython"
-    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py|*/errors.py) exec "{sys.executable}" "$@" ;; esac\n'
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py|*/names.py) exec "{sys.executable}" "$@" ;; esac\n'
                     f'printf "%s\\n" "$@" >> "{record}"\necho "--" >> "{record}"\n')
     fake.chmod(0o755)
     return fake, record

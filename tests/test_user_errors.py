@@ -101,7 +101,7 @@ def test_score_input_errors_are_designed_types(tmp_path, capsys):
     for path in (first, second):
         path.parent.mkdir()
         path.write_bytes(b"")
-    with pytest.raises(InputError, match="two images are named 'x.png'"):
+    with pytest.raises(InputError, match="two images are named x.png"):
         score.collect_images([str(first), str(second)])
     with pytest.raises(InputError, match="cannot write"):
         score.write_output(str(first / "s.csv"), "name,score\n")  # under a file

@@ -10,6 +10,7 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
+from ..names import shown
 from .defaults import _C as cfg_default
 
 
@@ -38,8 +39,8 @@ def _check_keys_exist(cfg: CfgNode, keys: Iterable[str], where: str = "") -> Non
     for key in keys:
         if key not in valid:
             close = difflib.get_close_matches(key, sorted(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KeyError(f"Non-existent config key: {key}{hint}{where}")
+            hint = f" (did you mean {shown(close[0])}?)" if close else ""
+            raise KeyError(f"Non-existent config key: {shown(key)}{hint}{where}")
 
 
 def _unknown_file_keys(cfg: CfgNode, loaded: CfgNode, prefix: str = "") -> list[str]:
@@ -118,20 +119,20 @@ def _read_yaml_mapping(path: str, what: str = "config file") -> dict:
     mapping.
     """
     if not path.lower().endswith(CONFIG_SUFFIXES):
-        raise ValueError(f"{what} {path} is not a yaml file (expected a name ending in "
+        raise ValueError(f"{what} {shown(path)} is not a yaml file (expected a name ending in "
                          f"{' or '.join(CONFIG_SUFFIXES)})")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except UnicodeDecodeError:
-        raise ValueError(f"{what} {path} is not UTF-8 text") from None
+        raise ValueError(f"{what} {shown(path)} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{what} {path} is not valid yaml"
+        raise ValueError(f"{what} {shown(path)} is not valid yaml"
                          f"{describe_yaml_error(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"{what} {path} must hold a yaml mapping of config keys (e.g. "
+        raise ValueError(f"{what} {shown(path)} must hold a yaml mapping of config keys (e.g. "
                          f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
     return data
 
@@ -164,18 +165,18 @@ def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ..
     ``FileNotFoundError`` for a missing ``path``, ``ValueError`` as ``_read_yaml_mapping``.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Config file not found: {path}")
+        raise FileNotFoundError(f"Config file not found: {shown(path)}")
     data = _read_yaml_mapping(path, what)
     base = data.pop(BASE_KEY, None)
     if base is None:
         return data
     if not isinstance(base, str) or not base:
-        raise _config_error(f"{what} {path}: {BASE_KEY} must be the path of one yaml file, "
-                            f"got {base!r}")
+        raise _config_error(f"{what} {shown(path)}: {BASE_KEY} must be the path of one yaml file, "
+                            f"got {shown(base)}")
     chain = _chain + (os.path.realpath(path),)
     base_path = os.path.join(os.path.dirname(path), os.path.expanduser(base))
     if not os.path.isfile(base_path):
-        raise _config_error(f"{what} {path} names {BASE_KEY} {base}, but {base_path} does "
+        raise _config_error(f"{what} {shown(path)} names {BASE_KEY} {shown(base)}, but {shown(base_path)} does "
                             "not exist")
     if os.path.realpath(base_path) in chain:
         circle = " -> ".join(chain[chain.index(os.path.realpath(base_path)):] +
@@ -198,7 +199,7 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
         if not path:
             continue
         loaded = type(cfg)(load_config_file(path))
-        where = f" in config file {path}"
+        where = f" in config file {shown(path)}"
         if not cfg.is_new_allowed():
             _check_keys_exist(cfg, _unknown_file_keys(cfg, loaded), where)
         _coerce_file_numbers(cfg, loaded)

@@ -11,9 +11,10 @@ derives from the builtin type callers caught before it existed (``ValueError``,
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from typing import Optional, TextIO
+
+from ..names import shown  # noqa: F401  (re-exported: errors show names by its rule)
 
 __all__ = ["shown", "UserError", "ConfigError", "InputError", "TrainingDiverged", "OutputWriteError",
            "write_failure", "CheckpointFileError",
@@ -22,22 +23,6 @@ __all__ = ["shown", "UserError", "ConfigError", "InputError", "TrainingDiverged"
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
-
-
-def shown(name: object) -> str:
-    """A user-supplied name (file, folder, column, config key or name) as messages show it:
-    as it is when every character is visible and it neither starts nor ends with a space;
-    otherwise quoted and escaped like ``repr`` so that the difference is visible (a trailing
-    space ``'vit_b16 '``, a tab ``'a\\tb.png'``, a no-break space ``'x\\xa0y'``, a zero-width
-    ``'\\u200bAGIQA'``, a carriage return ``'False\\r'``; Unicode categories Z* other than the
-    plain space and C* are escaped). The one quoting rule of the project: the shell scripts
-    call it as ``python dassl/utils/errors.py shown NAME`` (standard library only)."""
-    text = os.fspath(name) if isinstance(name, os.PathLike) else str(name)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if text and text.isprintable() and text[0] != " " and text[-1] != " ":
-        return text
-    return repr(text)
 
 
 class UserError(Exception):
@@ -119,9 +104,3 @@ def report_user_error(exc: BaseException, prog: Optional[str] = None,
           flush=True)
     return EXIT_USER_ERROR
 
-
-if __name__ == "__main__":  # python dassl/utils/errors.py shown NAME...: one shown name a line
-    if sys.argv[1:2] != ["shown"]:
-        sys.exit("usage: python dassl/utils/errors.py shown NAME...")
-    for _name in sys.argv[2:]:
-        print(shown(_name))

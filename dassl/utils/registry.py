@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Iterable
 
-from .errors import UserError
+from .errors import UserError, shown
 
 
 class RegistryKeyError(UserError, KeyError):
@@ -23,12 +23,12 @@ def check_availability(requested: str, available: Iterable[str]) -> None:
     available = list(available)
     if requested not in available:
         raise ValueError(f"The requested one is expected to belong to {available}, but got "
-                         f"[{requested}]{_did_you_mean(requested, available)}")
+                         f"[{shown(requested)}]{_did_you_mean(requested, available)}")
 
 
 def _did_you_mean(requested: str, available: list[str]) -> str:
     close = difflib.get_close_matches(str(requested), available, n=1, cutoff=0.4)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 class Registry:
@@ -63,7 +63,7 @@ class Registry:
         if name not in self._obj_map:
             available = self.registered_names()
             raise RegistryKeyError(
-                f"Object name {name!r} does not exist in the {self._name!r} registry; "
+                f"Object name {shown(name)} does not exist in the {self._name!r} registry; "
                 f"available: {available}{_did_you_mean(name, available)}")
         return self._obj_map[name]
 

@@ -26,7 +26,13 @@ folder) and their direct sub-folders. The console shows one line on the run (mod
 precision, device), the progress bar and where the files went; `--verbose` adds the
 model-building messages. Ctrl-C or SIGTERM keeps the rows scored so far in
 `<csv name>.partial.csv` (an existing CSV at --output is left as it was); the same command run
-again scores only the rest. Writing into a run folder takes its lock (one writer at a time).
+again scores only the rest. An image that cannot be read or decoded stops the scoring with one
+`error:` line naming it (the rows scored before it are kept the same way); with
+`--skip-unreadable` it is skipped instead, named on stderr and in `<csv name>.skipped.csv`
+(columns name,reason), and the rest are scored. Folders are searched by
+`dassl.utils.image_files.find_images` (links followed once; every extension Pillow reads, any
+letter case; what it leaves out is named). Writing into a run folder takes its lock (one writer
+at a time).
 Exit status: 0 done, 2 bad input (one `error:` line on stderr), 130 interrupted.
 """
 from __future__ import annotations
@@ -70,8 +76,8 @@ else:
     from dassl.evaluation import iqa_metrics
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
-    from dassl.utils import (EXIT_INTERRUPTED, InputError, OutputWriteError, atomic_write_text,
-                             count_noun, report_user_error, shown)
+    from dassl.utils import (EXIT_INTERRUPTED, ImageReadError, InputError, OutputWriteError,
+                             atomic_write_text, count_noun, report_user_error, shown)
     from dassl.utils.image_files import find_images
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
@@ -133,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--serve: address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=7860,
                         help="--serve: port (default %(default)s)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="skip images that cannot be read or decoded (and, with --list, "
+                             "listed images that are missing) instead of stopping at the first: "
+                             "they are named on stderr and in <csv name>.skipped.csv "
+                             "(columns name,reason)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the model-building messages (prompt initialisation, "
@@ -173,12 +184,15 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
     return found
 
 
-def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]:
-    """`(name, path)` of every image named in `list_file` (column `name`), in its order.
+def list_images(list_file: str, folders: Sequence[str],
+                missing_ok: bool = False) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """`(name, path)` of every image named in `list_file` (column `name`), in its order, and
+    `(name, reason)` of the listed images that are not there (only with `missing_ok`).
 
     Each name is looked up in `folders` (default: the list file's folder) and their direct
-    sub-folders, the first hit winning. Raises `FileNotFoundError` naming the missing images
-    and the folders searched; a name listed twice is a `DatasetError` from the reader.
+    sub-folders (`find_images`: links followed, hidden and non-image files left out), the first
+    hit winning. Raises `FileNotFoundError` naming the missing images and the folders searched
+    (unless `missing_ok`); a name listed twice is a `DatasetError` from the reader.
     """
     from datasets.labels import read_label_table  # deferred: the datasets package is optional
 
@@ -201,13 +215,16 @@ def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]
             missing.append(name)
         else:
             found.append((name, hit))
+    why = {n: reason for walk in walks for n, reason in walk.skipped}
+    if missing and missing_ok:
+        return found, [(n, why.get(n, "not found")) for n in missing]
     if missing:
-        why = {n: reason for walk in walks for n, reason in walk.skipped}
         examples = ", ".join(shown(n) + (f" ({why[n]})" if n in why else "") for n in missing[:5])
         raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in "
                                 f"{shown(list_file)} are in none of "
-                                f"[{', '.join(map(shown, search))}], e.g. {examples}")
-    return found
+                                f"[{', '.join(map(shown, search))}], e.g. {examples}"
+                                " (--skip-unreadable scores the others)")
+    return found, []
 
 
 def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, str]:
@@ -393,6 +410,40 @@ def remove_partial(csv_path: str) -> None:
             os.remove(path)
 
 
+def skipped_path(csv_path: str) -> str:
+    """Where `--skip-unreadable` names the images it skipped: ``<csv name>.skipped.csv``."""
+    stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
+    return stem + ".skipped.csv"
+
+
+def write_skipped(csv_path: str, skipped: Sequence[tuple[str, str]]) -> None:
+    """``skipped_path`` with columns name,reason (written atomically); an earlier one is
+    removed when nothing was skipped, so the file always belongs to the CSV beside it."""
+    path = skipped_path(csv_path)
+    if not skipped:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "reason"])
+    writer.writerows(skipped)
+    write_output(path, buffer.getvalue())
+
+
+def skipped_summary(skipped: Sequence[tuple[str, str]], path: str, limit: int = 5) -> str:
+    """``"skipped 2 unreadable images (...): a.png (reason), ...; all in PATH"``."""
+    listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return (f"skipped {count_noun(len(skipped), 'unreadable image')} (--skip-unreadable): "
+            f"{listed}{more}; all of them in {path}")
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why an image could not be scored, in one line (an `ImageReadError`'s reason)."""
+    return getattr(exc, "reason", None) or error_message(exc)
+
+
 def metrics_path(csv_path: str) -> str:
     stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
     return stem + ".metrics.json"
@@ -433,8 +484,9 @@ def serve_page(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.serve:
         return serve_page(args)
+    skipped: list[tuple[str, str]] = []  # (name, reason) of images --skip-unreadable left out
     if args.list_file:
-        images = list_images(args.list_file, args.inputs)
+        images, skipped = list_images(args.list_file, args.inputs, args.skip_unreadable)
     elif args.inputs:
         images = collect_images(args.inputs)
     else:
@@ -469,30 +521,54 @@ def run(args: argparse.Namespace) -> int:
         print(f"continuing: {len(done)} of {len(names)} images were scored by an interrupted run "
               f"({partial_path(args.output)}); scoring the other {len(todo)}", file=sys.stderr)
     scored: list[float] = []
+
+    def keep_scored() -> None:
+        """The finite scores so far into `done` (an unreadable image scores NaN)."""
+        done.update((names[i], score) for i, score in zip(todo, scored) if math.isfinite(score))
+
+    def skip(index: int, exc: BaseException) -> None:
+        skipped.append((names[todo[index]], unreadable_reason(exc)))
+
     try:
         with contextlib.redirect_stdout(internals):
             # (a truncated prompt also warns on stderr)
             for batch in scorer.score_batches(
                     [images[i][1] for i in todo], batch_size=args.batch_size,
                     workers=args.workers, progress=progress,
-                    prompts=None if prompts is None else [prompts[i] for i in todo]):
+                    prompts=None if prompts is None else [prompts[i] for i in todo],
+                    unreadable=skip if args.skip_unreadable else None):
                 scored.extend(batch.tolist())
     except KeyboardInterrupt as exc:
-        done.update((names[i], score) for i, score in zip(todo, scored))
+        keep_scored()
         write_partial(args.output, identity, names, done)
         raise ScoringInterrupted(
             f"interrupted ({str(exc) or 'Ctrl-C'}): {len(done)} of {len(names)} images scored; "
             f"their rows are in {partial_path(args.output)}"
             + (f" ({args.output} is left as it was)" if os.path.exists(args.output) else "")
             + "; run the same command again to score the rest") from None
-    done.update((names[i], score) for i, score in zip(todo, scored))
+    except ImageReadError as exc:
+        keep_scored()
+        kept = ""
+        if done:
+            write_partial(args.output, identity, names, done)
+            kept = (f"; the {count_noun(len(done), 'image')} scored so far are kept in "
+                    f"{partial_path(args.output)}")
+        raise InputError(f"{error_message(exc)}{kept}; add --skip-unreadable to score the other "
+                         "images and name the unreadable ones") from None
+    keep_scored()
+    names = [name for name in names if name in done]
     scores = [done[name] for name in names]
     write_scores(args.output, names, scores)
+    write_skipped(args.output, skipped)
     remove_partial(args.output)
+    if skipped:
+        print(skipped_summary(skipped, skipped_path(args.output)), file=sys.stderr)
     print(f"Scores written to {args.output}", file=sys.stderr)
     if labels is not None:
         report = label_metrics(names, scores, labels)
         report.update(run_dir=os.path.abspath(args.run_dir), labels=os.path.abspath(args.labels))
+        if skipped:
+            report["n_skipped"] = len(skipped)
         path = metrics_path(args.output)
         write_output(path, json.dumps(report, indent=2) + "\n")
         values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in RAW_METRICS)

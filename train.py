@@ -290,7 +290,7 @@ def check_database_scope(config_file: str, dataset_config_file: str) -> None:
     tag = database_tag(os.path.splitext(os.path.basename(config_file))[0])
     databases = ", ".join(f"configs/datasets/{s}.yaml" for s in config_names()
                           if s.lower() == tag)
-    raise ConfigError(f"{config_file} is made for one database (its name ends in _{tag}: MOS "
+    raise ConfigError(f"{shown(config_file)} is made for one database (its name ends in _{tag}: MOS "
                       f"cut points or prompts of that database) and applies only to {databases}, "
                       f"not to {dataset_config_file}")
 

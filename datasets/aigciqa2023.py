@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from dassl.data.datasets import DATASET_REGISTRY
+from dassl.names import shown
 from dassl.utils.image_files import find_images
 
 from .base import LevelDataset
@@ -135,7 +136,7 @@ def _check_no_extra_images(image_dir: Path, rows: int, source: Path) -> None:
                    if (m := _NUMBERED_PNG.match(name)) and int(m.group(1)) >= rows)
     if extra:
         raise DatasetError(
-            f"wrong MOS length: {source} has {rows} rows but {image_dir} also holds "
+            f"wrong MOS length: {shown(source)} has {rows} rows but {shown(image_dir)} also holds "
             f"{len(extra)} numbered image(s) beyond them ({extra[0]}.png .. {extra[-1]}.png)"
         )
 

@@ -35,7 +35,7 @@ def dataset_folder(root: str, folder: str) -> Path:
                            f"'{folder}/' (e.g. --root /data or DATASET.ROOT /data)")
     path = Path(os.path.expanduser(str(root))) / folder
     if not path.is_dir():
-        raise MissingDataError(f"dataset folder {path} not found (DATASET.ROOT={root!r}); "
+        raise MissingDataError(f"dataset folder {shown(path)} not found (DATASET.ROOT={shown(root)}); "
                            f"{describe_dir(path)}")
     return path
 
@@ -69,7 +69,7 @@ def label_file_path(base: Path, label_file: str) -> Path | None:
     path = Path(os.path.expanduser(label_file))
     path = path if path.is_absolute() else base / path
     if not path.is_file():
-        raise DatasetError(f"DATASET.LABEL_FILE {path} not found; {describe_dir(path.parent)}")
+        raise DatasetError(f"DATASET.LABEL_FILE {shown(path)} not found; {describe_dir(path.parent)}")
     return path
 
 

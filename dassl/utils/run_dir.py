@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError, UserError
 from .run_lock import LOCK_FILE
 from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
+from .errors import shown
 from .tools import describe_dir, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
@@ -69,10 +70,10 @@ def read_config_file(path: str) -> Optional[dict[str, Any]]:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read the stored config {path}: {exc}; delete it (or pass "
+        raise ConfigError(f"cannot read the stored config {shown(path)}: {exc}; delete it (or pass "
                           "--force) to reuse the directory") from exc
     if not isinstance(data, Mapping):
-        raise ConfigError(f"the stored config {path} is not a YAML mapping")
+        raise ConfigError(f"the stored config {shown(path)} is not a YAML mapping")
     return flatten_config(data)
 
 
@@ -175,10 +176,10 @@ def check_run_dir(model_dir: str, kind: str = "trained run") -> list[str]:
     has no checkpoint folder; ``kind`` names what was expected there (e.g. "trained run").
     """
     if not os.path.isdir(model_dir):
-        raise RunDirError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
+        raise RunDirError(f"model directory {shown(model_dir)} not found; {describe_dir(model_dir)}")
     found = checkpoint_dirs(model_dir)
     if not found:
-        raise RunDirError(f"{model_dir} is not a {kind} directory: no folder in it holds a "
+        raise RunDirError(f"{shown(model_dir)} is not a {kind} directory: no folder in it holds a "
                           f"checkpoint; {describe_dir(model_dir)}")
     return found
 
@@ -251,7 +252,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
                                                          bases=[os.getcwd()],
                                                          data_bases=_database_folders(cfg))
-    shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
+    differences = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")
     hint = (f"{advice.other_folder + ', or ' if advice.other_folder else ''}{advice.force} to move the "
             f"previous files into {os.path.join(out, 'previous-<time>')} and run again")
@@ -264,7 +265,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
             reason = (f"of {names.get(results['mode'], repr(results['mode']))}, not of "
                       f"{names[mode]}")
         elif diffs:
-            reason = f"of a run with a different config ({shown})"
+            reason = f"of a run with a different config ({differences})"
         elif eval_only:
             reason = _other_evaluation(results, model_dir, load_epoch)
         if reason:
@@ -276,7 +277,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
             return results
         return None
     if diffs and not eval_only and checkpoint_dirs(out):
-        raise UserError(f"{out} holds an unfinished run with a different config ({shown}); run "
+        raise UserError(f"{out} holds an unfinished run with a different config ({differences}); run "
                         f"it with its own config to resume it, or {hint}")
     return None
 

@@ -325,13 +325,29 @@ def merge_into(source: Path, target: Path) -> None:
 
 
 def _copy_tree(source: Path, target: Path) -> None:
-    """Copy a user's folder (hard links where the file system allows: no second copy)."""
+    """Copy a user's folder (hard links where the file system allows: no second copy). Links
+    are followed, as the loaders' image search follows them (``find_images``), except a link
+    to a folder that holds it (a loop) and a broken link, which are left out."""
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
-    shutil.copytree(source, target, copy_function=link_or_copy, dirs_exist_ok=True)
+
+    def loops_and_broken(folder: str, names: list[str]) -> set[str]:
+        here = os.path.realpath(folder)
+        left_out = set()
+        for name in names:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            real = os.path.realpath(path)
+            if not os.path.exists(path) or (os.path.isdir(real) and (
+                    here == real or here.startswith(real.rstrip(os.sep) + os.sep))):
+                left_out.add(name)
+        return left_out
+    shutil.copytree(source, target, copy_function=link_or_copy, dirs_exist_ok=True,
+                    ignore=loops_and_broken)
 
 
 # ------------------------------------------------------------------------------ checking

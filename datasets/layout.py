@@ -123,7 +123,9 @@ def check_images(image_dir: Path, names: Sequence[str], searched: Path | None = 
     except OSError:
         walk = FolderImages(str(image_dir))
     present = set(walk.names)
-    missing = [n for n in names if n not in present]
+    # A listed name the walk left out as a second name of an image (a link to an image or a
+    # folder found already) is there all the same: present means the file can be opened.
+    missing = [n for n in names if n not in present and not (image_dir / n).is_file()]
     if not missing:
         return
     why = dict(walk.skipped)  # a listed name that is a broken link, a loop, not an image, ...

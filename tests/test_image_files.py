@@ -83,7 +83,7 @@ def test_every_entry_point_finds_the_same_images_and_names_the_skipped(tree, tmp
         score.list_images(str(listing), [str(tree)])
 
     # The loaders' image check: all found (also through links), a broken link named.
-    check_images(tree, EXPECTED)
+    check_images(tree, EXPECTED + ["link_to_a.png", "sub_link/f.png"])  # second names: there
     with pytest.raises(MissingDataError, match=r"dead\.png \(broken link\)"):
         check_images(tree, EXPECTED + ["dead.png"])
 
@@ -103,3 +103,17 @@ def test_a_database_of_links_loads_and_a_broken_link_is_named(tmp_path):
     images[3].unlink()
     with pytest.raises(MissingDataError, match=rf"{images[3].name} \(broken link\)"):
         AGIQA(cfg)
+
+
+def test_fetch_copies_a_folder_of_links_without_looping(tree, tmp_path):
+    from datasets.fetch import _copy_tree
+
+    copy = tmp_path / "copy"
+    _copy_tree(tree, copy)  # `python -m datasets.fetch DB --from FOLDER` copies the folder so
+    found = find_images(copy)
+    # The linked folders are copied as folders of their own (their files hard links where
+    # possible); the link to a.png still names the same file, so it stays a second name.
+    assert found.names == sorted(EXPECTED + ["linked_again/o.png", "sub_link/f.png"])
+    assert (copy / "linked_again" / "o.png").is_file() and (copy / "link_to_a.png").is_file()
+    assert not (copy / "loop").exists() and not (copy / "sub" / "up").exists()
+    assert not (copy / "dead.png").exists()

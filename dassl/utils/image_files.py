@@ -7,10 +7,11 @@ the unpacked-database check of ``python -m datasets.fetch`` all list image folde
 - **Image files** are those whose extension (any letter case: ``.JPG``, ``.Jpeg``) is one
   Pillow can open (``PIL.Image.registered_extensions()`` of a format with an opener: .jpg, .png,
   .webp, .tif, .bmp, .gif, ...); what :func:`dassl.utils.images.read_image` then reads.
-- **Links** to files and folders are followed. Each file and each folder is taken once, by its
-  identity on disk (``st_dev``, ``st_ino``): a second link to an image already found, a link to
-  a folder already searched, and a link loop (a link to a folder above it) are skipped. The
-  real entry wins over a link to it, whichever sorts first.
+- **Links** to files and folders are followed, each file and each folder once, by its identity
+  on disk (``st_dev``, ``st_ino``): a link to an image already found, a link to a folder
+  already searched, and a link loop (a link to a folder above it) are skipped. The real entry
+  wins over a link to it, whichever sorts first; real entries are all taken (hard links are
+  names of their own).
 - **Skipped and named**: hidden entries (a leading dot), files that are not images, broken
   links, link loops and duplicates, and folders that cannot be listed are returned with the
   reason; :meth:`FolderImages.skipped_line` is the one-line summary the entry points print.
@@ -147,7 +148,7 @@ def _follow_link(found: FolderImages, name: str, path: str, above: tuple[str, ..
         found.skipped.append((name, LINK_LOOP if exc.errno == errno.ELOOP else BROKEN_LINK))
         return
     if not stat.S_ISDIR(st.st_mode):
-        _take_file(found, name, path, st, seen_files)
+        _take_file(found, name, path, st, seen_files, via_link=True)
         return
     key = _identity(st)
     if key in seen_folders:
@@ -163,13 +164,15 @@ def _follow_link(found: FolderImages, name: str, path: str, above: tuple[str, ..
 
 
 def _take_file(found: FolderImages, name: str, path: str, st: os.stat_result,
-               seen_files: dict) -> None:
+               seen_files: dict, via_link: bool = False) -> None:
+    """Take one file; a link (``via_link``) to a file already taken is a duplicate. Real
+    entries are all taken: two names hard-linked to one file are two names of the folder."""
     if not stat.S_ISREG(st.st_mode):
         found.skipped.append((name, "not a regular file"))
     elif not is_image_name(os.path.basename(name)):
         found.skipped.append((name, NOT_IMAGE))
-    elif _identity(st) in seen_files:
+    elif via_link and _identity(st) in seen_files:
         found.skipped.append((name, f"same file as {shown(seen_files[_identity(st)])}"))
     else:
-        seen_files[_identity(st)] = name
+        seen_files.setdefault(_identity(st), name)
         found.images.append((name, path))

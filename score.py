@@ -262,7 +262,7 @@ def read_labels(path: str, mos_column: str | None = None) -> dict[str, float]:
         try:
             value = parse_number(cell)
         except ValueError:
-            raise LabelFileError(f"{path}, line {line}: {mos} {shown(cell)} of {shown(name)} "
+            raise LabelFileError(f"{shown(path)}, line {line}: {mos} {shown(cell)} of {shown(name)} "
                                  "is not a number (expected e.g. 3.25 or 3,25)") from None
         if math.isfinite(value):
             labels[name] = value
@@ -294,7 +294,7 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
     """
     if not needed:
         if path:
-            print(f"note: --prompts {path} is ignored: this run's level prompts carry no "
+            print(f"note: --prompts {shown(path)} is ignored: this run's level prompts carry no "
                   "generation prompt", file=sys.stderr)
         return None
     if not path:
@@ -312,8 +312,8 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
             missing.append(name)
         prompts.append(lookup.get(key, ""))
     if missing:
-        raise InputError(f"--prompts {path} has no prompt for {len(missing)} of {len(images)} "
-                         f"images, e.g. {missing[0]}")
+        raise InputError(f"--prompts {shown(path)} has no prompt for {len(missing)} of {len(images)} "
+                         f"images, e.g. {shown(missing[0])}")
     return prompts
 
 
@@ -324,14 +324,14 @@ def check_output(path: str) -> None:
     if os.path.isdir(path):
         problem = "it is a folder (give a file name, e.g. scores.csv)"
     elif not os.path.isdir(parent):
-        problem = f"folder {parent} does not exist"
+        problem = f"folder {shown(parent)} does not exist"
     elif not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"folder {parent} is not writable"
+        problem = f"folder {shown(parent)} is not writable"
     elif os.path.exists(path) and not os.access(path, os.W_OK):
         problem = "the file is not writable"
     else:
         return
-    raise InputError(f"cannot write {path}: {problem}")
+    raise InputError(f"cannot write {shown(path)}: {problem}")
 
 
 def write_output(path: str, text: str) -> None:
@@ -342,7 +342,7 @@ def write_output(path: str, text: str) -> None:
     except OutputWriteError:
         raise  # a full or read-only disk, named with the path already
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {shown(path)}: {exc.strerror or exc}") from exc
 
 
 def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:

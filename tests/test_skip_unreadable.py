@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 
 import score
-import train
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_args, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("skip_unreadable") / "run"
-    train.main(tiny_args(out, epochs=1))
-    return out
+def trained(trained_run) -> Path:
+    return trained_run
 
 
 def _rows(path: Path) -> dict[str, str]:

@@ -79,6 +79,8 @@ def test_a_bad_image_is_one_error_line_in_both_tools(run, tiny_args, tiny_data, 
     assert len(error_lines(trained)) == 1 and error_lines(scored) == [last_line(scored)]
     # The same reason, from the same image check, names the same file in both.
     reason = last_line(scored).split(f"{bad}: ", 1)[1]
+    reason, offer = reason.split("; add --skip-unreadable", 1)  # score.py offers skipping
+    assert offer.startswith(" to score the other images")
     assert f"{bad} ({reason})" in trained
 
 

@@ -151,10 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
+def collect_images(inputs: Sequence[str],
+                   notes: list[str] | None = None) -> list[tuple[str, str]]:
     """`(name, path)` of every image: files as given, folders searched recursively by
     `dassl.utils.image_files.find_images` (links followed, every extension Pillow reads; what it
-    skips is named in one line on stderr per folder).
+    skips is named in one line per folder, appended to `notes`, else printed on stderr).
 
     Raises `FileNotFoundError` for a missing input or an input without images and `InputError`
     for two images with the same name.
@@ -165,7 +166,9 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
             found.append((os.path.basename(item), item))
         elif os.path.isdir(item):
             walk = find_images(item)
-            if walk.skipped:
+            if walk.skipped and notes is not None:
+                notes.append(walk.skipped_line())
+            elif walk.skipped:
                 print(walk.skipped_line(), file=sys.stderr)
             if not walk.images:
                 raise FileNotFoundError(f"no image files in folder {shown(item)} (extensions "
@@ -485,10 +488,11 @@ def run(args: argparse.Namespace) -> int:
     if args.serve:
         return serve_page(args)
     skipped: list[tuple[str, str]] = []  # (name, reason) of images --skip-unreadable left out
+    notes: list[str] = []  # what the folder search left out: said once scoring starts
     if args.list_file:
         images, skipped = list_images(args.list_file, args.inputs, args.skip_unreadable)
     elif args.inputs:
-        images = collect_images(args.inputs)
+        images = collect_images(args.inputs, notes)
     else:
         raise InputError("give image files or folders, or --list FILE")
     labels = read_labels(args.labels, args.mos_column) if args.labels else None
@@ -507,6 +511,8 @@ def run(args: argparse.Namespace) -> int:
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
     if scorer.run.precision_note:
         print(scorer.run.precision_note, file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
 
     def progress(iterator, total):
         return tqdm(iterator, total=total, desc="scoring", unit="batch", file=sys.stderr,

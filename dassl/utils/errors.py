@@ -103,4 +103,3 @@ def report_user_error(exc: BaseException, prog: Optional[str] = None,
     print(f"{prefix}error: {message or error_message(exc)}", file=stream or sys.stderr,
           flush=True)
     return EXIT_USER_ERROR
-

@@ -5,21 +5,25 @@
 #   2. uses the real CLIP ViT-B/16 when its weights are already cached (a few epochs: the real
 #      encoder runs at a few images/s on a CPU), else a tiny CLIP with random weights;
 #   3. trains and tests with train.py (configs/demo/cpu.yaml), then prints SRCC/PLCC/KRCC of the
-#      test split, where the run's files are and, last, the path of its report.html.
+#      test split, where the run's files are, the path of its report.html and what to try next.
+# It prints about 15 lines (a progress line every quarter of the training); train.py's full
+# output is in the run's log.txt, and --verbose (or VERBOSE=1) shows it here too.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: bash scripts/demo.sh [--dir DIR] [--images N] [--epochs E] [--force]
+Usage: bash scripts/demo.sh [--dir DIR] [--images N] [--epochs E] [--force] [--verbose]
   --dir DIR     work folder: synthetic data in DIR/data, the run in DIR/run (default
                 output/demo in the repository; a relative DIR is taken from the current folder)
   --images N    synthetic images to write (default 200; 80% train, 20% test)
   --epochs E    training epochs (default 20 with the tiny random CLIP, 3 with a cached ViT-B/16)
   --force       start over: rebuild the images and move a previous run in DIR/run aside
                 (into DIR/run/previous-<time>/) instead of reusing it
+  --verbose     show train.py's full output (otherwise only in DIR/run/log.txt)
   -h, --help    this text
-Environment: PYTHON (default python3); DEMO_DIR, DEMO_IMAGES, DEMO_EPOCHS set the defaults of
---dir, --images and --epochs. Run again with the same settings: the finished run is reported.
+Environment: PYTHON (default python3); DEMO_DIR, DEMO_IMAGES, DEMO_EPOCHS and VERBOSE=1 set the
+defaults of --dir, --images, --epochs and --verbose. Run again with the same settings: the
+finished run is reported.
 EOF
 }
 
@@ -36,11 +40,13 @@ WORK=${WORK%$'\r'}
 N_IMAGES=${DEMO_IMAGES:-200}
 EPOCHS_WANTED=${DEMO_EPOCHS:-}
 FORCE=0
+VERBOSE=${VERBOSE:-0}
 HAZE=0.6  # fraction of white mixed in at the worst quality (datasets/synthetic.py)
 while [ "$#" -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --force) FORCE=1; shift ;;
+        --verbose) VERBOSE=1; shift ;;
         --dir|--images|--epochs)
             if [ "$#" -lt 2 ]; then
                 echo "error: $1 needs a value" >&2; usage >&2; exit 2
@@ -68,6 +74,7 @@ if ! mkdir -p "$WORK" 2>/dev/null || [ ! -d "$WORK" ]; then
 fi
 WORK=$(cd "$WORK" && pwd)
 cd "$REPO"
+echo "[demo] CLIP-AGIQA offline on synthetic images whose MOS follows visible degradations: train, test, report in $WORK"
 
 # Prints two lines, the weights file then the epochs: the cached ViT-B/16 (never downloads here)
 # or tiny random weights. One value a line, so a path with spaces stays whole.
@@ -120,11 +127,34 @@ if [ "$FORCE" = 1 ] || [ "$PREVIOUS" != "$SETTINGS" ]; then
 fi
 
 echo "[demo] CLIP weights: $WEIGHTS ($EPOCHS epochs)"
-"$PYTHON" train.py --root "$WORK/data" --seed 1 --trainer CLIP_AGIQA \
-    --dataset-config-file configs/datasets/AGIQA.yaml \
-    --config-file configs/demo/cpu.yaml \
-    --output-dir "$RUN" "${TRAIN_FLAGS[@]}" \
-    MODEL.BACKBONE.NAME "$WEIGHTS" OPTIM.MAX_EPOCH "$EPOCHS"
+TRAIN=("$PYTHON" train.py --root "$WORK/data" --seed 1 --trainer CLIP_AGIQA
+    --dataset-config-file configs/datasets/AGIQA.yaml
+    --config-file configs/demo/cpu.yaml
+    --output-dir "$RUN" "${TRAIN_FLAGS[@]}"
+    MODEL.BACKBONE.NAME "$WEIGHTS" OPTIM.MAX_EPOCH "$EPOCHS")
+if [ "$VERBOSE" = 1 ]; then
+    "${TRAIN[@]}"
+else
+    echo "[demo] training and testing with train.py (its full output: $RUN/log.txt)"
+    # train.py's stdout goes to its log.txt anyway: keep one line per quarter of the training
+    # (the epoch's mean loss) and that a finished run is reported as it is; its errors (stderr)
+    # stay on the console.
+    PYTHONUNBUFFERED=1 "${TRAIN[@]}" | awk '
+        function report() {
+            if (epoch != "" && (epoch % step == 0 || epoch == total))
+                printf "[demo] epoch %d/%d: mean training loss %s\n", epoch, total, loss
+            fflush()
+        }
+        $1 == "epoch" && $3 == "batch" {
+            split(substr($2, 2, length($2) - 2), at, "/")
+            if (at[1] != epoch) { report() }
+            epoch = at[1]; total = at[2]; step = int((total + 3) / 4)
+            for (i = 4; i < NF; i++) if ($i == "loss") loss = substr($(i + 2), 2, length($(i + 2)) - 2)
+            next
+        }
+        /^Finish training/ { report(); epoch = "" }
+        /^already finished: / { print "[demo] " $0 }'
+fi
 
 "$PYTHON" - "$RUN" <<'PY'
 import json, os, sys
@@ -134,4 +164,6 @@ metrics = json.load(open(os.path.join(run, "results.json")))["final"]["metrics"]
 print("[demo] test split: " + ", ".join(f"{k.upper()} {metrics[k]:.3f}" for k in CORRELATIONS))
 print(f"[demo] run folder: {run} (results.json, predictions.csv, scatter.png, log.txt, tensorboard/)")
 print(f"[demo] report page: {os.path.join(os.path.abspath(run), 'report.html')}")
+print("[demo] next steps: README.md, 'Next steps' (main.sh and a sweep on synthetic data, then "
+      "the real databases)")
 PY

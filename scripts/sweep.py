@@ -9,15 +9,20 @@ Usage:
     python scripts/sweep.py configs/sweeps/example.yaml --executor slurm --partition gpu \\
         --time-per-run 2:00:00 --runs-per-task 2 [--collect-job]       # on a SLURM login node
     python scripts/sweep.py configs/sweeps/example.yaml --status   # new/queued/running/done/failed
+    python scripts/sweep.py --output output/sweeps/example --status   # the plan saved there
     python scripts/sweep.py --datasets AGIQA1K --variants vit_b16_ep100 --protocol paper \\
         --split-indices 1 2 3 4 5 6 7 8 9 10 --extra-opts DATASET.SPLIT_FILE peer_splits
     python scripts/sweep.py --datasets AGIQA AGIQA1K --variants vit_b16_ep100 --cross
 
 Each run is one ``train.py`` process writing to
-``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The local executor (default)
-runs them in parallel, one per visible GPU (``CUDA_VISIBLE_DEVICES`` set per child; ``--jobs``
-to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row per run),
-``OUTPUT/summary.csv`` (per dataset x variant x protocol), ``OUTPUT/generators.csv``
+``OUTPUT/<dataset>/<variant>/<protocol>/splitseed<K>/seed<S>``. The sweep saves its plan in
+``OUTPUT/sweep_plan.json`` when it starts (``scripts/sweeps/plan.py``): a later command that names
+the folder alone (``--output OUTPUT``, no spec, datasets or variants) runs, reports or collects
+that sweep; one that adds runs (seeds, variants, ``--cross``, ...) extends it, one that leaves
+out or changes its runs is refused, naming the difference (``--replan`` to change it). The local
+executor (default) runs them in parallel, one per visible GPU (``CUDA_VISIBLE_DEVICES`` set per
+child; ``--jobs`` to change), one at a time on CPU, then writes ``OUTPUT/results.csv`` (one row
+per run), ``OUTPUT/summary.csv`` (per dataset x variant x protocol), ``OUTPUT/generators.csv``
 (per-generator medians), ``OUTPUT/boxplot.png`` and the offline page ``OUTPUT/report.html``
 (``scripts/sweeps/page.py``, linking each run's page) from the runs' ``results.json`` and
 prints the summary. ``--executor slurm`` submits the runs instead as
@@ -39,8 +44,10 @@ split), ``OUTPUT/cross_summary.csv`` (medians) and the printed A x B table follo
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -83,10 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "weights), print the plan, commands and what is missing, run "
                              "nothing; exit 2 when no run can run, 1 when some cannot")
     parser.add_argument("--collect-only", action="store_true",
-                        help="run nothing; write the tables from the runs finished so far")
+                        help="run nothing; write the tables from the runs finished so far "
+                             "(--output DIR alone: the sweep saved in DIR)")
     parser.add_argument("--status", action="store_true",
                         help="run nothing; show each run's state (new, queued, running, done, "
-                             "failed) from the run folders and the scheduler")
+                             "failed) from the run folders and the scheduler (--output DIR "
+                             "alone: the sweep saved in DIR)")
+    parser.add_argument("--replan", action="store_true",
+                        help="make this command's sweep the one saved in --output even where "
+                             "it leaves out or changes runs of the saved plan (adding runs needs "
+                             "no flag); runs already there are reused where they match")
     parser.add_argument("--executor", choices=("local", "slurm"), default="local",
                         help="local: child processes on this machine (default); slurm: one "
                              "SLURM job array through submitit")
@@ -132,8 +145,10 @@ from scripts.sweeps.preflight import missing_inputs  # noqa: E402
 from scripts.sweeps.runner import (INTERRUPTED_EXIT_CODES, Job,  # noqa: E402
                                    check_identity, device_slots, execute, read_results,
                                    run_status, visible_gpus)
-from scripts.sweeps.spec import (CrossRun, Run, SweepError, SweepSpec, build_spec,  # noqa: E402
-                                 load_spec_file)
+from scripts.sweeps.plan import PLAN_FILE, plan_differences, plan_of, read_plan  # noqa: E402
+from scripts.sweeps.plan import write_plan  # noqa: E402
+from scripts.sweeps.spec import (DEFAULT_OUTPUT, CrossRun, Run, SweepError,  # noqa: E402
+                                 SweepSpec, build_spec, load_spec_file)
 from tabulate import tabulate  # noqa: E402
 import pandas as pd  # noqa: E402
 from scripts.sweeps.tables import (CROSS_COLUMNS, cross_row, cross_summary,  # noqa: E402
@@ -201,26 +216,60 @@ def check_inputs(runs: Sequence[Run | CrossRun], jobs: Sequence[Job],
                           [run.run.key if isinstance(run, CrossRun) else None for run, _ in todo])
 
 
-def print_dry_run(jobs: Sequence[Job], plan: dict[str, str],
-                  missing: dict[str, list[str]]) -> int:
-    """Print each job, its command and what it misses; 0 when every job still to run has its
-    inputs, 1 when only some have, 2 (with an ``error:`` summary) when none has."""
-    for job in jobs:
-        print(f"[{plan[job.key]}] {job.key}\n    {shlex.join(job.argv)}")
-        for problem in missing.get(job.key, []):
-            print(f"    missing {problem}")
-    blocked = [key for key, problems in missing.items() if problems]
+def print_dry_run(jobs: Sequence[Job], plan: dict[str, str], missing: dict[str, list[str]],
+                  summary: str) -> int:
+    """Print one line per job (its state and what it misses), each missing input once with the
+    number of jobs it stops, the command of the first job to do (of each kind) and, last,
+    ``summary``; 0 when every job still to run has its inputs, 1 when only some have, 2 (with
+    an ``error:`` line) when none has."""
+    rows = [[job.key, plan[job.key], _inputs_cell(missing.get(job.key)) if job.key in missing
+             else "-"] for job in jobs]
+    print(tabulate(rows, headers=["run", "state", "inputs"], tablefmt="simple"))
+    problems = Counter(p for key in missing for p in missing[key])
+    for problem, count in problems.items():
+        print(f"{count} run(s) missing {problem}")
+    for mode in dict.fromkeys(job.mode for job in jobs):
+        first = next((job for job in jobs if job.mode == mode and job.key in missing), None)
+        if first is not None:
+            print(f"command of {first.key} (the other runs differ in their options and "
+                  f"folder):\n    {shlex.join(first.argv)}")
+    blocked = [key for key, found in missing.items() if found]
+    if blocked and len(blocked) < len(missing):
+        print(f"{len(missing) - len(blocked)} of the {len(missing)} run(s) to do have their "
+              f"inputs; {len(blocked)} miss some (listed above) and would fail")
+    print(summary)
     if not blocked:
         return 0
     if len(blocked) < len(missing):
-        print(f"{len(missing) - len(blocked)} of the {len(missing)} run(s) to do have their "
-              f"inputs; {len(blocked)} miss some (listed above) and would fail")
         return 1
-    reasons = list(dict.fromkeys(p for key in blocked for p in missing[key]))
+    reasons = list(problems)
     more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
     print(f"sweep: error: none of the {len(blocked)} run(s) to do can run: "
           f"{'; '.join(reasons[:3])}{more}", file=sys.stderr)
     return 2
+
+
+def _inputs_cell(problems: Optional[Sequence[str]]) -> str:
+    """``ok``, or ``missing data, weights``: the kinds of input a job misses."""
+    if not problems:
+        return "ok"
+    return "missing " + ", ".join(dict.fromkeys(p.split(":")[0] for p in problems))
+
+
+def where_runs_go(slots: Sequence[Optional[str]]) -> str:
+    """``N at a time on CPU`` / ``N at a time on GPU(s) 0, 1`` for the local executor's slots."""
+    gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
+    return f"{len(slots)} at a time on {f'GPU(s) {gpus}' if gpus else 'CPU'}"
+
+
+def executor_text(options: Optional[cluster.SlurmOptions], slots: Sequence[Optional[str]],
+                  todo: int) -> str:
+    """How the runs to do would run: the local executor's slots, or the SLURM array."""
+    if options is None:
+        return f"local executor, {where_runs_go(slots)}"
+    tasks = -(-todo // options.runs_per_task)
+    return (f"slurm executor, {tasks} array task(s) of up to {options.runs_per_task} run(s), "
+            f"{options.task_time_min} min each")
 
 
 def collect(runs: Sequence[Run], output: Path) -> tuple[list[dict], bool]:
@@ -292,27 +341,60 @@ def collect_all(runs: Sequence[Run], cross: Sequence[CrossRun], output: Path,
     return complete
 
 
-def check_output_folder(output: Path, jobs: Sequence[Job]) -> None:
-    """Refuse run folders of another experiment and an output folder of another sweep."""
+def check_run_folders(jobs: Sequence[Job]) -> None:
+    """Refuse run folders of another experiment (``sweep_run.json``)."""
     for job in jobs:
         check_identity(job.output_dir, job.identity)
-    others = cluster.planned_elsewhere(output, [job.key for job in jobs])
-    if others:
-        raise SweepError(f"{output} holds another sweep ({len(others)} run(s), e.g. {others[0]}, "
-                         "none of them planned here): its tables would be overwritten; use "
-                         "another --output")
 
 
-def print_plan(output: Path, jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> dict:
-    """Print the one-line plan; returns ``{key: "done" | "active" | "resume" | "new"}``."""
-    plan = {job.key: "active" if states[job.key].active else run_status(job.output_dir)
+def resolve_spec(args: argparse.Namespace, overrides: dict) -> SweepSpec:
+    """The sweep this command means: its spec file and flags, or, when it gives neither a spec
+    nor ``--datasets`` / ``--variants``, the plan saved in the output folder (other flags still
+    apply). ``SweepError`` when it leaves out or changes runs of the folder's saved plan
+    (adding runs is fine; ``--replan`` allows anything) and for ``--status`` /
+    ``--collect-only`` on a folder with no plan and nothing given."""
+    raw = load_spec_file(args.spec) if args.spec else None
+    output = Path(os.path.abspath(os.path.expanduser(
+        str(args.output or (raw or {}).get("output") or DEFAULT_OUTPUT))))
+    saved = read_plan(output)
+    if raw is None and args.datasets is None and args.variants is None:
+        if saved is None and (args.status or args.collect_only):
+            raise SweepError(f"{output / PLAN_FILE} not found: name the folder of a sweep with "
+                             "--output, or give the sweep's spec or flags (--datasets, "
+                             "--variants, ...) as when it ran")
+        raw = saved
+    spec = build_spec(raw or {}, dict(overrides, output=str(output)))
+    differences = plan_differences(saved, plan_of(spec)) if saved is not None else []
+    if differences and not args.replan:
+        raise SweepError(f"{output} holds another sweep (this one leaves out or changes runs "
+                         f"of its {PLAN_FILE}: {'; '.join(differences)}): give the folder alone "
+                         f"(--output {shlex.quote(str(output))}) to use its plan, use another "
+                         "--output, or add --replan to make this the folder's sweep")
+    return spec
+
+
+def plan_states(jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> dict[str, str]:
+    """``{key: "done" | "active" | "resume" | "new"}`` of each job (``active``: queued or
+    running, left alone)."""
+    return {job.key: "active" if states[job.key].active else run_status(job.output_dir, job.mode)
             for job in jobs}
-    counts = {s: sum(v == s for v in plan.values()) for s in ("done", "resume", "new", "active")}
-    line = (f"sweep {output}: {len(jobs)} run(s): {counts['done']} done, {counts['resume']} to "
+
+
+def describe_plan(output: Path, jobs: Sequence[Job], cross_jobs: Sequence[Job],
+                  plan: dict[str, str]) -> str:
+    """``sweep OUT: N run(s): D done, R to resume, W new[, A queued or running (left alone)]``
+    and a second line for the cross-database evaluations, if any."""
+    counts = {s: sum(plan[job.key] == s for job in jobs)
+              for s in ("done", "resume", "new", "active")}
+    text = (f"sweep {output}: {len(jobs)} run(s): {counts['done']} done, {counts['resume']} to "
             f"resume, {counts['new']} new")
-    print(line + (f", {counts['active']} queued or running (left alone)"
-                  if counts["active"] else ""))
-    return plan
+    text += f", {counts['active']} queued or running (left alone)" if counts["active"] else ""
+    if cross_jobs:
+        waiting = sum(plan[job.key] in ("new", "resume") for job in cross_jobs)
+        active = sum(plan[job.key] == "active" for job in cross_jobs)
+        text += (f"\n+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run"
+                 + (f", {active} queued or running (left alone)" if active else ""))
+    return text
 
 
 def show_status(jobs: Sequence[Job], states: dict[str, cluster.RunState]) -> int:
@@ -413,14 +495,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  "extra_opts": args.extra_opts}
     try:
         options = slurm_options(args)
-        spec = build_spec(load_spec_file(args.spec) if args.spec else {}, overrides)
+        spec = resolve_spec(args, overrides)
         runs = spec.runs()
         if not runs:
             raise SweepError(no_runs_reason(spec))
         cross = spec.cross_runs()
         jobs = make_jobs(runs, spec.root, spec.extra_opts)
         cross_jobs = make_jobs(cross, spec.root, spec.extra_opts)
-        check_output_folder(spec.output, jobs + cross_jobs)
+        check_run_folders(jobs + cross_jobs)
         if not (args.collect_only or args.status):
             validate_configs(runs, jobs)
         slots = device_slots(visible_gpus(), args.jobs) if options is None else []
@@ -433,29 +515,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     states = cluster.run_states(jobs + cross_jobs)
     if args.status:
         return show_status(jobs + cross_jobs, states)
-    plan = print_plan(spec.output, jobs, states)
-    plan.update({job.key: "active" if states[job.key].active
-                 else run_status(job.output_dir, job.mode) for job in cross_jobs})
-    if cross_jobs:
-        waiting = sum(plan[job.key] in ("new", "resume") for job in cross_jobs)
-        active = sum(plan[job.key] == "active" for job in cross_jobs)
-        print(f"+ {len(cross_jobs)} cross-database evaluation(s), {waiting} to run"
-              + (f", {active} queued or running (left alone)" if active else ""))
+    plan = plan_states(jobs + cross_jobs, states)
     if args.dry_run:
         try:
             missing = check_inputs([*runs, *cross], jobs + cross_jobs, plan)
         except SweepError as exc:
             print(f"sweep: error: {exc}", file=sys.stderr)
             return 2
-        status = print_dry_run(jobs + cross_jobs, plan, missing)
-        if options is not None and status < 2:
-            todo = sum(plan[job.key] in ("new", "resume") for job in jobs)
-            tasks = -(-todo // options.runs_per_task)
-            print(f"--executor slurm would submit {tasks} array task(s) of up to "
-                  f"{options.runs_per_task} run(s), {options.task_time_min} min each")
-        return status
+        todo = sum(state in ("new", "resume") for state in plan.values())
+        summary = (f"dry run of {describe_plan(spec.output, jobs, cross_jobs, plan)}\n"
+                   f"{todo} to run: {executor_text(options, slots, todo)}; "
+                   "nothing was run or written")
+        return print_dry_run(jobs + cross_jobs, plan, missing, summary)
+    print(describe_plan(spec.output, jobs, cross_jobs, plan))
     if args.collect_only:
         return write_tables(runs, cross, spec)
+    try:
+        write_plan(spec)
+    except USER_ERRORS as exc:
+        return report_user_error(exc, prog="sweep")
     if options is not None:
         try:
             return submit_to_slurm(args, argv, runs, jobs, spec.output, options, cross,
@@ -466,9 +544,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for phase in (jobs, cross_jobs):
         todo = [job for job in phase if plan[job.key] in ("new", "resume")]
         if todo:
-            gpus = ", ".join(dict.fromkeys(s for s in slots if s is not None))
-            where = f"GPU(s) {gpus}" if gpus else "CPU"
-            print(f"running {len(todo)} run(s), {len(slots)} at a time on {where}")
+            print(f"running {len(todo)} run(s), {where_runs_go(slots)}")
             try:
                 with terminate_as_interrupt():  # SIGTERM stops the sweep as Ctrl-C does
                     execute(todo, slots)

@@ -36,8 +36,17 @@ def test_demo_defaults_reach_the_readme_figures(tmp_path):
     run = tmp_path / "demo" / "run"
     metrics = json.loads((run / "results.json").read_text())["final"]["metrics"]
     assert f"SRCC {metrics['srcc']:.3f}, PLCC {metrics['plcc']:.3f}" in out
-    # The demo ends by printing its run's page.
-    assert out.strip().splitlines()[-1] == f"[demo] report page: {run.resolve() / 'report.html'}"
+    # About 15 short lines: what it does, progress, the figures, where the files are, next steps
+    # (train.py's own output, 130 lines, is in the run's log.txt).
+    lines = out.strip().splitlines()
+    assert len(lines) <= 30 and all(line.startswith("[demo] ") for line in lines), out
+    said = dict(line[len("[demo] "):].split(": ", 1) for line in lines if ": " in line)
+    assert said["report page"] == str(run.resolve() / "report.html")
+    assert said["run folder"].startswith(str(run))
+    assert "Next steps" in said["next steps"]
+    assert "epoch 20/20" in said and "epoch [" not in out
+    log = (run / "log.txt").read_text()
+    assert "epoch [20/20]" in log and "Checkpoint saved" in log
     assert (run / "report.html").is_file()
     # The README promises SRCC and PLCC of at least 0.8 on the demo's 40 test images.
     assert metrics["srcc"] >= 0.8 and metrics["plcc"] >= 0.8, metrics
@@ -52,7 +61,7 @@ def test_demo_defaults_reach_the_readme_figures(tmp_path):
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "add --force" in refused.stderr and "--dir" in refused.stderr
     again = ok(run_demo(tmp_path, "--dir", "demo"))  # same settings: the finished run
-    assert f"SRCC {metrics['srcc']:.3f}" in again and "epoch [" not in again
+    assert f"SRCC {metrics['srcc']:.3f}" in again and "[demo] epoch" not in again
 
 
 def test_a_demo_folder_that_cannot_be_made_is_one_error_line(tmp_path):
@@ -74,6 +83,7 @@ def test_demo_environment_settings_and_force(tmp_path):
     assert json.loads((run / "results.json").read_text())["last"]["epoch"] == 1
     forced = ok(run_demo(tmp_path, "--dir", "small", "--images", "40", "--epochs", "2", "--force"))
     assert "writing 40 synthetic images" in forced and "(2 epochs)" in forced
+    assert "epoch [2/2] batch" not in forced and "[demo] epoch 2/2: mean training loss" in forced
     assert json.loads((run / "results.json").read_text())["last"]["epoch"] == 2
     moved = [p for p in run.iterdir() if p.name.startswith("previous-")]
     assert len(moved) == 1 and (moved[0] / "results.json").is_file()  # moved aside, not deleted
@@ -94,5 +104,13 @@ def test_demo_in_a_folder_whose_path_has_spaces(tmp_path):
     # may quote or fold a path with spaces).
     recorded = yaml.safe_load((work / "run" / "config.yaml").read_text())["MODEL"]["BACKBONE"]["NAME"]
     assert os.path.isabs(recorded) and os.path.samefile(recorded, weights)
-    again = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1"))
-    assert "epoch [" not in again  # the same settings, read back from the folder: nothing to train
+    # The same settings, read back from the folder: nothing to train; --verbose (or VERBOSE=1)
+    # shows train.py's own lines.
+    again = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1",
+                        "--verbose"))
+    assert "epoch [" not in again
+    assert any(line.startswith("already finished: ") for line in again.splitlines())
+    quiet = ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1"))
+    assert any(line.startswith("[demo] already finished: ") for line in quiet.splitlines())
+    assert ok(run_demo(tmp_path, "--dir", "my demo dir", "--images", "20", "--epochs", "1",
+                       VERBOSE="1")).splitlines() == again.splitlines()

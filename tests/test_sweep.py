@@ -3,6 +3,7 @@
 import hashlib
 import importlib.util
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +18,9 @@ from datasets.synthetic import make_synthetic_agiqa
 from synthetic_databases import make_synthetic_agiqa1k
 from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, execute,
                                 read_results, run_status, visible_gpus)
+from scripts.sweeps.plan import PLAN_FILE
 from scripts.sweeps.spec import SweepError, build_spec, load_spec_file
+from dassl.names import shown
 
 # Tolerances: the table values checked here are float64 sums, means, medians, std and ratios of
 # a few decimal inputs, so they differ from the decimal expectation by a few FP64_EPS only.
@@ -165,7 +168,8 @@ def test_cli_entries_and_overrides(tmp_path):
     ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"]},
      {"extra_opts": ["DATASET.VAL_RATIO", "0.2"]}, "set by the sweep or its protocol"),
     ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50", "vit_b16_ep50"]}, {}, "unique"),
-    ({"datasets": ["AGIQA"], "variants": ["nope"]}, {}, "no such yaml"),
+    ({"datasets": ["AGIQA"], "variants": ["nope"]}, {}, "unknown variant nope; valid"),
+    ({"datasets": ["AGIQA"], "variants": ["nope.yaml"]}, {}, "no such yaml file"),
     ({"datasets": ["AGIQA"], "variants": [{"config": "vit_b16_ep50", "opts": ["A"]}]}, {},
      "odd count"),
     ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"], "seeds": ["1"]}, {}, "integers"),
@@ -199,6 +203,45 @@ def test_an_unreadable_spec_or_protocol_is_one_error_line(content, message, tmp_
     assert len(err.splitlines()) == 1
 
 
+def valid_names(message: str) -> list[str]:
+    """The names after ``valid KINDs: `` in an error line, up to the parenthesis that follows."""
+    listed = message.split("s: ", 1)[1].split(" (", 1)[0]
+    return listed.split(", ")
+
+
+@pytest.mark.parametrize("flag, name, folders, close", [
+    ("--datasets", "AGIQA ", ["datasets"], "AGIQA"),  # a trailing space
+    ("--variants", "vit_b16_ep10", ["trainers/CLIP_AGIQA", "ablations"], "vit_b16_ep100"),
+    ("--protocol", "vall", ["protocols"], "val"),
+    ("--variants", "x\u00a0y", ["trainers/CLIP_AGIQA", "ablations"], None),
+])
+def test_an_unknown_name_is_refused_listing_the_valid_ones(flag, name, folders, close, tmp_path,
+                                                          capsys):
+    """Every name the sweep resolves (datasets, variants, protocols) is refused in one line
+    that shows the name as typed (a no-break space visible) and lists the valid names: the
+    yaml files of the folders it looks in."""
+    name = name.encode().decode("unicode_escape")
+    args = {"--datasets": ["AGIQA"], "--variants": ["vit_b16_ep50"], "--protocol": ["paper"]}
+    args[flag] = [name]
+    argv = [x for key, values in args.items() for x in (key, *values)]
+    assert sweep.main(argv + ["--output", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    kind = {"--datasets": "dataset", "--variants": "variant", "--protocol": "protocol"}[flag]
+    assert err.startswith(f"sweep: error: unknown {kind} {shown(name)}")
+    expected = sorted({p.stem for f in folders for p in (REPO / "configs" / f).glob("*.yaml")})
+    assert valid_names(err.strip()) == expected and len(expected) > 2
+    assert (f"(did you mean {shown(close)}?)" in err) == (close is not None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_executor_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as stop:
+        sweep.main(["--datasets", "AGIQA", "--variants", "vit_b16_ep50", "--executor", "locl"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'locl' (choose from 'local', 'slurm')" in capsys.readouterr().err
+
+
 def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, capsys,
                                                                     tiny_assets):
     out = tmp_path / "sweep"
@@ -207,9 +250,16 @@ def test_dry_run_checks_configs_prints_commands_and_writes_nothing(tmp_path, cap
     args += ["--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
     assert sweep.main(args + ["--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "4 run(s): 0 done, 0 to resume, 4 new" in text
-    assert text.count("train.py --root") == 4 and "TEST.ALLOW_SELECTION_ON_TEST True" in text
-    assert "\n    missing" not in text
+    table, rest = dry_run_table(text.splitlines())
+    assert [row[0] for row in table] == [f"AGIQA/{v}/paper/splitseed42/seed{k}"
+                                         for v in ("nctx4", "nctx8") for k in (1, 2)]
+    assert all(row[1:] == ["new", "ok"] for row in table)
+    # One command as an example (the first run's), then the summary: counts, executor, folder.
+    assert text.count("train.py --root") == 1 and "TEST.ALLOW_SELECTION_ON_TEST True" in text
+    assert rest[-2:] == [f"dry run of sweep {out}: 4 run(s): 0 done, 0 to resume, 4 new",
+                         "4 to run: local executor, 1 at a time on CPU; nothing was run or "
+                         "written"]
+    assert not any("missing" in line for line in rest)
     assert not out.exists()
     # A typo in a key is caught before anything runs.
     assert sweep.main(two_by_two(out) + ["--dry-run", "--extra-opts", "OPTIM.LRR", "1"]) == 2
@@ -224,15 +274,57 @@ def dry_run_lines(capsys, args):
     return status, captured.out.splitlines(), captured.err
 
 
+def dry_run_table(lines):
+    """The dry run's table of runs as ``[[run, state, inputs], ...]``, and the lines after it."""
+    start = next(i for i, line in enumerate(lines) if line.split() == ["run", "state", "inputs"])
+    assert set(lines[start + 1]) == {"-", " "}
+    end = next((i for i in range(start + 2, len(lines)) if "  " not in lines[i].rstrip()),
+               len(lines))
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[start + 2:end]], lines[end:]
+
+
+def missing_lines(lines):
+    """``{problem: number of runs}`` from the dry run's ``N run(s) missing PROBLEM`` lines."""
+    found = [re.fullmatch(r"(\d+) run\(s\) missing (.*)", line) for line in lines]
+    return {m.group(2): int(m.group(1)) for m in found if m}
+
+
+def test_a_dry_run_prints_each_line_once_and_ends_with_a_summary(tmp_path, capsys):
+    """24 runs missing the same data and weights: one table line per run, each problem once
+    with its count, one example command, then the summary (runs, done, to run, executor,
+    folder); no line repeats."""
+    out = tmp_path / "sweep"
+    status, lines, err = dry_run_lines(capsys, [str(EXAMPLE), "--output", str(out), "--root",
+                                                str(tmp_path / "data"), "--extra-opts",
+                                                "MODEL.BACKBONE.NAME", str(tmp_path / "w.pt")])
+    assert status == 2 and len(err.splitlines()) == 1
+    table, rest = dry_run_table(lines)
+    assert len(table) == 24 and len(set(map(tuple, table))) == 24
+    assert {tuple(row[1:]) for row in table} == {("new", "missing data, weights")}
+    assert len(lines) == len(set(lines)) and len(rest) <= 8
+    missing = missing_lines(rest)
+    assert sorted(missing.values()) == [12, 12, 24]
+    assert [k for k in missing if k.startswith("weights: ")] == [
+        f"weights: CLIP weights MODEL.BACKBONE.NAME {tmp_path / 'w.pt'}: not an existing file "
+        f"and not a model name ({', '.join(clip_weights.MODELS)})"]
+    data = sorted(k for k in missing if k.startswith("data: "))
+    assert len(data) == 2 and all(
+        line.startswith(f"data: dataset folder {tmp_path / 'data' / folder} not found")
+        for line, folder in zip(data, ("AGIQA-3K", "AIGCIQA2023")))
+    assert rest[-2:] == [f"dry run of sweep {out}: 24 run(s): 0 done, 0 to resume, 24 new",
+                         "24 to run: local executor, 1 at a time on CPU; nothing was run or "
+                         "written"]
+
+
 def test_dry_run_reports_a_missing_data_root_per_run(tmp_path, capsys, tiny_assets):
     out = tmp_path / "sweep"
     args = two_by_two(out) + ["--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
     status, lines, err = dry_run_lines(capsys, args)
     folder = out / "data" / "AGIQA-3K"
-    missing = [line for line in lines if line.startswith("    missing ")]
-    assert status == 2 and len(missing) == 4  # one line per run: the data; the weights are there
-    assert all(line.startswith(f"    missing data: dataset folder {folder} not found")
-               for line in missing)
+    table, rest = dry_run_table(lines)
+    assert status == 2 and [row[2] for row in table] == ["missing data"] * 4  # weights are there
+    [(problem, count)] = missing_lines(rest).items()  # one line for the four runs
+    assert problem.startswith(f"data: dataset folder {folder} not found") and count == 4
     assert err.startswith(f"sweep: error: none of the 4 run(s) to do can run: data: dataset "
                           f"folder {folder} not found") and len(err.splitlines()) == 1
     assert not out.exists()
@@ -245,15 +337,15 @@ def test_dry_run_reports_missing_weights_per_run(tmp_path, capsys, tiny_assets, 
     status, lines, err = dry_run_lines(capsys, args + ["--extra-opts", "MODEL.BACKBONE.NAME",
                                                        str(absent)])
     assert status == 2
-    assert [line for line in lines if line.startswith("    missing")] == [
-        f"    missing weights: CLIP weights MODEL.BACKBONE.NAME {absent}: not an existing file "
-        f"and not a model name ({', '.join(clip_weights.MODELS)})"] * 2
+    assert missing_lines(lines) == {
+        f"weights: CLIP weights MODEL.BACKBONE.NAME {absent}: not an existing file "
+        f"and not a model name ({', '.join(clip_weights.MODELS)})": 2}
     assert "none of the 2 run(s) to do can run: weights:" in err
     # A model name in neither cache, with both download hosts refusing connections.
     status, lines, err = dry_run_lines(capsys, args)  # the yaml's ViT-B/16
-    missing = [line for line in lines if line.startswith("    missing")]
-    assert status == 2 and len(missing) == 2
-    assert missing[0].startswith(f"    missing weights: CLIP weights ViT-B/16: ViT-B-16.pt is "
+    missing = list(missing_lines(lines))
+    assert status == 2 and list(missing_lines(lines).values()) == [2]
+    assert missing[0].startswith(f"weights: CLIP weights ViT-B/16: ViT-B-16.pt is "
                                  f"not in {tmp_path / 'clip-cache'} nor in the Hugging Face "
                                  "cache, and no download host answers (127.0.0.1:")
     assert missing[0].count(f"127.0.0.1:{no_network.port}: ") == 2 and "refused" in missing[0]
@@ -268,7 +360,7 @@ def test_dry_run_with_data_and_a_weights_file_has_nothing_missing(tmp_path, caps
     status, lines, err = dry_run_lines(capsys, args + ["--extra-opts", "MODEL.BACKBONE.NAME",
                                                        tiny_assets["weights"]])
     assert status == 0 and err == ""
-    assert not any(line.startswith("    missing") for line in lines)
+    assert not missing_lines(lines) and [row[2] for row in dry_run_table(lines)[0]] == ["ok"]
     # The same weights as a cached download of the model name (the hash must match).
     data = Path(tiny_assets["weights"]).read_bytes()
     monkeypatch.setitem(clip_weights.MODELS, "ViT-B/16", f"http://127.0.0.1:{no_network.port}/clip/"
@@ -278,7 +370,7 @@ def test_dry_run_with_data_and_a_weights_file_has_nothing_missing(tmp_path, caps
     (cache / "ViT-B-16.pt").write_bytes(data)
     status, lines, err = dry_run_lines(capsys, args)
     assert status == 0 and err == ""
-    assert not any(line.startswith("    missing") for line in lines)
+    assert not missing_lines(lines) and [row[2] for row in dry_run_table(lines)[0]] == ["ok"]
 
 
 def test_dry_run_runs_what_has_its_inputs_and_names_the_rest(tmp_path, capsys, tiny_assets):
@@ -288,10 +380,11 @@ def test_dry_run_runs_what_has_its_inputs_and_names_the_rest(tmp_path, capsys, t
             "--extra-opts", "MODEL.BACKBONE.NAME", tiny_assets["weights"]]
     status, lines, err = dry_run_lines(capsys, args)
     assert status == 1 and err == ""
-    blocked = [lines[i - 2] for i, line in enumerate(lines) if line.startswith("    missing")]
-    assert blocked == ["[new] AGIQA1K/vit_b16_ep50/paper/splitseed42/seed1"]
-    assert lines[-1] == ("1 of the 2 run(s) to do have their inputs; 1 miss some (listed "
-                         "above) and would fail")
+    table, rest = dry_run_table(lines)
+    assert table == [["AGIQA/vit_b16_ep50/paper/splitseed42/seed1", "new", "ok"],
+                     ["AGIQA1K/vit_b16_ep50/paper/splitseed42/seed1", "new", "missing data"]]
+    assert rest[-3] == ("1 of the 2 run(s) to do have their inputs; 1 miss some (listed "
+                        "above) and would fail")
 
 
 def test_dry_run_shows_a_database_notice_once(tmp_path, capsys, tiny_assets):
@@ -422,6 +515,88 @@ def test_sweep_skips_done_runs_and_resumes_interrupted_ones(tmp_path, fake_train
     assert "OPTIM.LR" in capsys.readouterr().err
 
 
+def test_status_and_collect_only_work_from_the_folder_alone(tmp_path, fake_trainer, capsys,
+                                                             monkeypatch):
+    """The sweep saves its plan when it starts; --status, --collect-only and a rerun then need
+    only the folder (from any working directory, also after the folder was moved)."""
+    out = tmp_path / "sweep"
+    assert sweep.main(two_by_two(out) + ["--extra-opts", "TRAINER.CLIP_AGIQA.N_CTX", "8"]) == 0
+    document = json.loads((out / PLAN_FILE).read_text())
+    assert (document["format"], document["version"]) == ("clip-agiqa sweep plan", 1)
+    assert [v["name"] for v in document["spec"]["variants"]] == ["nctx4", "nctx8"]
+    assert document["spec"]["seeds"] == [1, 2] and "output" not in document["spec"]
+    moved = tmp_path / "elsewhere" / "moved sweep"
+    moved.parent.mkdir()
+    (out / "results.csv").unlink()
+    out.rename(moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert sweep.main(["--output", "moved sweep", "--status"]) == 0
+    text = capsys.readouterr().out
+    assert "4 run(s): 0 new, 0 queued, 0 running, 4 done, 0 failed" in text
+    assert "AGIQA/nctx8/paper/splitseed42/seed2 | done" in text
+    assert sweep.main(["--output", "moved sweep", "--collect-only"]) == 0
+    results = pd.read_csv(moved / "results.csv")
+    assert results["output_dir"].tolist() == [str(run_dir(moved, v, k)) for v in ("nctx4", "nctx8")
+                                              for k in (1, 2)]
+    assert sweep.main(["--output", "moved sweep"]) == 0  # a rerun: everything is done
+    assert "4 run(s): 4 done" in capsys.readouterr().out
+    # A folder without a plan: the command says what it needs.
+    assert sweep.main(["--output", str(tmp_path / "empty"), "--status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: {tmp_path / 'empty' / PLAN_FILE} not found")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_sweep_that_leaves_out_or_changes_saved_runs_is_refused(tmp_path, fake_trainer,
+                                                                  capsys):
+    """Another sweep in a folder is refused naming the difference; adding runs extends the
+    saved sweep; --replan makes the command's sweep the folder's."""
+    out = tmp_path / "sweep"
+    assert sweep.main(two_by_two(out)) == 0
+    capsys.readouterr()
+    fewer = two_by_two(out)
+    fewer[fewer.index("--seeds") + 1:fewer.index("--seeds") + 3] = ["1"]
+    for argv, difference in [
+            (fewer, "seeds: saved [1, 2], now [1]"),
+            (two_by_two(out) + ["--protocol", "val"], 'protocols: saved ["configs/protocols/'
+                                                       'paper.yaml"], now ["configs/protocols/'
+                                                       'val.yaml"]'),
+            (two_by_two(out) + ["--extra-opts", "OPTIM.LR", "0.1"],
+             'extra_opts: saved [], now ["OPTIM.LR", "0.1"]')]:
+        for mode in ([], ["--status"], ["--collect-only"], ["--dry-run"]):
+            assert sweep.main(argv + mode) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"sweep: error: {out} holds another sweep") and \
+                difference in err and "--replan" in err and len(err.splitlines()) == 1, err
+    # More seeds and another protocol: the saved sweep grows, its runs are kept.
+    more = two_by_two(out) + ["--protocol", "paper", "val"]
+    more[more.index("--seeds") + 1:more.index("--seeds") + 3] = ["1", "2", "3"]
+    assert sweep.main(more) == 0
+    assert "12 run(s): 4 done, 0 to resume, 8 new" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "results.csv")) == 12
+    assert json.loads((out / PLAN_FILE).read_text())["spec"]["seeds"] == [1, 2, 3]
+    # --replan: the folder's sweep is now the one of this command.
+    assert sweep.main(fewer + ["--replan"]) == 0
+    assert json.loads((out / PLAN_FILE).read_text())["spec"]["seeds"] == [1]
+    assert len(pd.read_csv(out / "results.csv")) == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "cannot be read as a sweep plan"),
+    ('{"format": "something else"}', "is not a sweep plan"),
+    ('{"format": "clip-agiqa sweep plan", "version": 99, "spec": {}}',
+     "is a sweep plan of version 99; this code reads version 1"),
+])
+def test_an_unreadable_plan_is_one_error_line(content, message, tmp_path, capsys):
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / PLAN_FILE).write_text(content)
+    assert sweep.main(["--output", str(tmp_path / "sweep"), "--status"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sweep: error: {tmp_path / 'sweep' / PLAN_FILE} ") and message in err
+    assert len(err.splitlines()) == 1
+
+
 def test_execute_uses_one_slot_per_gpu_and_survives_failures(tmp_path):
     fake = tmp_path / "fake_train.py"
     fake.write_text(FAKE_TRAINER)
@@ -549,9 +724,9 @@ def test_split_indices_plan_one_run_per_split_folder(tmp_path, capsys):
             "DATASET.SPLIT_FILE", "peer_splits", "--dry-run"]
     assert sweep.main(args) == 2  # no AGIQA-1K under tmp_path: the plan is shown, nothing can run
     text = capsys.readouterr().out
-    for k in (1, 2):
-        assert f"AGIQA1K/vit_b16_ep50/paper/split{k}/seed1" in text
-        assert f"DATASET.SPLIT_INDEX {k} DATASET.SPLIT_FILE peer_splits" in text
+    assert [row[0] for row in dry_run_table(text.splitlines())[0]] == [
+        f"AGIQA1K/vit_b16_ep50/paper/split{k}/seed1" for k in (1, 2)]
+    assert "DATASET.SPLIT_INDEX 1 DATASET.SPLIT_FILE peer_splits" in text  # the first command
     spec = build_spec({}, {"datasets": ["AGIQA1K"], "variants": ["vit_b16_ep50"],
                            "split_indices": [3]})
     run = spec.runs()[0]

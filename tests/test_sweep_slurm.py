@@ -21,6 +21,7 @@ import pytest
 
 from scripts.sweeps import cluster
 from scripts.sweeps.cluster import MARKER_FILE, SlurmOptions, parse_sbatch_opts, parse_time_minutes
+from scripts.sweeps.plan import write_plan
 from scripts.sweeps.spec import SweepError
 
 from test_sweep import REPO, fake_trainer, results_json, sweep, two_by_two, write_run  # noqa: F401
@@ -261,10 +262,9 @@ def test_bad_input_is_one_clear_error_and_submits_nothing(extra, message, tmp_pa
     if extra == "no-submitit":
         monkeypatch.setattr(cluster, "submitit", None)
         extra = []
-    elif extra == "other-sweep":
-        other = out / "AIGCIQA2023" / "mine" / "paper" / "splitseed42" / "seed1"
-        other.mkdir(parents=True)
-        (other / "sweep_run.json").write_text("{}")
+    elif extra == "other-sweep":  # the folder's saved plan has other runs
+        write_plan(sweep.build_spec({}, {"datasets": ["AIGCIQA2023"], "variants": ["vit_b16_ep50"],
+                                         "output": str(out)}))
         extra = []
     elif extra == "no-srun":
         (fake_slurm / "bin" / "srun").unlink()

@@ -50,7 +50,7 @@ except ImportError:  # --executor slurm then says how to install it (require_sub
 
 __all__ = ["SUBMITIT_CLUSTER", "MARKER_FILE", "LOG_DIR", "STATES", "SlurmOptions", "RunState",
            "RunTask", "require_submitit", "parse_time_minutes", "parse_sbatch_opts",
-           "read_marker", "write_marker", "scheduler_states", "run_states", "planned_elsewhere",
+           "read_marker", "write_marker", "scheduler_states", "run_states",
            "submission_lock", "task_chunks", "submit_runs", "submit_collect", "wait_for",
            "describe_failure"]
 
@@ -329,17 +329,6 @@ def run_states(jobs: Sequence[Job]) -> dict[str, RunState]:
         has_checkpoint = job.output_dir.is_dir() and bool(checkpoint_dirs(str(job.output_dir)))
         states[job.key] = _state_of(job, markers[job.key], scheduler, has_checkpoint)
     return states
-
-
-def planned_elsewhere(output: Path, keys: Sequence[str]) -> list[str]:
-    """Run folders under ``output`` (holding ``sweep_run.json``) when none of them is one of
-    ``keys``: ``output`` then holds another sweep, whose tables this one would overwrite.
-    Empty when the folder is new or shares at least one run with the plan."""
-    if not output.is_dir():
-        return []
-    found = sorted(p.parent.relative_to(output).as_posix() for p in output.rglob(RUN_FILE)
-                   if LOG_DIR not in p.relative_to(output).parts[:1])
-    return found if found and not set(found) & set(keys) else []
 
 
 # ----------------------------------------------------------------------------- array tasks

@@ -47,14 +47,15 @@ import yaml
 from dassl.config import describe_yaml_error, load_config_file
 from datasets.scope import config_applies_to
 from datasets.scope import database_tag as scope_tag
-from dassl.utils.errors import UserError
+from dassl.utils.errors import UserError, unknown_name_message
 from dassl.utils.run_dir import IGNORED_KEYS
 from dassl.utils.run_record import CWD_PATH_KEYS, resolve_recorded_path
 from dassl.names import shown
 
 __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
            "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
-           "opt_keys", "RESERVED_KEYS", "NON_SEMANTIC_KEYS"]
+           "opt_keys", "absolute_opts", "semantic_opts", "display_path", "RESERVED_KEYS",
+           "NON_SEMANTIC_KEYS", "DEFAULT_OUTPUT", "SPEC_KEYS"]
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET_DIR = REPO / "configs" / "datasets"
@@ -62,6 +63,7 @@ METHOD_DIR = REPO / "configs" / "trainers" / "CLIP_AGIQA"
 ABLATION_DIR = REPO / "configs" / "ablations"
 PROTOCOL_DIR = REPO / "configs" / "protocols"
 DEFAULT_TRAINER = "CLIP_AGIQA"
+DEFAULT_OUTPUT = "output/sweep"
 # Set by the sweep itself for every run; user opts must not override them.
 RESERVED_KEYS = ("SEED", "OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.SPLIT_SEED",
                  "DATASET.SPLIT_INDEX", "TRAINER.NAME")
@@ -139,12 +141,12 @@ class Run:
 
     def identity(self, extra_opts: Sequence[str] = ()) -> dict:
         """What makes two runs the same experiment (the data root and repo location do not)."""
-        return {"dataset": self.dataset.name, "dataset_config": _display(self.dataset.config),
-                "variant": self.variant.name, "variant_config": _display(self.variant.config),
+        return {"dataset": self.dataset.name, "dataset_config": display_path(self.dataset.config),
+                "variant": self.variant.name, "variant_config": display_path(self.variant.config),
                 "trainer": self.variant.trainer, "protocol": self.protocol.name,
                 "seed": self.seed, "split_seed": self.split_seed,
                 **({} if self.split_index is None else {"split_index": self.split_index}),
-                "opts": _semantic(self.opts(extra_opts))}
+                "opts": semantic_opts(self.opts(extra_opts))}
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,8 @@ class CrossRun:
 
     def identity(self, extra_opts: Sequence[str] = ()) -> dict:
         return {"evaluates": self.run.key, "dataset": self.target.name,
-                "dataset_config": _display(self.target.config),
-                "opts": _semantic(self.opts(extra_opts))}
+                "dataset_config": display_path(self.target.config),
+                "opts": semantic_opts(self.opts(extra_opts))}
 
 
 @dataclass
@@ -240,15 +242,23 @@ def applies_to(variant: Entry, dataset: Entry) -> bool:
     return config_applies_to(variant.config, dataset.config)
 
 
-def _semantic(opts: Sequence[str]) -> list[str]:
-    """``opts`` without the ``NON_SEMANTIC_KEYS`` pairs; a working-directory-relative path
-    (``CWD_PATH_KEYS``) that names an existing file is written absolute, as train.py stores it,
-    so that the sweep is the same experiment from any folder."""
-    return [x for k, v in zip(opts[0::2], opts[1::2]) if k not in NON_SEMANTIC_KEYS
+def absolute_opts(opts: Sequence[str]) -> list[str]:
+    """``opts`` with each working-directory-relative path (``CWD_PATH_KEYS``) that names an
+    existing file written absolute, as train.py stores it, so that the sweep is the same
+    experiment from any folder."""
+    return [x for k, v in zip(opts[0::2], opts[1::2])
             for x in (k, resolve_recorded_path(v, None) if k in CWD_PATH_KEYS else v)]
 
 
-def _display(path: Path) -> str:
+def semantic_opts(opts: Sequence[str]) -> list[str]:
+    """``absolute_opts(opts)`` without the ``NON_SEMANTIC_KEYS`` pairs (what makes two runs
+    the same experiment)."""
+    absolute = absolute_opts(opts)
+    return [x for k, v in zip(absolute[0::2], absolute[1::2]) if k not in NON_SEMANTIC_KEYS
+            for x in (k, v)]
+
+
+def display_path(path: Path) -> str:
     """``path`` relative to the repository when inside it (stable if the repo moves)."""
     try:
         return Path(path).resolve().relative_to(REPO).as_posix()
@@ -256,19 +266,26 @@ def _display(path: Path) -> str:
         return str(Path(path).resolve())
 
 
-def _resolve_yaml(value: str, folder: Path, what: str) -> Path:
+def _resolve_yaml(value: str, folder: Path, what: str, also: Sequence[str] = ()) -> Path:
     """A yaml path (absolute, cwd-relative or repo-relative) or a bare name in ``folder``
-    (variants: in ``configs/trainers/CLIP_AGIQA``, else ``configs/ablations``, as main.sh's CFG)."""
+    (variants: in ``configs/trainers/CLIP_AGIQA``, else ``configs/ablations``, as main.sh's CFG).
+    An unknown bare name is an error listing the valid ones (the yaml stems, and ``also``: the
+    names the spec defines)."""
     text = os.path.expanduser(str(value))
-    if text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text:
-        tried = [Path(text)] if os.path.isabs(text) else [Path.cwd() / text, REPO / text]
-    else:
-        folders = [folder, ABLATION_DIR] if folder == METHOD_DIR else [folder]
-        tried = [f / f"{text}.yaml" for f in folders]
+    is_path = text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text
+    folders = [folder, ABLATION_DIR] if folder == METHOD_DIR else [folder]
+    tried = (([Path(text)] if os.path.isabs(text) else [Path.cwd() / text, REPO / text])
+             if is_path else [f / f"{text}.yaml" for f in folders])
     for path in tried:
         if path.is_file():
             return path.resolve()
-    raise SweepError(f"{what} {shown(value)}: no such yaml file (tried {', '.join(map(str, tried))})")
+    if is_path:
+        raise SweepError(f"{what} {shown(value)}: no such yaml file (tried "
+                         f"{', '.join(map(str, tried))})")
+    valid = [*also, *(p.stem for f in folders for p in f.glob("*.yaml"))]
+    where = " or ".join(display_path(f) + "/" for f in folders)
+    raise SweepError(f"{unknown_name_message(what, str(value), valid)} (the yaml files in "
+                     f"{where}, or a yaml path)")
 
 
 def format_opt_value(value: Any) -> str:
@@ -326,8 +343,9 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def parse_entry(item: Any, folder: Path, what: str) -> Entry:
-    """A dataset/variant entry from a string ``[NAME=]CONFIG`` or a mapping (see module doc)."""
+def parse_entry(item: Any, folder: Path, what: str, also: Sequence[str] = ()) -> Entry:
+    """A dataset/variant entry from a string ``[NAME=]CONFIG`` or a mapping (see module doc);
+    ``also``: the entry names the spec defines (listed when the name is unknown)."""
     if isinstance(item, str):
         name, _, config = item.partition("=") if "=" in item else ("", "", item)
         item = {"name": name or None, "config": config}
@@ -337,7 +355,7 @@ def parse_entry(item: Any, folder: Path, what: str) -> Entry:
     unknown = set(item) - {"name", "config", "opts", "trainer"}
     if unknown:
         raise SweepError(f"{what} entry {dict(item)!r}: unknown field(s) {sorted(unknown)}")
-    config = _resolve_yaml(str(item.get("config") or item["name"]), folder, what)
+    config = _resolve_yaml(str(item.get("config") or item["name"]), folder, what, also)
     name = _check_name(str(item.get("name") or config.stem), what)
     return Entry(name, config, _as_opts(item.get("opts"), f"{what} {name}"),
                  str(item.get("trainer") or DEFAULT_TRAINER))
@@ -417,7 +435,7 @@ def _entries(cli: Sequence[str] | None, spec_items: Any, folder: Path, what: str
                     for i in _expand_folders(_as_list(spec_items), what)]
     by_name = {e.name: e for e in spec_entries}
     entries = spec_entries if cli is None else [
-        by_name[c] if c in by_name else parse_entry(c, folder, what)
+        by_name[c] if c in by_name else parse_entry(c, folder, what, list(by_name))
         for c in _expand_folders(list(cli), what)]
     names = [e.name for e in entries]
     if not entries:
@@ -483,5 +501,5 @@ def build_spec(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> SweepSpe
     return SweepSpec(datasets=datasets, variants=variants, protocols=protocols,
                      seeds=_ints(pick("seeds", [1]), "seeds"), split_seeds=split_seeds,
                      root=os.path.abspath(os.path.expanduser(str(pick("root", "./data")))),
-                     output=Path(os.path.abspath(str(pick("output", "output/sweep")))),
+                     output=Path(os.path.abspath(str(pick("output", DEFAULT_OUTPUT)))),
                      extra_opts=extra, split_indices=split_indices, cross=cross)

@@ -100,7 +100,7 @@ def convert_all(mos_dir: Path | None, out_dir: Path) -> int:
     """Convert every task's ``.mat`` of ``mos_dir`` (None: ``DEFAULT_MOS_DIRS``) into
     ``out_dir``; return 0. Raises ``InputError`` when there is no MOS folder or no ``.mat`` in
     it and ``DatasetError`` for an unreadable file."""
-    from dassl.utils import InputError
+    from dassl.utils import InputError, shown
 
     if mos_dir is None:
         # Run from the AIGCIQA2023 root: ./MOS, or ./DATA/MOS as the release archive unpacks.
@@ -110,7 +110,7 @@ def convert_all(mos_dir: Path | None, out_dir: Path) -> int:
                              f"{' and '.join(map(str, DEFAULT_MOS_DIRS))} in the current folder; "
                              "pass --mos-dir")
     if not mos_dir.is_dir():
-        raise InputError(f"the MOS folder {mos_dir} is not a folder")
+        raise InputError(f"the MOS folder {shown(mos_dir)} is not a folder")
     pairs = conversions()
     written, missing = 0, []
     for mat_name, csv_name in pairs:
@@ -121,14 +121,14 @@ def convert_all(mos_dir: Path | None, out_dir: Path) -> int:
         try:
             rows = convert(mat_path, out_dir / csv_name)
         except OSError as exc:  # the output folder cannot be made or written
-            raise InputError(f"cannot write {out_dir / csv_name}: {exc.strerror or exc}") \
+            raise InputError(f"cannot write {shown(out_dir / csv_name)}: {exc.strerror or exc}") \
                 from exc
         print(f"wrote {out_dir / csv_name} ({rows} rows) from {mat_path}")
         written += 1
     if missing:
-        print(f"missing in {mos_dir}, skipped: {', '.join(missing)}", file=sys.stderr)
+        print(f"missing in {shown(mos_dir)}, skipped: {', '.join(missing)}", file=sys.stderr)
     if not written:
-        raise InputError(f"none of {[m for m, _ in pairs]} found in {mos_dir}")
+        raise InputError(f"none of {[m for m, _ in pairs]} found in {shown(mos_dir)}")
     return 0
 
 

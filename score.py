@@ -26,7 +26,13 @@ folder) and their direct sub-folders. The console shows one line on the run (mod
 precision, device), the progress bar and where the files went; `--verbose` adds the
 model-building messages. Ctrl-C or SIGTERM keeps the rows scored so far in
 `<csv name>.partial.csv` (an existing CSV at --output is left as it was); the same command run
-again scores only the rest. Writing into a run folder takes its lock (one writer at a time).
+again scores only the rest. An image that cannot be read or decoded stops the scoring with one
+`error:` line naming it (the rows scored before it are kept the same way); with
+`--skip-unreadable` it is skipped instead, named on stderr and in `<csv name>.skipped.csv`
+(columns name,reason), and the rest are scored. Folders are searched by
+`dassl.utils.image_files.find_images` (links followed once; every extension Pillow reads, any
+letter case; what it leaves out is named). Writing into a run folder takes its lock (one writer
+at a time).
 Exit status: 0 done, 2 bad input (one `error:` line on stderr), 130 interrupted.
 """
 from __future__ import annotations
@@ -70,15 +76,15 @@ else:
     from dassl.evaluation import iqa_metrics
     from dassl.evaluation.metric_names import RAW_METRICS
     from dassl.engine.interrupt import terminate_as_interrupt
-    from dassl.utils import (EXIT_INTERRUPTED, InputError, OutputWriteError, atomic_write_text,
-                             count_noun, path_problem, report_user_error)
+    from dassl.utils import (EXIT_INTERRUPTED, ImageReadError, InputError, OutputWriteError,
+                             atomic_write_text, count_noun, path_problem, report_user_error, shown)
+    from dassl.utils.image_files import find_images
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
-    from dassl.utils.label_file import LabelFileError, parse_number, read_label_file, visible
+    from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
     from trainers.inference.scorer import load_scorer
     from trainers.user_errors import USER_ERRORS, error_message
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
 # ours (name, mos), then each database's own label file, its name and default-task MOS column
 # as the registry gives them (AGIQA-1K: Image, MOS; AGIQA-3K: name, mos_quality; ...).
@@ -133,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--serve: address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=7860,
                         help="--serve: port (default %(default)s)")
+    parser.add_argument("--skip-unreadable", action="store_true",
+                        help="skip images that cannot be read or decoded (and, with --list, "
+                             "listed images that are missing) instead of stopping at the first: "
+                             "they are named on stderr and in <csv name>.skipped.csv "
+                             "(columns name,reason)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true",
                         help="also print the model-building messages (prompt initialisation, "
@@ -140,8 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
-    """`(name, path)` of every image: files as given, folders searched recursively (sorted).
+def collect_images(inputs: Sequence[str],
+                   notes: list[str] | None = None) -> list[tuple[str, str]]:
+    """`(name, path)` of every image: files as given, folders searched recursively by
+    `dassl.utils.image_files.find_images` (links followed, every extension Pillow reads; what it
+    skips is named in one line per folder, appended to `notes`, else printed on stderr).
 
     Raises `FileNotFoundError` for a missing input or an input without images and `InputError`
     for two images with the same name.
@@ -151,60 +165,69 @@ def collect_images(inputs: Sequence[str]) -> list[tuple[str, str]]:
         if os.path.isfile(item):
             found.append((os.path.basename(item), item))
         elif os.path.isdir(item):
-            in_folder = []
-            for folder, subfolders, files in os.walk(item):
-                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-                for name in files:
-                    if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                        path = os.path.join(folder, name)
-                        in_folder.append((os.path.relpath(path, item).replace(os.sep, "/"),
-                                          path))
-            if not in_folder:
-                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
-                                        f"folder {item}")
-            found.extend(sorted(in_folder))
+            walk = find_images(item)
+            if walk.skipped and notes is not None:
+                notes.append(walk.skipped_line())
+            elif walk.skipped:
+                print(walk.skipped_line(), file=sys.stderr)
+            if not walk.images:
+                raise FileNotFoundError(f"no image files in folder {shown(item)} (extensions "
+                                        "Pillow reads, e.g. .jpg .png .webp .tif)")
+            found.extend(walk.images)
+        elif os.path.lexists(item):
+            raise FileNotFoundError(f"input {shown(item)} is a broken link")
         else:
-            raise FileNotFoundError(f"input not found: {item}")
+            raise FileNotFoundError(f"input not found: {shown(item)}")
     seen: dict[str, str] = {}
     for name, path in found:
         if name in seen:
-            raise InputError(f"two images are named {name!r} ({seen[name]} and {path}); score "
-                             "them in separate calls")
+            raise InputError(f"two images are named {shown(name)} ({shown(seen[name])} and "
+                             f"{shown(path)}); score them in separate calls")
         seen[name] = path
     return found
 
 
-def list_images(list_file: str, folders: Sequence[str]) -> list[tuple[str, str]]:
-    """`(name, path)` of every image named in `list_file` (column `name`), in its order.
+def list_images(list_file: str, folders: Sequence[str],
+                missing_ok: bool = False) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """`(name, path)` of every image named in `list_file` (column `name`), in its order, and
+    `(name, reason)` of the listed images that are not there (only with `missing_ok`).
 
     Each name is looked up in `folders` (default: the list file's folder) and their direct
-    sub-folders, the first hit winning. Raises `FileNotFoundError` naming the missing images
-    and the folders searched; a name listed twice is a `DatasetError` from the reader.
+    sub-folders (`find_images`: links followed, hidden and non-image files left out), the first
+    hit winning. Raises `FileNotFoundError` naming the missing images and the folders searched
+    (unless `missing_ok`); a name listed twice is a `DatasetError` from the reader.
     """
     from datasets.labels import read_label_table  # deferred: the datasets package is optional
 
     if not os.path.isfile(list_file):
-        raise FileNotFoundError(f"--list file {list_file} {path_problem(list_file, 'file')}")
+        raise FileNotFoundError(f"--list file {shown(list_file)} {path_problem(list_file, 'file')}")
     names = read_label_table(list_file, None)["name"].tolist()
     search = []
     for folder in folders or [os.path.dirname(os.path.abspath(list_file))]:
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"folder {folder} {path_problem(folder, 'folder')}")
+            raise FileNotFoundError(f"folder {shown(folder)} {path_problem(folder, 'folder')}")
         search.append(folder)
         search += sorted(entry.path for entry in os.scandir(folder)
                          if entry.is_dir() and not entry.name.startswith("."))
-    present = [(folder, set(os.listdir(folder))) for folder in search]
+    walks = [find_images(folder, recursive=False) for folder in search]
+    present = [(walk.folder, dict(walk.images)) for walk in walks]
     found, missing = [], []
     for name in names:
-        hit = next((folder for folder, files in present if name in files), None)
+        hit = next((files[name] for folder, files in present if name in files), None)
         if hit is None:
             missing.append(name)
         else:
-            found.append((name, os.path.join(hit, name)))
+            found.append((name, hit))
+    why = {n: reason for walk in walks for n, reason in walk.skipped}
+    if missing and missing_ok:
+        return found, [(n, why.get(n, "not found")) for n in missing]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in {list_file} "
-                                f"are in none of {search}, e.g. {', '.join(missing[:5])}")
-    return found
+        examples = ", ".join(shown(n) + (f" ({why[n]})" if n in why else "") for n in missing[:5])
+        raise FileNotFoundError(f"{len(missing)} of the {len(names)} images listed in "
+                                f"{shown(list_file)} are in none of "
+                                f"[{', '.join(map(shown, search))}], e.g. {examples}"
+                                " (--skip-unreadable scores the others)")
+    return found, []
 
 
 def label_columns(header: Sequence[str], mos_column: str | None) -> tuple[str, str]:
@@ -242,7 +265,7 @@ def read_labels(path: str, mos_column: str | None = None) -> dict[str, float]:
         try:
             value = parse_number(cell)
         except ValueError:
-            raise LabelFileError(f"{path}, line {line}: {mos} {visible(cell)} of {visible(name)} "
+            raise LabelFileError(f"{shown(path)}, line {line}: {mos} {shown(cell)} of {shown(name)} "
                                  "is not a number (expected e.g. 3.25 or 3,25)") from None
         if math.isfinite(value):
             labels[name] = value
@@ -274,7 +297,7 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
     """
     if not needed:
         if path:
-            print(f"note: --prompts {path} is ignored: this run's level prompts carry no "
+            print(f"note: --prompts {shown(path)} is ignored: this run's level prompts carry no "
                   "generation prompt", file=sys.stderr)
         return None
     if not path:
@@ -292,8 +315,8 @@ def image_prompts(images: Sequence[tuple[str, str]], path: str | None,
             missing.append(name)
         prompts.append(lookup.get(key, ""))
     if missing:
-        raise InputError(f"--prompts {path} has no prompt for {len(missing)} of {len(images)} "
-                         f"images, e.g. {missing[0]}")
+        raise InputError(f"--prompts {shown(path)} has no prompt for {len(missing)} of {len(images)} "
+                         f"images, e.g. {shown(missing[0])}")
     return prompts
 
 
@@ -304,14 +327,14 @@ def check_output(path: str) -> None:
     if os.path.isdir(path):
         problem = "it is a folder (give a file name, e.g. scores.csv)"
     elif not os.path.isdir(parent):
-        problem = f"folder {parent} does not exist"
+        problem = f"folder {shown(parent)} does not exist"
     elif not os.access(parent, os.W_OK | os.X_OK):
-        problem = f"folder {parent} is not writable"
+        problem = f"folder {shown(parent)} is not writable"
     elif os.path.exists(path) and not os.access(path, os.W_OK):
         problem = "the file is not writable"
     else:
         return
-    raise InputError(f"cannot write {path}: {problem}")
+    raise InputError(f"cannot write {shown(path)}: {problem}")
 
 
 def write_output(path: str, text: str) -> None:
@@ -322,7 +345,7 @@ def write_output(path: str, text: str) -> None:
     except OutputWriteError:
         raise  # a full or read-only disk, named with the path already
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {shown(path)}: {exc.strerror or exc}") from exc
 
 
 def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:
@@ -390,6 +413,40 @@ def remove_partial(csv_path: str) -> None:
             os.remove(path)
 
 
+def skipped_path(csv_path: str) -> str:
+    """Where `--skip-unreadable` names the images it skipped: ``<csv name>.skipped.csv``."""
+    stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
+    return stem + ".skipped.csv"
+
+
+def write_skipped(csv_path: str, skipped: Sequence[tuple[str, str]]) -> None:
+    """``skipped_path`` with columns name,reason (written atomically); an earlier one is
+    removed when nothing was skipped, so the file always belongs to the CSV beside it."""
+    path = skipped_path(csv_path)
+    if not skipped:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "reason"])
+    writer.writerows(skipped)
+    write_output(path, buffer.getvalue())
+
+
+def skipped_summary(skipped: Sequence[tuple[str, str]], path: str, limit: int = 5) -> str:
+    """``"skipped 2 unreadable images (...): a.png (reason), ...; all in PATH"``."""
+    listed = "; ".join(f"{shown(name)} ({reason})" for name, reason in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return (f"skipped {count_noun(len(skipped), 'unreadable image')} (--skip-unreadable): "
+            f"{listed}{more}; all of them in {path}")
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why an image could not be scored, in one line (an `ImageReadError`'s reason)."""
+    return getattr(exc, "reason", None) or error_message(exc)
+
+
 def metrics_path(csv_path: str) -> str:
     stem = csv_path[:-4] if csv_path.lower().endswith(".csv") else csv_path
     return stem + ".metrics.json"
@@ -430,10 +487,12 @@ def serve_page(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.serve:
         return serve_page(args)
+    skipped: list[tuple[str, str]] = []  # (name, reason) of images --skip-unreadable left out
+    notes: list[str] = []  # what the folder search left out: said once scoring starts
     if args.list_file:
-        images = list_images(args.list_file, args.inputs)
+        images, skipped = list_images(args.list_file, args.inputs, args.skip_unreadable)
     elif args.inputs:
-        images = collect_images(args.inputs)
+        images = collect_images(args.inputs, notes)
     else:
         raise InputError("give image files or folders, or --list FILE")
     labels = read_labels(args.labels, args.mos_column) if args.labels else None
@@ -452,6 +511,8 @@ def run(args: argparse.Namespace) -> int:
           f"{scorer.run.config_source}, {scorer.precision} on {scorer.device})", file=sys.stderr)
     if scorer.run.precision_note:
         print(scorer.run.precision_note, file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
 
     def progress(iterator, total):
         return tqdm(iterator, total=total, desc="scoring", unit="batch", file=sys.stderr,
@@ -466,30 +527,54 @@ def run(args: argparse.Namespace) -> int:
         print(f"continuing: {len(done)} of {len(names)} images were scored by an interrupted run "
               f"({partial_path(args.output)}); scoring the other {len(todo)}", file=sys.stderr)
     scored: list[float] = []
+
+    def keep_scored() -> None:
+        """The finite scores so far into `done` (an unreadable image scores NaN)."""
+        done.update((names[i], score) for i, score in zip(todo, scored) if math.isfinite(score))
+
+    def skip(index: int, exc: BaseException) -> None:
+        skipped.append((names[todo[index]], unreadable_reason(exc)))
+
     try:
         with contextlib.redirect_stdout(internals):
             # (a truncated prompt also warns on stderr)
             for batch in scorer.score_batches(
                     [images[i][1] for i in todo], batch_size=args.batch_size,
                     workers=args.workers, progress=progress,
-                    prompts=None if prompts is None else [prompts[i] for i in todo]):
+                    prompts=None if prompts is None else [prompts[i] for i in todo],
+                    unreadable=skip if args.skip_unreadable else None):
                 scored.extend(batch.tolist())
     except KeyboardInterrupt as exc:
-        done.update((names[i], score) for i, score in zip(todo, scored))
+        keep_scored()
         write_partial(args.output, identity, names, done)
         raise ScoringInterrupted(
             f"interrupted ({str(exc) or 'Ctrl-C'}): {len(done)} of {len(names)} images scored; "
             f"their rows are in {partial_path(args.output)}"
             + (f" ({args.output} is left as it was)" if os.path.exists(args.output) else "")
             + "; run the same command again to score the rest") from None
-    done.update((names[i], score) for i, score in zip(todo, scored))
+    except ImageReadError as exc:
+        keep_scored()
+        kept = ""
+        if done:
+            write_partial(args.output, identity, names, done)
+            kept = (f"; the {count_noun(len(done), 'image')} scored so far are kept in "
+                    f"{partial_path(args.output)}")
+        raise InputError(f"{error_message(exc)}{kept}; add --skip-unreadable to score the other "
+                         "images and name the unreadable ones") from None
+    keep_scored()
+    names = [name for name in names if name in done]
     scores = [done[name] for name in names]
     write_scores(args.output, names, scores)
+    write_skipped(args.output, skipped)
     remove_partial(args.output)
+    if skipped:
+        print(skipped_summary(skipped, skipped_path(args.output)), file=sys.stderr)
     print(f"Scores written to {args.output}", file=sys.stderr)
     if labels is not None:
         report = label_metrics(names, scores, labels)
         report.update(run_dir=os.path.abspath(args.run_dir), labels=os.path.abspath(args.labels))
+        if skipped:
+            report["n_skipped"] = len(skipped)
         path = metrics_path(args.output)
         write_output(path, json.dumps(report, indent=2) + "\n")
         values = "  ".join(f"{k.upper()} {_fmt(report['metrics'][k])}" for k in RAW_METRICS)

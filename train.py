@@ -97,6 +97,7 @@ if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
 
 import yaml
 
+from dassl.names import shown
 from dassl.config import get_cfg_default, merge_config
 from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TRAINER_REGISTRY, build_trainer
@@ -258,7 +259,7 @@ def check_config(cfg, args: argparse.Namespace) -> Any:
                           "configs/datasets/, e.g. configs/datasets/AGIQA.yaml")
     problem = path_problem(os.path.expanduser(args.resume), "folder") if args.resume else ""
     if problem:
-        raise ConfigError(f"--resume {args.resume} {problem} (give the run folder to "
+        raise ConfigError(f"--resume {shown(args.resume)} {problem} (give the run folder to "
                           "continue from, or leave --resume out to resume --output-dir)")
     trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
@@ -298,7 +299,7 @@ def check_database_scope(config_file: str, dataset_config_file: str) -> None:
     tag = database_tag(os.path.splitext(os.path.basename(config_file))[0])
     databases = ", ".join(f"configs/datasets/{s}.yaml" for s in config_names()
                           if s.lower() == tag)
-    raise ConfigError(f"{config_file} is made for one database (its name ends in _{tag}: MOS "
+    raise ConfigError(f"{shown(config_file)} is made for one database (its name ends in _{tag}: MOS "
                       f"cut points or prompts of that database) and applies only to {databases}, "
                       f"not to {dataset_config_file}")
 
@@ -325,7 +326,7 @@ def check_model_dir(model_dir: str, load_epoch: int | None) -> None:
     if wanted not in found:
         hint = (" (pass --load-epoch E to evaluate model.pth.tar-E)"
                 if load_epoch is None and found else "")
-        raise UserError(f"model directory {model_dir} has no {wanted} in its module folders; "
+        raise UserError(f"model directory {shown(model_dir)} has no {wanted} in its module folders; "
                         f"checkpoint files found: {sorted(found) or 'none'}{hint}")
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from dassl.data.datasets import DATASET_REGISTRY
+from dassl.names import shown
+from dassl.utils.image_files import find_images
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
@@ -130,11 +132,11 @@ def _check_no_extra_images(image_dir: Path, rows: int, source: Path) -> None:
     All of ``0.png .. rows-1.png`` are known to exist at this point; numbered images beyond
     them mean the MOS file does not cover the whole folder.
     """
-    extra = sorted(int(m.group(1)) for p in image_dir.iterdir()
-                   if (m := _NUMBERED_PNG.match(p.name)) and int(m.group(1)) >= rows)
+    extra = sorted(int(m.group(1)) for name in find_images(image_dir, recursive=False).names
+                   if (m := _NUMBERED_PNG.match(name)) and int(m.group(1)) >= rows)
     if extra:
         raise DatasetError(
-            f"wrong MOS length: {source} has {rows} rows but {image_dir} also holds "
+            f"wrong MOS length: {shown(source)} has {rows} rows but {shown(image_dir)} also holds "
             f"{len(extra)} numbered image(s) beyond them ({extra[0]}.png .. {extra[-1]}.png)"
         )
 

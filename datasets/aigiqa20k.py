@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dassl.data.datasets import DATASET_REGISTRY
+from dassl.names import shown
 
 from .base import LevelDataset
 from .core import DatasetOptions, LevelledData, assemble, resolve_task
@@ -64,7 +65,7 @@ def official_split(table: pd.DataFrame, lists: dict[str, pd.DataFrame],
         missing = [n for n in listing["name"] if n not in position]
         if missing:
             raise DatasetError(
-                f"label file {source} lacks {len(missing)} of the {len(listing)} images of the "
+                f"label file {shown(source)} lacks {len(missing)} of the {len(listing)} images of the "
                 f"official {part} list, e.g. {', '.join(map(repr, missing[:SHOW_MISSING]))}")
         parts[part] = np.asarray([position[n] for n in listing["name"]], dtype=np.int64)
     return Split(**parts)

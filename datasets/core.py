@@ -22,6 +22,7 @@ from .levels import mos_to_levels, quantile_thresholds, resolve_thresholds, vali
 from .prompts import attach_prompts
 from .split_files import resolve_split_path, split_file_list, split_from_file
 from .splits import Split, split_table
+from dassl.names import shown
 
 __all__ = ["DatasetOptions", "LevelledData", "read_options", "resolve_task", "assemble"]
 
@@ -114,7 +115,7 @@ def resolve_task(task: str, known: Sequence[str], dataset: str) -> str:
     """Return ``task`` (or the first known task when empty) after checking it is supported."""
     task = task or known[0]
     if task not in known:
-        raise DatasetError(f"DATASET.TASK {task!r} is not supported by {dataset}; "
+        raise DatasetError(f"DATASET.TASK {shown(task)} is not supported by {dataset}; "
                            f"choose one of {list(known)}")
     return task
 
@@ -152,7 +153,7 @@ def choose_split(table: pd.DataFrame, options: DatasetOptions, base: Path | None
                       files=[file_record(f) for f in split_file_list(path)])
         unassigned = len(table) - sum(len(getattr(split, part)) for part in PARTS)
         if unassigned:
-            print(f"Split file {path}: {unassigned} of {len(table)} label rows are in no part "
+            print(f"Split file {shown(path)}: {unassigned} of {len(table)} label rows are in no part "
                   "and are not used")
         return split, record
     if fixed_split is not None:

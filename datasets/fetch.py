@@ -60,6 +60,7 @@ from dassl.utils.errors import report_user_error, write_failure
 from .errors import DatasetError, MissingDataError, describe_dir
 from .labels import sha256_file
 from .registry import DATABASES, PRODUCT_DATA, Database, Source, by_config, config_names
+from dassl.names import shown
 
 __all__ = ["FetchError", "Planned", "plan", "fetch_database", "fetch_if_absent", "check_database",
            "describe", "main", "MANIFEST_ENV", "STAGING", "TIMEOUT_S"]
@@ -97,9 +98,9 @@ def _manifest() -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise FetchError(f"cannot read the manifest {path} ({MANIFEST_ENV}): {exc}") from None
+        raise FetchError(f"cannot read the manifest {shown(path)} ({MANIFEST_ENV}): {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise FetchError(f"manifest {path} ({MANIFEST_ENV}) must map file names to objects "
+        raise FetchError(f"manifest {shown(path)} ({MANIFEST_ENV}) must map file names to objects "
                          'with "url", "size", "sha256"')
     return data
 
@@ -145,7 +146,7 @@ def free_bytes(path: Path) -> int:
 def _check_space(folder: Path, needed: int, what: str) -> None:
     free = free_bytes(folder)
     if needed > free:
-        raise FetchError(f"not enough free space in {folder}: {what} needs {needed:,} bytes, "
+        raise FetchError(f"not enough free space in {shown(folder)}: {what} needs {needed:,} bytes, "
                          f"{free:,} are free; free some space or choose another --root")
 
 
@@ -162,7 +163,7 @@ def _verify(path: Path, p: Planned, remove: bool) -> None:
     if remove:
         path.unlink()
     removed = "; the download was removed" if remove else ""
-    raise FetchError(f"{p.source.name} ({path}) {problem}{removed}")
+    raise FetchError(f"{p.source.name} ({shown(path)}) {problem}{removed}")
 
 
 def _looks_like_html(head: bytes) -> bool:
@@ -261,7 +262,7 @@ def _member_path(name: str, archive: Path) -> PurePosixPath:
     """The relative path of a zip member, refused when it would land outside the folder."""
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise FetchError(f"archive {archive} holds a member outside its folder ({name!r}); "
+        raise FetchError(f"archive {shown(archive)} holds a member outside its folder ({shown(name)}); "
                          "refused, nothing was unpacked")
     return path
 
@@ -275,7 +276,7 @@ def unpack(archive: Path, target: Path) -> None:
             for member in members:
                 _member_path(member.filename, archive)
                 if stat.S_ISLNK(member.external_attr >> 16):
-                    raise FetchError(f"archive {archive} holds a link ({member.filename!r}); "
+                    raise FetchError(f"archive {shown(archive)} holds a link ({member.filename!r}); "
                                      "refused, nothing was unpacked")
             target.mkdir(parents=True, exist_ok=True)
             _check_space(target, sum(m.file_size for m in members),
@@ -289,11 +290,11 @@ def unpack(archive: Path, target: Path) -> None:
                 with book.open(member) as source, open(path, "wb") as out:
                     shutil.copyfileobj(source, out, CHUNK)
     except zipfile.BadZipFile as exc:
-        raise FetchError(f"archive {archive} is truncated or corrupt ({exc}); nothing of it "
+        raise FetchError(f"archive {shown(archive)} is truncated or corrupt ({exc}); nothing of it "
                          "was kept") from None
     except OSError as exc:
         if write_failure(exc):
-            raise FetchError(f"cannot unpack {archive}: {write_failure(exc)}; nothing of it was "
+            raise FetchError(f"cannot unpack {shown(archive)}: {write_failure(exc)}; nothing of it was "
                              "kept") from None
         raise
 
@@ -324,13 +325,29 @@ def merge_into(source: Path, target: Path) -> None:
 
 
 def _copy_tree(source: Path, target: Path) -> None:
-    """Copy a user's folder (hard links where the file system allows: no second copy)."""
+    """Copy a user's folder (hard links where the file system allows: no second copy). Links
+    are followed, as the loaders' image search follows them (``find_images``), except a link
+    to a folder that holds it (a loop) and a broken link, which are left out."""
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
-    shutil.copytree(source, target, copy_function=link_or_copy, dirs_exist_ok=True)
+
+    def loops_and_broken(folder: str, names: list[str]) -> set[str]:
+        here = os.path.realpath(folder)
+        left_out = set()
+        for name in names:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            real = os.path.realpath(path)
+            if not os.path.exists(path) or (os.path.isdir(real) and (
+                    here == real or here.startswith(real.rstrip(os.sep) + os.sep))):
+                left_out.add(name)
+        return left_out
+    shutil.copytree(source, target, copy_function=link_or_copy, dirs_exist_ok=True,
+                    ignore=loops_and_broken)
 
 
 # ------------------------------------------------------------------------------ checking
@@ -519,7 +536,7 @@ def repair_hint(name: str, root: str) -> str:
     if db is None or not db.sources:
         return ""
     return (f"\nto fetch the missing files (verified): python -m datasets.fetch {db.name} "
-            f"--root {root}")
+            f"--root {shown(root)}")
 
 
 # ------------------------------------------------------------------------------ command line
@@ -579,9 +596,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(os.path.expanduser(args.root))
         for folder, what in ((root, "--root"), (root.parent, "its parent folder")):
             if folder.exists() and not folder.is_dir():
-                raise FetchError(f"--root {root}: {what} {folder} is a file, not a folder")
+                raise FetchError(f"--root {shown(root)}: {what} {shown(folder)} is a file, not a folder")
         if not root.parent.is_dir():
-            raise FetchError(f"--root {root}: its parent folder {root.parent} does not exist")
+            raise FetchError(f"--root {shown(root)}: its parent folder {root.parent} does not exist")
         created = not root.exists()
         root.mkdir(exist_ok=True)
         try:

@@ -20,6 +20,7 @@ import pandas as pd
 from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
 
 from .errors import DatasetError
+from dassl.names import shown
 
 __all__ = ["read_label_table", "read_mat_table", "read_text_table", "data_row", "duplicate_rows",
            "read_score_list", "sha256_file", "mat_row_name", "MAT_VARIABLE", "DUPLICATE_POLICIES"]
@@ -108,19 +109,19 @@ def read_mat_table(path: str | os.PathLike, variable: str = MAT_VARIABLE) -> pd.
         contents = loadmat(path)
     except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as exc:
         # NotImplementedError: MATLAB v7.3 (HDF5) files, which loadmat cannot read.
-        raise DatasetError(f"cannot read MATLAB file {path}: {exc}") from exc
+        raise DatasetError(f"cannot read MATLAB file {shown(path)}: {exc}") from exc
     if variable not in contents:
         found = sorted(k for k in contents if not k.startswith("__"))
-        raise DatasetError(f"MATLAB file {path} has no variable '{variable}'; it holds {found}")
+        raise DatasetError(f"MATLAB file {shown(path)} has no variable '{variable}'; it holds {found}")
     array = np.asarray(contents[variable])
     if array.ndim > 2 or array.size == 0 or (array.ndim == 2 and min(array.shape) != 1):
         raise DatasetError(
-            f"variable '{variable}' in {path} must be a vector of shape (N, 1), "
+            f"variable '{variable}' in {shown(path)} must be a vector of shape (N, 1), "
             f"got shape {array.shape}"
         )
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DatasetError(
-            f"variable '{variable}' in {path} is not real-valued (dtype {array.dtype})"
+            f"variable '{variable}' in {shown(path)} is not real-valued (dtype {array.dtype})"
         )
     values = array.reshape(-1).astype(np.float64)
     table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
@@ -136,14 +137,14 @@ def read_score_list(path: str | os.PathLike) -> pd.DataFrame:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read score list {path}: {exc}") from exc
+        raise DatasetError(f"cannot read score list {shown(path)}: {exc}") from exc
     cells = text.replace(",", " ").split()
     values = np.empty(len(cells), dtype=np.float64)
     for i, cell in enumerate(cells):
         try:
             values[i] = float(cell)
         except ValueError:
-            raise DatasetError(f"score list {path}: value {i} ({cell!r}) is not a number; "
+            raise DatasetError(f"score list {shown(path)}: value {i} ({cell!r}) is not a number; "
                                "expected one score per image, in image order") from None
     table = pd.DataFrame({"name": [mat_row_name(i) for i in range(values.size)], "mos": values})
     return _validated(table, path, what="value")
@@ -159,8 +160,8 @@ def _numeric_mos(raw: pd.DataFrame, names: pd.Series, path: Path, mos_column: st
             values[i] = parse_number(cell)
         except ValueError:
             raise DatasetError(
-                f"label file {path}: column '{mos_column}' is not numeric at {data_row(raw, i)} "
-                f"(name {names.iloc[i]!r}): {cell!r}; expected a number such as 3.25 or 3,25"
+                f"label file {shown(path)}: column '{mos_column}' is not numeric at {data_row(raw, i)} "
+                f"(name {shown(names.iloc[i])}): {cell!r}; expected a number such as 3.25 or 3,25"
             ) from None
     return values
 
@@ -178,19 +179,19 @@ def _validated(table: pd.DataFrame, path: Path, what: str = "data row",
         return f" (line {lines[i]})" if lines is not None and i < len(lines) else ""
 
     if table.empty:
-        raise DatasetError(f"label file {path} has no data rows")
+        raise DatasetError(f"label file {shown(path)} has no data rows")
     names = table["name"]
     empty = names.isna() | (names.astype(str).str.strip() == "")
     if empty.any():
         i = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DatasetError(f"label file {path}: empty image name at {what} {i}{line(i)}")
+        raise DatasetError(f"label file {shown(path)}: empty image name at {what} {i}{line(i)}")
     mos = table["mos"].to_numpy(dtype=np.float64) if "mos" in table else np.zeros(len(table))
     bad = np.flatnonzero(~np.isfinite(mos))
     if bad.size:
         i = int(bad[0])
         raise DatasetError(
-            f"label file {path}: MOS is missing or not finite ({mos[i]}) at {what} {i}{line(i)} "
-            f"(name {names.iloc[i]!r}); {bad.size} such row(s) in total"
+            f"label file {shown(path)}: MOS is missing or not finite ({mos[i]}) at {what} {i}{line(i)} "
+            f"(name {shown(names.iloc[i])}); {bad.size} such row(s) in total"
         )
     dup = names.duplicated(keep=False)
     if duplicates == "first":
@@ -202,7 +203,7 @@ def _validated(table: pd.DataFrame, path: Path, what: str = "data row",
         same = np.flatnonzero((names == first).to_numpy()).tolist()
         at_lines = f" (lines {[lines[i] for i in same]})" if lines is not None else ""
         raise DatasetError(
-            f"label file {path}: duplicate image name {first!r} at {what}s {same}{at_lines}; "
+            f"label file {shown(path)}: duplicate image name {shown(first)} at {what}s {same}{at_lines}; "
             f"{int(names[dup].nunique())} name(s) are duplicated"
         )
     table["name"] = names.astype(str)

@@ -14,6 +14,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from dassl.utils.errors import shown
+from dassl.utils.image_files import FolderImages, find_images
+
 from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir, path_problem
 
 __all__ = ["dataset_folder", "find_file", "find_image_dir", "check_images", "label_file_path",
@@ -33,7 +36,7 @@ def dataset_folder(root: str, folder: str) -> Path:
     path = Path(os.path.expanduser(str(root))) / folder
     problem = path_problem(path, "folder")
     if problem:
-        raise MissingDataError(f"dataset folder {path} {problem} (DATASET.ROOT={root!r}); "
+        raise MissingDataError(f"dataset folder {shown(path)} {problem} (DATASET.ROOT={shown(root)}); "
                                f"{describe_dir(path.parent if path.exists() else path)}")
     return path
 
@@ -68,7 +71,7 @@ def label_file_path(base: Path, label_file: str) -> Path | None:
     path = path if path.is_absolute() else base / path
     problem = path_problem(path, "file")
     if problem:
-        raise DatasetError(f"DATASET.LABEL_FILE {path} {problem}; {describe_dir(path.parent)}")
+        raise DatasetError(f"DATASET.LABEL_FILE {shown(path)} {problem}; {describe_dir(path.parent)}")
     return path
 
 
@@ -118,24 +121,31 @@ def check_images(image_dir: Path, names: Sequence[str], searched: Path | None = 
     when none of the images was found anywhere.
     """
     try:
-        present = set(os.listdir(image_dir))
+        walk = find_images(image_dir)
     except OSError:
-        present = set()
-    # Names with a folder part are not in the flat listing: fall back to a stat for those.
+        walk = FolderImages(str(image_dir))
+    present = set(walk.names)
+    # A listed name the walk left out as a second name of an image (a link to an image or a
+    # folder found already) is there all the same: present means the file can be opened.
     missing = [n for n in names if n not in present and not (image_dir / n).is_file()]
     if not missing:
         return
+    why = dict(walk.skipped)  # a listed name that is a broken link, a loop, not an image, ...
+
+    def named(name: str, folder: Path | None = None) -> str:
+        text = shown(folder / name if folder else name)
+        return f"{text} ({why[name]})" if name in why else text
     if len(missing) == len(names):
         where = (f"; no folder up to {SEARCH_DEPTH} levels below {searched} holds them either"
                  if searched is not None else "")
-        shown = ", ".join(missing[:SHOW_MISSING])
         raise MissingDataError(
             f"none of the {len(names)} images listed in the label file were found: expected "
-            f"them in {image_dir} (e.g. {shown}){where}; {describe_dir(image_dir)}")
-    shown = "\n  ".join(str(image_dir / n) for n in missing[:SHOW_MISSING])
+            f"them in {shown(image_dir)} (e.g. {', '.join(map(named, missing[:SHOW_MISSING]))}){where}; "
+            f"{describe_dir(image_dir)}")
+    listed = "\n  ".join(named(n, image_dir) for n in missing[:SHOW_MISSING])
     raise MissingDataError(
         f"{len(missing)} of {len(names)} images listed in the label file are missing from "
-        f"{image_dir}; first missing:\n  {shown}\n{describe_dir(image_dir)}\n"
+        f"{shown(image_dir)}; first missing:\n  {listed}\n{describe_dir(image_dir)}\n"
         "(set DATASET.CHECK_FILES False to skip this check)"
     )
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dassl.names import shown
+
 from .errors import SHOW_MISSING, DatasetError, path_problem
 from .labels import data_row, read_text_table
 
@@ -27,7 +29,7 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(os.path.expanduser(str(path)))
     if not path.is_file():
-        raise DatasetError(f"DATASET.PROMPT_FILE {path} {path_problem(path, 'file')} (expected a CSV with columns "
+        raise DatasetError(f"DATASET.PROMPT_FILE {shown(path)} {path_problem(path, 'file')} (expected a CSV with columns "
                            "name,prompt)")
     raw = read_text_table(path, ("name", "prompt"), what="prompt file")
     table = raw[["name", "prompt"]].reset_index(drop=True)
@@ -35,11 +37,11 @@ def read_prompt_file(path: str | os.PathLike) -> pd.DataFrame:
     for column in ("name", "prompt"):
         empty = table.index[table[column].str.strip() == ""]
         if len(empty):
-            raise DatasetError(f"prompt file {path}: empty {column} at {data_row(table, empty[0])} "
+            raise DatasetError(f"prompt file {shown(path)}: empty {column} at {data_row(table, empty[0])} "
                                f"({len(empty)} such row(s))")
     dup = table["name"][table["name"].duplicated()]
     if len(dup):
-        raise DatasetError(f"prompt file {path}: image {dup.iloc[0]!r} is listed more than once "
+        raise DatasetError(f"prompt file {shown(path)}: image {dup.iloc[0]!r} is listed more than once "
                            f"({dup.nunique()} duplicated name(s))")
     return table
 
@@ -53,9 +55,9 @@ def attach_prompts(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame
     lookup = dict(zip(prompts["name"], prompts["prompt"]))
     unlisted = [n for n in table["name"] if n not in lookup]
     if unlisted:
-        shown = ", ".join(unlisted[:SHOW_MISSING])
-        raise DatasetError(f"prompt file {path} lists no prompt for {len(unlisted)} of "
-                           f"{len(table)} images, e.g. {shown}")
+        examples = ", ".join(map(shown, unlisted[:SHOW_MISSING]))
+        raise DatasetError(f"prompt file {shown(path)} lists no prompt for {len(unlisted)} of "
+                           f"{len(table)} images, e.g. {examples}")
     attached = table.copy()
     attached["prompt"] = [lookup[n] for n in table["name"]]
     return attached

@@ -21,6 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+try:
+    from dassl.names import shown  # standard library only, like this module
+except ImportError:  # run as a file (the shell scripts): the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from dassl.names import shown
+
 __all__ = ["Source", "Database", "generator_before_first", "generator_before_last",
            "aigciqa2023_generator", "DATABASES", "by_config", "database_names", "config_names",
            "readme_table", "with_readme_table", "hub_url", "HF_DEFAULT_ENDPOINT", "PRODUCT_DATA"]
@@ -223,7 +229,7 @@ def by_config(name: str) -> Database:
     for db in DATABASES.values():
         if name == db.name or name in db.configs:
             return db
-    raise KeyError(f"unknown database {name!r}; known: {', '.join(config_names())}")
+    raise KeyError(f"unknown database {shown(name)}; known: {', '.join(config_names())}")
 
 
 def config_names() -> list[str]:

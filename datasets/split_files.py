@@ -26,6 +26,7 @@ import pandas as pd
 from .errors import SHOW_MISSING, DatasetError, describe_dir, path_problem
 from .labels import read_text_table
 from .splits import Split
+from dassl.names import shown
 
 __all__ = ["resolve_split_path", "read_split_parts", "split_from_file", "split_file_list",
            "PART_NAMES"]
@@ -43,7 +44,7 @@ def resolve_split_path(split_file: str, split_index: int, base: Path) -> Path:
     if split_index >= 0:
         path = path / str(split_index)
     if not path.exists():
-        raise DatasetError(f"split file {path} {path_problem(path)} (DATASET.SPLIT_FILE={split_file!r}, "
+        raise DatasetError(f"split file {shown(path)} {path_problem(path)} (DATASET.SPLIT_FILE={shown(split_file)}, "
                            f"DATASET.SPLIT_INDEX={split_index}); {describe_dir(path)}")
     return path
 
@@ -59,7 +60,7 @@ def _listing(path: Path, first_column: bool) -> pd.DataFrame:
     """``name`` (and ``mos`` when the file has such a column) of a split CSV, in file order."""
     raw = read_text_table(path, () if first_column else ("name", "split"), what="split file")
     if raw.shape[1] == 0:
-        raise DatasetError(f"split file {path} has no columns; expected the image name first")
+        raise DatasetError(f"split file {shown(path)} has no columns; expected the image name first")
     listing = pd.DataFrame({"name": raw[raw.columns[0] if first_column else "name"]})
     mos_columns = [c for c in raw.columns if str(c).strip().lower() == "mos"]
     if mos_columns:
@@ -76,14 +77,14 @@ def read_split_parts(path: Path) -> dict[str, pd.DataFrame]:
         listing = _listing(path, first_column=False)
         unknown = sorted(set(listing["split"]) - set(PART_NAMES))
         if unknown:
-            raise DatasetError(f"split file {path}: column 'split' holds {unknown}; expected "
+            raise DatasetError(f"split file {shown(path)}: column 'split' holds {unknown}; expected "
                                f"one of {list(PART_NAMES)}")
         return {part: listing[listing["split"] == part].drop(columns="split")
                 .reset_index(drop=True) for part in PART_NAMES}
     present = {part: path / f"{part}.csv" for part in PART_NAMES
                if (path / f"{part}.csv").is_file()}
     if "train" not in present or not ({"val", "test"} & set(present)):
-        raise DatasetError(f"split folder {path} must hold train.csv and val.csv (and optionally "
+        raise DatasetError(f"split folder {shown(path)} must hold train.csv and val.csv (and optionally "
                            f"test.csv); {describe_dir(path)}")
     parts = {part: _listing(file, first_column=True) for part, file in present.items()}
     empty = pd.DataFrame({"name": pd.Series([], dtype=object)})
@@ -114,7 +115,7 @@ def split_from_file(table: pd.DataFrame, path: Path) -> Split:
         unknown = [n for n in listing["name"] if str(n) not in rows_of]
         if unknown:
             raise DatasetError(
-                f"split file {path}: {len(unknown)} image(s) of the {part} part are not in the "
+                f"split file {shown(path)}: {len(unknown)} image(s) of the {part} part are not in the "
                 f"label file, e.g. {', '.join(map(repr, unknown[:SHOW_MISSING]))}")
         for i, name in enumerate(listing["name"]):
             mos = _as_float(listing["mos"].iloc[i]) if "mos" in listing else float("nan")
@@ -132,14 +133,14 @@ def _pick_row(name: str, mos: float, candidates: list[int], label_mos: np.ndarra
                  if abs(label_mos[r] - mos) <= _MOS_TOLERANCE * max(1.0, abs(mos))]
         free = [r for r in close if r not in owner]
         if not close:
-            raise DatasetError(f"split file {path}: image {name!r} ({part} part) has MOS {mos}, "
+            raise DatasetError(f"split file {shown(path)}: image {shown(name)} ({part} part) has MOS {mos}, "
                                f"which none of its {len(candidates)} label rows has "
                                f"({[float(label_mos[r]) for r in candidates]})")
     else:
         free = [r for r in candidates if r not in owner]
     if not free:
         taken = sorted({owner[r] for r in candidates if r in owner} | {part})
-        raise DatasetError(f"split file {path}: image {name!r} is listed in two parts or twice "
+        raise DatasetError(f"split file {shown(path)}: image {shown(name)} is listed in two parts or twice "
                            f"({', '.join(taken)}); every image belongs to one part")
     owner[free[0]] = part
     return free[0]

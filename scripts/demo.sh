@@ -28,8 +28,15 @@ EOF
 }
 
 PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A CR that a wrapper script with Windows line ends leaves at the end of an argument is dropped.
+set -- "${@%$'\r'}"
+# shown NAME: NAME as error lines show it (dassl/names.py: escaped when it holds invisible
+# characters).
+shown() { "$PYTHON" "$REPO/dassl/names.py" "$1"; }
 WORK=${DEMO_DIR:-$REPO/output/demo}
+WORK=${WORK%$'\r'}
 N_IMAGES=${DEMO_IMAGES:-200}
 EPOCHS_WANTED=${DEMO_EPOCHS:-}
 FORCE=0
@@ -50,19 +57,19 @@ while [ "$#" -gt 0 ]; do
                 --epochs) EPOCHS_WANTED=$2 ;;
             esac
             shift 2 ;;
-        *) echo "error: unknown argument $1" >&2; usage >&2; exit 2 ;;
+        *) echo "error: unknown argument $(shown "$1")" >&2; usage >&2; exit 2 ;;
     esac
 done
 is_count() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 if ! is_count "$N_IMAGES" || [ "$N_IMAGES" -lt 10 ]; then
-    echo "error: --images must be a whole number of at least 10, got '$N_IMAGES'" >&2; exit 2
+    echo "error: --images must be a whole number of at least 10, got $(shown "$N_IMAGES")" >&2; exit 2
 fi
 if [ -n "$EPOCHS_WANTED" ] && ! is_count "$EPOCHS_WANTED"; then
-    echo "error: --epochs must be a positive whole number, got '$EPOCHS_WANTED'" >&2; exit 2
+    echo "error: --epochs must be a positive whole number, got $(shown "$EPOCHS_WANTED")" >&2; exit 2
 fi
 
 if ! mkdir -p "$WORK" 2>/dev/null || [ ! -d "$WORK" ]; then
-    echo "error: --dir $WORK: cannot make that folder (a file is in the way, or it is not writable)" >&2
+    echo "error: --dir $(shown "$WORK"): cannot make that folder (a file is in the way, or it is not writable)" >&2
     exit 2
 fi
 WORK=$(cd "$WORK" && pwd)

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
+set -- "${@%$'\r'}"  # a CR left by a wrapper script with Windows line ends
 USAGE_LINES="2 11"
 FLAGS=()
 ARGS=()

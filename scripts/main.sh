@@ -27,6 +27,7 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/run_layout.sh"
+set -- "${@%$'\r'}"  # a CR left by a wrapper script with Windows line ends
 USAGE_LINES="2 20"
 OPTION_HINT="; config options go after the positional arguments and --, e.g. bash scripts/main.sh AGIQA vit_b16_ep100 end 16 1 False -- OPTIM.LR 0.01"
 FLAGS=()
@@ -53,7 +54,7 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
         exit 2
     fi
     if ! [[ "$1" =~ ^[0-9]+$ ]]; then
-        echo "error: SEED must be a non-negative whole number, got '$1'" >&2
+        echo "error: SEED must be a non-negative whole number, got $(shown "$1")" >&2
         exit 2
     fi
     SEEDS+=("$1")

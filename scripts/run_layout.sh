@@ -1,10 +1,21 @@
 # Sourced by main.sh and eval.sh: their shared positional arguments, environment defaults and
 # run-directory layout, kept in one place so that eval.sh always finds what main.sh wrote.
 # Usage (from a script): source run_layout.sh; set_run_layout DATASET CFG CTP NCTX SHOTS CSC
+# A carriage return that a wrapper script edited on Windows (CRLF line ends) leaves at the end of
+# a value is dropped (the scripts also strip it from their arguments: set -- "${@%$'\r'}").
 DATA=${DATA:-./data}
+DATA=${DATA%$'\r'}
 PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
+
+# shown NAME: NAME as error lines show it, the project's one rule (dassl/names.py, standard
+# library only): as it is when plain, quoted and escaped when it holds a space at an end, a tab, a
+# no-break or zero-width space or another invisible character.
+shown() {
+    "$PYTHON" "${REPO}/dassl/names.py" "$1"
+}
 
 # registry ARG: a fact of the database registry (datasets/registry.py, the one list of databases;
 # run as a file, it imports only the standard library).
@@ -44,15 +55,15 @@ yaml_names() {
 }
 
 # unknown_cfg: exit 2 with one error line for a CFG that names no yaml: the close names (the
-# standard-library dassl/config/names.py), every method config and where the ablations are listed.
+# standard-library dassl/names.py), every method config and where the ablations are listed.
 unknown_cfg() {
     local methods ablations close listed
     mapfile -t methods < <(yaml_names "${REPO}/configs/trainers/${TRAINER}")
     mapfile -t ablations < <(yaml_names "${REPO}/configs/ablations")
-    close=$(cd "${REPO}" && "$PYTHON" -m dassl.config.names "${CFG}" "${methods[@]}" \
+    close=$("$PYTHON" "${REPO}/dassl/names.py" --did-you-mean "${CFG}" "${methods[@]}" \
             "${ablations[@]}" 2>/dev/null || true)
     listed=$(printf ', %s' "${methods[@]}")
-    echo "error: CFG ${CFG}: no configs/trainers/${TRAINER}/${CFG}.yaml or" \
+    echo "error: CFG $(shown "${CFG}"): no configs/trainers/${TRAINER}/${CFG}.yaml or" \
          "configs/ablations/${CFG}.yaml${close:+ ${close}}; method configs: ${listed:2};" \
          "${#ablations[@]} ablations in configs/ablations/ (listed in configs/ablations/README.md)" >&2
     exit 2
@@ -71,19 +82,19 @@ set_run_layout() {
     case "${CSC,,}" in
         true) CSC=True ;;
         false) CSC=False ;;
-        *) echo "error: CSC must be True or False, got '${CSC}'" >&2; exit 2 ;;
+        *) echo "error: CSC must be True or False, got $(shown "${CSC}")" >&2; exit 2 ;;
     esac
     if ! [[ "${NCTX}" =~ ^[1-9][0-9]*$ ]]; then
-        echo "error: NCTX must be a positive whole number, got '${NCTX}'" >&2
+        echo "error: NCTX must be a positive whole number, got $(shown "${NCTX}")" >&2
         exit 2
     fi
     case "${CTP}" in
         end|middle|front) ;;
-        *) echo "error: CTP must be end, middle or front, got '${CTP}'" >&2; exit 2 ;;
+        *) echo "error: CTP must be end, middle or front, got $(shown "${CTP}")" >&2; exit 2 ;;
     esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
-        echo "error: DATASET ${DATASET}: no configs/datasets/${DATASET}.yaml; one of: $(registry --configs)" >&2
+        echo "error: DATASET $(shown "${DATASET}"): no such file configs/datasets/DATASET.yaml; one of: $(registry --configs)" >&2
         exit 2
     fi
     # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.

@@ -9,5 +9,7 @@
 # Environment: PYTHON (default python3). All arguments go to scripts/sweep.py (see its --help).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-exec "$PYTHON" "${REPO}/scripts/sweep.py" "$@"
+# A CR that a wrapper script with Windows line ends leaves at the end of an argument is dropped.
+exec "$PYTHON" "${REPO}/scripts/sweep.py" "${@%$'\r'}"

@@ -95,6 +95,17 @@ def tiny_args(tiny_assets):
     return build
 
 
+@pytest.fixture(scope="session")
+def trained_run(tiny_args, tmp_path_factory) -> Path:
+    """A finished 1-epoch tiny run (`tiny_args` defaults), made once per session; read-only:
+    score from it, copy it to change it."""
+    import train
+
+    out = tmp_path_factory.mktemp("trained_run") / "run"
+    train.main(tiny_args(out, epochs=1))
+    return out
+
+
 @pytest.fixture
 def user_error(capsys):
     """``user_error(argv) -> str``: run ``train.main(argv)``, require the clean bad-input exit

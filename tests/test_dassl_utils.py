@@ -28,13 +28,13 @@ def test_registry_register_get_and_errors():
         pass
 
     assert reg.get("ResNetLike") is ResNetLike and "ResNetLike" in reg
-    with pytest.raises(KeyError, match="did you mean 'ResNetLike'"):
+    with pytest.raises(KeyError, match="did you mean ResNetLike"):
         reg.get("ResnetLike")
     with pytest.raises(RegistryKeyError, match="already registered"):
         reg.register(ResNetLike)
     err = pytest.raises(KeyError, reg.get, "zzz").value
     assert "did you mean" not in str(err) and "ResNetLike" in str(err)
-    with pytest.raises(ValueError, match="did you mean 'sgd'"):
+    with pytest.raises(ValueError, match="did you mean sgd"):
         check_availability("sdg", ["sgd", "adam"])
 
 

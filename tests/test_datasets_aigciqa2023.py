@@ -145,7 +145,7 @@ def test_mat_without_mosz_or_with_wrong_length(tmp_path, build_root, mos_values)
     bad = mos_values(1).copy()
     bad[17] = np.nan
     savemat(mat, {"MOSz": bad[:, None]})
-    with pytest.raises(DatasetError, match="row 17 .*'17.png'"):
+    with pytest.raises(DatasetError, match="row 17 .*17.png"):
         AIGCIQA2023(make_cfg(root))
 
 

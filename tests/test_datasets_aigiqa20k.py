@@ -51,7 +51,7 @@ def test_full_label_file_gives_the_official_membership(full_size):
 def test_blind_list_names_in_file_order(tmp_path):
     base = make_synthetic_aigiqa20k(tmp_path, SMALL, images="split")
     names = aigiqa20k_names(SMALL)["test"]
-    listed = score.list_images(str(base / "info_test.xlsx"), [])
+    listed, _ = score.list_images(str(base / "info_test.xlsx"), [])
     assert [n for n, _ in listed] == names
     assert all(Path(p) == base / "test" / n for n, p in listed)
     (base / "test" / names[5]).unlink()

@@ -237,7 +237,7 @@ def test_a_full_disk_is_found_before_downloading(use, served, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["NOPE"], "unknown database 'NOPE'"),
+    (["NOPE"], "unknown database NOPE"),
     ([], "name a database"),
     (["AGIQA1K"], "no verified download source; get it by hand"),
     (["AGIQA", "AIGCIQA2023", "--from", "x.zip"], "--from goes with one database"),

@@ -221,7 +221,7 @@ def test_a_file_where_a_folder_is_expected_is_called_one(user_error, tiny_args, 
 def test_a_misspelt_backbone_gets_did_you_mean_and_new_run_advice(name, user_error, tiny_args,
                                                                   tmp_path):
     message = user_error(tiny_args(tmp_path / "out", "MODEL.BACKBONE.NAME", name))
-    assert "(did you mean 'ViT-B/16'?)" in message and "'ViT-L/14'" in message
+    assert "(did you mean ViT-B/16?)" in message and "'ViT-L/14'" in message
     assert "one of those names or the path of a CLIP weights file" in message
     assert "trained with" not in message
 
@@ -238,16 +238,16 @@ def test_a_missing_weights_file_is_worded_for_a_new_run_or_for_a_resume(
 
 @pytest.mark.parametrize("option, value, expected", [
     ("--config-file", "configs/trainers/CLIP_AGIQA/vit_b16.yaml",
-     ["(did you mean 'vit_b16_ep50.yaml' or 'vit_b16_ep100.yaml'", "rn50_ep100.yaml"]),
-    ("--config-file", "configs/ablations/NCTX4.yaml", ["(did you mean 'nctx4.yaml'?)", "(29 in all)"]),
+     ["(did you mean vit_b16_ep50.yaml or vit_b16_ep100.yaml", "rn50_ep100.yaml"]),
+    ("--config-file", "configs/ablations/NCTX4.yaml", ["(did you mean nctx4.yaml?)", "(29 in all)"]),
     ("--dataset-config-file", "configs/datasets/AGIQA3k.yaml",
-     ["(did you mean 'AGIQA1K.yaml' or 'AGIQA.yaml'", "AIGCIQA2023.yaml"]),
+     ["(did you mean AGIQA1K.yaml or AGIQA.yaml", "AIGCIQA2023.yaml"]),
     ("OPTIM.NAME", "SGD ", ["'adam'", "'sgd'"]),
     ("OPTIM.LR_SCHEDULER", "cosin", ["'cosine'", "'single_step'"]),
     ("TRAINER.CLIP_AGIQA.CLASS_TOKEN_POSITION", "ends", ["'end'", "'middle'", "'front'"]),
-    ("optim.lr", "0.1", ["did you mean 'OPTIM.LR'"]),
-    ("OPTIM.MAX_EPOC", "3", ["did you mean 'OPTIM.MAX_EPOCH'"]),
-    ("--trainer", "clip_agiqa", ["did you mean 'CLIP_AGIQA'", "available: ['CLIP_AGIQA'"]),
+    ("optim.lr", "0.1", ["did you mean OPTIM.LR"]),
+    ("OPTIM.MAX_EPOC", "3", ["did you mean OPTIM.MAX_EPOCH"]),
+    ("--trainer", "clip_agiqa", ["did you mean CLIP_AGIQA", "available: ['CLIP_AGIQA'"]),
 ])
 def test_every_error_rejecting_a_name_lists_the_valid_ones(option, value, expected, user_error,
                                                            tiny_args, tmp_path):
@@ -266,7 +266,7 @@ def test_every_error_rejecting_a_name_lists_the_valid_ones(option, value, expect
 def test_the_scripts_cfg_error_lists_close_names_and_the_method_configs(script, tmp_path):
     done = _script(script, "AGIQA", "VIT_B16_EP100_", "end", "16", "1", "False", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("error: ") == 1, done.stderr
-    assert "(did you mean 'vit_b16_ep100'?)" in done.stderr
+    assert "(did you mean vit_b16_ep100?)" in done.stderr
     methods = sorted(p.stem for p in (REPO / "configs/trainers/CLIP_AGIQA").glob("*.yaml"))
     assert "method configs: " + ", ".join(methods) + ";" in done.stderr
     ablations = len(list((REPO / "configs/ablations").glob("*.yaml")))

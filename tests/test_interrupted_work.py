@@ -20,10 +20,8 @@ from conftest import file_state
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_args, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("interrupted") / "run"
-    train.main(tiny_args(out, epochs=1))
-    return out
+def trained(trained_run) -> Path:
+    return trained_run
 
 
 def _rows(path: Path) -> dict[str, float]:

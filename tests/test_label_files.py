@@ -126,7 +126,7 @@ def test_stray_delimiter_names_the_line(tmp_path):
 def test_bad_score_names_the_line_and_what_was_expected(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("name,mos\n\na.png,1\nb.png,high\n")
-    with pytest.raises(LabelFileError, match=r"line 4: mos 'high' of 'b.png' is not a number"):
+    with pytest.raises(LabelFileError, match=r"line 4: mos high of b.png is not a number"):
         score.read_labels(str(path))
     from datasets.errors import DatasetError
     with pytest.raises(DatasetError, match=r"not numeric at data row 1 \(line 4\)"):

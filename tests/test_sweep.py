@@ -20,6 +20,7 @@ from scripts.sweeps.runner import (RUN_FILE, Job, check_identity, device_slots, 
                                 read_results, run_status, visible_gpus)
 from scripts.sweeps.plan import PLAN_FILE
 from scripts.sweeps.spec import SweepError, build_spec, load_spec_file
+from dassl.names import shown
 
 # Tolerances: the table values checked here are float64 sums, means, medians, std and ratios of
 # a few decimal inputs, so they differ from the decimal expectation by a few FP64_EPS only.
@@ -167,7 +168,7 @@ def test_cli_entries_and_overrides(tmp_path):
     ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50"]},
      {"extra_opts": ["DATASET.VAL_RATIO", "0.2"]}, "set by the sweep or its protocol"),
     ({"datasets": ["AGIQA"], "variants": ["vit_b16_ep50", "vit_b16_ep50"]}, {}, "unique"),
-    ({"datasets": ["AGIQA"], "variants": ["nope"]}, {}, "unknown variant 'nope'; valid"),
+    ({"datasets": ["AGIQA"], "variants": ["nope"]}, {}, "unknown variant nope; valid"),
     ({"datasets": ["AGIQA"], "variants": ["nope.yaml"]}, {}, "no such yaml file"),
     ({"datasets": ["AGIQA"], "variants": [{"config": "vit_b16_ep50", "opts": ["A"]}]}, {},
      "odd count"),
@@ -227,10 +228,10 @@ def test_an_unknown_name_is_refused_listing_the_valid_ones(flag, name, folders, 
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     kind = {"--datasets": "dataset", "--variants": "variant", "--protocol": "protocol"}[flag]
-    assert err.startswith(f"sweep: error: unknown {kind} {name!r}")
+    assert err.startswith(f"sweep: error: unknown {kind} {shown(name)}")
     expected = sorted({p.stem for f in folders for p in (REPO / "configs" / f).glob("*.yaml")})
     assert valid_names(err.strip()) == expected and len(expected) > 2
-    assert (f"(did you mean {close!r}?)" in err) == (close is not None)
+    assert (f"(did you mean {shown(close)}?)" in err) == (close is not None)
     assert not (tmp_path / "out").exists()
 
 

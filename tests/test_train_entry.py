@@ -133,10 +133,11 @@ def test_every_trainer_yaml_loads(yaml_path):
 
 def _fake_python(tmp_path):
     """A PYTHON stand-in that records its arguments (one per line) instead of training; main.sh's
-    argument check (scripts/method_args.py) runs for real."""
+    argument check (scripts/method_args.py) and its name quoting (dassl/names.py) run for
+    real."""
     record = tmp_path / "calls.txt"
     fake = tmp_path / "fakepython"
-    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py) exec "{sys.executable}" "$@" ;; esac\n'
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py|*/names.py) exec "{sys.executable}" "$@" ;; esac\n'
                     f'printf "%s\\n" "$@" >> "{record}"\necho "--" >> "{record}"\n')
     fake.chmod(0o755)
     return fake, record
@@ -311,11 +312,11 @@ def test_main_sh_passes_force_before_the_options(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["end", "16", "1", "False", "1", "x"], "SEED must be a non-negative whole number, got 'x'"),
-    (["end", "16", "1", "False", "-3"], "SEED must be a non-negative whole number, got '-3'"),
-    (["end", "16", "1", "yes"], "CSC must be True or False, got 'yes'"),
-    (["end", "sixteen", "1", "False"], "NCTX must be a positive whole number, got 'sixteen'"),
-    (["last", "16", "1", "False"], "CTP must be end, middle or front, got 'last'"),
+    (["end", "16", "1", "False", "1", "x"], "SEED must be a non-negative whole number, got x"),
+    (["end", "16", "1", "False", "-3"], "SEED must be a non-negative whole number, got -3"),
+    (["end", "16", "1", "yes"], "CSC must be True or False, got yes"),
+    (["end", "sixteen", "1", "False"], "NCTX must be a positive whole number, got sixteen"),
+    (["last", "16", "1", "False"], "CTP must be end, middle or front, got last"),
 ])
 def test_main_sh_rejects_bad_positional_values(tmp_path, args, message):
     done, calls = _main_sh(tmp_path, "AGIQA", "vit_b16_ep100", *args)

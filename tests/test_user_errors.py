@@ -81,6 +81,8 @@ def test_a_bad_image_is_one_error_line_in_both_tools(run, tiny_args, tiny_data, 
     assert len(error_lines(trained)) == 1 and error_lines(scored) == [last_line(scored)]
     # The same reason, from the same image check, names the same file in both.
     reason = last_line(scored).split(f"{bad}: ", 1)[1]
+    reason, offer = reason.split("; add --skip-unreadable", 1)  # score.py offers skipping
+    assert offer.startswith(" to score the other images")
     assert f"{bad} ({reason})" in trained
 
 
@@ -103,7 +105,7 @@ def test_score_input_errors_are_designed_types(tmp_path, capsys):
     for path in (first, second):
         path.parent.mkdir()
         path.write_bytes(b"")
-    with pytest.raises(InputError, match="two images are named 'x.png'"):
+    with pytest.raises(InputError, match="two images are named x.png"):
         score.collect_images([str(first), str(second)])
     with pytest.raises(InputError, match="cannot write"):
         score.write_output(str(first / "s.csv"), "name,score\n")  # under a file

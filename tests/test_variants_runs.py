@@ -166,7 +166,7 @@ def test_main_sh_takes_an_ablation_name_as_cfg(tmp_path):
 
     record = tmp_path / "calls.txt"
     fake = tmp_path / "python"
-    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py) exec "{sys.executable}" "$@" ;; esac\n'
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in *method_args.py|*/names.py) exec "{sys.executable}" "$@" ;; esac\n'
                     f'printf "%s\\n" "$@" >> {record}\n')
     fake.chmod(0o755)
     env = dict(os.environ, PYTHON=str(fake), DATA="/datasets")

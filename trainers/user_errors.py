@@ -6,7 +6,7 @@ from __future__ import annotations
 from clip.checkpoint import CheckpointError
 from clip.clip import TextTooLongError
 from clip.weights import MODELS, DownloadError, WeightsNotFoundError, WeightsUnavailableError
-from dassl.config.names import did_you_mean
+from dassl.names import did_you_mean
 from dassl.utils import errors
 
 __all__ = ["USER_ERRORS", "error_message"]

@@ -9,8 +9,8 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from yacs.config import CfgNode
 
+from ..names import did_you_mean, shown
 from .defaults import _C as cfg_default
-from .names import did_you_mean
 
 
 def get_cfg_default() -> CfgNode:
@@ -37,8 +37,8 @@ def _check_keys_exist(cfg: CfgNode, keys: Iterable[str], where: str = "") -> Non
     valid = set(_leaf_keys(cfg))
     for key in keys:
         if key not in valid:
-            raise KeyError(f"Non-existent config key: {key}{did_you_mean(key, sorted(valid), n=1)}"
-                           f"{where}")
+            raise KeyError(f"Non-existent config key: {shown(key)}"
+                           f"{did_you_mean(key, sorted(valid), n=1)}{where}")
 
 
 def _unknown_file_keys(cfg: CfgNode, loaded: CfgNode, prefix: str = "") -> list[str]:
@@ -117,20 +117,20 @@ def _read_yaml_mapping(path: str, what: str = "config file") -> dict:
     mapping.
     """
     if not path.lower().endswith(CONFIG_SUFFIXES):
-        raise ValueError(f"{what} {path} is not a yaml file (expected a name ending in "
+        raise ValueError(f"{what} {shown(path)} is not a yaml file (expected a name ending in "
                          f"{' or '.join(CONFIG_SUFFIXES)})")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except UnicodeDecodeError:
-        raise ValueError(f"{what} {path} is not UTF-8 text") from None
+        raise ValueError(f"{what} {shown(path)} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"{what} {path} is not valid yaml"
+        raise ValueError(f"{what} {shown(path)} is not valid yaml"
                          f"{describe_yaml_error(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"{what} {path} must hold a yaml mapping of config keys (e.g. "
+        raise ValueError(f"{what} {shown(path)} must hold a yaml mapping of config keys (e.g. "
                          f"OPTIM: {{MAX_EPOCH: 10}}), got {type(data).__name__} {data!r:.40}")
     return data
 
@@ -160,18 +160,18 @@ def _missing_config_file(path: str) -> str:
     """Why config file ``path`` cannot be read, with the yaml files beside it that it may have
     meant (a folder, a missing folder, or a mistyped name)."""
     if os.path.isdir(path):
-        return f"Config file {path} is a folder, not a file"
+        return f"Config file {shown(path)} is a folder, not a file"
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         kind = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
-        return f"Config file not found: {path} ({folder} {kind})"
+        return f"Config file not found: {shown(path)} ({shown(folder)} {kind})"
     yamls = sorted(e for e in os.listdir(folder) if e.endswith((".yaml", ".yml")))
     if not yamls:
-        return f"Config file not found: {path} ({folder} holds no yaml file)"
-    shown = ", ".join(yamls[:_SHOW_CONFIGS]) + (f", ... ({len(yamls)} in all)"
-                                                 if len(yamls) > _SHOW_CONFIGS else "")
-    return (f"Config file not found: {path}{did_you_mean(os.path.basename(path), yamls)}; "
-            f"the yaml files of {folder}: {shown}")
+        return f"Config file not found: {shown(path)} ({shown(folder)} holds no yaml file)"
+    listed = ", ".join(shown(y) for y in yamls[:_SHOW_CONFIGS]) + (
+        f", ... ({len(yamls)} in all)" if len(yamls) > _SHOW_CONFIGS else "")
+    return (f"Config file not found: {shown(path)}{did_you_mean(os.path.basename(path), yamls)}; "
+            f"the yaml files of {shown(folder)}: {listed}")
 
 
 def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ...] = ()) -> dict:
@@ -190,12 +190,12 @@ def load_config_file(path: str, what: str = "config file", _chain: tuple[str, ..
     if base is None:
         return data
     if not isinstance(base, str) or not base:
-        raise _config_error(f"{what} {path}: {BASE_KEY} must be the path of one yaml file, "
-                            f"got {base!r}")
+        raise _config_error(f"{what} {shown(path)}: {BASE_KEY} must be the path of one yaml file, "
+                            f"got {shown(base)}")
     chain = _chain + (os.path.realpath(path),)
     base_path = os.path.join(os.path.dirname(path), os.path.expanduser(base))
     if not os.path.isfile(base_path):
-        raise _config_error(f"{what} {path} names {BASE_KEY} {base}, but {base_path} does "
+        raise _config_error(f"{what} {shown(path)} names {BASE_KEY} {shown(base)}, but {shown(base_path)} does "
                             "not exist")
     if os.path.realpath(base_path) in chain:
         circle = " -> ".join(chain[chain.index(os.path.realpath(base_path)):] +
@@ -218,7 +218,7 @@ def merge_config(cfg: CfgNode, config_files: Iterable[str] = (),
         if not path:
             continue
         loaded = type(cfg)(load_config_file(path))
-        where = f" in config file {path}"
+        where = f" in config file {shown(path)}"
         if not cfg.is_new_allowed():
             _check_keys_exist(cfg, _unknown_file_keys(cfg, loaded), where)
         _coerce_file_numbers(cfg, loaded)

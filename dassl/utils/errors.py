@@ -10,15 +10,16 @@ derives from the builtin type callers caught before it existed (``ValueError``,
 """
 from __future__ import annotations
 
-import difflib
 import errno
 import sys
-from typing import Iterable, Optional, TextIO
+from typing import Optional, TextIO
 
-__all__ = ["UserError", "ConfigError", "InputError", "TrainingDiverged", "OutputWriteError",
+from ..names import shown  # also re-exported: errors show names by its rule
+
+__all__ = ["shown", "UserError", "ConfigError", "InputError", "TrainingDiverged", "OutputWriteError",
            "write_failure", "CheckpointFileError",
            "CheckpointMismatchError", "USER_ERRORS", "EXIT_USER_ERROR", "EXIT_INTERRUPTED", "error_message",
-           "report_user_error", "unknown_name_message"]
+           "report_user_error"]
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention for Ctrl-C
@@ -77,17 +78,6 @@ class OutputWriteError(UserError, OSError):
 
     def __str__(self) -> str:  # not OSError's "[Errno N] strerror: filename"
         return self.message
-
-
-def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
-    """``unknown KIND 'NAME' (did you mean 'X'?); valid KINDs: A, B, C``: the message of a
-    name that is none of ``valid``. The name is shown with ``repr`` so that a trailing space,
-    a tab or a no-break space is visible; the closest valid name, if any is close, is offered."""
-    choices = sorted(dict.fromkeys(str(v) for v in valid))
-    close = difflib.get_close_matches(str(name).strip(), choices, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    listed = ", ".join(choices) if choices else "none"
-    return f"unknown {kind} {name!r}{hint}; valid {kind}s: {listed}"
 
 
 # Problems the user can fix. OSError: a path the user gave that is missing, or cannot be made or

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 from .images import ImageReadError, read_image
 from .tools import count_noun
+from ..names import shown
 
 __all__ = ["image_problem", "find_unreadable_images", "format_bad_images"]
 
@@ -72,7 +73,7 @@ def find_unreadable_images(paths: Sequence[str], threads: Optional[int] = None,
 
 def format_bad_images(bad: Sequence[tuple[str, str]], limit: int = 10) -> str:
     """Indented ``path (reason)`` lines for the first ``limit`` entries, plus a count of the rest."""
-    lines = [f"  {path} ({reason})" for path, reason in bad[:limit]]
+    lines = [f"  {shown(path)} ({reason})" for path, reason in bad[:limit]]
     if len(bad) > limit:
         lines.append(f"  ... and {len(bad) - limit} more")
     return "\n".join(lines)

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
+from ..names import shown
 
 __all__ = ["ImageReadError", "ImageNotFoundError", "MAX_IMAGE_PIXELS", "read_image",
            "image_size", "to_display_rgb", "exif_orientation"]
@@ -64,7 +65,7 @@ class ImageReadError(UserError, OSError):
     def __init__(self, message: str = "", path: Optional[str] = None,
                  reason: Optional[str] = None) -> None:
         if path is not None and not message:
-            message = f"Cannot read image file {path}: {reason}"
+            message = f"Cannot read image file {shown(path)}: {reason}"
         self.path, self.reason = path, reason
         if "Original Traceback" in message:
             for line in reversed(message.strip().splitlines()):
@@ -103,7 +104,7 @@ def _too_large(path: str, pixels: int, size: str = "") -> ImageReadError:
 def _open(path: str) -> Image.Image:
     """Open ``path`` (header only) after the existence and pixel-limit checks."""
     if not os.path.isfile(path):
-        raise ImageNotFoundError(f"Image file not found: {path}", path=path,
+        raise ImageNotFoundError(f"Image file not found: {shown(path)}", path=path,
                                  reason="FileNotFoundError: no such file")
     try:
         img = Image.open(path)

@@ -16,7 +16,7 @@ prompt and split files), ``score.py --labels`` and the scorer API. It accepts:
 
 Numbers are parsed by :func:`parse_number`, which also accepts a decimal comma (``3,25``).
 A file that still cannot be read raises :class:`LabelFileError` with one message in plain words:
-the likely cause, the line, what was expected. Names in messages are shown with ``repr``, so
+the likely cause, the line, what was expected. Names in messages go through ``errors.shown``, so
 invisible characters appear as escapes (``'\\ufeffname'``).
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, shown
 
-__all__ = ["LabelFileError", "read_label_file", "parse_number", "visible", "EXCEL_SUFFIXES"]
+__all__ = ["LabelFileError", "read_label_file", "parse_number", "EXCEL_SUFFIXES"]
 
 _DELIMITERS = (",", ";", "\t", "|")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
@@ -47,11 +47,6 @@ _IMAGE_NAME = re.compile(r"\.(jpe?g|png|bmp|webp|tiff?|gif)$", re.IGNORECASE)
 
 class LabelFileError(UserError, ValueError):
     """A label file cannot be read; the message names the file, the cause and the line."""
-
-
-def visible(text: object) -> str:
-    """``repr`` of a name: quotes, and escapes for invisible characters (``'\\ufeffname'``)."""
-    return repr(text)
 
 
 def parse_number(cell: object) -> float:
@@ -226,7 +221,7 @@ def _table(rows: list[list[str]], lines: Optional[list[int]], columns: Sequence[
                 raise LabelFileError(
                     f"{what} {path.rstrip(',')}, line {line}: {len(row)} values but the header has {width} "
                     f"columns; a value holding a {sep} must be in double quotes "
-                    f"(first extra value {visible(extra[0])})")
+                    f"(first extra value {shown(extra[0])})")
             row = row[:width]
         cells.append(row + [""] * (width - len(row)))
     table = pd.DataFrame(cells, columns=names, dtype=object) if cells else \
@@ -250,7 +245,7 @@ def _header_names(header: list[str], columns: Sequence[str], path: str, what: st
     missing = [c for c in columns if c not in names]
     if missing:
         raise LabelFileError(f"{what} {path} lacks column(s) {missing}; it has columns "
-                             f"[{', '.join(visible(h) for h in header)}]{_header_hint(header, delimiter)}")
+                             f"[{', '.join(shown(h) for h in header)}]{_header_hint(header, delimiter)}")
     duplicated = sorted({c for c in columns if names.count(c) > 1})
     if duplicated:
         raise LabelFileError(f"{what} {path.rstrip(',')}: column(s) {duplicated} appear more than once in "

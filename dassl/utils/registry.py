@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from ..config.names import did_you_mean
-from .errors import UserError
+from ..names import did_you_mean
+from .errors import UserError, shown
 
 
 class RegistryKeyError(UserError, KeyError):
@@ -23,7 +23,7 @@ def check_availability(requested: str, available: Iterable[str]) -> None:
     available = list(available)
     if requested not in available:
         raise ValueError(f"The requested one is expected to belong to {available}, but got "
-                         f"[{requested}]{_did_you_mean(requested, available)}")
+                         f"[{shown(requested)}]{_did_you_mean(requested, available)}")
 
 
 def _did_you_mean(requested: str, available: list[str]) -> str:
@@ -62,7 +62,7 @@ class Registry:
         if name not in self._obj_map:
             available = self.registered_names()
             raise RegistryKeyError(
-                f"Object name {name!r} does not exist in the {self._name!r} registry; "
+                f"Object name {shown(name)} does not exist in the {self._name!r} registry; "
                 f"available: {available}{_did_you_mean(name, available)}")
         return self._obj_map[name]
 

@@ -18,6 +18,7 @@ import yaml
 from .errors import ConfigError, UserError
 from .run_lock import LOCK_FILE
 from .run_record import CONFIG_FILE, DATA_PATH_KEYS, PATH_KEYS, RUN_INFO_FILE
+from .errors import shown
 from .tools import describe_dir, path_problem, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
@@ -78,10 +79,10 @@ def read_config_file(path: str) -> Optional[dict[str, Any]]:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read the stored config {path}: {exc}; delete it (or pass "
+        raise ConfigError(f"cannot read the stored config {shown(path)}: {exc}; delete it (or pass "
                           "--force) to reuse the directory") from exc
     if not isinstance(data, Mapping):
-        raise ConfigError(f"the stored config {path} is not a YAML mapping")
+        raise ConfigError(f"the stored config {shown(path)} is not a YAML mapping")
     return flatten_config(data)
 
 
@@ -247,13 +248,13 @@ def check_run_dir(model_dir: str, kind: str = "trained run") -> list[str]:
     """
     problem = path_problem(model_dir, "folder")
     if problem == "not found":
-        raise RunDirError(f"model directory {model_dir} not found; {describe_dir(model_dir)}")
+        raise RunDirError(f"model directory {shown(model_dir)} not found; {describe_dir(model_dir)}")
     if problem:
-        raise RunDirError(f"model directory {model_dir} {problem}: give the folder of a "
+        raise RunDirError(f"model directory {shown(model_dir)} {problem}: give the folder of a "
                           "trained run")
     found = checkpoint_dirs(model_dir)
     if not found:
-        raise RunDirError(f"{model_dir} is not a {kind} directory: no folder in it holds a "
+        raise RunDirError(f"{shown(model_dir)} is not a {kind} directory: no folder in it holds a "
                           f"checkpoint; {describe_dir(model_dir)}")
     return found
 
@@ -319,14 +320,14 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
     """
     out = cfg.OUTPUT_DIR
     if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"OUTPUT_DIR {out} is a file, not a folder: give a folder for the run")
+        raise UserError(f"OUTPUT_DIR {shown(out)} is a file, not a folder: give a folder for the run")
     if force or not os.path.isdir(out):
         return None
     stored = read_config_file(os.path.join(out, CONFIG_FILE))
     diffs = [] if stored is None else config_differences(stored, flatten_config(cfg), defaults,
                                                          bases=[os.getcwd()],
                                                          data_bases=_database_folders(cfg))
-    shown = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
+    differences = "; ".join(diffs[:_SHOW_DIFFS]) + (f"; ... ({len(diffs)} in all)"
                                               if len(diffs) > _SHOW_DIFFS else "")
     hint = (f"{advice.other_folder + ', or ' if advice.other_folder else ''}{advice.force} to move the "
             f"previous files into {os.path.join(out, 'previous-<time>')} and run again")
@@ -339,11 +340,11 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
             reason = (f"of {names.get(results['mode'], repr(results['mode']))}, not of "
                       f"{names[mode]}")
         elif diffs:
-            reason = f"of a run with a different config ({shown})"
+            reason = f"of a run with a different config ({differences})"
         elif eval_only:
             reason = _other_evaluation(results, model_dir, load_epoch)
         if reason:
-            raise UserError(f"{out} already holds the results {reason}; {hint}")
+            raise UserError(f"{shown(out)} already holds the results {reason}; {hint}")
         if not (eval_only and _checkpoint_newer(model_dir, load_epoch, out)):
             action = "evaluate again" if eval_only else "retrain"
             print(f"already finished: {out} holds the results of this run (results in "
@@ -351,7 +352,7 @@ def check_output_dir(cfg: Any, defaults: Mapping[str, Any], eval_only: bool = Fa
             return results
         return None
     if diffs and not eval_only and checkpoint_dirs(out):
-        raise UserError(f"{out} holds an unfinished run with a different config ({shown}); run "
+        raise UserError(f"{shown(out)} holds an unfinished run with a different config ({differences}); run "
                         f"it with its own config to resume it, or {hint}")
     return None
 

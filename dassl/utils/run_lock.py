@@ -27,7 +27,7 @@ import socket
 import sys
 from typing import Optional, Sequence
 
-from .errors import UserError
+from .errors import UserError, shown
 
 try:
     import fcntl
@@ -149,7 +149,7 @@ def lock_run_dir(run_dir: str, command: Optional[Sequence[str]] = None,
     made. ``command``: what the record shows (default: this process's command line).
     """
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise UserError(f"{what} {run_dir} is a file, not a folder: give a folder for the run")
+        raise UserError(f"{what} {shown(run_dir)} is a file, not a folder: give a folder for the run")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     adopted = _adopt(path)
@@ -165,10 +165,10 @@ def lock_run_dir(run_dir: str, command: Optional[Sequence[str]] = None,
         holder = _read_holder(handle)
         handle.close()
         if exc.errno in _BUSY_ERRNOS:
-            raise RunFolderBusy(f"{what} {run_dir} is in use by {describe_holder(holder)}: one "
+            raise RunFolderBusy(f"{what} {shown(run_dir)} is in use by {describe_holder(holder)}: one "
                                 "process writes a run folder at a time; wait for it to end (or "
                                 "stop it), or write elsewhere") from None
-        print(f"note: {run_dir} cannot be locked on this file system ({exc.strerror}); make "
+        print(f"note: {shown(run_dir)} cannot be locked on this file system ({exc.strerror}); make "
               "sure no other process writes into it", file=sys.stderr)
         return RunLock(run_dir)
     lock = RunLock(run_dir, handle)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import OutputWriteError, write_failure
+from ..names import shown
 
 
 def mkdir_if_missing(dirname: str) -> None:
@@ -147,17 +148,17 @@ def describe_dir(path: str | os.PathLike, limit: int = 10) -> str:
         missing.append(path.name)
         path = path.parent
     if not path.is_dir():
-        return f"{path} is a file, not a folder"
-    prefix = f"{path / missing[-1]} does not exist; " if missing else ""
+        return f"{shown(path)} is a file, not a folder"
+    prefix = f"{shown(path / missing[-1])} does not exist; " if missing else ""
     try:
         entries = sorted(os.listdir(path))
     except OSError as exc:
-        return f"{prefix}{path} cannot be listed ({exc.strerror})"
+        return f"{prefix}{shown(path)} cannot be listed ({exc.strerror})"
     if not entries:
-        return f"{prefix}{path} is empty"
-    shown = [e + ("/" if (path / e).is_dir() else "") for e in entries[:limit]]
+        return f"{prefix}{shown(path)} is empty"
+    listed = [shown(e) + ("/" if (path / e).is_dir() else "") for e in entries[:limit]]
     more = f" ... ({len(entries) - limit} more)" if len(entries) > limit else ""
-    return f"{prefix}{path} contains: {', '.join(shown)}{more}"
+    return f"{prefix}{shown(path)} contains: {', '.join(listed)}{more}"
 
 
 def count_noun(count: int, noun: str, plural: str | None = None) -> str:

@@ -47,9 +47,10 @@ import yaml
 from dassl.config import describe_yaml_error, load_config_file
 from datasets.scope import config_applies_to
 from datasets.scope import database_tag as scope_tag
-from dassl.utils.errors import UserError, unknown_name_message
+from dassl.utils.errors import UserError
 from dassl.utils.run_dir import IGNORED_KEYS
 from dassl.utils.run_record import CWD_PATH_KEYS, resolve_recorded_path
+from dassl.names import shown, unknown_name_message
 
 __all__ = ["SweepError", "Entry", "Protocol", "Run", "CrossRun", "SweepSpec", "REPO", "load_spec_file",
            "build_spec", "load_protocol", "parse_entry", "yaml_to_opts", "format_opt_value",
@@ -279,7 +280,7 @@ def _resolve_yaml(value: str, folder: Path, what: str, also: Sequence[str] = ())
         if path.is_file():
             return path.resolve()
     if is_path:
-        raise SweepError(f"{what} {value!r}: no such yaml file (tried "
+        raise SweepError(f"{what} {shown(value)}: no such yaml file (tried "
                          f"{', '.join(map(str, tried))})")
     valid = [*also, *(p.stem for f in folders for p in f.glob("*.yaml"))]
     where = " or ".join(display_path(f) + "/" for f in folders)
@@ -323,7 +324,7 @@ def _as_opts(value: Any, what: str) -> tuple[str, ...]:
         return tuple(yaml_to_opts(value))
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise SweepError(f"{what}: opts must be a list of KEY VALUE pairs or a mapping, "
-                         f"got {value!r}")
+                         f"got {shown(value)}")
     if len(value) % 2:
         raise SweepError(f"{what}: opts need KEY VALUE pairs, got an odd count: {list(value)}")
     # List values are command-line text (as after train.py's flags): strings pass verbatim.
@@ -337,7 +338,7 @@ def opt_keys(opts: Sequence[str]) -> list[str]:
 
 def _check_name(name: str, what: str) -> str:
     if not _NAME.match(name):
-        raise SweepError(f"{what} name {name!r} must be one folder name "
+        raise SweepError(f"{what} name {shown(name)} must be one folder name "
                          "(letters, digits, . _ + -)")
     return name
 
@@ -349,7 +350,7 @@ def parse_entry(item: Any, folder: Path, what: str, also: Sequence[str] = ()) ->
         name, _, config = item.partition("=") if "=" in item else ("", "", item)
         item = {"name": name or None, "config": config}
     if not isinstance(item, Mapping) or ("config" not in item and "name" not in item):
-        raise SweepError(f"{what} entry {item!r}: give a name, a yaml path or a mapping with "
+        raise SweepError(f"{what} entry {shown(item)}: give a name, a yaml path or a mapping with "
                          "'config'")
     unknown = set(item) - {"name", "config", "opts", "trainer"}
     if unknown:
@@ -367,9 +368,9 @@ def read_yaml(path: Path, what: str) -> Any:
         with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f) or {}
     except UnicodeDecodeError:
-        raise SweepError(f"{what} {path} is not UTF-8 text (a yaml file is expected)") from None
+        raise SweepError(f"{what} {shown(path)} is not UTF-8 text (a yaml file is expected)") from None
     except yaml.YAMLError as exc:
-        raise SweepError(f"{what} {path} is not valid yaml"
+        raise SweepError(f"{what} {shown(path)} is not valid yaml"
                          f"{describe_yaml_error(exc)}") from None
 
 
@@ -381,11 +382,11 @@ def load_protocol(value: str) -> Protocol:
     except (OSError, ValueError) as exc:
         raise SweepError(str(exc)) from None
     if not isinstance(content, Mapping) or not content:
-        raise SweepError(f"protocol {path} must be a non-empty yaml mapping of config keys")
+        raise SweepError(f"protocol {shown(path)} must be a non-empty yaml mapping of config keys")
     opts = tuple(yaml_to_opts(content))
     reserved = sorted(set(opt_keys(opts)) & set(RESERVED_KEYS))
     if reserved:
-        raise SweepError(f"protocol {path} sets {reserved}, which the sweep sets per run")
+        raise SweepError(f"protocol {shown(path)} sets {reserved}, which the sweep sets per run")
     return Protocol(_check_name(path.stem, "protocol"), path, opts)
 
 
@@ -393,13 +394,13 @@ def load_spec_file(path: str | os.PathLike) -> dict:
     """Read a sweep yaml; unknown top-level keys are an error (typos must not pass silently)."""
     path = Path(path)
     if not path.is_file():
-        raise SweepError(f"sweep spec {path} not found")
+        raise SweepError(f"sweep spec {shown(path)} not found")
     raw = read_yaml(path, "sweep spec")
     if not isinstance(raw, Mapping):
-        raise SweepError(f"sweep spec {path} must be a yaml mapping, got {type(raw).__name__}")
+        raise SweepError(f"sweep spec {shown(path)} must be a yaml mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(SPEC_KEYS))
     if unknown:
-        raise SweepError(f"sweep spec {path}: unknown key(s) {unknown}; known: {list(SPEC_KEYS)}")
+        raise SweepError(f"sweep spec {shown(path)}: unknown key(s) {unknown}; known: {list(SPEC_KEYS)}")
     return dict(raw)
 
 
@@ -422,7 +423,7 @@ def _expand_folders(items: Sequence[Any], what: str) -> list[Any]:
             continue
         files = sorted(folder.glob("*.yaml"))
         if not files:
-            raise SweepError(f"{what} folder {item!r} holds no yaml files")
+            raise SweepError(f"{what} folder {shown(item)} holds no yaml files")
         out += [str(path) for path in files]
     return out
 
@@ -453,7 +454,7 @@ def _as_list(value: Any) -> list:
 def _ints(value: Any, what: str) -> list[int]:
     items = _as_list(value)
     if not items or any(isinstance(v, bool) or not isinstance(v, int) for v in items):
-        raise SweepError(f"{what} must be a non-empty list of integers, got {value!r}")
+        raise SweepError(f"{what} must be a non-empty list of integers, got {shown(value)}")
     if len(set(items)) != len(items):
         raise SweepError(f"{what} must not repeat values, got {items}")
     return items

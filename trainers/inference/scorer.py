@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from dassl.data.transforms import build_test_transform
-from dassl.utils import ConfigError, InputError, read_image, to_display_rgb
+from dassl.utils import ConfigError, ImageReadError, InputError, read_image, to_display_rgb
 from dassl.utils.label_file import parse_number, read_label_file
 
 from ..fast.decoded_images import DecodedImages
@@ -204,10 +204,17 @@ class Scorer:
     def score_batches(self, paths: Sequence[str], batch_size: int | None = None,
                       workers: int = 4,
                       progress: Callable[[Iterable, int], Iterable] | None = None,
-                      prompts: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
+                      prompts: Sequence[str] | None = None,
+                      unreadable: Callable[[int, ImageReadError], None] | None = None
+                      ) -> Iterator[torch.Tensor]:
         """The scores of `score_paths`, one `(batch,)` tensor per batch in order, so a caller
-        keeps what was scored when it is interrupted."""
-        return self._over_paths(self.predict, paths, batch_size, workers, progress, prompts)
+        keeps what was scored when it is interrupted.
+
+        `unreadable`: when given, an image that cannot be read or decoded does not stop the
+        scoring: it scores NaN and `unreadable(index in paths, its ImageReadError)` is called;
+        without it the `ImageReadError` is raised."""
+        return self._over_paths(self.predict, paths, batch_size, workers, progress, prompts,
+                                unreadable)
 
     def assess_paths(self, paths: Sequence[str], batch_size: int | None = None,
                      workers: int = 4, prompts: Sequence[str] | None = None
@@ -221,14 +228,25 @@ class Scorer:
 
     def _over_paths(self, model_call: Callable, paths: Sequence[str], batch_size: int | None,
                     workers: int, progress: Callable[[Iterable, int], Iterable] | None,
-                    prompts: Sequence[str] | None) -> Iterator:
+                    prompts: Sequence[str] | None,
+                    unreadable: Callable[[int, ImageReadError], None] | None = None) -> Iterator:
         """`model_call(pixels, prompts)` per batch of `paths`, decoded by `workers` threads
-        one batch ahead; yields its results in order."""
+        one batch ahead; yields its results in order. With `unreadable` (only for a model call
+        returning one `(B,)` tensor) an unreadable image is reported to it and scores NaN."""
         prompts = self._check_prompts(prompts, len(paths))
         size = int(batch_size or self.batch_size)
         batches = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+
+        def decode(path: str) -> Image.Image | ImageReadError:
+            try:
+                return read_image(path)
+            except ImageReadError as exc:
+                if unreadable is None:
+                    raise
+                return exc
+
         with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
-            decoded = (pool.map(read_image, batch) for batch in batches)
+            decoded = (pool.map(decode, batch) for batch in batches)
             # Submit one batch ahead so decoding overlaps the model.
             pending = next(decoded, None)
             iterator = range(len(batches))
@@ -239,7 +257,19 @@ class Scorer:
                 pending = next(decoded, None)
                 batch_prompts = None if prompts is None else \
                     prompts[index * size:(index + 1) * size]
-                yield model_call(self.preprocess(images), batch_prompts)
+                bad = [k for k, image in enumerate(images) if isinstance(image, ImageReadError)]
+                if not bad:
+                    yield model_call(self.preprocess(images), batch_prompts)
+                    continue
+                for k in bad:
+                    unreadable(index * size + k, images[k])
+                good = [k for k in range(len(images)) if k not in set(bad)]
+                scores = torch.full((len(images),), float("nan"))
+                if good:
+                    scores[good] = model_call(
+                        self.preprocess([images[k] for k in good]),
+                        None if batch_prompts is None else [batch_prompts[k] for k in good])
+                yield scores
 
 
 def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | None = None,

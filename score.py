@@ -82,7 +82,7 @@ else:
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
     from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
-    from trainers.inference.scorer import load_scorer
+    from trainers.inference.scorer import load_scorer, scores_csv_text
     from trainers.user_errors import USER_ERRORS, error_message
 
 # Label-file columns understood without --mos-column, first match wins (letter case ignored):
@@ -349,12 +349,8 @@ def write_output(path: str, text: str) -> None:
 
 
 def write_scores(path: str, names: Sequence[str], scores: Sequence[float]) -> None:
-    """CSV `name,score` (scores in full float precision), written atomically."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["name", "score"])
-    writer.writerows((name, repr(float(score))) for name, score in zip(names, scores))
-    write_output(path, buffer.getvalue())
+    """CSV `name,score` (`scores_csv_text`), written atomically."""
+    write_output(path, scores_csv_text(names, scores))
 
 
 class ScoringInterrupted(KeyboardInterrupt):

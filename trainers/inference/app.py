@@ -11,17 +11,16 @@ fonts, no analytics): the page works with no network.
 """
 from __future__ import annotations
 
-import csv
 import html
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from dassl.utils import InputError
+from dassl.utils import InputError, atomic_write_text
 
 from ..run_report import REPORT_FILE
-from .scorer import DEFAULT_BATCH_SIZE, Scorer
+from .scorer import DEFAULT_BATCH_SIZE, Scorer, scores_csv_text
 
 __all__ = ["INSTALL_HINT", "import_gradio", "score_files", "build_app", "serve"]
 
@@ -83,13 +82,9 @@ def results_html(rows: Sequence[dict], score_range: tuple[float, float] | None) 
 
 
 def write_csv(rows: Sequence[dict], folder: str) -> str:
-    """`folder/scores.csv` with `name,score` (floats in full precision, as score.py)."""
+    """`folder/scores.csv`, as score.py writes it (`scores_csv_text`), written atomically."""
     path = os.path.join(folder, "scores.csv")
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["name", "score"])
-        for row in rows:
-            writer.writerow([row["name"], repr(row["score"])])
+    atomic_write_text(path, scores_csv_text([r["name"] for r in rows], [r["score"] for r in rows]))
     return path
 
 

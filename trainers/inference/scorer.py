@@ -17,6 +17,8 @@ Runs with C > 1 test crops (`TEST.NUM_CROPS`) score the mean over the same C-cro
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +36,7 @@ from ..fast.decoded_images import DecodedImages
 from ..fast.multi_crop import MultiCropTransform
 from .run_model import RunModel, load_run_model
 
-__all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput"]
+__all__ = ["Scorer", "load_scorer", "training_score_range", "ImageInput", "scores_csv_text"]
 
 ImageInput = Union[str, os.PathLike, Image.Image, torch.Tensor,
                    Sequence[Union[str, os.PathLike, Image.Image]]]
@@ -290,3 +292,14 @@ def load_scorer(run_dir: str, device: str | torch.device = "cpu", epoch: int | N
                          level_names=level_names, class_token_position=class_token_position,
                          cpu_precision=cpu_precision)
     return Scorer(run, training_score_range(os.fspath(run_dir)), batch_size)
+
+
+def scores_csv_text(names: Sequence[str], scores: Sequence[float]) -> str:
+    """The scores file's text, the one format of ``score.py --output`` and the scoring page's
+    download: a ``name,score`` header, then one row per image with its score in full float
+    precision (``repr``, so that reading it back gives the same float)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["name", "score"])
+    writer.writerows((name, repr(float(score))) for name, score in zip(names, scores))
+    return buffer.getvalue()

@@ -279,3 +279,34 @@ def test_fp16_layout_matches_upstream_dtypes(images):
     half.train()
     half(images[:1]).sum().backward()
     assert pl.ctx.grad is not None and pl.ctx.grad.dtype == torch.float16
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"HEAD_INPUT": "image"}, {"HEAD": "similarity"},
+    {"PROMPT_TEMPLATE": "{level}, {prompt}"},
+], ids=["upstream", "image_head", "similarity", "prompt_template"])
+@pytest.mark.parametrize("crops", [0, 3])
+def test_assess_features_is_predict_and_level_probabilities_with_one_text_encoding(
+        options, crops, monkeypatch):
+    """The scores and level probabilities of one pass (a test epoch, `Scorer.assess`) equal
+    the two separate calls exactly (the same operations on the same tensors), while the
+    per-image level prompts of PROMPT_TEMPLATE are encoded once instead of twice."""
+    torch.manual_seed(0)
+    model = CustomCLIP.from_spec(make_spec(N_CTX=4, **options), tiny_clip(),
+                                 mos_range=(1.0, 5.0)).eval()  # the similarity head's range
+    torch.manual_seed(1)
+    shape = (2, crops, model.embed_dim) if crops else (2, model.embed_dim)
+    features = torch.nn.functional.normalize(torch.randn(shape), dim=-1)
+    prompts = ["a red fox in the snow", "a castle"] if options.get("PROMPT_TEMPLATE") else None
+    with torch.no_grad():
+        scores = model.predict_from_features(features, prompts)
+        probabilities = model.level_probabilities(features, prompts)
+        calls = []
+        encode = model.conditioned_text_features
+        monkeypatch.setattr(model, "conditioned_text_features",
+                            lambda p: calls.append(len(p)) or encode(p))
+        together = model.assess_features(features, prompts)
+    torch.testing.assert_close(together[0], scores, **EXACT)
+    torch.testing.assert_close(together[1], probabilities, **EXACT)
+    assert probabilities.shape == (2, len(LEVELS)) and torch.isfinite(scores).all()
+    assert len(calls) == (1 if prompts else 0)

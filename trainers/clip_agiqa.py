@@ -336,7 +336,8 @@ class CLIP_AGIQA(TrainerX):
 
     def test(self, split: str | None = None, tag: str | None = None) -> float:
         """dassl's `test`, also keeping `test_level_probabilities`: `(N, n_levels)` float32,
-        the level prompts read zero-shot (`CustomCLIP.level_probabilities`) per tested image in
+        the level prompts read zero-shot (`CustomCLIP.assess_features`, one text encoding for the
+        scores and these) per tested image in
         loader order (the run report reads them)."""
         self._level_probabilities: list[torch.Tensor] = []
         return super().test(split, tag)
@@ -353,10 +354,11 @@ class CLIP_AGIQA(TrainerX):
         # The generation prompts of the batch last seen by parse_batch_test (PROMPT_TEMPLATE).
         prompts = self._test_prompts
         features = input if self.test_input == "feat" else self.model.encode_image(input)
-        if getattr(self, "_level_probabilities", None) is not None:
-            self._level_probabilities.append(
-                self.model.level_probabilities(features, prompts).float().cpu())
-        return self._predict(features, "feat", prompts)
+        if getattr(self, "_level_probabilities", None) is None:
+            return self._predict(features, "feat", prompts)
+        scores, probabilities = self.model.assess_features(features, prompts)
+        self._level_probabilities.append(probabilities.float().cpu())
+        return scores
 
     def forward_backward(self, batch: dict) -> dict[str, float]:
         inputs, mos = self.parse_batch_train(batch)

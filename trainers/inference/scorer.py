@@ -167,10 +167,10 @@ class Scorer:
     def assess(self, pixels: torch.Tensor,
                prompts: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`predict`'s `(B,)` scores (the same computation) and the `(B, n_levels)` level
-        probabilities of the same features (`CustomCLIP.level_probabilities`), on the CPU."""
-        features = self.features(pixels)
-        scores = self.model.predict_from_features(features, prompts).float().cpu()
-        return scores, self.model.level_probabilities(features, prompts).float().cpu()
+        probabilities of the same features (`CustomCLIP.assess_features`: the level prompts
+        encoded once for both), on the CPU."""
+        scores, probabilities = self.model.assess_features(self.features(pixels), prompts)
+        return scores.float().cpu(), probabilities.float().cpu()
 
     def _check_prompts(self, prompts: Sequence[str] | None, count: int) -> list[str] | None:
         if not self.needs_prompts:

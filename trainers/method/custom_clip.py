@@ -400,21 +400,37 @@ class CustomCLIP(nn.Module):
         softmax over the levels of CLIP's logit scale times the image-text cosine similarities.
         `prompts` as in `predict_from_features` (the per-image level prompts of
         `PROMPT_TEMPLATE`)."""
+        return self.assess_features(image_features, prompts, scores=False)[1]
+
+    def assess_features(self, image_features: torch.Tensor,
+                        prompts: Sequence[str] | None = None,
+                        scores: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """`(predict_from_features, level_probabilities)` of the same features, the level
+        prompts encoded once for both (the per-image prompts of `PROMPT_TEMPLATE` are the
+        costly part: B x n_levels text sequences). `(B,)` MOS (None unless `scores`) and
+        `(B, n_levels)` float32 probabilities; `(B, C, D)` test crops are averaged over C."""
         if image_features.dim() == 3:
             batch, crops = image_features.shape[:2]
             repeated = None if prompts is None else [p for p in prompts for _ in range(crops)]
-            flat = self.level_probabilities(image_features.reshape(batch * crops, -1), repeated)
-            return flat.reshape(batch, crops, -1).mean(dim=1)
-        features = image_features.float()
+            flat, probabilities = self.assess_features(image_features.reshape(batch * crops, -1),
+                                                       repeated, scores)
+            return (None if flat is None else flat.reshape(batch, crops).mean(dim=1),
+                    probabilities.reshape(batch, crops, -1).mean(dim=1))
         if self.conditioned_tokens is not None:
             if prompts is None:
                 raise ValueError("TRAINER.CLIP_AGIQA.PROMPT_TEMPLATE needs each image's "
                                  "generation prompt, but none were given")
-            similarities = torch.einsum("bd,bld->bl", features,
-                                        self.conditioned_text_features(prompts))
+            text = self.conditioned_text_features(prompts)
+            similarities = torch.einsum("bd,bld->bl", image_features.float(), text)
         else:
-            similarities = features @ self.text_features().t()
-        return torch.softmax(self.clip_logit_scale * similarities, dim=-1)
+            text = self.text_features()
+            similarities = image_features.float() @ text.t()
+        probabilities = torch.softmax(self.clip_logit_scale * similarities, dim=-1)
+        if not scores:
+            return None, probabilities
+        image_only = self.conditioned_tokens is None and self.head_input == "image" \
+            and self.head == "mlp"
+        return self.regress(image_features, None if image_only else text), probabilities
 
     def forward(self, image: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
         return self.predict_from_features(self.encode_image(image), prompts)

@@ -189,6 +189,18 @@ def test_page_notes_images_no_longer_on_disk(runs, tmp_path):
     assert "8 of these images are no longer on disk" in text
 
 
+def test_the_page_shows_the_runs_own_scatter_png(runs):
+    """The scatter on the page is the run's scatter.png byte for byte (one drawing, with its
+    title naming the selected epoch and split), not a second figure drawn for the page."""
+    import base64
+
+    for kind in ("train", "eval"):
+        text = (runs[kind] / REPORT_FILE).read_text()
+        section = text.split('id="predicted-vs-mos"')[1].split("</section>")[0]
+        embedded = re.search(r'src="data:image/png;base64,([^"]+)"', section).group(1)
+        assert base64.b64decode(embedded) == (runs[kind] / "scatter.png").read_bytes()
+
+
 def test_report_is_one_offline_file():
     """The page shell links nothing outside itself."""
     from dassl.evaluation.html_page import page

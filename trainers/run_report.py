@@ -5,7 +5,7 @@ In order: the final metrics (SRCC, PLCC, KRCC, RMSE) with the paper's numbers be
 the database, task, backbone and protocol are the paper's (`configs/paper_results.yaml`, the one
 source); per-epoch curves from the run's TensorBoard events (training loss and learning rate;
 test/val SRCC and PLCC where every epoch was tested; an eval-only run reads the trained run's);
-the predicted-vs-MOS scatter; the per-generator table (`results.json` `final.per_generator`);
+the run's `scatter.png` (predicted vs MOS); the per-generator table (`results.json` `final.per_generator`);
 the images predicted worst (thumbnails, MOS, prediction); the learned level prompts read
 zero-shot (`CustomCLIP.level_probabilities`: per level word, the mean probability by MOS band).
 """
@@ -21,10 +21,11 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
-from dassl.evaluation.html_page import (escape, figure_img, number, page, table,
+from dassl.evaluation.html_page import (escape, figure_img, number, page, png_file_img, table,
                                         thumbnail_img)
 from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS, RAW_METRICS
 from dassl.utils import atomic_write_text
+from dassl.utils.run_dir import SCATTER_FILE
 
 __all__ = ["REPORT_FILE", "PAPER_RESULTS", "paper_results", "paper_row", "read_curves",
            "mos_bands", "write_run_report"]
@@ -195,24 +196,11 @@ def _levels_section(rows: Sequence[tuple[str, float, float]], probabilities: Opt
               "level prompt (zero-shot reading), by MOS band of the test images.</p>")
 
 
-def _scatter_section(rows: Sequence[tuple[str, float, float]]) -> str:
-    from dassl.evaluation.evaluator import fit_logistic_4, logistic_4
-
-    pred = np.asarray([r[2] for r in rows], dtype=np.float64)
-    mos = np.asarray([r[1] for r in rows], dtype=np.float64)
-    fig = Figure(figsize=(4.5, 4.2))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.scatter(pred, mos, s=8, alpha=0.6, edgecolors="none")
-    params = fit_logistic_4(pred, mos)
-    if params is not None:
-        grid = np.linspace(pred.min(), pred.max(), 200)
-        ax.plot(grid, logistic_4(grid, *params), color="tab:red", label="logistic fit")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("MOS")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return figure_img(fig, "predicted vs MOS")
+def _scatter_section(output_dir: str) -> str:
+    """The run's own `scatter.png` embedded as it is (drawn once, by `dassl.evaluation.plots`:
+    the logistic fit, y = x and the title naming the split and the selected epoch)."""
+    img = png_file_img(os.path.join(output_dir, SCATTER_FILE), "predicted vs MOS")
+    return img or f'<p class="note">The run has no {escape(SCATTER_FILE)} (it could not be drawn).</p>'
 
 
 def write_run_report(output_dir: str, results: dict, rows: Sequence[tuple[str, float, float]],
@@ -235,7 +223,7 @@ def write_run_report(output_dir: str, results: dict, rows: Sequence[tuple[str, f
     sections = [("Final metrics", _metrics_section(results))]
     curves = read_curves(curves_dir) if curves_dir else {}
     sections.append(("Per-epoch curves", _curves_section(curves, n_epochs)))
-    sections.append(("Predicted vs MOS", _scatter_section(rows) if rows else
+    sections.append(("Predicted vs MOS", _scatter_section(output_dir) if rows else
                      '<p class="note">No test images.</p>'))
     sections.append(("Per generator", _generator_section(results)))
     sections.append(("Images predicted worst", _worst_section(rows, image_paths) if rows else

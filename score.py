@@ -78,6 +78,7 @@ else:
     from dassl.engine.interrupt import terminate_as_interrupt
     from dassl.utils import (EXIT_INTERRUPTED, ImageReadError, InputError, OutputWriteError,
                              atomic_write_text, count_noun, path_problem, report_user_error, shown)
+    from dassl.names import look_alike
     from dassl.utils.image_files import find_images
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
@@ -219,6 +220,12 @@ def list_images(list_file: str, folders: Sequence[str],
         else:
             found.append((name, hit))
     why = {n: reason for walk in walks for n, reason in walk.skipped}
+    if missing:
+        everything = [n for _, files in present for n in files]
+        for name in missing:
+            alike = "" if name in why else look_alike(name, everything)
+            if alike:
+                why[name] = alike
     if missing and missing_ok:
         return found, [(n, why.get(n, "not found")) for n in missing]
     if missing:

@@ -14,9 +14,10 @@ import difflib
 import os
 import re
 import sys
+import unicodedata
 from typing import Iterable, Sequence
 
-__all__ = ["shown", "close_names", "did_you_mean", "unknown_name_message"]
+__all__ = ["shown", "close_names", "did_you_mean", "unknown_name_message", "look_alike"]
 
 _CUTOFF = 0.6  # difflib ratio a spelling needs to be offered (difflib's own default)
 
@@ -74,6 +75,24 @@ def unknown_name_message(kind: str, name: str, valid: Iterable[str]) -> str:
     choices = sorted(dict.fromkeys(str(v) for v in valid))
     listed = ", ".join(choices) if choices else "none"
     return f"unknown {kind} {shown(name)}{did_you_mean(str(name), choices, n=1)}; valid {kind}s: {listed}"
+
+
+def _loosely(name: str) -> str:
+    """``name`` with what a reader cannot tell apart removed: Unicode compatibility forms
+    (NFKC), letter case, format characters (zero-width spaces, BOM) and surrounding spaces."""
+    text = unicodedata.normalize("NFKC", str(name)).casefold()
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
+
+
+def look_alike(name: str, candidates: Iterable[str]) -> str:
+    """For a name that is none of ``candidates`` (an image a label file lists, missing from its
+    folder): ``"a.JPG is there: the names differ in letter case or invisible characters"``
+    when one of them reads the same (``_loosely``), else ""."""
+    wanted = _loosely(name)
+    hit = next((c for c in candidates if c != name and _loosely(c) == wanted), None)
+    if hit is None:
+        return ""
+    return f"{shown(hit)} is there: the names differ in letter case or invisible characters"
 
 
 def main(argv: Sequence[str]) -> int:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from dassl.utils.errors import shown
+from dassl.names import look_alike, shown
 from dassl.utils.image_files import FolderImages, find_images
 
 from .errors import SHOW_MISSING, DatasetError, MissingDataError, describe_dir, path_problem
@@ -134,7 +134,8 @@ def check_images(image_dir: Path, names: Sequence[str], searched: Path | None = 
 
     def named(name: str, folder: Path | None = None) -> str:
         text = shown(folder / name if folder else name)
-        return f"{text} ({why[name]})" if name in why else text
+        reason = why.get(name) or look_alike(name, present)
+        return f"{text} ({reason})" if reason else text
     if len(missing) == len(names):
         where = (f"; no folder up to {SEARCH_DEPTH} levels below {searched} holds them either"
                  if searched is not None else "")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import score
 from conftest import REPO
@@ -78,3 +79,31 @@ def test_score_py_and_the_sweep_show_names(tmp_path, capsys):
                            "--output", str(tmp_path / "sweep")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "'AGIQA\\xa0'" in done.stderr, done.stderr
+
+
+def test_a_listed_image_that_differs_only_in_case_or_invisible_characters_says_so(
+        user_error, tiny_args, tiny_assets, tmp_path):
+    """A label file's name that reads the same as a file in the folder but is not it (letter
+    case, a zero-width space, a no-break space for a space) names the look-alike, in the
+    loaders' image check and in score.py's --list."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_assets["root"], root)
+    labels = root / "AGIQA-3K" / "data.csv"
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    first = lines[1].split(",")[0]
+    upper = first.upper()
+    lines[1] = lines[1].replace(first, upper, 1)
+    labels.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = user_error(tiny_args(tmp_path / "c", root=root))
+    assert f"{first} is there: the names differ in letter case or invisible characters" \
+        in message, message
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a b.png")
+    listed = tmp_path / "list.csv"
+    listed.write_text("name\n\u200ba\xa0b.png\n", encoding="utf-8")
+    found, missing = score.list_images(str(listed), [str(folder)], missing_ok=True)
+    assert found == [] and missing == [
+        ("\u200ba\xa0b.png", "a b.png is there: the names differ in letter case or invisible "
+                            "characters")]

@@ -11,6 +11,8 @@ they start from) so that a test comparing two implementations exercises every te
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import os
 import sys
 import tempfile
@@ -81,19 +83,44 @@ def random_state_dict(arch: str = "tiny-vit", seed: int = 0, overrides: dict | N
 
 
 def save_random_weights(path: str, arch: str = "tiny-vit", seed: int = 0) -> str:
-    """Write ``random_state_dict(arch, seed)`` with ``torch.save`` (atomically); return ``path``."""
+    """Write ``random_state_dict(arch, seed)`` in ``torch.save``'s format (atomically); return ``path``.
+
+    The file is serialised in memory first and its bytes written to a temporary file that is
+    renamed over ``path``, so a full or read-only disk raises a plain ``OSError`` with its
+    errno and ``filename`` = ``path`` (not torch's zip writer's ``RuntimeError``), and an
+    earlier file at ``path`` is kept.
+    """
     path = os.fspath(path)
+    buffer = io.BytesIO()
+    torch.save(random_state_dict(arch, seed), buffer)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".random_clip.", suffix=".part", dir=folder)
-    os.close(fd)
+    tmp = None
     try:
-        torch.save(random_state_dict(arch, seed), tmp)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".random_clip.", suffix=".part", dir=folder)
+        os.close(fd)
+        with open(tmp, "wb") as out:
+            out.write(buffer.getbuffer())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+# A failed write's errno in the project's words (the same as dassl.utils.errors.write_failure,
+# which ``clip`` may not import; tests/test_write_failures.py checks that they agree).
+_WRITE_FAILURES = {errno.ENOSPC: "no space left on the device",
+                   errno.EDQUOT: "the disk quota is exceeded (no space left for this user)",
+                   errno.EROFS: "the file system is read-only"}
+
+
+def _write_problem(exc: OSError) -> str:
+    """Why a write failed, in words: a full disk, exceeded quota, read-only file system, else
+    the system's message."""
+    return _WRITE_FAILURES.get(exc.errno) or exc.strerror or str(exc)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -121,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = save_random_weights(args.output, args.arch, args.seed)
     except OSError as exc:
-        print(f"error: cannot write {args.output!r}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: cannot write {exc.filename or args.output}: {_write_problem(exc)}", file=sys.stderr)
         return 2
     print(f"Wrote random {args.arch} CLIP weights (seed {args.seed}) to {os.path.abspath(path)}")
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from dassl.utils.errors import report_user_error
+from dassl.utils.errors import report_user_error, written_as
 
 from . import agiqa, aigciqa2023
 from .labels import MAT_VARIABLE, mat_row_name, read_text_table
@@ -142,10 +142,11 @@ def _lookup_size(spec: SizeSpec, name: str, index: int) -> Size:
 
 def save_image(img: Image.Image, path: Path, image_format: str) -> None:
     """Save as "jpg" (quality 95, on top of the degradation's own JPEG pass) or "png"."""
-    if image_format == "jpg":
-        img.save(path, format="JPEG", quality=95)
-    else:
-        img.save(path, format="PNG", compress_level=1)  # level 1: speed over file size
+    with written_as(path):  # Pillow's failed write() names no file
+        if image_format == "jpg":
+            img.save(path, format="JPEG", quality=95)
+        else:
+            img.save(path, format="PNG", compress_level=1)  # level 1: speed over file size
 
 
 def _agiqa_rows(n_images: int | None, names_csv: str | Path | None,
@@ -200,7 +201,8 @@ def make_synthetic_agiqa(root: str | Path, n_images: int | None = None,
     rows["std_quality"] = rng.uniform(0.2, 1.0, len(rows))
     rows[agiqa.TASK_COLUMNS["alignment"]] = rng.uniform(0.0, 5.0, len(rows))
     rows["std_align"] = rng.uniform(0.2, 1.0, len(rows))
-    rows[AGIQA_COLUMNS].to_csv(folder / agiqa.LABEL_FILE, index=False)
+    with written_as(folder / agiqa.LABEL_FILE):
+        rows[AGIQA_COLUMNS].to_csv(folder / agiqa.LABEL_FILE, index=False)
     return folder
 
 
@@ -230,7 +232,8 @@ def make_synthetic_aigciqa2023(root: str | Path, n_images: int = 64, seed: int =
     for task, values in scores.items():
         mat_path = folder / aigciqa2023.mos_sources(task)[0][0]  # the shipped MOS/mosz{k}.mat
         mat_path.parent.mkdir(exist_ok=True)
-        savemat(mat_path, {MAT_VARIABLE: np.clip(values, 27.0, 74.0)[:, None]})
+        with written_as(mat_path):
+            savemat(mat_path, {MAT_VARIABLE: np.clip(values, 27.0, 74.0)[:, None]})
     return folder
 
 

@@ -5,6 +5,7 @@ chmod): torch.save's stream failure, and os.replace / the write raising ENOSPC o
 from __future__ import annotations
 
 import errno
+import io
 import os
 from pathlib import Path
 
@@ -93,3 +94,67 @@ def test_a_raw_write_failure_is_named(tmp_path):
         f"cannot write {path}: no space left on the device"
     assert error_message(OSError(errno.EROFS, "Read-only file system", path)) == \
         f"cannot write {path}: the file system is read-only"
+
+
+@pytest.fixture
+def failing_writes(monkeypatch):
+    """``set_errno(code)``: from then on every ``write()`` to a file opened for writing raises
+    ``OSError(code)`` without a file name, as a real full or read-only disk does mid-file (the
+    open itself succeeds). Patches ``builtins.open``, through which Pillow, pandas, SciPy, torch's
+    callers and our own writers all go."""
+    import builtins
+    real_open = builtins.open
+    state = {"code": None}
+
+    class FailingFile:
+        def __init__(self, handle):
+            self._handle = handle
+
+        def write(self, data):
+            raise OSError(state["code"], os.strerror(state["code"]))
+
+        def fileno(self):  # no descriptor: Pillow then writes through write() too
+            raise io.UnsupportedOperation("fileno")
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._handle.close()
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if state["code"] is not None and any(c in mode for c in "wax+") and not isinstance(file, int):
+            return FailingFile(handle)
+        return handle
+    monkeypatch.setattr(builtins, "open", failing_open)
+    return lambda code: state.update(code=code)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_module_commands_name_the_file_a_full_disk_stopped(code, failing_writes, tmp_path, capsys):
+    """python -m clip.random_weights and python -m datasets.synthetic (agiqa: Pillow, pandas;
+    aigciqa2023: Pillow, SciPy): one `error:` line naming the file, in the house's words, exit 2."""
+    from clip import random_weights
+    from datasets import synthetic
+    from dassl.utils.errors import write_failure
+
+    words = write_failure(OSError(code, os.strerror(code)))
+    failing_writes(code)
+    weights = tmp_path / "w" / "tiny.pt"
+    commands = [(random_weights.main, [str(weights)], str(weights)),
+                (synthetic.main, ["agiqa", "--root", str(tmp_path / "a"), "--n", "2"],
+                 str(tmp_path / "a" / "AGIQA-3K" / "AttnGAN_normal_000.jpg")),
+                (synthetic.main, ["aigciqa2023", "--root", str(tmp_path / "b"), "--n", "2"],
+                 str(tmp_path / "b" / "AIGCIQA2023" / "allimg" / "0.png"))]
+    for main, argv, path in commands:
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+        assert errors == [f"error: cannot write {path}: {words}"], err
+        assert "Traceback" not in err
+    assert not weights.exists() and not list(weights.parent.iterdir())  # no partial file left

@@ -6,7 +6,7 @@ Submodules imported on demand: ``run_record`` (config.yaml / run_info.json of a 
 from .devices import resolve_device
 from .errors import (EXIT_INTERRUPTED, EXIT_USER_ERROR, USER_ERRORS, CheckpointFileError, CheckpointMismatchError,
                      ConfigError, InputError, OutputWriteError, TrainingDiverged, UserError,
-                     error_message, report_user_error, shown, write_failure)
+                     error_message, report_user_error, shown, write_failure, written_as)
 from .image_check import find_unreadable_images, format_bad_images, image_problem
 from .images import (MAX_IMAGE_PIXELS, ImageNotFoundError, ImageReadError, image_size,
                      read_image, to_display_rgb)
@@ -33,7 +33,7 @@ __all__ = [
     "read_json", "remove_stale_temp_files", "tolist_if_not", "write_json", "BEST_MODEL_NAME", "BEST_POINTER",
     "LATEST_POINTER", "checkpoint_file_name", "load_checkpoint", "load_pretrained_weights", "read_checkpoint_pointer",
     "resume_from_checkpoint", "save_checkpoint", "UserError", "ConfigError", "InputError",
-    "USER_ERRORS", "EXIT_USER_ERROR", "EXIT_INTERRUPTED", "TrainingDiverged", "OutputWriteError", "write_failure", "error_message", "report_user_error", "shown",
+    "USER_ERRORS", "EXIT_USER_ERROR", "EXIT_INTERRUPTED", "TrainingDiverged", "OutputWriteError", "write_failure", "written_as", "error_message", "report_user_error", "shown",
     "CheckpointFileError", "CheckpointMismatchError", "LoadedCheckpoint", "ModuleCheckpoints",
     "load_state_dict_checked", "read_checkpoint",
     "read_module_checkpoint", "strip_module_prefix", "find_unreadable_images", "format_bad_images", "image_problem",

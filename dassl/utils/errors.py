@@ -11,8 +11,10 @@ derives from the builtin type callers caught before it existed (``ValueError``,
 from __future__ import annotations
 
 import errno
+import os
 import sys
-from typing import Optional, TextIO
+from contextlib import contextmanager
+from typing import Iterator, Optional, TextIO, Union
 
 from ..names import shown  # also re-exported: errors show names by its rule
 
@@ -62,6 +64,20 @@ def write_failure(exc: BaseException) -> Optional[str]:
     """``"no space left on the device"`` / ``"... read-only"`` when ``exc`` is an ``OSError``
     of a full disk, an exceeded quota or a read-only file system; None otherwise."""
     return _WRITE_FAILURES.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
+
+
+@contextmanager
+def written_as(path: Union[str, "os.PathLike[str]"]) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised inside that names no file: a ``write()`` that
+    failed on a full or read-only disk (Pillow's ``save``, pandas' ``to_csv``, SciPy's
+    ``savemat`` write through an open file object, whose error carries no file name), so that
+    ``error_message`` says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = os.fspath(path)
+        raise
 
 
 class OutputWriteError(UserError, OSError):

@@ -111,7 +111,7 @@ def save_random_weights(path: str, arch: str = "tiny-vit", seed: int = 0) -> str
 
 
 # A failed write's errno in the project's words (the same as dassl.utils.errors.write_failure,
-# which ``clip`` may not import; tests/test_write_failures.py checks that they agree).
+# which ``clip`` may not import; tests/test_full_disk.py checks that they agree).
 _WRITE_FAILURES = {errno.ENOSPC: "no space left on the device",
                    errno.EDQUOT: "the disk quota is exceeded (no space left for this user)",
                    errno.EROFS: "the file system is read-only"}

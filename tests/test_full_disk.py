@@ -158,3 +158,14 @@ def test_module_commands_name_the_file_a_full_disk_stopped(code, failing_writes,
         assert errors == [f"error: cannot write {path}: {words}"], err
         assert "Traceback" not in err
     assert not weights.exists() and not list(weights.parent.iterdir())  # no partial file left
+
+
+def test_clip_words_a_failed_write_as_dassl_does():
+    """clip may import nothing of ours, so it keeps its own copy of the words for a failed
+    write; they must stay those of dassl.utils.errors.write_failure."""
+    from clip import random_weights
+    from dassl.utils.errors import _WRITE_FAILURES, write_failure
+    assert random_weights._WRITE_FAILURES == _WRITE_FAILURES
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        exc = OSError(code, os.strerror(code), "/x")
+        assert random_weights._write_problem(exc) == write_failure(exc)

@@ -18,18 +18,21 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("train.py", "score.py", "scripts/sweep.py")
+# Each command as the user types it after ``python``: a script, or ``-m`` and a module.
+COMMANDS = ("train.py", "score.py", "scripts/sweep.py", "mat2csv.py", "scripts/seeds_summary.py",
+            "-m datasets.synthetic", "-m datasets.fetch", "-m clip.random_weights")
 
 
 def best_help_time(command: str, repeats: int) -> float:
-    """Best wall time in seconds of ``python COMMAND --help`` over ``repeats`` runs.
+    """Best wall time in seconds of ``python COMMAND --help`` over ``repeats`` runs (``COMMAND``:
+    a script's path or ``-m module``).
 
     Raises ``subprocess.CalledProcessError`` when ``--help`` does not exit 0.
     """
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, command, "--help"], cwd=REPO, check=True,
+        subprocess.run([sys.executable, *command.split(), "--help"], cwd=REPO, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
     return min(times)

@@ -16,11 +16,13 @@ import io
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from .model import CLIP
+# torch (and .model) are imported where used, so that --help answers without them.
 
 __all__ = ["PRESETS", "random_state_dict", "save_random_weights"]
 
@@ -45,6 +47,8 @@ PRESETS: dict[str, dict] = {
 
 def _randomize_normalization(model: nn.Module) -> None:
     """Affine parameters around (1, 0), running mean around 0, running variance in [0.5, 1.5]."""
+    from torch import nn
+
     for module in model.modules():
         if isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
             nn.init.normal_(module.weight, mean=1.0, std=0.1)
@@ -56,6 +60,8 @@ def _randomize_normalization(model: nn.Module) -> None:
 
 def _randomize_biases(model: nn.Module) -> None:
     """Small random biases instead of zeros, so a swapped or dropped bias changes the output."""
+    from torch import nn
+
     for name, param in model.named_parameters():
         if name.endswith("bias"):
             nn.init.normal_(param, std=0.02)
@@ -69,6 +75,10 @@ def random_state_dict(arch: str = "tiny-vit", seed: int = 0, overrides: dict | N
     a full-width but shallow model in a fast test. Deterministic for given arguments; leaves the
     global torch RNG untouched.
     """
+    import torch
+
+    from .model import CLIP
+
     if arch not in PRESETS:
         raise ValueError(f"unknown random-weights preset {arch!r}; choose one of {list(PRESETS)}")
     config = dict(PRESETS[arch], **(overrides or {}))
@@ -90,6 +100,8 @@ def save_random_weights(path: str, arch: str = "tiny-vit", seed: int = 0) -> str
     errno and ``filename`` = ``path`` (not torch's zip writer's ``RuntimeError``), and an
     earlier file at ``path`` is kept.
     """
+    import torch
+
     path = os.fspath(path)
     buffer = io.BytesIO()
     torch.save(random_state_dict(arch, seed), buffer)

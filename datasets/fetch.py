@@ -55,12 +55,38 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
-from dassl.utils.errors import report_user_error, write_failure
-
-from .errors import DatasetError, MissingDataError, describe_dir
-from .labels import sha256_file
-from .registry import DATABASES, PRODUCT_DATA, Database, Source, by_config, config_names
 from dassl.names import shown
+
+from .registry import DATABASES, PRODUCT_DATA, Database, Source, by_config, config_names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m datasets.fetch",
+        description="Download a database, verify it (size, SHA-256) and unpack it where the "
+                    "loaders look (ROOT/<folder>).")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"a dataset config: {', '.join(config_names())}")
+    parser.add_argument("--root", default=os.environ.get("DATA", "./data"),
+                        help="dataset root (DATASET.ROOT; default: $DATA, else ./data as in "
+                             "scripts/main.sh)")
+    parser.add_argument("--list", action="store_true",
+                        help="show every file with its size, source and licence (offline)")
+    parser.add_argument("--from", dest="given", action="append", default=[], metavar="PATH",
+                        help="use this archive (must match a known SHA-256) or folder instead "
+                             "of downloading; may be repeated")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+# --help answers before torch (imported by dassl.utils) loads.
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args(sys.argv[1:])
+
+from dassl.utils.errors import report_user_error, write_failure  # noqa: E402
+
+from .errors import DatasetError, MissingDataError, describe_dir  # noqa: E402
+from .labels import sha256_file  # noqa: E402
 
 __all__ = ["FetchError", "Planned", "plan", "fetch_database", "fetch_if_absent", "check_database",
            "describe", "main", "MANIFEST_ENV", "STAGING", "TIMEOUT_S"]
@@ -358,9 +384,11 @@ def check_database(db: Database, root: Path) -> int:
     from dassl.config import get_cfg_default, merge_config
     from dassl.data.datasets import DATASET_REGISTRY
 
+    from . import register
     from .config import add_dataset_config
     from .core import read_options
 
+    register()  # `python -m datasets.fetch` imports the package without registering
     images = 0
     for config in db.configs:
         cfg = add_dataset_config(get_cfg_default())
@@ -553,25 +581,6 @@ def list_sources() -> str:
             lines.append(f"  {p.source.name}  {p.size:,} bytes  sha256 {p.sha256}\n"
                          f"    {where}\n    licence: {p.source.licence}")
     return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m datasets.fetch",
-        description="Download a database, verify it (size, SHA-256) and unpack it where the "
-                    "loaders look (ROOT/<folder>).")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"a dataset config: {', '.join(config_names())}")
-    parser.add_argument("--root", default=os.environ.get("DATA", "./data"),
-                        help="dataset root (DATASET.ROOT; default: $DATA, else ./data as in "
-                             "scripts/main.sh)")
-    parser.add_argument("--list", action="store_true",
-                        help="show every file with its size, source and licence (offline)")
-    parser.add_argument("--from", dest="given", action="append", default=[], metavar="PATH",
-                        help="use this archive (must match a known SHA-256) or folder instead "
-                             "of downloading; may be repeated")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,24 +19,62 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence, Union
 
-import numpy as np
-import pandas as pd
-from PIL import Image, ImageDraw, ImageFilter
+Size = tuple[int, int]  # (width, height) in pixels
+SizeSpec = Union[Sequence[Size], Mapping[str, Size], str]
 
-from dassl.utils.errors import report_user_error, written_as
 
-from . import agiqa, aigciqa2023
-from .labels import MAT_VARIABLE, mat_row_name, read_text_table
+def _parse_sizes(text: str) -> SizeSpec:
+    """CLI sizes: 'real' or comma-separated WxH values, e.g. '256x256,512x384'."""
+    if text == "real":
+        return text
+    try:
+        return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"sizes must be 'real' or WxH[,WxH...], got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m datasets.synthetic``."""
+    parser = argparse.ArgumentParser(prog="python -m datasets.synthetic",
+                                     description="Write a synthetic AGIQA-3K or AIGCIQA2023 "
+                                                 "under ROOT (images + labels).")
+    parser.add_argument("dataset", choices=["agiqa", "aigciqa2023"])
+    parser.add_argument("--root", required=True, type=Path, help="DATASET.ROOT to write into")
+    parser.add_argument("--n", type=int, default=None,
+                        help="number of images (default: all names of --names-csv, else 64)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", type=_parse_sizes, default=[(256, 256)],
+                        help="'real' (AGIQA approximate real sizes) or WxH[,WxH...] cycled")
+    parser.add_argument("--names-csv", type=Path, default=None,
+                        help="agiqa only: take image names and prompts from this data.csv")
+    parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="agiqa only")
+    parser.add_argument("--haze", type=float, default=0.0,
+                        help="fraction of white mixed in at the worst quality (0..1, default 0: "
+                             "blur, noise and JPEG only)")
+    return parser
+
+
+# --help answers before torch (imported by dassl.utils and the loaders) and pandas load.
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
+
+from dassl.utils.errors import report_user_error, written_as  # noqa: E402
+
+from . import agiqa, aigciqa2023  # noqa: E402
+from .labels import MAT_VARIABLE, mat_row_name, read_text_table  # noqa: E402
 
 __all__ = ["make_synthetic_agiqa", "make_synthetic_aigciqa2023", "render_example",
            "random_scene", "degrade", "save_image", "AGIQA_APPROX_SIZES", "AGIQA_GROUPS",
            "PROMPT_WORDS", "main"]
-
-Size = tuple[int, int]  # (width, height) in pixels
-SizeSpec = Union[Sequence[Size], Mapping[str, Size], str]
 
 # Approximately the real AGIQA-3K image sizes per generator (the name's prefix); used with
 # sizes="real". Early GANs/diffusion at 256 px, SD-based at 512 px, commercial ones at 1024 px.
@@ -237,35 +275,9 @@ def make_synthetic_aigciqa2023(root: str | Path, n_images: int = 64, seed: int =
     return folder
 
 
-def _parse_sizes(text: str) -> SizeSpec:
-    """CLI sizes: 'real' or comma-separated WxH values, e.g. '256x256,512x384'."""
-    if text == "real":
-        return text
-    try:
-        return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"sizes must be 'real' or WxH[,WxH...], got {text!r}") from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; prints the created dataset folder."""
-    parser = argparse.ArgumentParser(prog="python -m datasets.synthetic",
-                                     description="Write a synthetic AGIQA-3K or AIGCIQA2023 "
-                                                 "under ROOT (images + labels).")
-    parser.add_argument("dataset", choices=["agiqa", "aigciqa2023"])
-    parser.add_argument("--root", required=True, type=Path, help="DATASET.ROOT to write into")
-    parser.add_argument("--n", type=int, default=None,
-                        help="number of images (default: all names of --names-csv, else 64)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sizes", type=_parse_sizes, default=[(256, 256)],
-                        help="'real' (AGIQA approximate real sizes) or WxH[,WxH...] cycled")
-    parser.add_argument("--names-csv", type=Path, default=None,
-                        help="agiqa only: take image names and prompts from this data.csv")
-    parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="agiqa only")
-    parser.add_argument("--haze", type=float, default=0.0,
-                        help="fraction of white mixed in at the worst quality (0..1, default 0: "
-                             "blur, noise and JPEG only)")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 0.0 <= args.haze <= 1.0:
         parser.error(f"--haze must be in [0, 1], got {args.haze}")

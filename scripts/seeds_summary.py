@@ -26,10 +26,27 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as `python scripts/seeds_summary.py`
     sys.path.insert(0, str(REPO))
 
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python scripts/seeds_summary.py``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("seed_dirs", nargs="+", help="the seeds' run folders (OUTPUT_DIR of each)")
+    parser.add_argument("--output", default=None,
+                        help="folder for seeds_summary.csv/.json (default: the first seed "
+                             "folder's parent)")
+    return parser
+
+
+# --help answers before torch (imported by dassl.utils) loads.
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    build_parser().parse_args(sys.argv[1:])
+
 import numpy as np  # noqa: E402
 
 from dassl.evaluation.metric_names import IQA_METRICS  # noqa: E402
-from dassl.utils import EXIT_USER_ERROR, atomic_write_text, write_json  # noqa: E402
+from dassl.utils import (EXIT_USER_ERROR, USER_ERRORS, atomic_write_text, report_user_error,  # noqa: E402
+                         write_json)
 from dassl.utils.run_dir import read_results  # noqa: E402
 from scripts.sweeps.tables import metric_statistics, number  # noqa: E402
 
@@ -97,12 +114,7 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("seed_dirs", nargs="+", help="the seeds' run folders (OUTPUT_DIR of each)")
-    parser.add_argument("--output", default=None,
-                        help="folder for seeds_summary.csv/.json (default: the first seed "
-                             "folder's parent)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     blocks, used = [], []
     for seed_dir in args.seed_dirs:
         block = selected_block(seed_dir)
@@ -118,14 +130,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USER_ERROR
     output = args.output or os.path.dirname(os.path.abspath(args.seed_dirs[0]))
     rows = summarise(blocks)
-    atomic_write_text(os.path.join(output, CSV_NAME), summary_csv(rows))
-    write_json({"seeds": [b["seed"] for b in blocks], "seed_dirs": used,
-                "metrics": {r["metric"]: {"n": r["n"], "mean": _json_value(r["mean"]),
-                                          "std": _json_value(r["std"]),
-                                          "per_seed": {k[4:]: _json_value(v) for k, v in r.items()
-                                                       if k.startswith("seed")}}
-                            for r in rows}},
-               os.path.join(output, JSON_NAME))
+    try:  # a full or read-only disk, an --output under a file: one error line naming the path
+        atomic_write_text(os.path.join(output, CSV_NAME), summary_csv(rows))
+        write_json({"seeds": [b["seed"] for b in blocks], "seed_dirs": used,
+                    "metrics": {r["metric"]: {"n": r["n"], "mean": _json_value(r["mean"]),
+                                              "std": _json_value(r["std"]),
+                                              "per_seed": {k[4:]: _json_value(v)
+                                                           for k, v in r.items()
+                                                           if k.startswith("seed")}}
+                                for r in rows}},
+                   os.path.join(output, JSON_NAME))
+    except USER_ERRORS as exc:
+        return report_user_error(exc)
     print(f"Seeds summary (selected epoch, {len(blocks)} seeds; mean ± sample std):")
     print(format_table(rows))
     print(f"Written to {os.path.join(output, CSV_NAME)} and {JSON_NAME}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import mat2csv
 import score
 import train
+from scripts import seeds_summary
 from dassl.utils import error_message, read_checkpoint_pointer
 
 from conftest import file_state
@@ -136,13 +138,19 @@ def failing_writes(monkeypatch):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
 def test_module_commands_name_the_file_a_full_disk_stopped(code, failing_writes, tmp_path, capsys):
-    """python -m clip.random_weights and python -m datasets.synthetic (agiqa: Pillow, pandas;
-    aigciqa2023: Pillow, SciPy): one `error:` line naming the file, in the house's words, exit 2."""
+    """python -m clip.random_weights, python -m datasets.synthetic (agiqa: Pillow, pandas;
+    aigciqa2023: Pillow, SciPy) and scripts/seeds_summary.py: one `error:` line naming the file,
+    in the house's words, exit 2."""
     from clip import random_weights
     from datasets import synthetic
     from dassl.utils.errors import write_failure
 
     words = write_failure(OSError(code, os.strerror(code)))
+    seed_dir = tmp_path / "seed1"
+    seed_dir.mkdir()
+    (seed_dir / "results.json").write_text(json.dumps(
+        {"mode": "train", "seed": 1, "selected": {"epoch": 1, "split": "test",
+                                                  "metrics": {"srcc": 0.5}}}))
     failing_writes(code)
     weights = tmp_path / "w" / "tiny.pt"
     commands = [(random_weights.main, [str(weights)], str(weights)),
@@ -157,6 +165,11 @@ def test_module_commands_name_the_file_a_full_disk_stopped(code, failing_writes,
         errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
         assert errors == [f"error: cannot write {path}: {words}"], err
         assert "Traceback" not in err
+    # scripts/seeds_summary.py (through the atomic writer: the longer "nothing was replaced" line)
+    assert seeds_summary.main([str(seed_dir)]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: cannot write {tmp_path / 'seeds_summary.csv'}: {words}; nothing was replaced")
     assert not weights.exists() and not list(weights.parent.iterdir())  # no partial file left
 
 

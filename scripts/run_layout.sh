@@ -9,6 +9,7 @@ PYTHON=${PYTHON:-python3}
 PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
+source "${REPO}/scripts/run_child.sh"
 
 # shown NAME: NAME as error lines show it, the project's one rule (dassl/names.py, standard
 # library only): as it is when plain, quoted and escaped when it holds a space at an end, a tab, a
@@ -127,7 +128,8 @@ run_name() {
 }
 
 # run_train_py SEED OUTPUT_DIR [FLAG ...] [-- KEY VALUE ...]: train.py with this run's configs and
-# method options; FLAGs go before the options, extra KEY VALUE pairs after them.
+# method options; FLAGs go before the options, extra KEY VALUE pairs after them. The script's
+# SIGTERM and Ctrl-C reach train.py (run_child.sh).
 run_train_py() {
     local seed=$1 out=$2
     shift 2
@@ -140,7 +142,7 @@ run_train_py() {
         shift
     fi
     # train.py words its advice for the script the user typed (main.sh, eval.sh), not for itself.
-    CLIP_AGIQA_LAUNCHER=$(basename "$0") "$PYTHON" "${REPO}/train.py" \
+    run_child env CLIP_AGIQA_LAUNCHER="$(basename "$0")" "$PYTHON" "${REPO}/train.py" \
         --root "${DATA}" \
         --seed "${seed}" \
         --trainer "${TRAINER}" \

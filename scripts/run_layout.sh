@@ -64,8 +64,8 @@ unknown_cfg() {
     close=$("$PYTHON" "${REPO}/dassl/names.py" --did-you-mean "${CFG}" "${methods[@]}" \
             "${ablations[@]}" 2>/dev/null || true)
     listed=$(printf ', %s' "${methods[@]}")
-    echo "error: CFG $(shown "${CFG}"): no configs/trainers/${TRAINER}/${CFG}.yaml or" \
-         "configs/ablations/${CFG}.yaml${close:+ ${close}}; method configs: ${listed:2};" \
+    echo "error: CFG $(shown "${CFG}"): no yaml of that name in configs/trainers/${TRAINER}/ or" \
+         "configs/ablations/${close:+ ${close}}; method configs: ${listed:2};" \
          "${#ablations[@]} ablations in configs/ablations/ (listed in configs/ablations/README.md)" >&2
     exit 2
 }
@@ -95,7 +95,12 @@ set_run_layout() {
     esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
-        echo "error: DATASET $(shown "${DATASET}"): no such file configs/datasets/DATASET.yaml; one of: $(registry --configs)" >&2
+        local configs close
+        read -r -a configs <<< "$(registry --configs)"
+        close=$("$PYTHON" "${REPO}/dassl/names.py" --did-you-mean "${DATASET}" "${configs[@]}" \
+                2>/dev/null || true)
+        echo "error: DATASET $(shown "${DATASET}"): no yaml of that name in configs/datasets/${close:+ ${close}};" \
+             "one of: ${configs[*]}" >&2
         exit 2
     fi
     # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.

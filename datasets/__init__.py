@@ -5,8 +5,9 @@ label columns, licence, download sources); ``python -m datasets.fetch`` download
 
 The package's names load on first use (PEP 562), so that ``python -m datasets.<command> --help``
 answers without importing torch: that command's own import of this package (while Python
-locates the command, ``sys.argv[0]`` is ``"-m"``) registers nothing; the command, or the first
-use of a name below, calls ``register()``. Every other import registers at once.
+locates the command, ``sys.argv[0]`` is ``"-m"``) registers nothing: the command imports what
+it needs (``datasets.fetch`` calls ``register()``), and the first use of a name below registers
+all. Every other import registers at once.
 """
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ set -- "${@%$'\r'}"
 # shown NAME: NAME as error lines show it (dassl/names.py: escaped when it holds invisible
 # characters).
 shown() { "$PYTHON" "$REPO/dassl/names.py" "$1"; }
+source "$REPO/scripts/run_child.sh"  # run_child: a SIGTERM to the demo reaches train.py
 WORK=${DEMO_DIR:-$REPO/output/demo}
 WORK=${WORK%$'\r'}
 N_IMAGES=${DEMO_IMAGES:-200}
@@ -133,13 +134,14 @@ TRAIN=("$PYTHON" train.py --root "$WORK/data" --seed 1 --trainer CLIP_AGIQA
     --output-dir "$RUN" "${TRAIN_FLAGS[@]}"
     MODEL.BACKBONE.NAME "$WEIGHTS" OPTIM.MAX_EPOCH "$EPOCHS")
 if [ "$VERBOSE" = 1 ]; then
-    "${TRAIN[@]}"
+    run_child "${TRAIN[@]}"
 else
     echo "[demo] training and testing with train.py (its full output: $RUN/log.txt)"
     # train.py's stdout goes to its log.txt anyway: keep one line per quarter of the training
     # (the epoch's mean loss) and that a finished run is reported as it is; its errors (stderr)
     # stay on the console.
-    PYTHONUNBUFFERED=1 "${TRAIN[@]}" | awk '
+    # (run_child: a SIGTERM to this script reaches train.py; `wait`: the filter's last lines.)
+    run_child env PYTHONUNBUFFERED=1 "${TRAIN[@]}" > >(awk '
         function report() {
             if (epoch != "" && (epoch % step == 0 || epoch == total))
                 printf "[demo] epoch %d/%d: mean training loss %s\n", epoch, total, loss
@@ -153,7 +155,8 @@ else
             next
         }
         /^Finish training/ { report(); epoch = "" }
-        /^already finished: / { print "[demo] " $0 }'
+        /^already finished: / { print "[demo] " $0 }')
+    wait
 fi
 
 "$PYTHON" - "$RUN" <<'PY'

@@ -9,6 +9,7 @@ PYTHON=${PYTHON:-python3}
 PYTHON=${PYTHON%$'\r'}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TRAINER=CLIP_AGIQA
+source "${REPO}/scripts/run_child.sh"
 
 # shown NAME: NAME as error lines show it, the project's one rule (dassl/names.py, standard
 # library only): as it is when plain, quoted and escaped when it holds a space at an end, a tab, a
@@ -63,8 +64,8 @@ unknown_cfg() {
     close=$("$PYTHON" "${REPO}/dassl/names.py" --did-you-mean "${CFG}" "${methods[@]}" \
             "${ablations[@]}" 2>/dev/null || true)
     listed=$(printf ', %s' "${methods[@]}")
-    echo "error: CFG $(shown "${CFG}"): no configs/trainers/${TRAINER}/${CFG}.yaml or" \
-         "configs/ablations/${CFG}.yaml${close:+ ${close}}; method configs: ${listed:2};" \
+    echo "error: CFG $(shown "${CFG}"): no yaml of that name in configs/trainers/${TRAINER}/ or" \
+         "configs/ablations/${close:+ ${close}}; method configs: ${listed:2};" \
          "${#ablations[@]} ablations in configs/ablations/ (listed in configs/ablations/README.md)" >&2
     exit 2
 }
@@ -94,7 +95,12 @@ set_run_layout() {
     esac
     DATASET_CONFIG=${REPO}/configs/datasets/${DATASET}.yaml
     if [ ! -f "${DATASET_CONFIG}" ]; then
-        echo "error: DATASET $(shown "${DATASET}"): no such file configs/datasets/DATASET.yaml; one of: $(registry --configs)" >&2
+        local configs close
+        read -r -a configs <<< "$(registry --configs)"
+        close=$("$PYTHON" "${REPO}/dassl/names.py" --did-you-mean "${DATASET}" "${configs[@]}" \
+                2>/dev/null || true)
+        echo "error: DATASET $(shown "${DATASET}"): no yaml of that name in configs/datasets/${close:+ ${close}};" \
+             "one of: ${configs[*]}" >&2
         exit 2
     fi
     # CFG names a method yaml in configs/trainers/CLIP_AGIQA/, else an ablation in configs/ablations/.
@@ -127,7 +133,8 @@ run_name() {
 }
 
 # run_train_py SEED OUTPUT_DIR [FLAG ...] [-- KEY VALUE ...]: train.py with this run's configs and
-# method options; FLAGs go before the options, extra KEY VALUE pairs after them.
+# method options; FLAGs go before the options, extra KEY VALUE pairs after them. The script's
+# SIGTERM and Ctrl-C reach train.py (run_child.sh).
 run_train_py() {
     local seed=$1 out=$2
     shift 2
@@ -140,7 +147,7 @@ run_train_py() {
         shift
     fi
     # train.py words its advice for the script the user typed (main.sh, eval.sh), not for itself.
-    CLIP_AGIQA_LAUNCHER=$(basename "$0") "$PYTHON" "${REPO}/train.py" \
+    run_child env CLIP_AGIQA_LAUNCHER="$(basename "$0")" "$PYTHON" "${REPO}/train.py" \
         --root "${DATA}" \
         --seed "${seed}" \
         --trainer "${TRAINER}" \

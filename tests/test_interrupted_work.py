@@ -5,9 +5,13 @@ it was) and scores only the rest when run again; training stops after its step o
 signal."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +20,7 @@ import score
 import train
 from dassl.engine.base import TrainerBase
 
-from conftest import file_state
+from conftest import REPO, file_state
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +120,51 @@ def test_training_stops_after_its_step_on_sigterm_and_resumes(tiny_args, tmp_pat
     monkeypatch.undo()
     results = train.main(tiny_args(out, epochs=2))
     assert results["selected"]["epoch"] == 2 or results["last"]["epoch"] == 2
+
+
+LAUNCHES = {"main.sh": ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False"],
+            "eval.sh": ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False"],
+            "demo.sh": ["--dir", "demo", "--images", "40", "--epochs", "1"]}
+
+
+@pytest.mark.parametrize("script", sorted(LAUNCHES))
+def test_a_launchers_sigterm_reaches_train_py(script, tmp_path):
+    """SIGTERM to main.sh, eval.sh or demo.sh (a job's time limit, `kill`) reaches the train.py it runs,
+    which stops as on Ctrl-C; the script waits for it and exits with its status, leaving no
+    train.py running on its own. The child may take Ctrl-C too (not started with it ignored)."""
+    ready, got = tmp_path / "ready", tmp_path / "got"
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import os, pathlib, signal, sys, time\n"
+        f"pathlib.Path({str(got)!r}).write_text('')\n"
+        "def stop(signum, frame):\n"
+        f"    pathlib.Path({str(got)!r}).write_text(signal.Signals(signum).name)\n"
+        "    time.sleep(0.5)  # a clean stop takes a moment: the script must wait for it\n"
+        "    sys.exit(130)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"pathlib.Path({str(ready)!r}).write_text(str(os.getpid()) + ' ' + "
+        "str(signal.getsignal(signal.SIGINT) == signal.default_int_handler))\n"
+        "time.sleep(60)\n"
+        "sys.exit(0)\n")
+    fake = tmp_path / "fakepython"
+    fake.write_text(f'#!/usr/bin/env bash\ncase "$1" in train.py|*/train.py) exec "{sys.executable}" '
+                    f'"{child}" ;; esac\nexec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    (tmp_path / "output/AGIQA/CLIP_AGIQA/vit_b16_ep100_1shots/nctx16_cscFalse_ctpend/seed1"
+     ).mkdir(parents=True)  # eval.sh's trained run
+    launcher = subprocess.Popen(
+        ["bash", str(REPO / "scripts" / script), *LAUNCHES[script]], cwd=tmp_path, env=dict(os.environ, PYTHON=str(fake)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid, takes_ctrl_c = ready.read_text().split()
+        launcher.send_signal(signal.SIGTERM)  # to the script alone, not its process group
+        assert launcher.wait(timeout=30) == 130
+        assert got.read_text() == "SIGTERM" and takes_ctrl_c == "True"
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)

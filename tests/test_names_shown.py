@@ -50,6 +50,22 @@ def test_main_sh_shows_a_cfg_with_a_trailing_space(tmp_path):
     assert "vit_b16_ep100" in methods  # the valid names are listed
 
 
+@pytest.mark.parametrize("position, name, kind, expected", [
+    (0, "AGIQA\xa0", "DATASET", "AGIQA"), (1, "vit_b16_ep100\t", "CFG", "vit_b16_ep100")])
+def test_main_sh_shows_the_name_only_escaped_and_offers_the_valid_one(position, name, kind,
+                                                                      expected, tmp_path):
+    """The rejected name appears only as shown (no raw tab or no-break space in a path built
+    from it), with the close valid name offered."""
+    args = ["AGIQA", "vit_b16_ep100", "end", "16", "1", "False"]
+    args[position] = name
+    done = subprocess.run(["bash", str(REPO / "scripts/main.sh"), *args], cwd=tmp_path,
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHON=sys.executable))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {kind} {shown(name)}: ")
+    assert name not in done.stderr and f"(did you mean {expected}?)" in done.stderr
+
+
 def test_train_py_shows_a_key_a_dataset_and_an_image_name(user_error, tiny_args, tiny_assets,
                                                          tmp_path):
     message = user_error(tiny_args(tmp_path / "a", "OPTIM.LR\xa0", "0.1"))

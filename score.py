@@ -79,7 +79,7 @@ else:
     from dassl.utils import (EXIT_INTERRUPTED, ImageReadError, InputError, OutputWriteError,
                              atomic_write_text, count_noun, path_problem, report_user_error, shown)
     from dassl.names import look_alike
-    from dassl.utils.image_files import find_images
+    from dassl.utils.image_files import SHOW_SKIPPED, find_images
     from dassl.utils.run_dir import is_run_folder
     from dassl.utils.run_lock import lock_run_dir
     from dassl.utils.label_file import LabelFileError, parse_number, read_label_file
@@ -152,11 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def collect_images(inputs: Sequence[str],
-                   notes: list[str] | None = None) -> list[tuple[str, str]]:
+def collect_images(inputs: Sequence[str], notes: list[str] | None = None,
+                   name_all: bool = False) -> list[tuple[str, str]]:
     """`(name, path)` of every image: files as given, folders searched recursively by
     `dassl.utils.image_files.find_images` (links followed, every extension Pillow reads; what it
-    skips is named in one line per folder, appended to `notes`, else printed on stderr).
+    skips is named in one line per folder, the first few unless `name_all` (--verbose), appended
+    to `notes`, else printed on stderr).
 
     Raises `FileNotFoundError` for a missing input or an input without images and `InputError`
     for two images with the same name.
@@ -167,10 +168,12 @@ def collect_images(inputs: Sequence[str],
             found.append((os.path.basename(item), item))
         elif os.path.isdir(item):
             walk = find_images(item)
-            if walk.skipped and notes is not None:
-                notes.append(walk.skipped_line())
-            elif walk.skipped:
-                print(walk.skipped_line(), file=sys.stderr)
+            line = walk.skipped_line(None if name_all else SHOW_SKIPPED,
+                                     more_hint=" (--verbose names them all)")
+            if line and notes is not None:
+                notes.append(line)
+            elif line:
+                print(line, file=sys.stderr)
             if not walk.images:
                 raise FileNotFoundError(f"no image files in folder {shown(item)} (extensions "
                                         "Pillow reads, e.g. .jpg .png .webp .tif)")
@@ -495,7 +498,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_file:
         images, skipped = list_images(args.list_file, args.inputs, args.skip_unreadable)
     elif args.inputs:
-        images = collect_images(args.inputs, notes)
+        images = collect_images(args.inputs, notes, name_all=args.verbose)
     else:
         raise InputError("give image files or folders, or --list FILE")
     labels = read_labels(args.labels, args.mos_column) if args.labels else None

@@ -88,3 +88,37 @@ def test_detect_anomaly_is_a_floating_point_error(loss):
     trainer = TrainerBase()
     with pytest.raises(FloatingPointError, match="training diverged at epoch 1/.*the loss is"):
         trainer.detect_anomaly(torch.tensor(loss))
+
+
+def test_the_error_names_the_learning_rate_of_the_step_that_diverged(tiny_args, capsys, tmp_path,
+                                                                     monkeypatch):
+    # The weights go non-finite in the last step of epoch 3: the check before its checkpoint
+    # finds them after the scheduler has stepped to epoch 4's (lower, cosine) rate.
+    real_update = TrainerBase.model_update
+
+    def update(self, names=None):
+        real_update(self, names)
+        if self.epoch == 2 and self.batch_idx == self.num_batches - 1:
+            with torch.no_grad():
+                for name in self.get_model_names(names):
+                    for p in self._models[name].parameters():
+                        if p.requires_grad:
+                            p.mul_(math.inf)
+    monkeypatch.setattr(TrainerBase, "model_update", update)
+    with pytest.raises(SystemExit) as info:
+        train.main(tiny_args(tmp_path / "run", "TRAIN.PRINT_FREQ", "1", epochs=4))
+    out, err = capsys.readouterr()
+    assert info.value.code == 2, err
+    message = re.search(r"training diverged at epoch (\d+)/4, step (\d+)/(\d+): .*"
+                        r"\(learning rate ([^,]+), precision", err)
+    assert message, err
+    epoch, step = message.group(1), message.group(2)
+    assert (epoch, step) == ("3", message.group(3))
+    logged = [float(m.group(1)) for m in re.finditer(
+        rf"^epoch \[{epoch}/4\] batch \[{step}/\d+\] .* lr (\S+) ", out, re.MULTILINE)]
+    assert len(logged) == 1, out
+    lrs = {float(m.group(1)) for m in re.finditer(r"^epoch \[\d/4\] .* lr (\S+) ", out,
+                                                  re.MULTILINE)}
+    assert len(lrs) > 2  # the schedule changes the rate between epochs: the check can fail
+    # Both are printed to 4 significant digits (".4g" and ".4e"): equal within that rounding.
+    assert float(message.group(4)) == pytest.approx(logged[0], rel=1e-3)

@@ -71,6 +71,13 @@ def test_every_entry_point_finds_the_same_images_and_names_the_skipped(tree, tmp
     err = capsys.readouterr().err
     assert "dead.png (broken link)" in err and "notes.txt (not an image)" in err
     assert all(Image.open(path).size == (8, 8) for _, path in found)
+    # More skipped than a line names: the rest are counted with how to name them all, and
+    # score.py --verbose names every one.
+    notes = []
+    few = walk.skipped_line(limit=2, more_hint=" (--verbose names them all)")
+    assert few.endswith(f" and {len(SKIPPED) - 2} more (--verbose names them all)")
+    score.collect_images([str(tree)], notes, name_all=True)
+    assert all(f"{name} ({reason})" in notes[-1] for name, reason in SKIPPED.items())
 
     # score.py --list: the listed top-level names are found, a broken link is named as such.
     listing = tmp_path / "list.csv"

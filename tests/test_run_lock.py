@@ -104,3 +104,66 @@ def test_a_sweep_skips_a_folder_in_use_hands_its_lock_to_its_run_and_calls_it_ru
     states = cluster.run_states(jobs)
     assert states["busy"].state == "running" and str(proc.pid) in states["busy"].detail
     assert states["free"].state == "failed"  # launched, not done, nobody holds it
+
+
+SWEEP = ("import sys\n"
+         "from pathlib import Path\n"
+         "from scripts.sweeps.runner import Job, execute\n"
+         "folder = Path(sys.argv[1])\n"
+         "execute([Job('run', (sys.executable, sys.argv[2], str(folder)), folder,\n"
+         "             {'key': 'run'})], [None], poll_s=0.05)\n")
+# The sweep's run: says its pid, waits for "go", then takes its folder's lock as train.py does.
+RUN = ("import os, sys, time\n"
+       "from dassl.utils.run_lock import lock_run_dir\n"
+       "folder = sys.argv[1]\n"
+       "open(os.path.join(folder, 'pid'), 'w').write(str(os.getpid()))\n"
+       "while not os.path.exists(os.path.join(folder, 'go')): time.sleep(0.05)\n"
+       "lock = lock_run_dir(folder)\n"
+       "open(os.path.join(folder, 'adopted'), 'w').close()\n"
+       "time.sleep(120)\n")
+
+
+def test_a_run_of_a_sweep_is_named_by_its_own_pid_and_command_and_the_sweeps(
+        tmp_path, tiny_args, user_error):
+    import time
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != LOCK_FD_ENV}
+    env["PYTHONPATH"] = str(REPO)
+    script = tmp_path / "my_sweep.py"  # a sweep and its run as scripts: command lines name them
+    script.write_text(SWEEP)
+    run = tmp_path / "my_run.py"
+    run.write_text(RUN)
+    sweep = subprocess.Popen([sys.executable, str(script), str(out), str(run)], cwd=REPO, env=env)
+    try:
+        def wait_for(name: str) -> None:
+            deadline = time.monotonic() + 60
+            while not (out / name).is_file():
+                assert sweep.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        wait_for("pid")
+        run_pid = int((out / "pid").read_text())
+        assert run_pid != sweep.pid
+        # Before the run takes the lock (started, the lock handed down) and after it adopts it:
+        # the record's pid runs the record's command; the sweep is named as its launcher.
+        for step in ("handed", "adopted"):
+            if step == "adopted":
+                (out / "go").touch()
+                wait_for("adopted")
+            record = lock_holder(str(out))
+            assert record["pid"] == run_pid and "my_run.py" in record["command"] and \
+                "my_sweep.py" not in record["command"], (step, record)
+            assert record["launcher"]["pid"] == sweep.pid and "my_sweep.py" in \
+                record["launcher"]["command"], (step, record)
+            message = user_error(tiny_args(out))
+            run_part, sweep_part = message.split(f", launched by process {sweep.pid} (")
+            assert f"in use by process {run_pid} on host " in run_part and \
+                "my_sweep.py" not in run_part, (step, message)
+            assert "my_sweep.py" in sweep_part, (step, message)
+    finally:
+        sweep.terminate()  # ends the sweep and, as after Ctrl-C, its run
+        sweep.wait(timeout=60)
+        if (out / "pid").is_file():
+            try:
+                os.kill(int((out / "pid").read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

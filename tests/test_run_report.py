@@ -19,7 +19,8 @@ import train
 from browser import chrome, page_problems, screenshot
 from synthetic_databases import AIGIQA20K_MODEL_UNITS, aigiqa20k_names
 from datasets.registry import DATABASES, aigciqa2023_generator
-from trainers.run_report import REPORT_FILE, paper_results, paper_row, write_run_report
+from dassl.utils.run_dir import REPORT_FILE
+from trainers.run_report import paper_results, paper_row, write_run_report
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 2

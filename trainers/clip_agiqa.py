@@ -31,7 +31,7 @@ from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.engine.trainer import NOT_VALIDATED
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import CheckpointMismatchError, ConfigError, load_state_dict_checked
-from dassl.utils.run_record import update_run_record
+from dassl.utils.run_record import RUN_INFO_FILE, update_run_record
 
 from .fast.decoded_images import header_sizes
 from .fast.feature_loaders import (CachedFeatureLoader, FeatureEpochLoader, ImageEpochLoader,
@@ -110,7 +110,7 @@ class CLIP_AGIQA(TrainerX):
 
     def _record_precision(self) -> None:
         """Put the effective precision into OUTPUT_DIR/run_info.json (when train.py wrote one)."""
-        path = os.path.join(self.cfg.OUTPUT_DIR, "run_info.json")
+        path = os.path.join(self.cfg.OUTPUT_DIR, RUN_INFO_FILE)
         if os.path.isfile(path):
             update_run_record(self.cfg.OUTPUT_DIR, precision=self.prec)
 

@@ -25,12 +25,11 @@ from dassl.evaluation.html_page import (escape, figure_img, number, page, png_fi
                                         thumbnail_img)
 from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS, RAW_METRICS
 from dassl.utils import atomic_write_text
-from dassl.utils.run_dir import SCATTER_FILE
+from dassl.utils.run_dir import REPORT_FILE, SCATTER_FILE
 
-__all__ = ["REPORT_FILE", "PAPER_RESULTS", "paper_results", "paper_row", "read_curves",
+__all__ = ["PAPER_RESULTS", "paper_results", "paper_row", "read_curves",
            "mos_bands", "write_run_report"]
 
-REPORT_FILE = "report.html"
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "configs" / "paper_results.yaml"
 SHOWN_METRICS = RAW_METRICS
 N_WORST = 8  # images shown as predicted worst

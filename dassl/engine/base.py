@@ -104,9 +104,13 @@ class TrainerBase:
 
     def _diverged(self, what: str) -> TrainingDiverged:
         """The one-line error of a diverged run: ``what`` went non-finite at this step, the
-        learning rate and precision, and what to do."""
+        learning rate and precision, and what to do. The learning rate is the one the
+        diverging step used (``step_lr``, recorded by ``run_epoch`` before each step): the
+        scheduler may have stepped since, before the checkpoint check found the weights
+        non-finite."""
+        step_lr = self.__dict__.get("step_lr")
         try:
-            lr = f"{self.get_current_lr():.4g}"
+            lr = f"{step_lr if step_lr is not None else self.get_current_lr():.4g}"
         except (ValueError, IndexError, KeyError):
             lr = "?"
         precision = self.training_precision()

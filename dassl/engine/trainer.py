@@ -339,6 +339,9 @@ class TrainerX(SimpleTrainer):
         end = time.time()
         for self.batch_idx, batch in enumerate(self._train_batches()):
             data_time.update(time.time() - end)
+            # The rate this step trains with: logged, and named if the run diverges (the
+            # scheduler steps after the epoch, before the checkpoint's finiteness check).
+            self.step_lr = self.get_current_lr()
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
@@ -353,14 +356,14 @@ class TrainerX(SimpleTrainer):
                     f"time {batch_time.val:.3f} ({batch_time.avg:.3f})",
                     f"data {data_time.val:.3f} ({data_time.avg:.3f})",
                     f"{losses}",
-                    f"lr {self.get_current_lr():.4e}",
+                    f"lr {self.step_lr:.4e}",
                     f"eta {eta}",
                 ]))
 
             n_iter = self.epoch * self.num_batches + self.batch_idx
             for name, meter in losses.meters.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)
-            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            self.write_scalar("train/lr", self.step_lr, n_iter)
             names = self.get_model_names()
             if len(names) > 1:  # each module's own optimizer may follow its own schedule
                 for name in names:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
+from ..utils.run_dir import CMAT_FILE
 from .build import EVALUATOR_REGISTRY
 from .metric_names import IQA_METRICS
 
@@ -191,7 +192,7 @@ class Classification(EvaluatorBase):
                       f"accuracy: {100.0 * (y_pred[mask] == label).mean():.1f}%")
         if self.cfg.TEST.COMPUTE_CMAT:
             cmat = confusion_matrix(y_true, y_pred, normalize="true")
-            path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
+            path = os.path.join(self.cfg.OUTPUT_DIR, CMAT_FILE)
             torch.save(torch.from_numpy(cmat), path)
             print(f"Confusion matrix is saved to {path}")
         return res

@@ -70,13 +70,17 @@ class FolderImages:
     def names(self) -> list[str]:
         return [name for name, _ in self.images]
 
-    def skipped_line(self, limit: int = SHOW_SKIPPED) -> Optional[str]:
+    def skipped_line(self, limit: Optional[int] = SHOW_SKIPPED,
+                     more_hint: str = "") -> Optional[str]:
         """``"skipped 3 entries of FOLDER: a.txt (not an image), .DS_Store (hidden), ..."``;
-        None when nothing was skipped."""
+        None when nothing was skipped. At most ``limit`` are named (None: all), then ``" and N
+        more"`` and ``more_hint`` (how the caller names them all)."""
         if not self.skipped:
             return None
+        limit = len(self.skipped) if limit is None else limit
         listed = ", ".join(f"{shown(name)} ({reason})" for name, reason in self.skipped[:limit])
-        more = f" and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
+        more = (f" and {len(self.skipped) - limit} more{more_hint}"
+                if len(self.skipped) > limit else "")
         noun = "entry" if len(self.skipped) == 1 else "entries"
         return f"skipped {len(self.skipped)} {noun} of {shown(self.folder)}: {listed}{more}"
 

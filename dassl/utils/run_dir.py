@@ -22,7 +22,8 @@ from .errors import shown
 from .tools import describe_dir, path_problem, read_json
 from .torchtools import BEST_MODEL_NAME, BEST_POINTER, LATEST_POINTER, checkpoint_file_name
 
-__all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TENSORBOARD_DIR",
+__all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "REPORT_FILE", "CMAT_FILE",
+           "SPLITS_DIR", "TENSORBOARD_DIR",
            "SWEEP_RUN_FILE", "SWEEP_LOG_FILE", "SWEEP_JOB_FILE",
            "IGNORED_KEYS", "flatten_config", "read_config_file",
            "config_differences", "same_path", "read_results", "checkpoint_dirs", "is_run_folder",
@@ -34,6 +35,8 @@ __all__ = ["RESULTS_FILE", "PREDICTIONS_FILE", "SCATTER_FILE", "SPLITS_DIR", "TE
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
 SCATTER_FILE = "scatter.png"
+REPORT_FILE = "report.html"  # the run's page (trainers.run_report); a sweep's page has the name too
+CMAT_FILE = "cmat.pt"  # the confusion matrix (TEST.COMPUTE_CMAT, classification only)
 SPLITS_DIR = "splits"
 TENSORBOARD_DIR = "tensorboard"
 # What a sweep writes into each of its run folders (scripts/sweeps): the run's identity, written
@@ -48,7 +51,7 @@ IGNORED_KEYS = frozenset({"OUTPUT_DIR", "RESUME", "DATASET.ROOT", "DATASET.FETCH
                           "DATASET.CHECK_PARTS",
                           "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "VERBOSE", "USE_CUDA"})
 # Files and folders a run writes at the top of OUTPUT_DIR (module folders are found by content).
-_RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, "cmat.pt", CONFIG_FILE,
+_RUN_FILES = (RESULTS_FILE, PREDICTIONS_FILE, SCATTER_FILE, REPORT_FILE, CMAT_FILE, CONFIG_FILE,
               RUN_INFO_FILE, SPLITS_DIR, TENSORBOARD_DIR)
 _PREVIOUS_PREFIX = "previous-"
 _SHOW_DIFFS = 8  # config differences an error message lists
@@ -262,7 +265,8 @@ def check_run_dir(model_dir: str, kind: str = "trained run") -> list[str]:
 def move_previous_run(output_dir: str, include_checkpoints: bool = True) -> Optional[str]:
     """Move the files of an earlier run into ``output_dir/previous-YYYYmmdd-HHMMSS/``.
 
-    Moved: results, predictions, config and run record, split files, TensorBoard logs,
+    Moved: results, predictions, scatter plot, report page, config and run record, split files,
+    TensorBoard logs,
     ``log*.txt`` and (``include_checkpoints``) every checkpoint folder. Nothing is deleted and
     unrelated files stay. Returns the new folder, or None when there was nothing to move.
     """

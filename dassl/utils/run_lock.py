@@ -7,11 +7,15 @@ A run folder (``OUTPUT_DIR``) is written by one process at a time, whatever star
 killed run never blocks the next one (the file stays; a stale file holds no lock). While held,
 the file holds a small JSON record of its holder (pid, host, command, start time) for the
 message that refuses a second writer (``RunFolderBusy``, a ``UserError``: one ``error:`` line,
-exit status 2).
+exit status 2). Pid and command in a record are always those of one process; a run started by
+a launcher also names the launcher (``launcher``: its pid and command), so a message says both
+and nobody stops a whole sweep believing it is one run.
 
 A launcher that takes the lock for a child (the sweep executors) hands the open file to it
 (``child_env`` / ``pass_fds``): ``flock`` locks belong to the open file, so the child holds the
-very same lock, and ``lock_run_dir`` in the child adopts it instead of refusing itself.
+very same lock, and ``lock_run_dir`` in the child adopts it instead of refusing itself. The
+launcher records the child as the holder once started (``hand_to``); the child, adopting,
+records itself and keeps the launcher.
 
 Where ``fcntl`` does not exist (native Windows) or the file system refuses ``flock``, folders
 are not locked (said once on stderr).
@@ -48,15 +52,25 @@ class RunFolderBusy(UserError, RuntimeError):
     """Another process holds the run folder's lock."""
 
 
-def describe_holder(holder: Optional[dict]) -> str:
-    """``process 123 on host h (python train.py ..., started 2026-01-01 10:00:00 UTC)``."""
-    if not holder:
-        return "another process (its record is unreadable)"
-    command = str(holder.get("command") or "?").replace("\r", "\\r").replace("\n", "\\n")
+def _shown_command(record: dict) -> str:
+    """A record's command on one line, cut to ``_SHOWN_COMMAND`` characters."""
+    command = str(record.get("command") or "?").replace("\r", "\\r").replace("\n", "\\n")
     if len(command) > _SHOWN_COMMAND:
         command = command[:_SHOWN_COMMAND - 3] + "..."
-    return (f"process {holder.get('pid', '?')} on host {holder.get('host', '?')} ({command}, "
-            f"started {holder.get('started', '?')})")
+    return command
+
+
+def describe_holder(holder: Optional[dict]) -> str:
+    """``process 123 on host h (python train.py ..., started 2026-01-01 10:00:00 UTC)``, plus
+    ``, launched by process 99 (python sweep.py ...)`` for a run a launcher started."""
+    if not holder:
+        return "another process (its record is unreadable)"
+    text = (f"process {holder.get('pid', '?')} on host {holder.get('host', '?')} "
+            f"({_shown_command(holder)}, started {holder.get('started', '?')})")
+    launcher = holder.get("launcher")
+    if isinstance(launcher, dict):
+        text += f", launched by process {launcher.get('pid', '?')} ({_shown_command(launcher)})"
+    return text
 
 
 def _read_holder(handle) -> Optional[dict]:
@@ -97,15 +111,21 @@ class RunLock:
             env[LOCK_FD_ENV] = str(self.fd)
         return env
 
-    def write_holder(self, command: Optional[Sequence[str]] = None) -> None:
-        """Record this process as the holder (pid, host, command, start time)."""
+    def write_holder(self, command: Optional[Sequence[str]] = None, pid: Optional[int] = None,
+                     launcher: Optional[dict] = None) -> None:
+        """Record the holder: process ``pid`` (default: this one) running ``command`` (default:
+        this process's command line; give it with ``pid``), host, start time and
+        ``launcher`` (``{"pid", "command"}`` of the process that started it, if any)."""
         if self._handle is None:
             return
-        record = {"pid": os.getpid(), "host": socket.gethostname(),
-                  "command": shlex.join(command if command is not None else
-                                        [os.path.basename(sys.executable), *sys.argv]),
+        if command is None:
+            command = [os.path.basename(sys.executable), *sys.argv]
+        record = {"pid": os.getpid() if pid is None else pid, "host": socket.gethostname(),
+                  "command": shlex.join(command),
                   "started": datetime.datetime.now(datetime.timezone.utc)
                   .strftime("%Y-%m-%d %H:%M:%S UTC")}
+        if launcher:
+            record["launcher"] = launcher
         try:
             self._handle.seek(0)
             self._handle.truncate()
@@ -113,6 +133,11 @@ class RunLock:
             self._handle.flush()
         except OSError:  # the record is only for messages; the lock holds without it
             pass
+
+    def hand_to(self, pid: int, command: Sequence[str]) -> None:
+        """Record the child ``pid`` (running ``command``) this process started with the lock
+        handed down (``child_env``) as the holder, this process as its launcher."""
+        self.write_holder(command, pid=pid, launcher=_this_process())
 
     def release(self) -> None:
         if self._handle is not None:
@@ -129,6 +154,24 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _this_process() -> dict:
+    """``{"pid", "command"}`` of this process (a holder record's ``launcher``)."""
+    return {"pid": os.getpid(),
+            "command": shlex.join([os.path.basename(sys.executable), *sys.argv])}
+
+
+def _launcher(record: Optional[dict]) -> Optional[dict]:
+    """The launcher an adopting child keeps from the launcher's record: the record's own
+    ``launcher`` (the launcher already named this child), else the record's process."""
+    if not record:
+        return None
+    if isinstance(record.get("launcher"), dict):
+        return record["launcher"]
+    if record.get("pid") == os.getpid():
+        return None
+    return {"pid": record.get("pid"), "command": record.get("command")}
 
 
 def _adopt(path: str) -> Optional[RunLock]:
@@ -154,7 +197,7 @@ def lock_run_dir(run_dir: str, command: Optional[Sequence[str]] = None,
     path = os.path.join(run_dir, LOCK_FILE)
     adopted = _adopt(path)
     if adopted is not None:
-        adopted.write_holder(command)
+        adopted.write_holder(command, launcher=_launcher(_read_holder(adopted._handle)))
         return adopted
     if fcntl is None:
         return RunLock(run_dir)

@@ -15,7 +15,7 @@ from dassl.evaluation.html_page import escape, link, number, page, png_file_img,
 from dassl.evaluation.metric_names import GROUP_METRICS, IQA_METRICS
 from dassl.utils import atomic_write_text
 
-from trainers.run_report import REPORT_FILE as RUN_REPORT
+from dassl.utils.run_dir import REPORT_FILE as RUN_REPORT
 
 from .tables import GROUP_COLUMNS, SUMMARY_METRICS
 

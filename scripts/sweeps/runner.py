@@ -195,8 +195,11 @@ def launch(job: Job, device: Optional[str] = None,
     log.write(f"\n===== sweep launch {time.strftime('%Y-%m-%d %H:%M:%S')}: "
               f"{' '.join(job.argv)}\n")
     log.flush()
-    return subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env,
-                            preexec_fn=preexec_fn, pass_fds=pass_fds), log
+    proc = subprocess.Popen(list(job.argv), stdout=log, stderr=subprocess.STDOUT, env=env,
+                            preexec_fn=preexec_fn, pass_fds=pass_fds)
+    if lock is not None:
+        lock.hand_to(proc.pid, job.argv)  # the run's pid with the run's command, and the sweep
+    return proc, log
 
 
 def take_lock(job: Job, echo: Callable[[str], None] = print) -> Optional[RunLock]:
@@ -207,7 +210,8 @@ def take_lock(job: Job, echo: Callable[[str], None] = print) -> Optional[RunLock
     try:
         check_new_run_folder(os.fspath(job.output_dir), what="run folder",
                              advice=RerunAdvice(other_folder="give the sweep another --output"))
-        return lock_run_dir(os.fspath(job.output_dir), command=job.argv, what="run folder")
+        # Held by the sweep itself (its pid, its command) until ``launch`` hands it to the run.
+        return lock_run_dir(os.fspath(job.output_dir), what="run folder")
     except UserError as exc:  # RunFolderBusy, or a folder of the user's
         echo(f"skip  {job.key}: {exc}")
         return None

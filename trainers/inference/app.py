@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from dassl.utils import InputError, atomic_write_text
 
-from ..run_report import REPORT_FILE
+from dassl.utils.run_dir import REPORT_FILE
 from .scorer import DEFAULT_BATCH_SIZE, Scorer, scores_csv_text
 
 __all__ = ["INSTALL_HINT", "import_gradio", "score_files", "build_app", "serve"]
